@@ -1,0 +1,241 @@
+//! Command-line flags (each with a `KMC_` env twin) -> a validated `Config`, in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
+use crate::log::LogArgs;
+use crate::proc::ProcRoot;
+use crate::scrape::ScrapeConfig;
+
+/// The TCP listener when neither `--listen` nor `--socket` is given: port 48080 sits in the
+/// ephemeral range 32768-60999, which passt never binds (kubevirt.md §4, docs/design.md).
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 48080);
+
+/// Where the injected sidecar's Unix socket lives (docs/design.md).
+pub const DEFAULT_SOCKET: &str = "/var/run/kube-metrics-collector/metrics.sock";
+
+/// Exports per-process metrics of the KubeVirt virt-launcher pod it runs in, read from the pod's
+/// shared /proc.
+#[derive(Debug, clap::Parser)]
+#[command(name = "kube-metrics-collector", version)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Collect once, print the metrics (text 0.0.4) to stdout and exit.
+    #[arg(short = 'M', long)]
+    dump_metrics: bool,
+
+    /// Root of the proc filesystem (the pod must share its PID namespace).
+    #[arg(long, env = "KMC_PROC_ROOT", default_value = "/proc")]
+    proc_root: PathBuf,
+
+    /// Downward-API directory with `labels`, `annotations`, `compute_memory_request`, `compute_memory_limit`.
+    #[arg(long, env = "KMC_PODINFO", default_value = "/etc/podinfo")]
+    podinfo: PathBuf,
+
+    /// TCP address to serve on [default: 0.0.0.0:48080 when --socket is not given either].
+    #[arg(long, env = "KMC_LISTEN")]
+    listen: Option<SocketAddr>,
+
+    /// Unix socket to serve on (a stale file is replaced at start).
+    #[arg(long, env = "KMC_SOCKET")]
+    socket: Option<PathBuf>,
+
+    /// Extra role NAME=BASENAME, matched on argv[0]'s basename before the built-in roles; repeatable.
+    #[arg(
+        long = "role",
+        env = "KMC_ROLES",
+        value_delimiter = ',',
+        value_name = "NAME=BASENAME"
+    )]
+    roles: Vec<RoleRule>,
+
+    /// Also export PSS from smaps_rollup (takes each target's mm lock: can stall large processes).
+    #[arg(long, env = "KMC_PSS")]
+    pss: bool,
+
+    /// A scrape within this many ms of the last collection is answered from it; 0 = always collect.
+    #[arg(long, env = "KMC_MIN_INTERVAL_MS", default_value_t = 1000)]
+    min_interval_ms: u64,
+
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// Subcommands; without one, the collector serves.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Exit 0 iff GET /healthz over the Unix socket answers 200 within 2 s (for exec probes; no network).
+    Probe {
+        /// The collector's Unix socket.
+        #[arg(long, env = "KMC_SOCKET", default_value = DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Serve every collector on this node from their Unix sockets (node relay).
+    Relay(crate::relay::RelayArgs),
+}
+
+/// What the binary was asked to do.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    Serve(ServeConfig),
+    Dump(ScrapeConfig),
+    Probe { socket: PathBuf },
+    Relay(crate::relay::RelayConfig),
+}
+
+/// Validated settings of the server.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    pub scrape: ScrapeConfig,
+    pub listen: Option<SocketAddr>,
+    pub socket: Option<PathBuf>,
+    pub min_interval: Duration,
+}
+
+/// Flag combinations we refuse.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    #[error("--dump-metrics cannot be combined with a subcommand")]
+    DumpWithSubcommand,
+    #[error(
+        "--socket must not contain `{0}`: virt-launcher-monitor would kill this process on exit"
+    )]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayArgsError),
+}
+
+// === impl Args ===
+
+impl Args {
+    pub fn into_config(self) -> Result<(LogArgs, Mode), ArgsError> {
+        let Self {
+            command,
+            dump_metrics,
+            proc_root,
+            podinfo,
+            listen,
+            socket,
+            roles,
+            pss,
+            min_interval_ms,
+            log,
+        } = self;
+        // `--role` values are checked by `RoleRule::from_str`; paths are the other free text on our cmdline.
+        for path in [Some(&proc_root), Some(&podinfo), socket.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let text = path.to_string_lossy();
+            if let Some(bad) = FORBIDDEN_SUBSTRINGS.into_iter().find(|s| text.contains(s)) {
+                return Err(ArgsError::Forbidden(bad));
+            }
+        }
+        let scrape = ScrapeConfig {
+            proc_root: ProcRoot::new(proc_root),
+            podinfo,
+            roles: Roles::new(&roles),
+            pss,
+        };
+        let mode = match (command, dump_metrics) {
+            (Some(_), true) => return Err(ArgsError::DumpWithSubcommand),
+            (Some(Command::Probe { socket }), false) => Mode::Probe { socket },
+            (Some(Command::Relay(relay)), false) => Mode::Relay(relay.into_config()?),
+            (None, true) => Mode::Dump(scrape),
+            (None, false) => Mode::Serve(ServeConfig {
+                scrape,
+                listen: listen.or(socket.is_none().then_some(DEFAULT_LISTEN)),
+                socket,
+                min_interval: Duration::from_millis(min_interval_ms),
+            }),
+        };
+        Ok((log, mode))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    fn parse(args: &[&str]) -> Result<Mode, String> {
+        let argv = std::iter::once("kube-metrics-collector").chain(args.iter().copied());
+        let args = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        args.into_config()
+            .map(|(_, mode)| mode)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn serves_on_default_port_without_listeners() {
+        let Ok(Mode::Serve(c)) = parse(&[]) else {
+            panic!("expected serve")
+        };
+        assert_eq!(c.listen, Some(DEFAULT_LISTEN));
+        assert_eq!(c.socket, None);
+        assert_eq!(c.min_interval, Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn socket_alone_disables_tcp() {
+        let Ok(Mode::Serve(c)) = parse(&["--socket", "/tmp/x.sock"]) else {
+            panic!("expected serve")
+        };
+        assert_eq!(
+            (c.listen, c.socket),
+            (None, Some(PathBuf::from("/tmp/x.sock")))
+        );
+        let Ok(Mode::Serve(c)) = parse(&["--socket", "/tmp/x.sock", "--listen", "127.0.0.1:9"])
+        else {
+            panic!("expected serve")
+        };
+        assert_eq!(c.listen, Some("127.0.0.1:9".parse().unwrap()));
+    }
+
+    #[test]
+    fn dump_and_probe_modes() {
+        assert!(matches!(parse(&["-M"]), Ok(Mode::Dump(_))));
+        assert!(matches!(parse(&["--dump-metrics", "--pss"]), Ok(Mode::Dump(c)) if c.pss));
+        let Ok(Mode::Probe { socket }) = parse(&["probe"]) else {
+            panic!("expected probe")
+        };
+        assert_eq!(socket, PathBuf::from(DEFAULT_SOCKET));
+        let Ok(Mode::Probe { socket }) = parse(&["probe", "--socket", "/s"]) else {
+            panic!("expected probe")
+        };
+        assert_eq!(socket, PathBuf::from("/s"));
+        assert_eq!(
+            parse(&["-M", "probe"]).unwrap_err(),
+            ArgsError::DumpWithSubcommand.to_string()
+        );
+    }
+
+    #[test]
+    fn rejects_qemu_strings_in_roles_and_paths() {
+        let err = parse(&["--role", "x=qemu-kvm"]).unwrap_err();
+        assert!(err.contains("qemu-kvm"), "{err}");
+        assert!(parse(&["--role", "a=b,c=qemu-system-x86_64"]).is_err());
+        assert_eq!(
+            parse(&["--socket", "/run/qemu-kvm.sock"]).unwrap_err(),
+            ArgsError::Forbidden("qemu-kvm").to_string()
+        );
+        let Ok(Mode::Dump(c)) = parse(&["-M", "--role", "db=postgres", "--role", "web=nginx"])
+        else {
+            panic!("expected dump")
+        };
+        assert_eq!(
+            c.roles.names().len(),
+            crate::classify::BUILTIN_ROLES.len() + 2
+        );
+    }
+}

@@ -1,0 +1,397 @@
+//! Assigns each process a role (docs/metrics.md) and each QEMU thread a class. No I/O.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Built-in roles in exposition order; `other` is last.
+pub const BUILTIN_ROLES: [&str; 12] = [
+    "virt-launcher-monitor",
+    "virt-launcher",
+    "virtqemud",
+    "libvirtd",
+    "virtlogd",
+    "qemu",
+    "swtpm",
+    "passt",
+    "virtiofsd",
+    "virt-tail",
+    "container-disk",
+    "other",
+];
+
+/// Our own argv[0] basename; processes with it (the exec probe, `-M`) are never counted.
+pub const SELF_NAME: &str = "kube-metrics-collector";
+
+/// The kernel keeps 15 bytes of `comm`; what is left of our name in it.
+const SELF_COMM: &[u8] = b"kube-metrics-co";
+
+/// Strings virt-launcher-monitor kills by substring (kubevirt.md §3.3); no argument of ours may hold them.
+pub const FORBIDDEN_SUBSTRINGS: [&str; 2] = ["qemu-kvm", "qemu-system"];
+
+/// Index into `Roles::names`.
+pub type RoleId = usize;
+
+/// An extra role from `--role NAME=BASENAME`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoleRule {
+    pub name: String,
+    pub basename: String,
+}
+
+/// Why a `--role` value was rejected.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RoleRuleError {
+    #[error("expected NAME=BASENAME")]
+    Shape,
+    #[error("must not contain `{0}`: virt-launcher-monitor would kill this process on exit")]
+    Forbidden(&'static str),
+}
+
+/// The role table: built-ins followed by configured extras.
+#[derive(Clone, Debug)]
+pub struct Roles {
+    names: Vec<String>,
+    extra: Vec<(String, RoleId)>,
+}
+
+/// What a process is counted as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    Role(RoleId),
+    /// The collector itself, or the sandbox's `pause`.
+    Excluded,
+}
+
+/// QEMU thread classes, by the names QEMU sets with `debug-threads=on`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadClass {
+    Vcpu = 0,
+    Iothread = 1,
+    Other = 2,
+}
+
+// === impl RoleRule ===
+
+impl FromStr for RoleRule {
+    type Err = RoleRuleError;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        if let Some(bad) = FORBIDDEN_SUBSTRINGS.into_iter().find(|s| value.contains(s)) {
+            return Err(RoleRuleError::Forbidden(bad));
+        }
+        let (name, basename) = value.split_once('=').ok_or(RoleRuleError::Shape)?;
+        let (name, basename) = (name.trim(), basename.trim());
+        if name.is_empty() || basename.is_empty() || basename.contains('/') {
+            return Err(RoleRuleError::Shape);
+        }
+        Ok(Self {
+            name: name.to_string(),
+            basename: basename.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for RoleRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={}", self.name, self.basename)
+    }
+}
+
+// === impl Roles ===
+
+impl Roles {
+    pub const QEMU: RoleId = 5;
+    pub const OTHER: RoleId = 11;
+
+    /// Extra rules are checked before the built-ins; a rule naming a built-in role adds to it.
+    pub fn new(rules: &[RoleRule]) -> Self {
+        let mut names: Vec<String> = BUILTIN_ROLES.iter().map(|s| s.to_string()).collect();
+        let mut extra = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let id = match names.iter().position(|n| *n == rule.name) {
+                Some(id) => id,
+                None => {
+                    names.push(rule.name.clone());
+                    names.len() - 1
+                }
+            };
+            extra.push((rule.basename.clone(), id));
+        }
+        Self { names, extra }
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The `process` label value of a role.
+    pub fn name(&self, id: RoleId) -> &str {
+        self.names.get(id).map_or("other", String::as_str)
+    }
+
+    /// Classifies a process from its cmdline bytes and `comm`.
+    pub fn classify(&self, cmdline: &[u8], comm: &[u8]) -> Class {
+        let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
+        if argv0.is_empty() {
+            // Kernel threads and zombies have an empty cmdline; only they are matched on `comm`.
+            if comm == SELF_COMM || comm == b"pause" {
+                return Class::Excluded;
+            }
+            return Class::Role(self.by_name(comm));
+        }
+        let base = argv0.rsplit(|&b| b == b'/').next().unwrap_or(argv0);
+        if base == SELF_NAME.as_bytes() || base == b"pause" {
+            return Class::Excluded;
+        }
+        Class::Role(self.by_name(base))
+    }
+
+    fn by_name(&self, name: &[u8]) -> RoleId {
+        if let Some((_, id)) = self.extra.iter().find(|(b, _)| b.as_bytes() == name) {
+            return *id;
+        }
+        let builtin = match name {
+            // The kernel truncates comm to 15 bytes: `virt-launcher-m`.
+            b"virt-launcher-monitor" | b"virt-launcher-m" => "virt-launcher-monitor",
+            b"virt-launcher" => "virt-launcher",
+            b"virtqemud" => "virtqemud",
+            b"libvirtd" => "libvirtd",
+            b"virtlogd" => "virtlogd",
+            b"qemu-kvm" => "qemu",
+            n if n.starts_with(b"qemu-system-") => "qemu",
+            b"swtpm" => "swtpm",
+            n if n == b"passt" || n.starts_with(b"passt.") => "passt",
+            b"virtiofsd" => "virtiofsd",
+            b"virt-tail" => "virt-tail",
+            b"container-disk" => "container-disk",
+            _ => return Self::OTHER,
+        };
+        BUILTIN_ROLES
+            .iter()
+            .position(|r| *r == builtin)
+            .unwrap_or(Self::OTHER)
+    }
+}
+
+// === impl ThreadClass ===
+
+impl ThreadClass {
+    pub const ALL: [ThreadClass; 3] = [Self::Vcpu, Self::Iothread, Self::Other];
+
+    /// `CPU <n>/KVM` and `CPU <n>/TCG` are vCPUs, `IO <name>` are I/O threads, the rest is `other`.
+    pub fn of(comm: &[u8]) -> Self {
+        if let Some(rest) = comm.strip_prefix(b"CPU ")
+            && let Some((n, accel)) = rest.split_once_byte(b'/')
+            && !n.is_empty()
+            && n.iter().all(u8::is_ascii_digit)
+            && matches!(accel, b"KVM" | b"TCG")
+        {
+            return Self::Vcpu;
+        }
+        if comm.starts_with(b"IO ") {
+            return Self::Iothread;
+        }
+        Self::Other
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Vcpu => "vcpu",
+            Self::Iothread => "iothread",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The `<name>` of QEMU's `-name guest=<namespace>_<name>,...`, from its cmdline bytes.
+pub fn qemu_guest_name(cmdline: &[u8]) -> Option<String> {
+    let mut args = crate::proc::parse::args(cmdline);
+    while let Some(arg) = args.next() {
+        let value = match arg {
+            b"-name" => args.next()?,
+            _ => match arg.strip_prefix(b"-name=") {
+                Some(v) => v,
+                None => continue,
+            },
+        };
+        let guest = value
+            .split(|&b| b == b',')
+            .find_map(|opt| opt.strip_prefix(b"guest="))?;
+        // A namespace is a DNS label and cannot contain `_`, so the first `_` ends it.
+        let (_, name) = guest.split_once_byte(b'_')?;
+        let name = std::str::from_utf8(name).ok()?;
+        return (!name.is_empty()).then(|| name.to_string());
+    }
+    None
+}
+
+trait SplitOnceByte {
+    fn split_once_byte(&self, b: u8) -> Option<(&[u8], &[u8])>;
+}
+
+impl SplitOnceByte for [u8] {
+    fn split_once_byte(&self, b: u8) -> Option<(&[u8], &[u8])> {
+        let at = self.iter().position(|&c| c == b)?;
+        Some((self.get(..at)?, self.get(at + 1..)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn role_of(roles: &Roles, cmdline: &[u8], comm: &[u8]) -> String {
+        match roles.classify(cmdline, comm) {
+            Class::Role(id) => roles.name(id).to_string(),
+            Class::Excluded => "EXCLUDED".to_string(),
+        }
+    }
+
+    #[test]
+    fn classifies_launcher_processes_by_argv0_basename() {
+        let roles = Roles::new(&[]);
+        let table: &[(&[u8], &[u8], &str)] = &[
+            (
+                b"/usr/bin/virt-launcher-monitor\0--qemu-timeout\0",
+                b"virt-launcher-m",
+                "virt-launcher-monitor",
+            ),
+            (b"", b"virt-launcher-m", "virt-launcher-monitor"),
+            (
+                b"/usr/bin/virt-launcher\0",
+                b"virt-launcher",
+                "virt-launcher",
+            ),
+            (
+                b"/usr/sbin/virtqemud\0-f\0/var/run/libvirt/virtqemud.conf\0",
+                b"virtqemud",
+                "virtqemud",
+            ),
+            (b"/usr/sbin/libvirtd\0", b"libvirtd", "libvirtd"),
+            (b"/usr/sbin/virtlogd\0-f\0x\0", b"virtlogd", "virtlogd"),
+            (
+                b"/usr/libexec/qemu-kvm\0-name\0guest=ns_vm\0",
+                b"qemu-kvm",
+                "qemu",
+            ),
+            (b"/usr/bin/qemu-system-x86_64\0", b"qemu-system-x86", "qemu"),
+            (b"swtpm\0socket\0", b"swtpm", "swtpm"),
+            (b"passt.avx2\0", b"passt.avx2", "passt"),
+            (b"/usr/libexec/virtiofsd\0", b"virtiofsd", "virtiofsd"),
+            (b"/usr/bin/virt-tail\0", b"virt-tail", "virt-tail"),
+            (
+                b"/usr/bin/container-disk\0--copy-path\0",
+                b"container-disk",
+                "container-disk",
+            ),
+            (b"/usr/bin/virt-probe\0", b"virt-probe", "other"),
+            (b"", b"kworker/0:1", "other"),
+            (b"/pause\0", b"pause", "EXCLUDED"),
+            (
+                b"/usr/bin/kube-metrics-collector\0probe\0",
+                b"kube-metrics-co",
+                "EXCLUDED",
+            ),
+            (b"", b"kube-metrics-co", "EXCLUDED"),
+            (b"passtime\0", b"passtime", "other"),
+        ];
+        for (cmdline, comm, want) in table {
+            assert_eq!(
+                role_of(&roles, cmdline, comm),
+                *want,
+                "{}",
+                String::from_utf8_lossy(cmdline)
+            );
+        }
+    }
+
+    #[test]
+    fn extra_roles_come_first_and_may_join_a_builtin() {
+        let rules = [
+            "sidecar=envoy".parse().unwrap(),
+            "virt-tail=tail".parse().unwrap(),
+        ];
+        let roles = Roles::new(&rules);
+        assert_eq!(roles.names().last().map(String::as_str), Some("sidecar"));
+        assert_eq!(roles.len(), BUILTIN_ROLES.len() + 1);
+        assert_eq!(
+            role_of(&roles, b"/usr/local/bin/envoy\0", b"envoy"),
+            "sidecar"
+        );
+        assert_eq!(role_of(&roles, b"tail\0-f\0", b"tail"), "virt-tail");
+    }
+
+    #[test]
+    fn role_rule_rejects_qemu_strings_and_bad_shapes() {
+        assert_eq!(
+            "x=qemu-kvm".parse::<RoleRule>(),
+            Err(RoleRuleError::Forbidden("qemu-kvm"))
+        );
+        assert_eq!(
+            "qemu-system-x=y".parse::<RoleRule>(),
+            Err(RoleRuleError::Forbidden("qemu-system"))
+        );
+        assert_eq!("noequals".parse::<RoleRule>(), Err(RoleRuleError::Shape));
+        assert_eq!("=x".parse::<RoleRule>(), Err(RoleRuleError::Shape));
+        assert_eq!(
+            "a=/usr/bin/x".parse::<RoleRule>(),
+            Err(RoleRuleError::Shape)
+        );
+        let ok: RoleRule = "db=postgres".parse().unwrap();
+        assert_eq!((ok.name.as_str(), ok.basename.as_str()), ("db", "postgres"));
+    }
+
+    #[test]
+    fn classifies_qemu_threads() {
+        let table: &[(&[u8], ThreadClass)] = &[
+            (b"CPU 0/KVM", ThreadClass::Vcpu),
+            (b"CPU 15/TCG", ThreadClass::Vcpu),
+            (b"CPU x/KVM", ThreadClass::Other),
+            (b"CPU 1/XEN", ThreadClass::Other),
+            (b"IO iothread1", ThreadClass::Iothread),
+            (b"IO mon_iothread", ThreadClass::Iothread),
+            (b"worker", ThreadClass::Other),
+            (b"qemu-kvm", ThreadClass::Other),
+            (b"vnc_worker", ThreadClass::Other),
+        ];
+        for (comm, want) in table {
+            assert_eq!(
+                ThreadClass::of(comm),
+                *want,
+                "{}",
+                String::from_utf8_lossy(comm)
+            );
+        }
+    }
+
+    #[test]
+    fn finds_guest_name_in_qemu_cmdline() {
+        let c = b"/usr/libexec/qemu-kvm\0-name\0guest=ns-0_vm-0,debug-threads=on\0-S\0";
+        assert_eq!(qemu_guest_name(c).as_deref(), Some("vm-0"));
+        let c = b"qemu-kvm\0-name=debug-threads=on,guest=default_my_vm\0";
+        assert_eq!(qemu_guest_name(c).as_deref(), Some("my_vm"));
+        assert_eq!(qemu_guest_name(b"qemu-kvm\0-name\0"), None);
+        assert_eq!(qemu_guest_name(b"qemu-kvm\0-name\0guest=novm\0"), None);
+        assert_eq!(qemu_guest_name(b""), None);
+    }
+
+    proptest! {
+        #[test]
+        fn role_flag_and_classifier_never_panic(s in "\\PC{0,40}", bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = s.parse::<RoleRule>();
+            let roles = Roles::new(&[]);
+            let _ = roles.classify(&bytes, &bytes);
+            let _ = ThreadClass::of(&bytes);
+            let _ = qemu_guest_name(&bytes);
+        }
+    }
+}

@@ -1,0 +1,429 @@
+//! One walk over `/proc`: read each visible process, classify it, feed the per-role ledgers.
+//!
+//! Blocking; callers run it off the async runtime. What cannot change for a `ProcessKey` (its role,
+//! QEMU's guest name) is cached, so `cmdline` is read once per process. Every failed read is
+//! counted by kind and the process keeps the fields that did read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
+use crate::proc::{ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
+use crate::totals::Ledger;
+
+/// Indices of the per-process counters in a ledger reading.
+pub mod counter {
+    pub const CPU_USER: usize = 0;
+    pub const CPU_SYSTEM: usize = 1;
+    pub const IO_READ: usize = 2;
+    pub const IO_WRITE: usize = 3;
+    pub const MAJOR_FAULTS: usize = 4;
+    pub const MINOR_FAULTS: usize = 5;
+    pub const VOLUNTARY: usize = 6;
+    pub const INVOLUNTARY: usize = 7;
+    pub const COUNT: usize = 8;
+}
+
+/// Memory of a role's live members, in bytes (docs/metrics.md, `kubevirt_pod_infra_memory_amount_bytes`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Memory {
+    pub resident: u64,
+    pub virtual_: u64,
+    pub shared: u64,
+    pub dirty: u64,
+    pub anonymous: u64,
+    pub file: u64,
+    pub shmem: u64,
+    pub swap: u64,
+    /// Only with `--pss`.
+    pub pss: Option<u64>,
+}
+
+/// What one collection saw of one role.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RoleSample {
+    pub processes: u64,
+    pub threads: u64,
+    pub open_fds: u64,
+    pub memory: Memory,
+    /// Monotonic totals, indexed by `counter::*`; CPU in clock ticks.
+    pub counters: [u64; counter::COUNT],
+    pub restarts: u64,
+    /// Unix time the oldest live member started.
+    pub start_time_seconds: Option<f64>,
+    /// Whether the role ever had a member; never-seen roles export only their process count.
+    pub seen: bool,
+}
+
+/// The result of one collection.
+#[derive(Clone, Debug)]
+pub struct Collection {
+    pub roles: Arc<Roles>,
+    pub per_role: Vec<RoleSample>,
+    /// QEMU CPU ticks by `ThreadClass` as index, `[user, system]`.
+    pub qemu_threads: [[u64; 2]; 3],
+    pub ticks_per_second: u64,
+    /// Read errors since start, indexed like `ErrorKind::ALL`.
+    pub errors: [u64; 4],
+    pub duration: Duration,
+    /// `<name>` from a live QEMU's `-name guest=<ns>_<name>`.
+    pub guest_name: Option<String>,
+}
+
+/// Walks a proc root; keeps the state that makes counters monotonic.
+#[derive(Debug)]
+pub struct Collector {
+    reader: Reader,
+    roles: Arc<Roles>,
+    pss: bool,
+    ticks_per_second: u64,
+    boot_time: Option<u64>,
+    self_pid: Option<i32>,
+    known: HashMap<ProcessKey, Known>,
+    processes: Ledger<ProcessKey, { counter::COUNT }>,
+    threads: Ledger<ProcessKey, 2>,
+    errors: [u64; 4],
+    generation: u64,
+    warned_permission: bool,
+    pids: Vec<i32>,
+    tids: Vec<i32>,
+    gauges: Vec<RoleSample>,
+}
+
+/// Cached per process: what cannot change while (pid, start time) stays the same.
+#[derive(Debug)]
+struct Known {
+    class: Class,
+    /// Re-classify when `comm` changes: that is what an `exec` does.
+    comm: Comm,
+    guest_name: Option<String>,
+    generation: u64,
+}
+
+/// `comm` is at most 15 bytes; kept inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+struct Comm([u8; 16], usize);
+
+// === impl Collector ===
+
+impl Collector {
+    pub fn new(root: ProcRoot, roles: Roles, pss: bool) -> Self {
+        let mut reader = Reader::new(root);
+        let boot_time = match reader.boot_time() {
+            Ok(btime) => Some(btime),
+            Err(error) => {
+                tracing::warn!(%error, "Boot time unknown; start times will be missing");
+                None
+            }
+        };
+        let self_pid = reader.self_pid();
+        let classes = roles.len();
+        Self {
+            reader,
+            roles: Arc::new(roles),
+            pss,
+            ticks_per_second: procfs::ticks_per_second().max(1),
+            boot_time,
+            self_pid,
+            known: HashMap::new(),
+            processes: Ledger::new(classes),
+            threads: Ledger::new(ThreadClass::ALL.len()),
+            errors: [0; 4],
+            generation: 0,
+            warned_permission: false,
+            pids: Vec::new(),
+            tids: Vec::new(),
+            gauges: vec![RoleSample::default(); classes],
+        }
+    }
+
+    /// `<root>/sys/kernel/hostname`.
+    pub fn hostname(&mut self) -> Option<String> {
+        self.reader.hostname()
+    }
+
+    /// Reads every visible process once.
+    pub fn collect(&mut self) -> Collection {
+        let started = Instant::now();
+        self.gauges
+            .iter_mut()
+            .for_each(|g| *g = RoleSample::default());
+        let mut pids = std::mem::take(&mut self.pids);
+        match self.reader.pids(&mut pids) {
+            Ok(()) => {
+                for &pid in &pids {
+                    self.collect_process(pid);
+                }
+                self.processes.sweep();
+                self.threads.sweep();
+                let generation = self.generation;
+                self.known.retain(|_, k| k.generation == generation);
+                self.generation += 1;
+            }
+            Err(error) => {
+                // Without a listing nothing can be swept: keep every total as it was.
+                self.count(&ReadError::from_io(self.reader.root().path(), error));
+            }
+        }
+        self.pids = pids;
+        self.finish(started.elapsed())
+    }
+
+    fn collect_process(&mut self, pid: i32) {
+        if Some(pid) == self.self_pid {
+            return;
+        }
+        let stat = match self.reader.stat(pid, None) {
+            Ok(stat) => stat,
+            Err(error) => return self.count(&error),
+        };
+        let key = ProcessKey {
+            pid,
+            start_ticks: stat.start_ticks,
+        };
+        let comm = Comm::new(stat.comm);
+        let mut reading = [0u64; counter::COUNT];
+        reading[counter::CPU_USER] = stat.utime;
+        reading[counter::CPU_SYSTEM] = stat.stime;
+        reading[counter::MAJOR_FAULTS] = stat.major_faults;
+        reading[counter::MINOR_FAULTS] = stat.minor_faults;
+        let num_threads = stat.num_threads;
+
+        let Class::Role(role) = self.class_of(key, comm) else {
+            return;
+        };
+        let start_time = self
+            .boot_time
+            .map(|btime| btime as f64 + key.start_ticks as f64 / self.ticks_per_second as f64);
+        if let Some(g) = self.gauges.get_mut(role) {
+            g.processes += 1;
+            g.threads += num_threads;
+            g.start_time_seconds = match (g.start_time_seconds, start_time) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        // A process that vanished mid-read keeps what was read; the next sweep retires it.
+        if self.read_details(pid, role, &mut reading).is_err() {
+            self.processes.observe(key, role, reading);
+            return;
+        }
+        self.processes.observe(key, role, reading);
+        if role == Roles::QEMU {
+            self.collect_threads(pid);
+        }
+    }
+
+    /// `status`, `io`, `fd/` and (opt-in) `smaps_rollup`; each failure only loses its own fields.
+    fn read_details(
+        &mut self,
+        pid: i32,
+        role: RoleId,
+        reading: &mut [u64; counter::COUNT],
+    ) -> Result<(), ()> {
+        let mut memory = Memory::default();
+        match self.reader.status(pid) {
+            Ok(s) => {
+                if s.malformed {
+                    self.count_kind(ErrorKind::Parse);
+                }
+                let file = s.rss_file.unwrap_or(0);
+                let shmem = s.rss_shmem.unwrap_or(0);
+                memory.resident = s.vm_rss.unwrap_or(0);
+                memory.virtual_ = s.vm_size.unwrap_or(0);
+                memory.shared = file + shmem;
+                memory.dirty = s.vm_data.unwrap_or(0) + s.vm_stk.unwrap_or(0);
+                memory.anonymous = s.rss_anon.unwrap_or(0);
+                memory.file = file;
+                memory.shmem = shmem;
+                memory.swap = s.vm_swap.unwrap_or(0);
+                reading[counter::VOLUNTARY] = s.voluntary_ctxt_switches.unwrap_or(0);
+                reading[counter::INVOLUNTARY] = s.nonvoluntary_ctxt_switches.unwrap_or(0);
+            }
+            Err(error) => self.count_or_stop(&error)?,
+        }
+        match self.reader.io(pid) {
+            Ok(io) => {
+                if io.malformed {
+                    self.count_kind(ErrorKind::Parse);
+                }
+                reading[counter::IO_READ] = io.read_bytes.unwrap_or(0);
+                reading[counter::IO_WRITE] = io.write_bytes.unwrap_or(0);
+            }
+            Err(error) => self.count_or_stop(&error)?,
+        }
+        let fds = match self.reader.fd_count(pid) {
+            Ok(n) => n,
+            Err(error) => {
+                self.count_or_stop(&error)?;
+                0
+            }
+        };
+        if self.pss {
+            match self.reader.pss(pid) {
+                Ok(pss) => memory.pss = Some(pss),
+                Err(error) => self.count_or_stop(&error)?,
+            }
+        }
+        if let Some(g) = self.gauges.get_mut(role) {
+            g.open_fds += fds;
+            add_memory(&mut g.memory, &memory);
+        }
+        Ok(())
+    }
+
+    fn collect_threads(&mut self, pid: i32) {
+        let mut tids = std::mem::take(&mut self.tids);
+        match self.reader.tids(pid, &mut tids) {
+            Ok(()) => {
+                for &tid in &tids {
+                    match self.reader.stat(pid, Some(tid)) {
+                        Ok(stat) => {
+                            let key = ProcessKey {
+                                pid: tid,
+                                start_ticks: stat.start_ticks,
+                            };
+                            let class = ThreadClass::of(stat.comm) as usize;
+                            let reading = [stat.utime, stat.stime];
+                            self.threads.observe(key, class, reading);
+                        }
+                        Err(error) => self.count(&error),
+                    }
+                }
+            }
+            Err(error) => self.count(&error),
+        }
+        self.tids = tids;
+    }
+
+    /// The cached class of `key`, or a fresh one from its cmdline.
+    fn class_of(&mut self, key: ProcessKey, comm: Comm) -> Class {
+        let generation = self.generation;
+        if let Some(known) = self.known.get_mut(&key)
+            && known.comm == comm
+        {
+            known.generation = generation;
+            return known.class;
+        }
+        let (class, guest_name) = match self.reader.cmdline(key.pid) {
+            Ok(cmdline) => {
+                let class = self.roles.classify(cmdline, comm.bytes());
+                let guest = match class {
+                    Class::Role(Roles::QEMU) => qemu_guest_name(cmdline),
+                    _ => None,
+                };
+                (class, guest)
+            }
+            Err(error) => {
+                self.count(&error);
+                (self.roles.classify(b"", comm.bytes()), None)
+            }
+        };
+        self.known.insert(
+            key,
+            Known {
+                class,
+                comm,
+                guest_name,
+                generation,
+            },
+        );
+        class
+    }
+
+    fn finish(&mut self, duration: Duration) -> Collection {
+        let totals = self.processes.totals();
+        let mut per_role = self.gauges.clone();
+        for (sample, total) in per_role.iter_mut().zip(totals) {
+            sample.counters = total.counters;
+            sample.restarts = total.newcomers;
+            sample.seen = total.seen;
+        }
+        let mut qemu_threads = [[0; 2]; 3];
+        for (slot, total) in qemu_threads.iter_mut().zip(self.threads.totals()) {
+            *slot = total.counters;
+        }
+        let guest_name = self
+            .known
+            .values()
+            .filter(|k| k.class == Class::Role(Roles::QEMU))
+            .find_map(|k| k.guest_name.clone());
+        Collection {
+            roles: Arc::clone(&self.roles),
+            per_role,
+            qemu_threads,
+            ticks_per_second: self.ticks_per_second,
+            errors: self.errors,
+            duration,
+            guest_name,
+        }
+    }
+
+    /// Counts a failed optional read; a vanished process stops the reads of that process.
+    fn count_or_stop(&mut self, error: &ReadError) -> Result<(), ()> {
+        self.count(error);
+        match error.kind() {
+            ErrorKind::Vanished => Err(()),
+            _ => Ok(()),
+        }
+    }
+
+    fn count(&mut self, error: &ReadError) {
+        let kind = error.kind();
+        self.count_kind(kind);
+        match kind {
+            ErrorKind::Vanished => tracing::debug!(%error, "Process exited during collection"),
+            ErrorKind::Permission if !self.warned_permission => {
+                self.warned_permission = true;
+                tracing::warn!(%error, "Cannot read some process files; counting them as read errors");
+            }
+            ErrorKind::Permission => tracing::debug!(%error, "Permission denied"),
+            ErrorKind::Parse | ErrorKind::Io => {
+                tracing::warn!(%error, "Skipping unreadable process file")
+            }
+        }
+    }
+
+    fn count_kind(&mut self, kind: ErrorKind) {
+        if let Some(n) = ErrorKind::ALL
+            .iter()
+            .position(|k| *k == kind)
+            .and_then(|i| self.errors.get_mut(i))
+        {
+            *n += 1;
+        }
+    }
+}
+
+fn add_memory(sum: &mut Memory, m: &Memory) {
+    sum.resident += m.resident;
+    sum.virtual_ += m.virtual_;
+    sum.shared += m.shared;
+    sum.dirty += m.dirty;
+    sum.anonymous += m.anonymous;
+    sum.file += m.file;
+    sum.shmem += m.shmem;
+    sum.swap += m.swap;
+    if let Some(pss) = m.pss {
+        sum.pss = Some(sum.pss.unwrap_or(0) + pss);
+    }
+}
+
+// === impl Comm ===
+
+impl Comm {
+    fn new(bytes: &[u8]) -> Self {
+        let mut out = Self::default();
+        let n = bytes.len().min(out.0.len());
+        if let (Some(dst), Some(src)) = (out.0.get_mut(..n), bytes.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        out.1 = n;
+        out
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.0.get(..self.1).unwrap_or_default()
+    }
+}

@@ -1,0 +1,214 @@
+//! `kube-metrics-collector relay`: the node relay for pods whose network
+//! belongs to the VM (issue 4, docs/design.md).
+//!
+//! At each scrape of its `/metrics` it finds the collectors' Unix sockets under
+//! the kubelet root, fetches them all concurrently with a per-target timeout
+//! and body cap, and serves one exposition in which each series carries the
+//! `namespace` and `pod` that its collector states in
+//! `kubevirt_pod_infra_pod_info`. It needs read access to the kubelet root
+//! and write access to the sockets only: no hostPID, no hostNetwork, no
+//! writes to the host. It follows no symlink below the kubelet root.
+//!
+//! A collector without `kubevirt_pod_infra_pod_info` is left out (and counted
+//! as `no_identity`) rather than labelled with its pod uid: the issue wants the
+//! identity from the collector itself, every forwarded series must have the
+//! same `namespace`/`pod` labels for dashboards to join on, and a socket that
+//! cannot say who it is may not be our collector at all.
+
+pub mod discover;
+pub mod gather;
+pub mod merge;
+pub mod parse;
+pub mod scrape;
+pub mod serve;
+pub mod stats;
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+pub use discover::Layout;
+pub use gather::Relay;
+pub use scrape::Limits;
+
+/// Most a collector's exposition may weigh. A collector serves about 40 KiB
+/// for a busy pod; the cap keeps a hostile socket from making the relay
+/// buffer without bound (worst case: this times the pods on the node).
+pub const MAX_BODY_BYTES: usize = 512 * 1024;
+
+/// Flags of `kube-metrics-collector relay`.
+#[derive(Debug, clap::Args)]
+pub struct RelayArgs {
+    /// Address to serve GET /metrics and /healthz on.
+    #[arg(long, env = "KMC_RELAY_LISTEN", default_value = "0.0.0.0:48081")]
+    listen: SocketAddr,
+
+    /// The kubelet's root directory (mounted read-only).
+    #[arg(
+        long,
+        env = "KMC_RELAY_KUBELET_ROOT",
+        default_value = "/var/lib/kubelet"
+    )]
+    kubelet_root: PathBuf,
+
+    /// Time one collector may take to answer in full, in milliseconds.
+    #[arg(long, env = "KMC_RELAY_TIMEOUT_MS", default_value_t = 2000)]
+    timeout_ms: u64,
+
+    /// Name of the collector's emptyDir volume in the pod.
+    #[arg(
+        long,
+        env = "KMC_RELAY_SOCKET_VOLUME",
+        default_value = "kube-metrics-collector-socket"
+    )]
+    socket_volume: String,
+
+    /// File name of the collector's socket inside that volume.
+    #[arg(long, env = "KMC_RELAY_SOCKET_NAME", default_value = "metrics.sock")]
+    socket_name: String,
+}
+
+/// Validated relay settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayConfig {
+    pub listen: SocketAddr,
+    pub layout: Layout,
+    pub limits: Limits,
+}
+
+/// A flag value the relay cannot work with.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RelayArgsError {
+    #[error("--timeout-ms must be at least 1")]
+    ZeroTimeout,
+    #[error("--{flag} must be a single file name, got {value:?}")]
+    NotAFileName { flag: &'static str, value: String },
+}
+
+// === impl RelayArgs ===
+
+impl RelayArgs {
+    pub fn into_config(self) -> Result<RelayConfig, RelayArgsError> {
+        let Self {
+            listen,
+            kubelet_root,
+            timeout_ms,
+            socket_volume,
+            socket_name,
+        } = self;
+        if timeout_ms == 0 {
+            return Err(RelayArgsError::ZeroTimeout);
+        }
+        let volume = file_name("socket-volume", socket_volume)?;
+        let socket = file_name("socket-name", socket_name)?;
+        Ok(RelayConfig {
+            listen,
+            layout: Layout {
+                kubelet_root,
+                volume,
+                socket,
+            },
+            limits: Limits {
+                timeout: Duration::from_millis(timeout_ms),
+                max_body_bytes: MAX_BODY_BYTES,
+            },
+        })
+    }
+}
+
+/// Serves the relay on `config.listen` until SIGTERM or SIGINT.
+pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("failed to bind {}", config.listen))?;
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to install the SIGTERM handler")?;
+    tracing::info!(
+        listen = %config.listen,
+        kubelet_root = %config.layout.kubelet_root.display(),
+        timeout_ms = config.limits.timeout.as_millis(),
+        "Relay serving"
+    );
+    let relay = Arc::new(Relay::new(config.layout, config.limits));
+    let shutdown = async move {
+        tokio::select! {
+            _ = sigterm.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("Relay shutting down");
+    };
+    serve::serve(listener, relay, shutdown).await;
+    Ok(())
+}
+
+/// The volume and socket names are joined under the kubelet root; a `/` or
+/// `..` in them would walk somewhere else.
+fn file_name(flag: &'static str, value: String) -> Result<String, RelayArgsError> {
+    let mut components = Path::new(&value).components();
+    match (components.next(), components.next()) {
+        (Some(Component::Normal(_)), None) if !value.contains('/') => Ok(value),
+        _ => Err(RelayArgsError::NotAFileName { flag, value }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        relay: RelayArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<RelayConfig, RelayArgsError> {
+        let cli = Cli::try_parse_from(std::iter::once("relay").chain(args.iter().copied()));
+        cli.unwrap_or_else(|e| panic!("{e}")).relay.into_config()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            config.listen,
+            "0.0.0.0:48081".parse::<SocketAddr>().unwrap()
+        );
+        assert_eq!(
+            config.layout.kubelet_root,
+            PathBuf::from("/var/lib/kubelet")
+        );
+        assert_eq!(config.layout.volume, "kube-metrics-collector-socket");
+        assert_eq!(config.layout.socket, "metrics.sock");
+        assert_eq!(config.limits.timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn rejects_zero_timeout() {
+        assert!(matches!(
+            parse(&["--timeout-ms", "0"]),
+            Err(RelayArgsError::ZeroTimeout)
+        ));
+    }
+
+    #[test]
+    fn rejects_names_that_are_not_one_file_name() {
+        for bad in ["", "..", ".", "a/b", "/abs", "a/"] {
+            let result = parse(&["--socket-name", bad]);
+            assert!(
+                matches!(result, Err(RelayArgsError::NotAFileName { .. })),
+                "{bad:?}"
+            );
+        }
+        assert!(parse(&["--socket-volume", "my-vol"]).is_ok());
+    }
+}

@@ -1,0 +1,209 @@
+//! Finds the collectors' Unix sockets under the kubelet root. Blocking file
+//! I/O; callers run it off the async workers.
+//!
+//! Layout (docs/design.md): `<root>/pods/<pod-uid>/volumes/kubernetes.io~empty-dir/<volume>/<socket>`.
+//! Every component below the root is opened relative to its parent with
+//! `O_NOFOLLOW`, so no symlink can lead the relay out of the kubelet root; the
+//! socket itself is held as an `O_PATH` descriptor and connected through
+//! `/proc/self/fd/N`. That closes the race where a pod swaps its socket for a
+//! symlink between the check and the connect, and it also avoids the 108-byte
+//! `sun_path` limit that the full kubelet path (about 140 bytes) exceeds.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+/// Where the collectors' sockets are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    pub kubelet_root: PathBuf,
+    /// Name of the collector's `emptyDir` volume.
+    pub volume: String,
+    /// File name of the socket inside that volume.
+    pub socket: String,
+}
+
+/// A collector socket found under the kubelet root, held open.
+#[derive(Debug)]
+pub struct Target {
+    pub pod_uid: String,
+    /// `O_PATH` descriptor of the socket inode itself.
+    socket: OwnedFd,
+}
+
+/// Why a pod's socket was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Skipped {
+    /// A component of the path, or the socket, is a symlink.
+    Symlink,
+    /// The socket path exists but is not a socket.
+    NotSocket,
+    /// A component could not be opened (permissions, odd file types).
+    Unreadable,
+}
+
+/// Everything one walk of the kubelet root found.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    /// Sorted by pod uid.
+    pub targets: Vec<Target>,
+    pub skipped: Vec<(String, Skipped)>,
+}
+
+/// The pods directory itself could not be listed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot list {}", path.display())]
+pub struct DiscoverError {
+    path: PathBuf,
+    #[source]
+    source: std::io::Error,
+}
+
+/// The kubelet's directory for `emptyDir` volumes of a pod.
+const EMPTY_DIR: &str = "kubernetes.io~empty-dir";
+
+// === impl Target ===
+
+impl Target {
+    /// A path that reaches exactly the inode found at discovery time.
+    pub fn connect_path(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}", self.socket.as_raw_fd()))
+    }
+}
+
+// === impl Skipped ===
+
+impl Skipped {
+    /// The `reason` label value of the relay's failure counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Symlink => "symlink",
+            Self::NotSocket => "not_socket",
+            Self::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Walks the kubelet root once.
+pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
+    let root = &layout.kubelet_root;
+    let error = |source: Errno| DiscoverError {
+        path: root.join("pods"),
+        source: source.into(),
+    };
+    // The root itself is trusted configuration and may be a symlink.
+    let root_fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(error)?;
+    let pods =
+        rustix::fs::openat(&root_fd, "pods", dir_flags(false), Mode::empty()).map_err(error)?;
+    let mut discovery = Discovery::default();
+    for entry in Dir::read_from(&pods).map_err(error)? {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(errno) => {
+                tracing::warn!(error = %std::io::Error::from(errno), "Stopped listing pods");
+                break;
+            }
+        };
+        let Some(uid) = pod_uid(entry.file_name()) else {
+            continue;
+        };
+        match find_socket(&pods, uid, layout) {
+            Ok(Some(socket)) => discovery.targets.push(Target {
+                pod_uid: uid.to_owned(),
+                socket,
+            }),
+            Ok(None) => {}
+            Err(skipped) => discovery.skipped.push((uid.to_owned(), skipped)),
+        }
+    }
+    discovery.targets.sort_by(|a, b| a.pod_uid.cmp(&b.pod_uid));
+    discovery.skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(discovery)
+}
+
+/// Directory entries that can be a pod uid: not `.`/`..`, valid UTF-8.
+fn pod_uid(name: &CStr) -> Option<&str> {
+    name.to_str()
+        .ok()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+}
+
+/// Ok(None) when the pod has no such volume or socket (most pods): not a target.
+fn find_socket(pods: &OwnedFd, uid: &str, layout: &Layout) -> Result<Option<OwnedFd>, Skipped> {
+    let mut dir = match open_dir(pods, uid)? {
+        Some(fd) => fd,
+        None => return Ok(None),
+    };
+    for name in ["volumes", EMPTY_DIR, layout.volume.as_str()] {
+        dir = match open_dir(&dir, name)? {
+            Some(fd) => fd,
+            None => return Ok(None),
+        };
+    }
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let socket = match rustix::fs::openat(&dir, layout.socket.as_str(), flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(_) => return Err(Skipped::Unreadable),
+    };
+    // With O_PATH|O_NOFOLLOW a symlink opens as itself, so fstat sees it.
+    match rustix::fs::fstat(&socket).map(|st| FileType::from_raw_mode(st.st_mode)) {
+        Ok(FileType::Socket) => Ok(Some(socket)),
+        Ok(FileType::Symlink) => Err(Skipped::Symlink),
+        Ok(_) => Err(Skipped::NotSocket),
+        Err(_) => Err(Skipped::Unreadable),
+    }
+}
+
+/// Opens `name` under `parent` as a directory without following a symlink.
+fn open_dir(parent: &OwnedFd, name: &str) -> Result<Option<OwnedFd>, Skipped> {
+    match rustix::fs::openat(parent, name, dir_flags(true), Mode::empty()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::NOENT) => Ok(None),
+        // O_NOFOLLOW|O_DIRECTORY on a symlink fails with ELOOP or ENOTDIR;
+        // look at the entry itself to say which it was.
+        Err(Errno::LOOP | Errno::NOTDIR) => {
+            match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Symlink => {
+                    Err(Skipped::Symlink)
+                }
+                Ok(_) => Err(Skipped::Unreadable),
+                Err(Errno::NOENT) => Ok(None),
+                Err(_) => Err(Skipped::Unreadable),
+            }
+        }
+        Err(_) => Err(Skipped::Unreadable),
+    }
+}
+
+/// `O_PATH` is enough to walk through a directory; listing needs a real open.
+fn dir_flags(path_only: bool) -> OFlags {
+    let base = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    if path_only {
+        base | OFlags::PATH
+    } else {
+        base | OFlags::RDONLY
+    }
+}
+
+/// Where a pod's socket is, for logs and tests.
+pub fn socket_path(layout: &Layout, pod_uid: &str) -> PathBuf {
+    let base: &Path = &layout.kubelet_root;
+    base.join("pods")
+        .join(pod_uid)
+        .join("volumes")
+        .join(EMPTY_DIR)
+        .join(&layout.volume)
+        .join(&layout.socket)
+}
+
+#[cfg(test)]
+mod tests;

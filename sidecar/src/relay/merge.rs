@@ -1,0 +1,339 @@
+//! Merges the expositions of many collectors into one, labelling each series
+//! with the pod it came from. No I/O.
+//!
+//! Guarantees of the output, whatever the targets send: every family appears
+//! once (HELP and TYPE once, then all its samples), every series carries the
+//! `namespace` and `pod` of its target, no series appears twice, and the
+//! relay's own family names cannot be forged by a target.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+
+use super::parse::{Family, Parsed, Sample, belongs_to};
+
+/// The collector's identity metric (docs/metrics.md, "Per pod").
+pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
+
+/// Families under this prefix are the relay's own; a target may not send them.
+pub const RESERVED_PREFIX: &str = "kube_metrics_collector_relay_";
+
+/// The pod a collector says it serves.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Identity {
+    pub namespace: String,
+    pub pod: String,
+}
+
+/// Why a whole target was left out of the merged output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// No `kubevirt_pod_infra_pod_info` with non-empty namespace and pod.
+    NoIdentity,
+    /// Several different identities in one exposition.
+    AmbiguousIdentity,
+    /// Another target claims the same identity; neither is trusted.
+    DuplicateIdentity,
+}
+
+/// Why a line from a target was not copied to the output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// Not valid text format 0.0.4.
+    Malformed,
+    /// The family was declared with another TYPE by an earlier target.
+    TypeConflict,
+    /// The same series (name and labels) was already emitted.
+    Duplicate,
+    /// A name under [`RESERVED_PREFIX`].
+    Reserved,
+}
+
+/// Dropped line counts, indexed like [`Dropped::ALL`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts(pub [u64; 4]);
+
+/// What happened to one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetReport {
+    pub identity: Result<Identity, Rejected>,
+    pub dropped: DropCounts,
+}
+
+/// The merged exposition and a report per input, in input order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Merged {
+    pub text: String,
+    pub targets: Vec<TargetReport>,
+}
+
+/// A family being assembled from several targets.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    help: Option<String>,
+    kind: Option<&'static str>,
+    lines: String,
+}
+
+// === impl Rejected ===
+
+impl Rejected {
+    /// The `reason` label value of the relay's failure counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoIdentity => "no_identity",
+            Self::AmbiguousIdentity => "ambiguous_identity",
+            Self::DuplicateIdentity => "duplicate_identity",
+        }
+    }
+}
+
+// === impl Dropped ===
+
+impl Dropped {
+    pub const ALL: [Self; 4] = [
+        Self::Malformed,
+        Self::TypeConflict,
+        Self::Duplicate,
+        Self::Reserved,
+    ];
+
+    /// The `reason` label value of the relay's dropped-lines counter.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TypeConflict => "type_conflict",
+            Self::Duplicate => "duplicate",
+            Self::Reserved => "reserved",
+        }
+    }
+}
+
+// === impl DropCounts ===
+
+impl DropCounts {
+    fn add(&mut self, reason: Dropped, n: u64) {
+        if let Some(count) = self.0.get_mut(reason as usize) {
+            *count = count.saturating_add(n);
+        }
+    }
+
+    pub fn get(&self, reason: Dropped) -> u64 {
+        self.0.get(reason as usize).copied().unwrap_or(0)
+    }
+}
+
+/// Merges target expositions (in the order given) into one text exposition.
+pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
+    let parsed: Vec<Parsed> = bodies
+        .iter()
+        .map(|b| Parsed::from_text(b.as_ref()))
+        .collect();
+    let mut identities: Vec<Result<Identity, Rejected>> = parsed.iter().map(identity).collect();
+    reject_duplicates(&mut identities);
+
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut targets = Vec::with_capacity(parsed.len());
+    for (target, identity) in parsed.into_iter().zip(identities) {
+        let mut dropped = DropCounts::default();
+        dropped.add(Dropped::Malformed, target.malformed);
+        if let Ok(id) = &identity {
+            for family in target.families {
+                add_family(
+                    family,
+                    id,
+                    &mut slots,
+                    &mut by_name,
+                    &mut seen,
+                    &mut dropped,
+                );
+            }
+        }
+        targets.push(TargetReport { identity, dropped });
+    }
+    Merged {
+        text: render(&slots),
+        targets,
+    }
+}
+
+/// The one (namespace, pod) pair this target's pod_info states.
+pub fn identity(parsed: &Parsed) -> Result<Identity, Rejected> {
+    let mut found: Option<Identity> = None;
+    let infos = parsed.families.iter().filter(|f| f.name == POD_INFO);
+    for sample in infos
+        .flat_map(|f| &f.samples)
+        .filter(|s| s.name == POD_INFO)
+    {
+        let get = |key: &str| sample.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let (Some(namespace), Some(pod)) = (get("namespace"), get("pod")) else {
+            continue;
+        };
+        if namespace.is_empty() || pod.is_empty() {
+            continue;
+        }
+        let id = Identity {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+        };
+        match &found {
+            Some(previous) if *previous != id => return Err(Rejected::AmbiguousIdentity),
+            _ => found = Some(id),
+        }
+    }
+    found.ok_or(Rejected::NoIdentity)
+}
+
+/// Rejects every target whose identity another target also claims: one of
+/// them is lying and the relay cannot tell which, so neither is attributed.
+fn reject_duplicates(identities: &mut [Result<Identity, Rejected>]) {
+    let mut counts: HashMap<Identity, usize> = HashMap::new();
+    for id in identities.iter().flatten() {
+        *counts.entry(id.clone()).or_default() += 1;
+    }
+    for slot in identities.iter_mut() {
+        if slot
+            .as_ref()
+            .is_ok_and(|id| counts.get(id).copied().unwrap_or(0) > 1)
+        {
+            *slot = Err(Rejected::DuplicateIdentity);
+        }
+    }
+}
+
+fn add_family(
+    family: Family,
+    id: &Identity,
+    slots: &mut Vec<Slot>,
+    by_name: &mut HashMap<String, usize>,
+    seen: &mut HashSet<String>,
+    dropped: &mut DropCounts,
+) {
+    let count = family.samples.len() as u64;
+    if family.name.starts_with(RESERVED_PREFIX) {
+        dropped.add(Dropped::Reserved, count);
+        return;
+    }
+    let index = *by_name.entry(family.name.clone()).or_insert_with(|| {
+        slots.push(Slot {
+            name: family.name.clone(),
+            help: None,
+            kind: None,
+            lines: String::new(),
+        });
+        slots.len() - 1
+    });
+    let Some(slot) = slots.get_mut(index) else {
+        return;
+    };
+    // An untyped declaration fits any family; two explicit types must agree.
+    if let (Some(have), Some(new)) = (slot.kind, family.kind)
+        && have != new
+    {
+        dropped.add(Dropped::TypeConflict, count);
+        return;
+    }
+    if slot.kind.is_none() && family.kind.is_some() {
+        // Samples already in the slot must still fit the newly learned type.
+        if !slot.lines.is_empty() && family.kind.is_some_and(|k| k != "untyped") {
+            dropped.add(Dropped::TypeConflict, count);
+            return;
+        }
+        slot.kind = family.kind;
+    }
+    if slot.help.is_none() {
+        slot.help = family.help;
+    }
+    for sample in family.samples {
+        if !belongs_to(&sample.name, &slot.name, slot.kind) {
+            dropped.add(Dropped::TypeConflict, 1);
+            continue;
+        }
+        match relabel(&sample, id) {
+            Some(line) if seen.insert(series_key(&line)) => slot.lines.push_str(&line),
+            Some(_) => dropped.add(Dropped::Duplicate, 1),
+            None => dropped.add(Dropped::Malformed, 1),
+        }
+    }
+}
+
+/// Renders one sample with `namespace` and `pod` first. A target's own label
+/// of that name is dropped when it agrees with the identity and kept as
+/// `exported_<name>` when it does not, as Prometheus does with
+/// `honor_labels: false`. Returns None when even that name is taken.
+fn relabel(sample: &Sample, id: &Identity) -> Option<String> {
+    let mut line = String::with_capacity(64 + sample.name.len());
+    line.push_str(&sample.name);
+    line.push('{');
+    push_label(&mut line, "namespace", &id.namespace, false);
+    push_label(&mut line, "pod", &id.pod, true);
+    let wanted = [("namespace", &id.namespace), ("pod", &id.pod)];
+    for (name, value) in &sample.labels {
+        match wanted.iter().find(|(w, _)| w == name) {
+            Some((_, v)) if *v == value => continue,
+            Some(_) => {
+                let renamed = format!("exported_{name}");
+                if sample.labels.iter().any(|(n, _)| *n == renamed) {
+                    return None;
+                }
+                push_label(&mut line, &renamed, value, true);
+            }
+            None => push_label(&mut line, name, value, true),
+        }
+    }
+    line.push_str("} ");
+    line.push_str(&sample.value);
+    if let Some(ts) = &sample.timestamp {
+        line.push(' ');
+        line.push_str(ts);
+    }
+    line.push('\n');
+    Some(line)
+}
+
+/// The part of a rendered line that identifies the series: name and labels.
+/// Labels keep the target's order, so two lines naming the same labels in a
+/// different order are two keys; Prometheus would then report the duplicate,
+/// which is acceptable for such an exotic target.
+fn series_key(line: &str) -> String {
+    line.rsplit_once("} ")
+        .map_or(line, |(key, _)| key)
+        .to_owned()
+}
+
+fn push_label(line: &mut String, name: &str, value: &str, comma: bool) {
+    if comma {
+        line.push(',');
+    }
+    line.push_str(name);
+    line.push_str("=\"");
+    for c in value.chars() {
+        match c {
+            '\\' => line.push_str("\\\\"),
+            '"' => line.push_str("\\\""),
+            '\n' => line.push_str("\\n"),
+            c => line.push(c),
+        }
+    }
+    line.push('"');
+}
+
+fn render(slots: &[Slot]) -> String {
+    let mut out = String::with_capacity(slots.iter().map(|s| s.lines.len() + 64).sum());
+    for slot in slots.iter().filter(|s| !s.lines.is_empty()) {
+        if let Some(help) = &slot.help {
+            let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+            let _ = writeln!(out, "# HELP {} {help}", slot.name);
+        }
+        if let Some(kind) = slot.kind {
+            let _ = writeln!(out, "# TYPE {} {kind}", slot.name);
+        }
+        out.push_str(&slot.lines);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,113 @@
+//! Fetches one collector's `/metrics` over its Unix socket: HTTP/1, bounded in
+//! time and size. The only module of the relay that opens client connections.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{ACCEPT, HOST};
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use hyper_util::rt::TokioIo;
+use tokio::net::UnixStream;
+
+/// Text format 0.0.4: what the relay merges and serves.
+pub const ACCEPT_TEXT: &str = "text/plain; version=0.0.4";
+
+/// How much one target may cost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Connect, request and the whole body.
+    pub timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// Why a target's exposition could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum ScrapeError {
+    /// The target did not answer in full within the timeout.
+    #[error("timed out")]
+    Timeout,
+    /// Nobody listens (a dead collector leaves its socket file behind).
+    #[error("cannot connect")]
+    Connect(#[source] std::io::Error),
+    #[error("HTTP exchange failed")]
+    Http(#[source] hyper::Error),
+    #[error("collector answered {0}")]
+    Status(StatusCode),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("body could not be read")]
+    Body(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("body is not UTF-8")]
+    NotUtf8,
+}
+
+// === impl ScrapeError ===
+
+impl ScrapeError {
+    /// The `reason` label value of the relay's failure counter.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Connect(_) => "connect",
+            Self::Http(_) => "http",
+            Self::Status(_) => "http_status",
+            Self::TooLarge(_) => "too_large",
+            Self::Body(_) => "body",
+            Self::NotUtf8 => "not_utf8",
+        }
+    }
+}
+
+/// GETs `/metrics` from the socket at `path`, all within `limits.timeout`.
+pub async fn fetch(path: &Path, limits: Limits) -> Result<String, ScrapeError> {
+    tokio::time::timeout(limits.timeout, exchange(path, limits.max_body_bytes))
+        .await
+        .unwrap_or(Err(ScrapeError::Timeout))
+}
+
+async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(ScrapeError::Connect)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(ScrapeError::Http)?;
+    let mut request = Request::new(Empty::<Bytes>::new());
+    *request.uri_mut() = Uri::from_static("/metrics");
+    let headers = request.headers_mut();
+    headers.insert(HOST, HeaderValue::from_static("localhost"));
+    headers.insert(ACCEPT, HeaderValue::from_static(ACCEPT_TEXT));
+
+    let response = async {
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(ScrapeError::Http)?;
+        if response.status() != StatusCode::OK {
+            return Err(ScrapeError::Status(response.status()));
+        }
+        let body = Limited::new(response.into_body(), max_body_bytes)
+            .collect()
+            .await
+            .map_err(|error| {
+                if error.is::<LengthLimitError>() {
+                    ScrapeError::TooLarge(max_body_bytes)
+                } else {
+                    ScrapeError::Body(error)
+                }
+            })?;
+        String::from_utf8(body.to_bytes().into()).map_err(|_| ScrapeError::NotUtf8)
+    };
+    // The connection is driven here rather than spawned, so that dropping
+    // this future on timeout also closes the socket.
+    tokio::pin!(conn, response);
+    tokio::select! {
+        biased;
+        result = &mut response => result,
+        // The connection may end (and hand over the last body bytes) before
+        // the response future has seen them; it then finishes on its own.
+        _ = &mut conn => response.await,
+    }
+}

@@ -1,0 +1,167 @@
+//! The relay's own metrics: counters kept across scrapes and their text
+//! rendering. No I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::merge::{DropCounts, Dropped};
+
+/// Every `reason` the failure counter can carry, exported from the start at 0
+/// so that `rate()` and `increase()` see the first failure.
+pub const FAILURE_REASONS: [&str; 14] = [
+    "discovery",
+    "symlink",
+    "not_socket",
+    "unreadable",
+    "connect",
+    "timeout",
+    "http",
+    "http_status",
+    "too_large",
+    "body",
+    "not_utf8",
+    "no_identity",
+    "ambiguous_identity",
+    "duplicate_identity",
+];
+
+/// Counters that only grow, for the life of the process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    failures: BTreeMap<&'static str, u64>,
+    dropped: DropCounts,
+}
+
+/// How the targets of the latest scrape ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LastScrape {
+    pub ok: u64,
+    pub failed: u64,
+    pub timeout: u64,
+    pub duration: Duration,
+}
+
+// === impl Stats ===
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            failures: FAILURE_REASONS.iter().map(|r| (*r, 0)).collect(),
+            dropped: DropCounts::default(),
+        }
+    }
+}
+
+impl Stats {
+    /// Counts one failed target under `reason`.
+    pub fn fail(&mut self, reason: &'static str) {
+        let count = self.failures.entry(reason).or_default();
+        *count = count.saturating_add(1);
+    }
+
+    pub fn add_dropped(&mut self, dropped: &DropCounts) {
+        for (total, n) in self.dropped.0.iter_mut().zip(dropped.0) {
+            *total = total.saturating_add(n);
+        }
+    }
+
+    pub fn failures(&self, reason: &str) -> u64 {
+        self.failures.get(reason).copied().unwrap_or(0)
+    }
+
+    /// Text format 0.0.4 of the relay's own families.
+    pub fn render(&self, last: &LastScrape) -> String {
+        let mut out = String::with_capacity(2048);
+        family(
+            &mut out,
+            "targets",
+            "gauge",
+            "Collector sockets found in the latest scrape, by how they ended.",
+        );
+        for (state, n) in [
+            ("ok", last.ok),
+            ("failed", last.failed),
+            ("timeout", last.timeout),
+        ] {
+            let _ = writeln!(
+                out,
+                "kube_metrics_collector_relay_targets{{state=\"{state}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "target_failures_total",
+            "counter",
+            "Targets left out of a scrape, by reason (each target counts once per scrape).",
+        );
+        for (reason, n) in &self.failures {
+            let _ = writeln!(
+                out,
+                "kube_metrics_collector_relay_target_failures_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "dropped_lines_total",
+            "counter",
+            "Lines of collectors' expositions not forwarded, by reason.",
+        );
+        for reason in Dropped::ALL {
+            let (label, n) = (reason.reason(), self.dropped.get(reason));
+            let _ = writeln!(
+                out,
+                "kube_metrics_collector_relay_dropped_lines_total{{reason=\"{label}\"}} {n}"
+            );
+        }
+        family(
+            &mut out,
+            "scrape_duration_seconds",
+            "gauge",
+            "Time the latest scrape of all targets took.",
+        );
+        let seconds = last.duration.as_secs_f64();
+        let _ = writeln!(
+            out,
+            "kube_metrics_collector_relay_scrape_duration_seconds {seconds}"
+        );
+        out
+    }
+}
+
+fn family(out: &mut String, suffix: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP kube_metrics_collector_relay_{suffix} {help}");
+    let _ = writeln!(out, "# TYPE kube_metrics_collector_relay_{suffix} {kind}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_all_states_and_reasons_from_the_start() {
+        let mut stats = Stats::default();
+        stats.fail("timeout");
+        stats.fail("timeout");
+        let last = LastScrape {
+            ok: 3,
+            failed: 1,
+            timeout: 2,
+            duration: Duration::from_millis(1500),
+        };
+        let text = stats.render(&last);
+        for line in [
+            "kube_metrics_collector_relay_targets{state=\"ok\"} 3",
+            "kube_metrics_collector_relay_targets{state=\"timeout\"} 2",
+            "kube_metrics_collector_relay_target_failures_total{reason=\"timeout\"} 2",
+            "kube_metrics_collector_relay_target_failures_total{reason=\"connect\"} 0",
+            "kube_metrics_collector_relay_dropped_lines_total{reason=\"malformed\"} 0",
+            "kube_metrics_collector_relay_scrape_duration_seconds 1.5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! One scrape: collect `/proc`, refresh the pod identity when due, build the metric families.
+//! Blocking; `serve` runs it in `spawn_blocking`, `-M` calls it directly.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::classify::Roles;
+use crate::collect::Collector;
+use crate::exposition::{Metrics, Scope};
+use crate::identity::{self, Env, PodInfo};
+use crate::proc::ProcRoot;
+
+/// How long downward-API files are trusted: the kubelet rewrites them when labels or annotations
+/// change, and re-reading four small files every scrape would cost more than the change is worth.
+const PODINFO_REFRESH: Duration = Duration::from_secs(30);
+
+/// What a scrape needs besides `/proc`.
+#[derive(Clone, Debug)]
+pub struct ScrapeConfig {
+    pub proc_root: ProcRoot,
+    pub podinfo: PathBuf,
+    pub roles: Roles,
+    pub pss: bool,
+}
+
+/// Owns the collector state and the cached pod identity.
+#[derive(Debug)]
+pub struct Scraper {
+    collector: Collector,
+    env: Env,
+    host: String,
+    podinfo_dir: PathBuf,
+    podinfo: PodInfo,
+    podinfo_read: Option<Instant>,
+    pss: bool,
+}
+
+// === impl Scraper ===
+
+impl Scraper {
+    pub fn new(config: ScrapeConfig, env: Env) -> Self {
+        let ScrapeConfig {
+            proc_root,
+            podinfo,
+            roles,
+            pss,
+        } = config;
+        let mut collector = Collector::new(proc_root, roles, pss);
+        let host = env
+            .node_name
+            .clone()
+            .or_else(|| collector.hostname())
+            .unwrap_or_else(|| "unknown".to_string());
+        Self {
+            collector,
+            env,
+            host,
+            podinfo_dir: podinfo,
+            podinfo: PodInfo::default(),
+            podinfo_read: None,
+            pss,
+        }
+    }
+
+    /// Reads `/proc` once and returns what the exposition is encoded from.
+    pub fn scrape(&mut self) -> Metrics {
+        if self
+            .podinfo_read
+            .is_none_or(|at| at.elapsed() >= PODINFO_REFRESH)
+        {
+            self.podinfo = PodInfo::read(&self.podinfo_dir);
+            self.podinfo_read = Some(Instant::now());
+        }
+        let collection = self.collector.collect();
+        let domain = identity::domain(&self.podinfo, collection.guest_name.as_deref(), &self.env);
+        let scope = Scope {
+            host: self.host.clone(),
+            domain: domain.to_string(),
+            namespace: self.env.pod_namespace.clone(),
+            pod: self.env.pod_name.clone(),
+            memory_overhead: self.podinfo.memory_overhead(),
+            memory_request: self.podinfo.memory_request,
+            memory_limit: self.podinfo.memory_limit,
+            pss: self.pss,
+        };
+        Metrics { collection, scope }
+    }
+}

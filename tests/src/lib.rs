@@ -1,0 +1,24 @@
+//! Harness for the end-to-end tests and the benchmark of `kube-metrics-collector`.
+//!
+//! It builds a fake virt-launcher pod out of real processes in a real PID namespace
+//! (`unshare --pid --fork --mount-proc`), starts the collector inside that namespace, and talks to
+//! it, to a real Prometheus and to Debian's `prometheus-process-exporter` over loopback or a Unix
+//! socket. Everything it starts is killed when its guard is dropped, and every wait is bounded.
+//!
+//! It needs root (for the PID namespace) and the tools `scripts/setup` installs; [`preflight`]
+//! says clearly what is missing instead of letting a test fail somewhere obscure.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bench;
+pub mod binaries;
+pub mod collector;
+pub mod exposition;
+pub mod hostproc;
+pub mod http;
+pub mod launcher;
+pub mod pod;
+pub mod process;
+pub mod process_exporter;
+pub mod prometheus;
+
+pub use process::{Guarded, preflight, wait_for};

@@ -1,0 +1,215 @@
+//! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping loopback targets, and its HTTP API.
+
+use crate::exposition::Sample;
+use crate::http;
+use crate::process::{Guarded, dies_with_parent, wait_for};
+use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// The scrape interval of the generated config: as short as Prometheus allows in practice.
+pub const SCRAPE_INTERVAL: Duration = Duration::from_secs(1);
+/// Prometheus needs a second or two to replay an empty TSDB and open its port.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running Prometheus with its own TSDB in a temporary directory.
+#[derive(Debug)]
+pub struct Prometheus {
+    addr: SocketAddr,
+    child: Guarded,
+    _dir: TempDir,
+}
+
+/// One series of a range-vector result.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    /// `(unix seconds, value)`, oldest first.
+    pub points: Vec<(f64, f64)>,
+}
+
+// === impl Prometheus ===
+
+impl Prometheus {
+    /// Starts Prometheus scraping `targets` (job `kmc`) every second; returns once it is ready.
+    pub fn start(targets: &[SocketAddr]) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-prometheus-")
+            .tempdir()?;
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, config_yaml(targets))?;
+        let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
+        let mut command = dies_with_parent("prometheus");
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--log.level=warn");
+        let mut child = Guarded::spawn("prometheus", command, dir.path())?;
+        wait_for("prometheus to be ready", START_TIMEOUT, || {
+            child.check_running()?;
+            Ok(http::get(addr, "/-/ready", &[])
+                .is_ok_and(|r| r.status == 200)
+                .then_some(()))
+        })?;
+        Ok(Self {
+            addr,
+            child,
+            _dir: dir,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Prometheus' own log, for failure messages.
+    pub fn log(&self) -> String {
+        self.child.log()
+    }
+
+    /// Evaluates `expr` now; it must give an instant vector.
+    pub fn query(&self, expr: &str) -> Result<Vec<Sample>> {
+        let data = self.api(expr)?;
+        if data["resultType"] != "vector" {
+            bail!("{expr} gave {}, not a vector", data["resultType"]);
+        }
+        results(&data)?.iter().map(sample).collect()
+    }
+
+    /// The value of `expr`, which must give exactly one sample.
+    pub fn value(&self, expr: &str) -> Result<f64> {
+        match self.query(expr)?.as_slice() {
+            [one] => Ok(one.value),
+            other => bail!("{expr} gave {} samples: {other:?}", other.len()),
+        }
+    }
+
+    /// Evaluates a range selector such as `metric[30s]`: every stored point of every series.
+    pub fn range(&self, expr: &str) -> Result<Vec<Series>> {
+        let data = self.api(expr)?;
+        if data["resultType"] != "matrix" {
+            bail!("{expr} gave {}, not a matrix", data["resultType"]);
+        }
+        results(&data)?
+            .iter()
+            .map(|series| {
+                let points = series["values"]
+                    .as_array()
+                    .context("series without values")?
+                    .iter()
+                    .map(point)
+                    .collect::<Result<_>>()?;
+                Ok(Series {
+                    labels: labels(&series["metric"])?,
+                    points,
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until `expr` gives at least one sample, and returns them.
+    pub fn wait_for_series(&self, expr: &str, timeout: Duration) -> Result<Vec<Sample>> {
+        wait_for(expr, timeout, || {
+            let samples = self.query(expr)?;
+            Ok((!samples.is_empty()).then_some(samples))
+        })
+    }
+
+    fn api(&self, expr: &str) -> Result<Value> {
+        let path = format!("/api/v1/query?query={}", http::encode_query(expr));
+        let response = http::get(self.addr, &path, &[])?;
+        let body: Value = serde_json::from_slice(&response.body)
+            .with_context(|| format!("query {expr}: not JSON: {}", response.text()))?;
+        if body["status"] != "success" {
+            bail!("query {expr} failed: {body}");
+        }
+        Ok(body["data"].clone())
+    }
+}
+
+fn config_yaml(targets: &[SocketAddr]) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+    format!(
+        "global:\n  scrape_interval: {interval}s\n  scrape_timeout: {interval}s\n\
+         scrape_configs:\n  - job_name: kmc\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", "),
+        interval = SCRAPE_INTERVAL.as_secs(),
+    )
+}
+
+fn results(data: &Value) -> Result<&Vec<Value>> {
+    data["result"].as_array().context("no result array")
+}
+
+fn sample(value: &Value) -> Result<Sample> {
+    let mut labels = labels(&value["metric"])?;
+    let name = labels.remove("__name__").unwrap_or_default();
+    let (_, value) = point(&value["value"])?;
+    Ok(Sample {
+        name,
+        labels,
+        value,
+    })
+}
+
+fn labels(metric: &Value) -> Result<BTreeMap<String, String>> {
+    metric
+        .as_object()
+        .context("metric is not an object")?
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                k.clone(),
+                v.as_str().context("label is not a string")?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// `[1700000000.123, "42"]`
+fn point(value: &Value) -> Result<(f64, f64)> {
+    let time = value[0].as_f64().context("point without time")?;
+    let number = value[1]
+        .as_str()
+        .context("point without value")?
+        .parse()
+        .context("value is not a number")?;
+    Ok((time, number))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lists_targets() {
+        let yaml = config_yaml(&[
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ]);
+        assert!(yaml.contains("scrape_interval: 1s"), "{yaml}");
+        assert!(
+            yaml.contains("targets: ['127.0.0.1:1', '127.0.0.1:2']"),
+            "{yaml}"
+        );
+    }
+
+    #[test]
+    fn parses_vector_samples() {
+        let v: Value = serde_json::from_str(
+            r#"{"metric":{"__name__":"up","job":"kmc"},"value":[1700000000.5,"1"]}"#,
+        )
+        .unwrap();
+        let s = sample(&v).unwrap();
+        assert_eq!(s.name, "up");
+        assert_eq!(s.label("job"), "kmc");
+        assert_eq!(s.value, 1.0);
+    }
+}

@@ -1,0 +1,154 @@
+//! `kube-metrics-collector -M` inside a fake virt-launcher pod: the output passes `promtool check
+//! metrics`, and a process the collector may not fully read is counted, not dropped.
+
+use anyhow::{Context as _, Result};
+use e2e::collector;
+use e2e::exposition::{self, Sample};
+use e2e::hostproc;
+use e2e::launcher::{self, QEMU_UID};
+use e2e::pod::{FakePod, PodInfo};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+const NAMESPACE: &str = "e2e";
+const VM: &str = "dumpvm";
+
+fn dump(pod: &FakePod, uid: Option<u32>) -> Result<(String, Vec<Sample>)> {
+    let podinfo = pod.podinfo_dir().to_string_lossy().into_owned();
+    let output = collector::run_once(pod, uid, &["-M", "--podinfo", &podinfo])?;
+    let text = String::from_utf8(output.stdout).context("-M printed non-UTF-8")?;
+    let samples = exposition::parse(&text)?;
+    Ok((text, samples))
+}
+
+#[test]
+fn dump_passes_promtool() {
+    e2e::preflight(&["unshare", "nsenter", "promtool"]).unwrap();
+    let mut pod = FakePod::start(&PodInfo::launcher(VM, 1)).unwrap();
+    for spec in launcher::core_processes(NAMESPACE, VM, None) {
+        pod.spawn(spec).unwrap();
+    }
+    let (text, samples) = dump(&pod, None).unwrap();
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- input:\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    let qemu = [("process", "qemu")];
+    assert_eq!(
+        exposition::value(&samples, "kubevirt_pod_infra_processes", &qemu).unwrap(),
+        1.0
+    );
+    assert_eq!(
+        exposition::value(&samples, "kubevirt_pod_infra_threads", &qemu).unwrap(),
+        6.0
+    );
+    assert!(
+        exposition::select(&samples, "kubevirt_pod_infra_processes", &[])
+            .iter()
+            .all(|s| s.label("domain") == VM),
+        "{text}"
+    );
+}
+
+/// With no `kubevirt.io/domain` annotation, the domain comes from QEMU's `-name guest=<ns>_<vm>`.
+#[test]
+fn domain_falls_back_to_qemu_name() {
+    e2e::preflight(&["unshare", "nsenter"]).unwrap();
+    let mut info = PodInfo::launcher(VM, 1);
+    info.annotations.remove("kubevirt.io/domain");
+    let mut pod = FakePod::start(&info).unwrap();
+    for spec in launcher::core_processes(NAMESPACE, "from-qemu", None) {
+        pod.spawn(spec).unwrap();
+    }
+    let (text, samples) = dump(&pod, None).unwrap();
+    let processes = exposition::select(&samples, "kubevirt_pod_infra_processes", &[]);
+    assert!(!processes.is_empty(), "{text}");
+    assert!(
+        processes.iter().all(|s| s.label("domain") == "from-qemu"),
+        "{text}"
+    );
+}
+
+/// The collector runs as qemu (107) like the rest of the pod, the monitor as root (as in KubeVirt's
+/// root mode, and much like a monitor made non-dumpable by its file capability). The monitor's `io`
+/// and `fd` are then unreadable: counted as permission errors, while its CPU and memory (from the
+/// world-readable `stat` and `status`) are still exported.
+#[test]
+fn unreadable_fields_are_counted_not_fatal() {
+    e2e::preflight(&["unshare", "nsenter", "setpriv"]).unwrap();
+    let mut pod = FakePod::start(&PodInfo::launcher(VM, 1)).unwrap();
+    for spec in launcher::core_processes(NAMESPACE, VM, Some(QEMU_UID)) {
+        let spec = if spec.key == "virt-launcher-monitor" {
+            spec.uid(None)
+        } else {
+            spec
+        };
+        pod.spawn(spec).unwrap();
+    }
+    let monitor_pid = pod.pid("virt-launcher-monitor").unwrap();
+    assert_eq!(
+        hostproc::status_field(monitor_pid, "Uid")
+            .unwrap()
+            .split_whitespace()
+            .next(),
+        Some("0")
+    );
+
+    let (text, samples) = dump(&pod, Some(QEMU_UID)).unwrap();
+    let permission = exposition::value(
+        &samples,
+        "kube_metrics_collector_read_errors_total",
+        &[("kind", "permission")],
+    )
+    .unwrap();
+    assert!(permission > 0.0, "no permission errors counted:\n{text}");
+
+    let monitor = [("process", "virt-launcher-monitor")];
+    assert_eq!(
+        exposition::value(&samples, "kubevirt_pod_infra_processes", &monitor).unwrap(),
+        1.0
+    );
+    let cpu = exposition::select(&samples, "kubevirt_pod_infra_cpu_seconds_total", &monitor);
+    assert_eq!(
+        cpu.len(),
+        2,
+        "user and system CPU of the root process:\n{text}"
+    );
+    let resident = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_memory_amount_bytes",
+        &[("process", "virt-launcher-monitor"), ("type", "resident")],
+    )
+    .unwrap();
+    let vm_rss = hostproc::status_bytes(monitor_pid, "VmRSS").unwrap() as f64;
+    assert!(
+        resident > 0.0 && (resident - vm_rss).abs() <= (vm_rss * 0.1).max(1024.0 * 1024.0),
+        "monitor resident {resident} vs VmRSS {vm_rss}"
+    );
+    // The processes it may read fully are not affected.
+    let qemu_threads = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_threads",
+        &[("process", "qemu")],
+    )
+    .unwrap();
+    assert_eq!(qemu_threads, 6.0);
+}

@@ -1,0 +1,309 @@
+//! certgen against the API server: create the serving Secret unless a valid one exists, then put
+//! its CA into `caBundle` of every webhook of the MutatingWebhookConfiguration. Idempotent, so the
+//! Job can run on every install and upgrade; the decisions are pure functions, tested below.
+use anyhow::Context as _;
+use json_patch::{AddOperation, PatchOperation, TestOperation, jsonptr::PointerBuf};
+use k8s_openapi::{
+    ByteString,
+    api::{admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Secret},
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use std::{collections::BTreeMap, time::Duration};
+
+use super::{Bundle, CA_CRT, TLS_CRT, TLS_KEY, generate};
+use crate::tls;
+
+/// A Secret whose certificate expires sooner than this is replaced, not reused.
+pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+
+/// What the API server answers when a JSON Patch `test` op fails (apiserver handlers/patch.go).
+const STALE_PATCH: u16 = 422;
+
+/// Field manager for server-side bookkeeping (`managedFields`).
+const MANAGER: &str = "kube-metrics-webhook-certgen";
+
+/// The objects certgen touches.
+#[derive(Clone, Debug)]
+pub struct Names {
+    pub namespace: String,
+    pub secret: String,
+    pub webhook_config: String,
+}
+
+/// A failed API call. kube's own `Display` of an API error embeds the `Debug` dump of the
+/// `Status` and then repeats it as the source; a Job log needs the code, reason and message once.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the API server answered {code} {reason}: {message}")]
+    Status {
+        code: u16,
+        reason: String,
+        message: String,
+    },
+    /// Not an answer: unreachable, TLS, credentials, an unparsable body.
+    #[error(transparent)]
+    Client(kube::Error),
+}
+
+/// What to do with the Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretPlan {
+    /// It holds a valid pair for our names: keep it, publish its CA.
+    Reuse {
+        ca_pem: String,
+    },
+    Create,
+    /// It exists but is unusable; why, for the log.
+    Replace {
+        why: String,
+    },
+}
+
+/// Decides from the Secret's data (if it exists) whether to reuse it. `now`: Unix seconds.
+pub fn plan_secret(
+    data: Option<&BTreeMap<String, ByteString>>,
+    names: &[String],
+    now: i64,
+) -> SecretPlan {
+    let Some(data) = data else {
+        return SecretPlan::Create;
+    };
+    let get = |key: &str| data.get(key).map(|v| v.0.as_slice()).unwrap_or_default();
+    let replace = |why: &str| SecretPlan::Replace {
+        why: why.to_owned(),
+    };
+    let (cert, key, ca) = (get(TLS_CRT), get(TLS_KEY), get(CA_CRT));
+    let Ok(pair) = tls::parse_pair(cert, key) else {
+        return replace("tls.crt/tls.key unusable");
+    };
+    let Ok(leaf) = tls::inspect_pem(cert) else {
+        return replace("tls.crt unparsable");
+    };
+    if !tls::issued_by(cert, ca) {
+        return replace("ca.crt did not issue tls.crt");
+    }
+    if !names.iter().all(|name| leaf.dns_names.contains(name)) {
+        return replace("certificate lacks a service DNS name");
+    }
+    let renew_before = i64::try_from(RENEW_BEFORE.as_secs()).unwrap_or(i64::MAX);
+    if pair.not_after.saturating_sub(now) < renew_before {
+        return replace("certificate expires soon");
+    }
+    match String::from_utf8(ca.to_vec()) {
+        Ok(ca_pem) => SecretPlan::Reuse { ca_pem },
+        Err(_) => replace("ca.crt is not text"),
+    }
+}
+
+/// A JSON Patch (RFC 6902) setting `clientConfig.caBundle` of each webhook that lacks this CA,
+/// or `None` when each already carries it, so a re-run writes nothing.
+///
+/// Not a merge patch: RFC 7386 replaces a list whole, so it would rewrite every other field of
+/// every webhook. Not a strategic-merge patch either: keyed by name, it would silently add a
+/// half-empty webhook if one were renamed meanwhile. Each `add` names one field by index, and a
+/// `test` of the webhook's name at that index first makes the API server reject the whole patch
+/// (422) if the list changed since our GET, instead of writing to the wrong webhook.
+pub fn ca_bundle_patch(
+    config: &MutatingWebhookConfiguration,
+    ca_pem: &str,
+) -> Option<json_patch::Patch> {
+    let stale = config
+        .webhooks
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| {
+            w.client_config
+                .ca_bundle
+                .as_ref()
+                .is_none_or(|b| b.0 != ca_pem.as_bytes())
+        });
+    // `ByteString` serialises as base64, the wire form of `caBundle` (and cannot fail to).
+    let bundle = serde_json::json!(ByteString(ca_pem.as_bytes().to_vec()));
+    let mut ops = Vec::new();
+    for (index, webhook) in stale {
+        let index = index.to_string();
+        ops.push(PatchOperation::Test(TestOperation {
+            path: PointerBuf::from_tokens(["webhooks", index.as_str(), "name"]),
+            value: serde_json::Value::String(webhook.name.clone()),
+        }));
+        ops.push(PatchOperation::Add(AddOperation {
+            path: PointerBuf::from_tokens(["webhooks", index.as_str(), "clientConfig", "caBundle"]),
+            value: bundle.clone(),
+        }));
+    }
+    (!ops.is_empty()).then_some(json_patch::Patch(ops))
+}
+
+/// The Secret certgen creates from a bundle.
+pub fn secret(names: &Names, bundle: &Bundle) -> Secret {
+    let data = [
+        (TLS_CRT, &bundle.cert_pem),
+        (TLS_KEY, &bundle.key_pem),
+        (CA_CRT, &bundle.ca_pem),
+    ]
+    .into_iter()
+    .map(|(key, pem)| (key.to_owned(), ByteString(pem.as_bytes().to_vec())))
+    .collect();
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(names.secret.clone()),
+            namespace: Some(names.namespace.clone()),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/managed-by".to_owned(),
+                MANAGER.to_owned(),
+            )])),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".to_owned()),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+// === impl ApiError ===
+
+impl From<kube::Error> for ApiError {
+    fn from(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => ApiError::Status {
+                code: status.code,
+                reason: status.reason,
+                message: status.message,
+            },
+            other => ApiError::Client(other),
+        }
+    }
+}
+
+/// Ensures the Secret, then the caBundle. Safe to run again, and concurrently with itself.
+pub async fn apply(
+    client: Client,
+    names: &Names,
+    dns: &[String],
+    validity: Duration,
+) -> anyhow::Result<()> {
+    let ca_pem = ensure_secret(client.clone(), names, dns, validity).await?;
+    let configs: Api<MutatingWebhookConfiguration> = Api::all(client);
+    // Two attempts: the `test` ops fail (422) if the webhooks changed between our get and patch.
+    for _ in 0..2 {
+        let config = configs
+            .get(&names.webhook_config)
+            .await
+            .map_err(ApiError::from)
+            .with_context(|| {
+                format!(
+                    "failed to get MutatingWebhookConfiguration {}",
+                    names.webhook_config
+                )
+            })?;
+        if config.webhooks.as_deref().unwrap_or_default().is_empty() {
+            anyhow::bail!(
+                "MutatingWebhookConfiguration {} has no webhooks",
+                names.webhook_config
+            );
+        }
+        let Some(patch) = ca_bundle_patch(&config, &ca_pem) else {
+            tracing::info!(config = %names.webhook_config, "caBundle already up to date");
+            return Ok(());
+        };
+        let params = PatchParams {
+            field_manager: Some(MANAGER.to_owned()),
+            ..Default::default()
+        };
+        match configs
+            .patch(&names.webhook_config, &params, &Patch::Json::<()>(patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(config = %names.webhook_config, "Patched caBundle");
+                return Ok(());
+            }
+            Err(kube::Error::Api(status)) if status.code == STALE_PATCH => {
+                tracing::info!(config = %names.webhook_config, "Webhooks changed concurrently; reading them again");
+            }
+            Err(error) => {
+                return Err(ApiError::from(error)).with_context(|| {
+                    format!("failed to patch caBundle of {}", names.webhook_config)
+                });
+            }
+        }
+    }
+    anyhow::bail!(
+        "MutatingWebhookConfiguration {} kept changing concurrently",
+        names.webhook_config
+    )
+}
+
+/// Returns the CA PEM of the Secret in place after this call.
+async fn ensure_secret(
+    client: Client,
+    names: &Names,
+    dns: &[String],
+    validity: Duration,
+) -> anyhow::Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(client, &names.namespace);
+    // Two attempts: a concurrent certgen may create the Secret between our get and create.
+    for _ in 0..2 {
+        let existing = secrets
+            .get_opt(&names.secret)
+            .await
+            .map_err(ApiError::from)
+            .with_context(|| {
+                format!("failed to get Secret {}/{}", names.namespace, names.secret)
+            })?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let plan = plan_secret(existing.as_ref().and_then(|s| s.data.as_ref()), dns, now);
+        let bundle = match &plan {
+            SecretPlan::Reuse { ca_pem } => {
+                tracing::info!(secret = %names.secret, "Reusing valid Secret");
+                return Ok(ca_pem.clone());
+            }
+            SecretPlan::Create | SecretPlan::Replace { .. } => generate(dns, validity)?,
+        };
+        let mut wanted = secret(names, &bundle);
+        let params = PostParams {
+            field_manager: Some(MANAGER.to_owned()),
+            ..Default::default()
+        };
+        let written = match (&plan, existing) {
+            (SecretPlan::Replace { why }, Some(old)) => {
+                tracing::warn!(secret = %names.secret, why, "Replacing unusable Secret");
+                // Optimistic concurrency: fails with 409 if someone changed it meanwhile.
+                wanted.metadata.resource_version = old.metadata.resource_version;
+                secrets.replace(&names.secret, &params, &wanted).await
+            }
+            _ => secrets.create(&params, &wanted).await,
+        };
+        match written {
+            Ok(_) => {
+                tracing::info!(secret = %names.secret, "Wrote Secret");
+                return Ok(bundle.ca_pem);
+            }
+            Err(kube::Error::Api(status)) if status.is_already_exists() || status.is_conflict() => {
+                tracing::info!(secret = %names.secret, "Secret changed concurrently; reading it again");
+            }
+            Err(error) => {
+                return Err(ApiError::from(error)).with_context(|| {
+                    format!(
+                        "failed to write Secret {}/{}",
+                        names.namespace, names.secret
+                    )
+                });
+            }
+        }
+    }
+    anyhow::bail!(
+        "Secret {}/{} kept changing concurrently",
+        names.namespace,
+        names.secret
+    )
+}
+
+#[cfg(test)]
+mod tests;

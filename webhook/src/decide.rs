@@ -1,0 +1,314 @@
+//! A pod, the policy and what the VMI lookup found -> `Decision`: inject the collector, or skip with a
+//! reason from a closed set. Two steps, so the server can look the VMI up in between and only for
+//! pods that need it: [`precheck`] (the pod alone: launcher, provisioning, injected, opted out, shape)
+//! and [`decide`] (the VM's type and network, from the VMI or else the pod's signals). Reads the typed
+//! pod only; the patch is built on the raw JSON by `patch`. No I/O, no logging.
+pub mod hazards;
+mod plan;
+pub mod quantity;
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+
+use crate::policy::Policy;
+use crate::vmi::{self, Lookup, Source, UnsafeReason, Verdict};
+
+pub use plan::{LOG_LEVELS, Plan, RunAs};
+
+/// The injected container's name (docs/design.md); its presence means "already injected".
+pub const CONTAINER_NAME: &str = "kube-metrics-collector";
+/// KubeVirt's VM container; always `spec.containers[0]` (kubevirt.md §3.1).
+pub const COMPUTE: &str = "compute";
+/// The volumes we add (docs/design.md).
+pub const PODINFO_VOLUME: &str = "kube-metrics-collector-podinfo";
+pub const SOCKET_VOLUME: &str = "kube-metrics-collector-socket";
+
+/// Label or annotation; `disabled` opts one VM out (set on the VM template, copied to the pod).
+pub const INJECT_KEY: &str = "kube-metrics-collector.io/inject";
+pub const INJECT_DISABLED: &str = "disabled";
+/// Annotation set by the webhook: `injected` or `skipped`.
+pub const STATUS_KEY: &str = "kube-metrics-collector.io/status";
+/// Annotation set by the webhook on a skip: a [`SkipReason::as_str`].
+pub const REASON_KEY: &str = "kube-metrics-collector.io/reason";
+/// Label set by the webhook on injection: `relay` or `direct`.
+pub const SCRAPE_KEY: &str = "kube-metrics-collector.io/scrape";
+/// Annotation set by the webhook once the VM was judged (injected, or skipped for its type): `vmi`
+/// or `pod-fallback` ([`Source::as_str`]).
+pub const REASON_SOURCE_KEY: &str = "kube-metrics-collector.io/reason-source";
+/// Per-pod overrides (validated; an invalid one is ignored with a warning).
+pub const MEMORY_LIMIT_KEY: &str = "kube-metrics-collector.io/memory-limit";
+pub const CPU_LIMIT_KEY: &str = "kube-metrics-collector.io/cpu-limit";
+pub const LOG_LEVEL_KEY: &str = "kube-metrics-collector.io/log-level";
+
+/// KubeVirt's marks on a launcher pod (kubevirt.md §2).
+const LAUNCHER_LABEL: (&str, &str) = ("kubevirt.io", "virt-launcher");
+const PROVISIONING_ANNOTATION: (&str, &str) = ("kubevirt.io/ephemeral-provisioning", "true");
+const VMI_KIND: &str = "VirtualMachineInstance";
+
+/// What to do with one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Inject(Box<Plan>),
+    /// Decided from the pod alone (not a launcher, opted out, unparseable, ...).
+    Skip(SkipReason),
+    /// The VM's type forbids a shared PID namespace; `source` says whether the VMI showed it or the
+    /// pod's signals did because the VMI was not read.
+    Unsafe {
+        reason: SkipReason,
+        source: Source,
+    },
+}
+
+/// A launcher pod that passed every check that needs no VMI. Only [`precheck`] makes one, so
+/// [`decide`] never sees a pod that should have been skipped before the lookup.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    pod: Box<Pod>,
+}
+
+/// Why a pod was not injected; a closed set, used as a metric label and in the pod annotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Not labelled `kubevirt.io: virt-launcher` or not owned by a VirtualMachineInstance.
+    NotLauncher,
+    /// A temporary provisioning pod (`kubevirt.io/ephemeral-provisioning: "true"`).
+    Provisioning,
+    /// `kube-metrics-collector.io/inject: disabled` (label or annotation), or an explicit
+    /// `shareProcessNamespace: false`.
+    OptedOut,
+    /// Our container is already there; the answer is an empty patch.
+    AlreadyInjected,
+    /// Dedicated CPUs (`kubevirt.io/cpumanager` node selector).
+    DedicatedCpus,
+    /// Realtime VM (`kubevirt.io/realtime` node selector).
+    Realtime,
+    /// A device-plugin resource other than KubeVirt's own: GPUs, host devices, SR-IOV.
+    VfioDevice,
+    /// SEV / SEV-ES / SNP / TDX.
+    ConfidentialVm,
+    /// The VM locks its memory (`IPC_LOCK` or `SYS_RESOURCE` added to a container).
+    MemoryLock,
+    /// Dynamic resource allocation claims: devices we cannot see from the pod.
+    ResourceClaims,
+    /// Anything we cannot read with confidence: an object that does not parse as a pod, no
+    /// `compute` at `containers[0]`, no user id, a quantity we cannot parse, a name we would add is
+    /// already taken, `hostPID`, pod-level resources.
+    Unparseable,
+}
+
+// === impl SkipReason ===
+
+impl SkipReason {
+    /// Every reason, so metrics can start at 0 for each.
+    pub const ALL: &'static [SkipReason] = &[
+        SkipReason::NotLauncher,
+        SkipReason::Provisioning,
+        SkipReason::OptedOut,
+        SkipReason::AlreadyInjected,
+        SkipReason::DedicatedCpus,
+        SkipReason::Realtime,
+        SkipReason::VfioDevice,
+        SkipReason::ConfidentialVm,
+        SkipReason::MemoryLock,
+        SkipReason::ResourceClaims,
+        SkipReason::Unparseable,
+    ];
+
+    /// The kebab-case name used in labels and annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotLauncher => "not-launcher",
+            SkipReason::Provisioning => "provisioning",
+            SkipReason::OptedOut => "opted-out",
+            SkipReason::AlreadyInjected => "already-injected",
+            SkipReason::DedicatedCpus => "dedicated-cpus",
+            SkipReason::Realtime => "realtime",
+            SkipReason::VfioDevice => "vfio-device",
+            SkipReason::ConfidentialVm => "confidential-vm",
+            SkipReason::MemoryLock => "memory-lock",
+            SkipReason::ResourceClaims => "resource-claims",
+            SkipReason::Unparseable => "unparseable",
+        }
+    }
+
+    /// Whether the skip is written on the pod as annotations. Not on a pod that is not a launcher
+    /// (not ours to touch; the webhook's objectSelector should not even send it), and not on an
+    /// injected pod (injection is idempotent: the second pass is an empty patch).
+    pub fn is_annotated(self) -> bool {
+        !matches!(self, SkipReason::NotLauncher | SkipReason::AlreadyInjected)
+    }
+}
+
+/// The same kebab name on both sides (tested), so the annotation and the metric label do not depend
+/// on which source decided.
+impl From<UnsafeReason> for SkipReason {
+    fn from(reason: UnsafeReason) -> Self {
+        match reason {
+            UnsafeReason::DedicatedCpus => SkipReason::DedicatedCpus,
+            UnsafeReason::Realtime => SkipReason::Realtime,
+            UnsafeReason::VfioDevice => SkipReason::VfioDevice,
+            UnsafeReason::ConfidentialVm => SkipReason::ConfidentialVm,
+            UnsafeReason::MemoryLock => SkipReason::MemoryLock,
+        }
+    }
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl Decision ===
+
+impl Decision {
+    /// The reason of either kind of skip.
+    pub fn skip_reason(&self) -> Option<SkipReason> {
+        match self {
+            Decision::Inject(_) => None,
+            Decision::Skip(reason) | Decision::Unsafe { reason, .. } => Some(*reason),
+        }
+    }
+}
+
+// === impl Candidate ===
+
+impl Candidate {
+    pub fn pod(&self) -> &Pod {
+        &self.pod
+    }
+}
+
+/// The checks that need only the pod, in order; the first that fails is the skip reason.
+pub fn precheck(pod: Pod) -> Result<Candidate, SkipReason> {
+    match skip_reason(&pod) {
+        Some(reason) => Err(reason),
+        None => Ok(Candidate { pod: Box::new(pod) }),
+    }
+}
+
+/// Decides about a candidate from what the VMI lookup found, and returns the verdict behind it (for
+/// the log line). The order: the VM's type (from the VMI when it was read, which then overrides the
+/// pod's signals either way; else from the pod's signals), then the sidecar's port (moved when the
+/// VM's passt interface lists it), then the plan (unparseable when the pod has no user id or a
+/// quantity we cannot read).
+pub fn decide(candidate: &Candidate, policy: &Policy, lookup: &Lookup) -> (Decision, Verdict) {
+    let pod = candidate.pod();
+    let pod_reasons = pod
+        .spec
+        .as_ref()
+        .map(hazards::pid_namespace_hazards_from_pod)
+        .unwrap_or_default();
+    // By name. `resource-claims` has no VMI twin (a VMI's DRA devices are its gpus and
+    // hostDevices, hence `vfio-device`), so it counts only when the pod's signals decide.
+    let mapped: Vec<UnsafeReason> = pod_reasons
+        .iter()
+        .filter_map(|reason| reason.as_str().parse().ok())
+        .collect();
+    let free = |wanted: u16, taken: &dyn Fn(u16) -> bool| {
+        pod.spec
+            .as_ref()
+            .map_or(wanted, |spec| plan::free_port(spec, wanted, taken))
+    };
+    let mut port = free(policy.port, &|_| false);
+    let mut verdict = vmi::verdict(lookup, &mapped, port);
+    let mut listed = None;
+    if verdict.passt_port_conflict
+        && let Lookup::Found(facts) = lookup
+    {
+        listed = Some(port);
+        port = free(port, &|p| facts.passt_port_conflict(p));
+        verdict = vmi::verdict(lookup, &mapped, port);
+    }
+    let unsafe_reason = match verdict.source {
+        Source::Vmi => verdict.unsafe_reasons.first().map(|r| SkipReason::from(*r)),
+        Source::PodFallback => pod_reasons.first().copied(),
+    };
+    if let Some(reason) = unsafe_reason {
+        let source = verdict.source;
+        return (Decision::Unsafe { reason, source }, verdict);
+    }
+    let decision = match plan::plan(pod, policy, port, &verdict) {
+        Some(mut plan) => {
+            if let Some(listed) = listed {
+                plan.warnings.push(format!(
+                    "the VM's passt interface lists port {listed}; the metrics sidecar uses {port} instead"
+                ));
+            }
+            Decision::Inject(Box::new(plan))
+        }
+        None => Decision::Skip(SkipReason::Unparseable),
+    };
+    (decision, verdict)
+}
+
+/// The first check that fails, of those that need only the pod.
+fn skip_reason(pod: &Pod) -> Option<SkipReason> {
+    let meta = &pod.metadata;
+    let label = |key: &str| {
+        meta.labels
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
+    };
+    let annotation = |key: &str| {
+        meta.annotations
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .map(String::as_str)
+    };
+    let owned_by_vmi = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == VMI_KIND);
+    if label(LAUNCHER_LABEL.0) != Some(LAUNCHER_LABEL.1) || !owned_by_vmi {
+        return Some(SkipReason::NotLauncher);
+    }
+    if annotation(PROVISIONING_ANNOTATION.0) == Some(PROVISIONING_ANNOTATION.1) {
+        return Some(SkipReason::Provisioning);
+    }
+    let Some(spec) = pod.spec.as_ref() else {
+        return Some(SkipReason::Unparseable);
+    };
+    // Before the opt-out: a second pass must be an empty patch whatever else changed.
+    if all_containers(spec).any(|c| c.name == CONTAINER_NAME) {
+        return Some(SkipReason::AlreadyInjected);
+    }
+    let disabled = Some(INJECT_DISABLED);
+    // `false` is somebody's decision against a shared PID namespace; `add` would overwrite it.
+    if label(INJECT_KEY) == disabled
+        || annotation(INJECT_KEY) == disabled
+        || spec.share_process_namespace == Some(false)
+    {
+        return Some(SkipReason::OptedOut);
+    }
+    if !has_the_expected_shape(spec) {
+        return Some(SkipReason::Unparseable);
+    }
+    None
+}
+
+/// What the patch relies on: `compute` first, our volume names free, a PID namespace we may share
+/// (the API server rejects `hostPID` together with `shareProcessNamespace`), and no pod-level
+/// resources (they change the QoS rules we follow).
+fn has_the_expected_shape(spec: &PodSpec) -> bool {
+    let compute_first = spec.containers.first().is_some_and(|c| c.name == COMPUTE);
+    let names_free = spec
+        .volumes
+        .iter()
+        .flatten()
+        .all(|v| v.name != PODINFO_VOLUME && v.name != SOCKET_VOLUME);
+    compute_first && names_free && spec.host_pid != Some(true) && spec.resources.is_none()
+}
+
+/// Regular and init containers: what QoS, ports and hazards are computed over.
+pub(crate) fn all_containers(spec: &PodSpec) -> impl Iterator<Item = &Container> {
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+}
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod vmi_tests;

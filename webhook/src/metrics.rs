@@ -1,0 +1,260 @@
+//! The webhook's own Prometheus metrics (served on the admin listener in text format 0.0.4).
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder,
+};
+use std::time::Duration;
+
+use crate::{decide::SkipReason, patch::Outcome};
+
+/// Latency buckets, in seconds: a review is sub-millisecond work; the API server gives up at
+/// `timeoutSeconds` (a few seconds), so nothing above 10 s is interesting.
+const DURATION_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `result` label of `kube_metrics_webhook_vmi_lookups_total`: a [`crate::vmi::Lookup::as_str`],
+/// or `off` for a lookup not made because `--vmi-lookup off` (or no client could be built).
+pub const VMI_LOOKUP_RESULTS: &[&str] = &[
+    "found",
+    "not-found",
+    "timeout",
+    "api-error",
+    "unreadable",
+    "off",
+];
+
+/// What became of one POST /mutate, as the `result` label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestResult {
+    Injected,
+    Skipped,
+    /// Answered "allowed" without a patch because of an internal error.
+    Error,
+    /// Not an AdmissionReview we could answer: 400, 408, 413 or 415.
+    BadRequest,
+}
+
+/// Every series the webhook exports; cheap to clone (the collectors are `Arc`s inside).
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    skips: IntCounterVec,
+    vmi_lookups: IntCounterVec,
+    duration: Histogram,
+    cert_expiry: Gauge,
+    cert_reloads: IntCounterVec,
+}
+
+// === impl RequestResult ===
+
+impl RequestResult {
+    /// Every value, so each series starts at 0.
+    pub const ALL: &'static [RequestResult] =
+        &[Self::Injected, Self::Skipped, Self::Error, Self::BadRequest];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Injected => "injected",
+            Self::Skipped => "skipped",
+            Self::Error => "error",
+            Self::BadRequest => "bad_request",
+        }
+    }
+
+    pub fn of(outcome: &Outcome) -> Self {
+        match outcome {
+            Outcome::Injected => Self::Injected,
+            Outcome::Skipped(_) => Self::Skipped,
+            Outcome::Error(_) => Self::Error,
+        }
+    }
+}
+
+// === impl Metrics ===
+
+impl Metrics {
+    /// Builds the registry with every series initialised, so dashboards and alerts see zeros
+    /// instead of absent series.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_requests_total",
+                "Admission requests by result.",
+            ),
+            &["result"],
+        )?;
+        let skips = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_skips_total",
+                "Pods not injected, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let vmi_lookups = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_vmi_lookups_total",
+                "Lookups of a launcher pod's VirtualMachineInstance, by result.",
+            ),
+            &["result"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "kube_metrics_webhook_request_duration_seconds",
+                "Time from request headers to response, for POST /mutate.",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+        )?;
+        let cert_expiry = Gauge::new(
+            "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
+            "notAfter of the serving certificate in use, as a Unix timestamp.",
+        )?;
+        let cert_reloads = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_certificate_reloads_total",
+                "Attempts to load a changed certificate and key, by result.",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(skips.clone()))?;
+        registry.register(Box::new(vmi_lookups.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(cert_expiry.clone()))?;
+        registry.register(Box::new(cert_reloads.clone()))?;
+        for result in RequestResult::ALL {
+            requests.with_label_values(&[result.as_str()]);
+        }
+        for reason in SkipReason::ALL {
+            skips.with_label_values(&[reason.as_str()]);
+        }
+        for result in VMI_LOOKUP_RESULTS {
+            vmi_lookups.with_label_values(&[*result]);
+        }
+        for result in ["success", "failure"] {
+            cert_reloads.with_label_values(&[result]);
+        }
+        Ok(Self {
+            registry,
+            requests,
+            skips,
+            vmi_lookups,
+            duration,
+            cert_expiry,
+            cert_reloads,
+        })
+    }
+
+    /// Counts one request and its latency.
+    pub fn observe(&self, result: RequestResult, elapsed: Duration) {
+        self.requests.with_label_values(&[result.as_str()]).inc();
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn skipped(&self, reason: SkipReason) {
+        self.skips.with_label_values(&[reason.as_str()]).inc();
+    }
+
+    /// Counts one VMI lookup by its result, one of [`VMI_LOOKUP_RESULTS`].
+    pub fn vmi_lookup(&self, result: &str) {
+        self.vmi_lookups.with_label_values(&[result]).inc();
+    }
+
+    /// Records a certificate load: the new expiry on success, a failure count otherwise.
+    pub fn cert_loaded(&self, not_after: Option<i64>) {
+        match not_after {
+            Some(timestamp) => {
+                // Timestamps fit f64 exactly until the year 285 million.
+                self.cert_expiry.set(timestamp as f64);
+                self.cert_reloads.with_label_values(&["success"]).inc();
+            }
+            None => self.cert_reloads.with_label_values(&["failure"]).inc(),
+        }
+    }
+
+    /// Text exposition format 0.0.4: (content type, body).
+    pub fn render(&self) -> (String, Vec<u8>) {
+        let encoder = TextEncoder::new();
+        let mut body = Vec::new();
+        if let Err(error) = encoder.encode(&self.registry.gather(), &mut body) {
+            tracing::error!(%error, "Failed to encode metrics");
+        }
+        (encoder.format_type().to_owned(), body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(metrics: &Metrics) -> String {
+        String::from_utf8(metrics.render().1).unwrap()
+    }
+
+    #[test]
+    fn every_series_starts_at_zero() {
+        let out = text(&Metrics::new().unwrap());
+        for result in RequestResult::ALL {
+            let line = format!(
+                "kube_metrics_webhook_requests_total{{result=\"{}\"}} 0",
+                result.as_str()
+            );
+            assert!(out.contains(&line), "{line} missing in\n{out}");
+        }
+        for reason in SkipReason::ALL {
+            let line = format!(
+                "kube_metrics_webhook_skips_total{{reason=\"{}\"}} 0",
+                reason.as_str()
+            );
+            assert!(out.contains(&line), "{line} missing in\n{out}");
+        }
+        for result in VMI_LOOKUP_RESULTS {
+            let line = format!("kube_metrics_webhook_vmi_lookups_total{{result=\"{result}\"}} 0");
+            assert!(out.contains(&line), "{line} missing in\n{out}");
+        }
+        assert!(
+            out.contains("kube_metrics_webhook_certificate_reloads_total{result=\"failure\"} 0")
+        );
+        assert!(out.contains("kube_metrics_webhook_request_duration_seconds_count 0"));
+    }
+
+    #[test]
+    fn counts_requests_and_certificate_loads() {
+        let metrics = Metrics::new().unwrap();
+        metrics.observe(RequestResult::Injected, Duration::from_millis(2));
+        metrics.observe(RequestResult::BadRequest, Duration::from_millis(1));
+        metrics.vmi_lookup("timeout");
+        metrics.cert_loaded(Some(1_900_000_000));
+        metrics.cert_loaded(None);
+        let out = text(&metrics);
+        assert!(
+            out.contains("kube_metrics_webhook_requests_total{result=\"injected\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_requests_total{result=\"bad_request\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_vmi_lookups_total{result=\"timeout\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_request_duration_seconds_count 2"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_certificate_expiry_timestamp_seconds 1900000000"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_certificate_reloads_total{result=\"success\"} 1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("kube_metrics_webhook_certificate_reloads_total{result=\"failure\"} 1"),
+            "{out}"
+        );
+    }
+}

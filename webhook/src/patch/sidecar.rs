@@ -1,0 +1,103 @@
+//! The injected container and its two volumes as raw JSON, exactly as docs/design.md fixes them.
+//! No I/O.
+use serde_json::{Value, json};
+
+use crate::decide::{COMPUTE, CONTAINER_NAME, PODINFO_VOLUME, Plan, SOCKET_VOLUME};
+use crate::policy::Mode;
+
+/// The collector binary in the image (the image holds both binaries under /usr/local/bin, like the
+/// webhook's own Deployment). An absolute path: the image's entry point is the webhook's, and the
+/// exec probe must not depend on `PATH`.
+pub const COLLECTOR_BINARY: &str = "/usr/local/bin/kube-metrics-collector";
+/// The named containerPort (docs/design.md); PodMonitors select it by name.
+pub const PORT_NAME: &str = "kmc-metrics";
+pub const PODINFO_DIR: &str = "/etc/podinfo";
+pub const SOCKET_DIR: &str = "/var/run/kube-metrics-collector";
+pub const SOCKET_PATH: &str = "/var/run/kube-metrics-collector/metrics.sock";
+/// The collector's log filter (its `--log-level` env twin), set from the log-level annotation.
+pub const LOG_LEVEL_ENV: &str = "KMC_LOG_LEVEL";
+
+/// Seconds between liveness probes: each one forks a short process in the VM's PID namespace, so
+/// rarely; the collector only needs restarting when it is wedged.
+const PROBE_PERIOD_SECONDS: u32 = 30;
+
+/// The collector container for `plan`.
+pub fn container(plan: &Plan) -> Value {
+    let mut env = vec![
+        field_env("POD_NAME", "metadata.name"),
+        field_env("POD_NAMESPACE", "metadata.namespace"),
+    ];
+    env.push(field_env("NODE_NAME", "spec.nodeName"));
+    if let Some(level) = &plan.log_level {
+        env.push(json!({"name": LOG_LEVEL_ENV, "value": level}));
+    }
+    let mut security = json!({
+        "runAsUser": plan.run_as.uid,
+        "allowPrivilegeEscalation": false,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": true,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    });
+    if let Some(gid) = plan.run_as.gid {
+        security["runAsGroup"] = json!(gid);
+    }
+    if plan.run_as.non_root() {
+        security["runAsNonRoot"] = json!(true);
+    }
+    let mut container = json!({
+        "name": CONTAINER_NAME,
+        "image": plan.image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": [COLLECTOR_BINARY],
+        "args": [
+            "--listen", format!("0.0.0.0:{}", plan.port),
+            "--socket", SOCKET_PATH,
+            "--podinfo", PODINFO_DIR,
+        ],
+        "env": env,
+        "ports": [{"name": PORT_NAME, "containerPort": plan.port, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": plan.cpu.request.as_str(), "memory": plan.memory.request.as_str()},
+            "limits": {"cpu": plan.cpu.limit.as_str(), "memory": plan.memory.limit.as_str()},
+        },
+        "volumeMounts": [
+            {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": true},
+            {"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR},
+        ],
+        // kubevirt.md §3.7: an HTTP or TCP probe (even to 127.0.0.1) can land in the guest. This
+        // one asks the collector over its Unix socket. No startup probe: on a native sidecar it
+        // would hold back `compute`, and so the VM, until the collector answers.
+        "livenessProbe": {
+            "exec": {"command": [COLLECTOR_BINARY, "probe", "--socket", SOCKET_PATH]},
+            "initialDelaySeconds": 10,
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "securityContext": security,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    });
+    if plan.mode == Mode::Native {
+        container["restartPolicy"] = json!("Always");
+    }
+    container
+}
+
+/// The downward-API volume the collector reads its identity from, and the socket's `emptyDir`.
+pub fn volumes() -> [Value; 2] {
+    let memory = |path: &str, resource: &str| json!({"path": path, "resourceFieldRef": {"containerName": COMPUTE, "resource": resource, "divisor": "1"}});
+    let podinfo = json!({
+        "name": PODINFO_VOLUME,
+        "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+            memory("compute_memory_request", "requests.memory"),
+            memory("compute_memory_limit", "limits.memory"),
+        ]},
+    });
+    [podinfo, json!({"name": SOCKET_VOLUME, "emptyDir": {}})]
+}
+
+fn field_env(name: &str, field_path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": field_path}}})
+}

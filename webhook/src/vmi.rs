@@ -1,0 +1,16 @@
+//! The pod's owning `VirtualMachineInstance` (kubevirt.io/v1): what it says about whether a shared PID
+//! namespace is safe (kubevirt.md §3.2) and whether `podIP:port` reaches the sidecar (kubevirt.md §4).
+//!
+//! - [`facts`]: raw VMI JSON -> [`VmiFacts`]; no I/O.
+//! - [`network`]: the pod-network interface -> [`ScrapePath`]; no I/O.
+//! - [`verdict`]: VMI facts or pod-spec signals -> one [`Verdict`] that says which source decided; no I/O.
+//! - [`lookup`]: the only I/O: a watch-backed cache of VMIs with a GET on a miss, inside a time budget.
+pub mod facts;
+pub mod lookup;
+pub mod network;
+pub mod verdict;
+
+pub use facts::{FactsError, UnsafeReason, VmiFacts};
+pub use lookup::{Lookup, Unavailable, VmiLookup, VmiRef};
+pub use network::{PathDecision, PathReason, ScrapePath};
+pub use verdict::{Source, Verdict, verdict};

@@ -1,0 +1,306 @@
+//! The I/O edge: finds the pod's `VirtualMachineInstance` in a watch-backed cache, with a direct GET on
+//! a miss, all inside a time budget well under the 5 s admission timeout.
+//!
+//! The fallback logic lives in [`VmiLookup`] over the small [`VmiSource`] trait, so it is tested with
+//! an in-memory fake; [`KubeVmiSource`] is the real source (a `kube` reflector over all namespaces,
+//! VMIs as `DynamicObject`s: no KubeVirt crate). RBAC: `get`, `list`, `watch` on
+//! `virtualmachineinstances.kubevirt.io`, cluster-wide; nothing else.
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use futures::{FutureExt, StreamExt};
+use kube::{
+    Api, Client,
+    api::{ApiResource, DynamicObject, GroupVersionKind},
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde_json::Value;
+
+use super::facts::{FactsError, VmiFacts};
+
+/// The default time budget: well under the API server's 5 s webhook timeout, leaving room for the
+/// rest of the admission and for the network.
+pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
+
+/// Which VMI a pod belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmiRef {
+    pub namespace: String,
+    pub name: String,
+    /// From the owner reference or `kubevirt.io/created-by`; when known, an object with another uid
+    /// (a VMI deleted and recreated under the same name) is not the pod's owner.
+    pub uid: Option<String>,
+}
+
+impl VmiRef {
+    /// The owning VMI of a launcher pod (kubevirt.md §2): `ownerReferences[kind=VirtualMachineInstance]`,
+    /// else the annotation `kubevirt.io/domain` with the label `kubevirt.io/created-by` as uid. At
+    /// CREATE the pod's own `metadata.namespace` may be empty, so the caller passes the
+    /// AdmissionReview's `request.namespace`.
+    pub fn from_pod(pod: &Value, namespace: &str) -> Option<VmiRef> {
+        let metadata = pod.get("metadata")?;
+        let text = |value: Option<&Value>| {
+            value
+                .and_then(Value::as_str)
+                .filter(|text| !text.is_empty())
+                .map(str::to_owned)
+        };
+        let owner = metadata
+            .get("ownerReferences")
+            .and_then(Value::as_array)
+            .and_then(|owners| {
+                owners.iter().find(|owner| {
+                    owner.get("kind").and_then(Value::as_str) == Some("VirtualMachineInstance")
+                        && owner
+                            .get("apiVersion")
+                            .and_then(Value::as_str)
+                            .is_some_and(|api| api.starts_with("kubevirt.io/"))
+                })
+            });
+        let (name, uid) = match owner {
+            Some(owner) => (text(owner.get("name"))?, text(owner.get("uid"))),
+            None => (
+                text(
+                    metadata
+                        .get("annotations")
+                        .and_then(|map| map.get("kubevirt.io/domain")),
+                )?,
+                text(
+                    metadata
+                        .get("labels")
+                        .and_then(|map| map.get("kubevirt.io/created-by")),
+                ),
+            ),
+        };
+        let namespace = Some(namespace)
+            .filter(|ns| !ns.is_empty())
+            .map(str::to_owned)
+            .or_else(|| text(metadata.get("namespace")))?;
+        Some(VmiRef {
+            namespace,
+            name,
+            uid,
+        })
+    }
+}
+
+/// The answer of one lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(Box<VmiFacts>),
+    /// The API server says there is no such VMI (or only one with another uid).
+    NotFound,
+    Unavailable(Unavailable),
+}
+
+impl Lookup {
+    /// A closed set of names for a metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Lookup::Found(_) => "found",
+            Lookup::NotFound => "not-found",
+            Lookup::Unavailable(why) => why.as_str(),
+        }
+    }
+}
+
+/// Why the VMI could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    #[error("VMI lookup took longer than its {0:?} budget")]
+    Timeout(Duration),
+    #[error("VMI GET failed: {0}")]
+    Api(String),
+    #[error("VMI is not readable: {0}")]
+    Unreadable(#[from] FactsError),
+}
+
+impl Unavailable {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Unavailable::Timeout(_) => "timeout",
+            Unavailable::Api(_) => "api-error",
+            Unavailable::Unreadable(_) => "unreadable",
+        }
+    }
+}
+
+/// Where VMIs come from: a cache that answers at once, and a GET that may be slow.
+pub trait VmiSource: Send + Sync {
+    /// The cached VMI, if the cache has it. Never waits (an unsynced cache simply misses).
+    fn cached(&self, vmi: &VmiRef) -> Option<Value>;
+    /// A GET from the API server: `Ok(None)` on 404.
+    fn get(&self, vmi: &VmiRef) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+}
+
+/// Cache first, GET on a miss, everything inside `budget`.
+#[derive(Debug, Clone)]
+pub struct VmiLookup<S> {
+    source: S,
+    budget: Duration,
+}
+
+impl<S: VmiSource> VmiLookup<S> {
+    pub fn new(source: S, budget: Duration) -> Self {
+        VmiLookup { source, budget }
+    }
+
+    /// Never takes (much) longer than the budget; never fails: a problem is `Unavailable`.
+    pub async fn lookup(&self, vmi: &VmiRef) -> Lookup {
+        match tokio::time::timeout(self.budget, self.lookup_unbounded(vmi)).await {
+            Ok(answer) => answer,
+            Err(_elapsed) => Lookup::Unavailable(Unavailable::Timeout(self.budget)),
+        }
+    }
+
+    async fn lookup_unbounded(&self, vmi: &VmiRef) -> Lookup {
+        // A cached object with another uid is stale (the VMI was recreated): ask the API server.
+        if let Some(object) = self
+            .source
+            .cached(vmi)
+            .filter(|object| uid_matches(object, vmi))
+        {
+            return facts(&object);
+        }
+        match self.source.get(vmi).await {
+            Ok(Some(object)) if uid_matches(&object, vmi) => facts(&object),
+            Ok(_) => Lookup::NotFound,
+            Err(error) => Lookup::Unavailable(Unavailable::Api(error)),
+        }
+    }
+}
+
+/// A [`VmiLookup`] behind a pointer: the server holds the cluster's, a test a fake's. `VmiSource`
+/// returns `impl Future`, so `VmiLookup<S>` itself cannot be a trait object.
+pub trait DynLookup: Send + Sync + std::fmt::Debug {
+    fn lookup<'a>(&'a self, vmi: &'a VmiRef) -> Pin<Box<dyn Future<Output = Lookup> + Send + 'a>>;
+}
+
+impl<S: VmiSource + std::fmt::Debug + 'static> DynLookup for VmiLookup<S> {
+    fn lookup<'a>(&'a self, vmi: &'a VmiRef) -> Pin<Box<dyn Future<Output = Lookup> + Send + 'a>> {
+        // The inherent method, not this one.
+        Box::pin(VmiLookup::lookup(self, vmi))
+    }
+}
+
+/// The cluster's lookup: a client from the in-cluster config (or kubeconfig), the watch started on
+/// the current runtime. Fails only when no client can be built; the watch retries on its own.
+pub async fn connect(
+    budget: Duration,
+) -> Result<(Arc<dyn DynLookup>, tokio::task::JoinHandle<()>), kube::Error> {
+    let client = Client::try_default().await?;
+    let (source, task) = KubeVmiSource::spawn(client);
+    Ok((Arc::new(VmiLookup::new(source, budget)), task))
+}
+
+fn uid_matches(object: &Value, vmi: &VmiRef) -> bool {
+    let uid = object
+        .get("metadata")
+        .and_then(|metadata| metadata.get("uid"))
+        .and_then(Value::as_str);
+    match (&vmi.uid, uid) {
+        (Some(wanted), Some(uid)) => wanted == uid,
+        _ => true, // nothing to compare
+    }
+}
+
+fn facts(object: &Value) -> Lookup {
+    match VmiFacts::from_json(object) {
+        Ok(facts) => Lookup::Found(Box::new(facts)),
+        Err(error) => Lookup::Unavailable(error.into()),
+    }
+}
+
+/// `kubevirt.io/v1` `virtualmachineinstances`, without a KubeVirt crate.
+pub fn vmi_resource() -> ApiResource {
+    let gvk = GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachineInstance");
+    ApiResource::from_gvk_with_plural(&gvk, "virtualmachineinstances")
+}
+
+/// The real source: a reflector cache of every VMI in the cluster, and the API server for GETs.
+#[derive(Clone)]
+pub struct KubeVmiSource {
+    client: Client,
+    resource: ApiResource,
+    store: Store<DynamicObject>,
+}
+
+impl std::fmt::Debug for KubeVmiSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeVmiSource")
+            .field("cached", &self.store.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeVmiSource {
+    /// Starts the watch (all namespaces) on the current Tokio runtime and returns the source at
+    /// once: until the first list arrives every lookup is a cache miss served by a GET. The task runs
+    /// until the runtime stops; watch errors are logged and retried with backoff.
+    pub fn spawn(client: Client) -> (KubeVmiSource, tokio::task::JoinHandle<()>) {
+        let resource = vmi_resource();
+        let writer = reflector::store::Writer::new(resource.clone());
+        let store = writer.as_reader();
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let stream = reflector::reflector(
+            writer,
+            // managedFields are most of a VMI's bytes and never read here.
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .modify(|vmi: &mut DynamicObject| {
+                    vmi.metadata.managed_fields = None;
+                }),
+        );
+        let task = tokio::spawn(async move {
+            stream
+                .for_each(|event| async move {
+                    if let Err(error) = event {
+                        tracing::warn!(%error, "VMI watch failed; retrying with backoff");
+                    }
+                })
+                .await;
+        });
+        (
+            KubeVmiSource {
+                client,
+                resource,
+                store,
+            },
+            task,
+        )
+    }
+
+    /// True once the first full list is in the cache.
+    pub fn is_synced(&self) -> bool {
+        // Ready resolves at once after the first list, and never before.
+        matches!(self.store.wait_until_ready().now_or_never(), Some(Ok(())))
+    }
+}
+
+impl VmiSource for KubeVmiSource {
+    fn cached(&self, vmi: &VmiRef) -> Option<Value> {
+        let key = ObjectRef::<DynamicObject>::new_with(&vmi.name, self.resource.clone())
+            .within(&vmi.namespace);
+        self.store
+            .get(&key)
+            .and_then(|object| serde_json::to_value(&*object).ok())
+    }
+
+    async fn get(&self, vmi: &VmiRef) -> Result<Option<Value>, String> {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &vmi.namespace, &self.resource);
+        match api.get_opt(&vmi.name).await {
+            Ok(object) => object
+                .map(|object| serde_json::to_value(&object).map_err(|error| error.to_string()))
+                .transpose(),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "lookup_tests.rs"]
+mod tests;

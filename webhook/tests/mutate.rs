@@ -1,0 +1,563 @@
+//! `patch::parse` + `patch::answer` end to end on the fixture AdmissionReview and reviews derived from
+//! it, without a VMI (the pod's signals decide) and with VMI fixtures from `tests/fixtures/vmi`: the
+//! patch applies with json-patch, gives the collector what it needs, leaves every existing field
+//! alone, is empty on a second pass, matches its golden file, and the patched pod passes
+//! `kubernetes-validate --strict`.
+//!
+//! Golden files: `tests/fixtures/admission/<case>.patch.json`; regenerate with `UPDATE_GOLDEN=1`.
+use kube_metrics_webhook::decide::{REASON_SOURCE_KEY, STATUS_KEY, SkipReason};
+use kube_metrics_webhook::patch::{self, Outcome, Reviewed};
+use kube_metrics_webhook::policy::{Mode, Policy};
+use kube_metrics_webhook::vmi::{Lookup, VmiFacts};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Kubernetes releases the patched pods are validated against: the newest schema the installed
+/// kubernetes-validate ships (it works offline), and 1.29, the first with native sidecars on by default.
+const KUBERNETES_VERSIONS: &[&str] = &["1.37.0", "1.29.0"];
+
+struct Case {
+    name: &'static str,
+    review: Value,
+    policy: Policy,
+    /// The VMI fixture the lookup finds; `None`: not found, the pod's signals decide.
+    vmi: Option<&'static str>,
+    want: Outcome,
+}
+
+/// What the lookup found for `case`.
+fn lookup(case: &Case) -> Lookup {
+    let Some(name) = case.vmi else {
+        return Lookup::NotFound;
+    };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/vmi/{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let vmi: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    Lookup::Found(Box::new(
+        VmiFacts::from_json(&vmi).unwrap_or_else(|e| panic!("{name}: {e}")),
+    ))
+}
+
+/// The sidecar's port and scrape label for an injected case.
+fn expected_port_and_scrape(name: &str) -> (u16, &'static str) {
+    match name {
+        "port-clash" => (48081, "relay"),
+        "vmi-masquerade-ports" => (48080, "direct"),
+        // passt lists 48080: the sidecar moves to 48081, which passt leaves alone.
+        "vmi-passt-lists-our-port" => (48081, "direct"),
+        _ => (48080, "relay"),
+    }
+}
+
+fn fixture_review() -> Value {
+    let text = include_str!("fixtures/admission/pod-a.json");
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("fixture: {e}"))
+}
+
+/// The fixture review with `edit` applied to its pod.
+fn derived(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut review = fixture_review();
+    edit(&mut review["request"]["object"]);
+    review
+}
+
+fn guaranteed(pod: &mut Value) {
+    for list in ["containers", "initContainers"] {
+        for c in pod["spec"][list].as_array_mut().into_iter().flatten() {
+            let r = json!({"cpu": "1", "memory": "2Gi"});
+            c["resources"] = json!({"requests": r, "limits": r});
+        }
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let inject = Outcome::Injected;
+    let skip = Outcome::Skipped;
+    let container_mode = Policy {
+        mode: Mode::Container,
+        ..Policy::default()
+    };
+    let case = |name, review, want| Case {
+        name,
+        review,
+        policy: Policy::default(),
+        vmi: None,
+        want,
+    };
+    let with_vmi = |name, vmi, want| Case {
+        name,
+        review: fixture_review(),
+        policy: Policy::default(),
+        vmi: Some(vmi),
+        want,
+    };
+    vec![
+        case("pod-a", fixture_review(), inject.clone()),
+        Case {
+            name: "pod-a-container-mode",
+            review: fixture_review(),
+            policy: container_mode,
+            vmi: None,
+            want: inject.clone(),
+        },
+        with_vmi("vmi-masquerade-ports", "masquerade-ports", inject.clone()),
+        with_vmi("vmi-bridge", "bridge", inject.clone()),
+        with_vmi(
+            "vmi-passt-lists-our-port",
+            "passt-lists-our-port",
+            inject.clone(),
+        ),
+        with_vmi(
+            "vmi-dedicated-cpus",
+            "dedicated-cpus",
+            skip(SkipReason::DedicatedCpus),
+        ),
+        case("guaranteed", derived(guaranteed), inject.clone()),
+        case(
+            "root-mode",
+            derived(|p| {
+                p["spec"]["securityContext"] = json!({"runAsUser": 0});
+                for c in p["spec"]["containers"].as_array_mut().into_iter().flatten() {
+                    c["securityContext"] = json!({"capabilities": {"drop": ["ALL"]}});
+                }
+            }),
+            inject.clone(),
+        ),
+        case(
+            "bare",
+            derived(|p| {
+                for (parent, key) in [
+                    ("metadata", "annotations"),
+                    ("spec", "volumes"),
+                    ("spec", "initContainers"),
+                ] {
+                    p[parent].as_object_mut().map(|m| m.remove(key));
+                }
+            }),
+            inject.clone(),
+        ),
+        case(
+            "port-clash",
+            derived(|p| {
+                p["spec"]["containers"][0]["ports"] =
+                    json!([{"name": "guest", "containerPort": 48080}])
+            }),
+            inject.clone(),
+        ),
+        case(
+            "overrides",
+            derived(|p| {
+                let a = &mut p["metadata"]["annotations"];
+                a["kube-metrics-collector.io/memory-limit"] = json!("64Mi");
+                a["kube-metrics-collector.io/log-level"] = json!("debug");
+                a["kube-metrics-collector.io/cpu-limit"] = json!("lots");
+            }),
+            inject,
+        ),
+        case(
+            "dedicated-cpus",
+            derived(|p| {
+                guaranteed(p);
+                p["spec"]["nodeSelector"]["kubevirt.io/cpumanager"] = json!("true");
+            }),
+            skip(SkipReason::DedicatedCpus),
+        ),
+        case(
+            "gpu",
+            derived(|p| {
+                p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/GA102GL_A10"] =
+                    json!("1")
+            }),
+            skip(SkipReason::VfioDevice),
+        ),
+        case(
+            "provisioning",
+            derived(|p| {
+                p["metadata"]["annotations"]["kubevirt.io/ephemeral-provisioning"] = json!("true")
+            }),
+            skip(SkipReason::Provisioning),
+        ),
+        case(
+            "opted-out",
+            derived(|p| {
+                p["metadata"]["labels"]["kube-metrics-collector.io/inject"] = json!("disabled")
+            }),
+            skip(SkipReason::OptedOut),
+        ),
+        case(
+            "hotplug-pod",
+            derived(|p| p["metadata"]["labels"]["kubevirt.io"] = json!("hotplug-disk")),
+            skip(SkipReason::NotLauncher),
+        ),
+    ]
+}
+
+/// Both steps, as the server runs them, with the case's lookup in between.
+fn run(review: &Value, case: &Case) -> Reviewed {
+    let body = serde_json::to_vec(review).unwrap_or_else(|e| panic!("{e}"));
+    let parsed = patch::parse(&body).unwrap_or_else(|e| panic!("review failed: {e}"));
+    patch::answer(&parsed, &case.policy, &lookup(case))
+}
+
+/// The patch operations of an answer; empty when it has no patch.
+fn patch_of(reviewed: &Reviewed) -> Value {
+    let answer: Value =
+        serde_json::from_slice(&reviewed.response).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer["response"]["allowed"], true);
+    match answer["response"].get("patch") {
+        None => json!([]),
+        Some(bytes) => {
+            assert_eq!(answer["response"]["patchType"], "JSONPatch");
+            let bytes: Vec<u8> =
+                serde_json::from_value(bytes.clone()).unwrap_or_else(|e| panic!("{e}"));
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{e}"))
+        }
+    }
+}
+
+/// The case's pod after its patch, and the patch.
+fn patched(case: &Case) -> (Value, Value) {
+    let reviewed = run(&case.review, case);
+    assert_eq!(reviewed.outcome, case.want, "{}", case.name);
+    let ops = patch_of(&reviewed);
+    let parsed: json_patch::Patch =
+        serde_json::from_value(ops.clone()).unwrap_or_else(|e| panic!("{e}"));
+    let mut pod = case.review["request"]["object"].clone();
+    json_patch::patch(&mut pod, &parsed)
+        .unwrap_or_else(|e| panic!("{}: patch does not apply: {e}", case.name));
+    (pod, ops)
+}
+
+/// `after` keeps every member of `before` with its value; lists may only grow at the end.
+fn assert_untouched(before: &Value, after: &Value, at: &str) {
+    match (before, after) {
+        (Value::Object(b), Value::Object(a)) => {
+            for (key, value) in b {
+                let child = a
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{at}/{key} was removed"));
+                assert_untouched(value, child, &format!("{at}/{key}"));
+            }
+        }
+        (Value::Array(b), Value::Array(a)) => {
+            assert!(a.len() >= b.len(), "{at} shrank");
+            for (i, (x, y)) in b.iter().zip(a).enumerate() {
+                assert_eq!(x, y, "{at}/{i} changed");
+            }
+        }
+        _ => assert_eq!(before, after, "{at} changed"),
+    }
+}
+
+#[test]
+fn patches_match_their_golden_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission");
+    for case in cases() {
+        let (_, ops) = patched(&case);
+        let file = dir.join(format!("{}.patch.json", case.name));
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            let text = serde_json::to_string_pretty(&ops).unwrap_or_default() + "\n";
+            std::fs::write(&file, text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        }
+        let want = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{} ({e}); UPDATE_GOLDEN=1", file.display()));
+        let want: Value =
+            serde_json::from_str(&want).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        assert_eq!(
+            ops,
+            want,
+            "{}: patch differs from {}",
+            case.name,
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn injected_pods_have_what_the_collector_needs() {
+    for case in cases().into_iter().filter(|c| c.want == Outcome::Injected) {
+        let (pod, _) = patched(&case);
+        let name = case.name;
+        let list = if case.policy.mode == Mode::Native {
+            "initContainers"
+        } else {
+            "containers"
+        };
+        let sidecar = pod["spec"][list]
+            .as_array()
+            .and_then(|l| l.last())
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(sidecar["name"], "kube-metrics-collector", "{name}");
+        assert_eq!(pod["spec"]["shareProcessNamespace"], true, "{name}");
+        assert_eq!(
+            pod["metadata"]["annotations"][STATUS_KEY], "injected",
+            "{name}"
+        );
+        let (port, scrape) = expected_port_and_scrape(name);
+        assert_eq!(
+            pod["metadata"]["labels"]["kube-metrics-collector.io/scrape"], scrape,
+            "{name}"
+        );
+        let source = if case.vmi.is_some() {
+            "vmi"
+        } else {
+            "pod-fallback"
+        };
+        assert_eq!(
+            pod["metadata"]["annotations"][REASON_SOURCE_KEY], source,
+            "{name}"
+        );
+        let want_restart = if case.policy.mode == Mode::Native {
+            json!("Always")
+        } else {
+            Value::Null
+        };
+        assert_eq!(sidecar["restartPolicy"], want_restart, "{name}");
+
+        assert_eq!(
+            sidecar["ports"],
+            json!([{"name": "kmc-metrics", "containerPort": port, "protocol": "TCP"}]),
+            "{name}"
+        );
+        let args = json!([
+            "--listen",
+            format!("0.0.0.0:{port}"),
+            "--socket",
+            "/var/run/kube-metrics-collector/metrics.sock",
+            "--podinfo",
+            "/etc/podinfo"
+        ]);
+        assert_eq!(sidecar["args"], args, "{name}");
+        let cmdline = format!(
+            "{}{}{}",
+            sidecar["command"], sidecar["args"], sidecar["livenessProbe"]
+        );
+        assert!(
+            !cmdline.contains("qemu-kvm") && !cmdline.contains("qemu-system"),
+            "{name}: {cmdline}"
+        );
+        assert!(
+            sidecar["livenessProbe"]["exec"].is_object()
+                && sidecar["livenessProbe"]["httpGet"].is_null()
+        );
+
+        for (env, field) in [
+            ("POD_NAME", "metadata.name"),
+            ("POD_NAMESPACE", "metadata.namespace"),
+            ("NODE_NAME", "spec.nodeName"),
+        ] {
+            let found = sidecar["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|e| e["name"] == env);
+            let found = found.unwrap_or_else(|| panic!("{name}: no {env}"));
+            assert_eq!(found["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+        }
+        let volumes = pod["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let podinfo = volumes
+            .iter()
+            .find(|v| v["name"] == "kube-metrics-collector-podinfo")
+            .cloned()
+            .unwrap_or_default();
+        let items: Vec<&str> = podinfo["downwardAPI"]["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["path"].as_str())
+            .collect();
+        assert_eq!(
+            items,
+            [
+                "labels",
+                "annotations",
+                "compute_memory_request",
+                "compute_memory_limit"
+            ],
+            "{name}"
+        );
+        assert_eq!(
+            podinfo["downwardAPI"]["items"][3]["resourceFieldRef"],
+            json!({"containerName": "compute", "resource": "limits.memory", "divisor": "1"})
+        );
+        assert!(volumes.iter().any(|v| v["name"] == "kube-metrics-collector-socket" && v["emptyDir"] == json!({})), "{name}");
+        let mounts: Vec<(&str, &str)> = sidecar["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| Some((m["name"].as_str()?, m["mountPath"].as_str()?)))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("kube-metrics-collector-podinfo", "/etc/podinfo"),
+                (
+                    "kube-metrics-collector-socket",
+                    "/var/run/kube-metrics-collector"
+                )
+            ],
+            "{name}"
+        );
+
+        let sc = &sidecar["securityContext"];
+        let (uid, non_root) = if name == "root-mode" {
+            (0, Value::Null)
+        } else {
+            (107, json!(true))
+        };
+        assert_eq!(
+            (&sc["runAsUser"], &sc["runAsNonRoot"]),
+            (&json!(uid), &non_root),
+            "{name}"
+        );
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}), "{name}");
+        assert_eq!(
+            sc["seccompProfile"],
+            json!({"type": "RuntimeDefault"}),
+            "{name}"
+        );
+
+        let r = &sidecar["resources"];
+        let equal = r["requests"] == r["limits"];
+        assert_eq!(
+            equal,
+            name == "guaranteed",
+            "{name}: requests == limits only when Guaranteed: {r}"
+        );
+        if name == "overrides" {
+            assert_eq!(
+                (&r["limits"]["memory"], &r["limits"]["cpu"]),
+                (&json!("64Mi"), &json!("50m"))
+            );
+            assert!(
+                sidecar["env"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e == &json!({"name": "KMC_LOG_LEVEL", "value": "debug"}))
+            );
+        }
+    }
+}
+
+#[test]
+fn nothing_that_existed_changes_and_compute_stays_first() {
+    for case in cases() {
+        let before = &case.review["request"]["object"];
+        let (after, _) = patched(&case);
+        assert_untouched(before, &after, "");
+        let compute =
+            |pod: &Value| serde_json::to_string(&pod["spec"]["containers"][0]).unwrap_or_default();
+        assert_eq!(
+            compute(before),
+            compute(&after),
+            "{}: compute changed",
+            case.name
+        );
+        assert_eq!(
+            after["spec"]["containers"][0]["name"], "compute",
+            "{}",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn skips_are_annotated_except_for_pods_that_are_not_ours() {
+    for case in cases() {
+        let Outcome::Skipped(reason) = case.want else {
+            continue;
+        };
+        let (pod, ops) = patched(&case);
+        let annotations = &pod["metadata"]["annotations"];
+        if reason == SkipReason::NotLauncher {
+            assert_eq!(ops, json!([]), "{}", case.name);
+        } else {
+            assert_eq!(annotations[STATUS_KEY], "skipped", "{}", case.name);
+            assert_eq!(
+                annotations["kube-metrics-collector.io/reason"],
+                reason.as_str(),
+                "{}",
+                case.name
+            );
+            // Only a skip for the VM's type says who judged the VM.
+            let source = match (reason, case.vmi) {
+                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, Some(_)) => json!("vmi"),
+                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, None) => {
+                    json!("pod-fallback")
+                }
+                _ => Value::Null,
+            };
+            assert_eq!(annotations[REASON_SOURCE_KEY], source, "{}", case.name);
+        }
+    }
+}
+
+#[test]
+fn a_second_pass_yields_an_empty_patch() {
+    for case in cases() {
+        let (pod, _) = patched(&case);
+        let mut again = case.review.clone();
+        again["request"]["object"] = pod;
+        let reviewed = run(&again, &case);
+        assert_eq!(
+            reviewed.patch_len, 0,
+            "{}: {:?}",
+            case.name, reviewed.outcome
+        );
+        assert_eq!(patch_of(&reviewed), json!([]), "{}", case.name);
+        if case.want == Outcome::Injected {
+            assert_eq!(
+                reviewed.outcome,
+                Outcome::Skipped(SkipReason::AlreadyInjected),
+                "{}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn patched_pods_pass_strict_schema_validation() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut files: Vec<PathBuf> = Vec::new();
+    for case in cases() {
+        let (mut pod, _) = patched(&case);
+        // The API server fills the name from generateName after the webhooks; the schema needs one.
+        pod["metadata"]["name"] = json!(format!(
+            "{}abcde",
+            pod["metadata"]["generateName"].as_str().unwrap_or("pod-")
+        ));
+        let file = dir.path().join(format!("{}.json", case.name));
+        std::fs::write(&file, serde_json::to_vec_pretty(&pod).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        files.push(file);
+    }
+    for version in KUBERNETES_VERSIONS {
+        let output = Command::new("kubernetes-validate")
+            .args(["--strict", "--kubernetes-version", version])
+            .args(&files)
+            .output();
+        let output = output.unwrap_or_else(|e| {
+            panic!("cannot run kubernetes-validate ({e}): install it with `python3 -m pip install kubernetes-validate` (scripts/setup does)")
+        });
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "kubernetes-validate --strict {version} failed:\n{text}"
+        );
+        assert_eq!(text.matches("passed").count(), files.len(), "{text}");
+    }
+}

@@ -1,0 +1,212 @@
+//! The real `KubeVmiSource` (kube client, reflector, GET) against a fake Kubernetes API server on
+//! loopback. There is no cluster here: the fake answers the three requests the lookup makes (list,
+//! watch, get) with real API shapes; the watch is held open without events, as an idle API server does.
+use std::{
+    collections::HashMap,
+    convert::Infallible,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use kube_metrics_webhook::vmi::{
+    Lookup, Unavailable, UnsafeReason, VmiLookup, VmiRef, lookup::KubeVmiSource,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// Requests seen, by "METHOD path?watch" key.
+type Seen = Arc<Mutex<HashMap<String, usize>>>;
+
+fn vmi(name: &str, uid: &str, dedicated: bool) -> Value {
+    json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
+           "metadata": {"namespace": "ns", "name": name, "uid": uid, "resourceVersion": "7"},
+           "spec": {"domain": {"cpu": {"dedicatedCpuPlacement": dedicated}, "devices": {}}}})
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    seen: Seen,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let watch = request
+        .uri()
+        .query()
+        .is_some_and(|query| query.contains("watch=true"));
+    let key = format!(
+        "{} {path}{}",
+        request.method(),
+        if watch { " watch" } else { "" }
+    );
+    if let Ok(mut seen) = seen.lock() {
+        *seen.entry(key).or_default() += 1;
+    }
+    let (status, body) = match path.as_str() {
+        "/apis/kubevirt.io/v1/virtualmachineinstances" if watch => {
+            // An idle watch: no events; the test is over long before this returns.
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            (StatusCode::OK, String::new())
+        }
+        "/apis/kubevirt.io/v1/virtualmachineinstances" => (
+            StatusCode::OK,
+            json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceList",
+                   "metadata": {"resourceVersion": "10"}, "items": [vmi("cached", "u-cached", true)]})
+            .to_string(),
+        ),
+        "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/fresh" => {
+            (StatusCode::OK, vmi("fresh", "u-fresh", false).to_string())
+        }
+        "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            (StatusCode::OK, vmi("slow", "u-slow", false).to_string())
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                   "message": "not found", "reason": "NotFound", "code": 404})
+            .to_string(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+async fn fake_api_server(seen: Seen) -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|error| panic!("bind: {error}"));
+    let address = listener
+        .local_addr()
+        .unwrap_or_else(|error| panic!("address: {error}"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request| answer(request, seen.clone()));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    address
+}
+
+fn vm_ref(name: &str) -> VmiRef {
+    VmiRef {
+        namespace: "ns".into(),
+        name: name.into(),
+        uid: None,
+    }
+}
+
+fn count(seen: &Seen, key: &str) -> usize {
+    seen.lock()
+        .map(|seen| seen.get(key).copied().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
+    let seen = Seen::default();
+    let address = fake_api_server(seen.clone()).await;
+    let config = kube::Config::new(
+        format!("http://{address}")
+            .parse()
+            .unwrap_or_else(|error| panic!("uri: {error}")),
+    );
+    let client = kube::Client::try_from(config).unwrap_or_else(|error| panic!("client: {error}"));
+    let (source, task) = KubeVmiSource::spawn(client);
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !source.is_synced() {
+        assert!(Instant::now() < deadline, "the reflector never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let budget = Duration::from_millis(300);
+    let lookup = VmiLookup::new(source, budget);
+
+    // In the list: served from the cache, no GET.
+    match lookup.lookup(&vm_ref("cached")).await {
+        Lookup::Found(facts) => assert_eq!(facts.unsafe_reasons, [UnsafeReason::DedicatedCpus]),
+        other => panic!("cached VMI: {other:?}"),
+    }
+    assert_eq!(
+        count(
+            &seen,
+            "GET /apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/cached"
+        ),
+        0
+    );
+
+    // Not in the cache: one GET.
+    match lookup.lookup(&vm_ref("fresh")).await {
+        Lookup::Found(facts) => assert_eq!(facts.uid.as_deref(), Some("u-fresh")),
+        other => panic!("fresh VMI: {other:?}"),
+    }
+    assert_eq!(
+        count(
+            &seen,
+            "GET /apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/fresh"
+        ),
+        1
+    );
+
+    // 404.
+    assert_eq!(lookup.lookup(&vm_ref("gone")).await, Lookup::NotFound);
+
+    // A GET that hangs is cut at the budget.
+    let started = Instant::now();
+    assert_eq!(
+        lookup.lookup(&vm_ref("slow")).await,
+        Lookup::Unavailable(Unavailable::Timeout(budget))
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < budget + Duration::from_millis(500),
+        "took {elapsed:?}"
+    );
+
+    // Not a benchmark: what one lookup costs, printed for the report (`-- --nocapture`).
+    let started = Instant::now();
+    for _ in 0..1000 {
+        assert!(matches!(
+            lookup.lookup(&vm_ref("cached")).await,
+            Lookup::Found(_)
+        ));
+    }
+    let cached = started.elapsed() / 1000;
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert!(matches!(
+            lookup.lookup(&vm_ref("fresh")).await,
+            Lookup::Found(_)
+        ));
+    }
+    eprintln!(
+        "vmi lookup: cache hit {cached:?}, miss + GET on loopback {:?}",
+        started.elapsed() / 100
+    );
+
+    // One list, all namespaces; the watch follows it.
+    assert_eq!(
+        count(&seen, "GET /apis/kubevirt.io/v1/virtualmachineinstances"),
+        1
+    );
+    assert!(
+        count(
+            &seen,
+            "GET /apis/kubevirt.io/v1/virtualmachineinstances watch"
+        ) >= 1
+    );
+    task.abort();
+}
