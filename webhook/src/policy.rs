@@ -14,6 +14,8 @@ pub const DEFAULT_PORT: u16 = 48080;
 
 /// Linux's default ephemeral port range. passt binds every free port *outside* it when the domain
 /// starts (kubevirt.md §4), so a port inside it is never stolen by the guest's port forwarding.
+/// A node with another `net.ipv4.ip_local_port_range` can still lose the port; node sysctls are
+/// not visible to the webhook.
 pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 /// The highest memory limit a per-pod annotation may ask for: the collector needs a few MiB; more

@@ -1,10 +1,9 @@
-//! The HTTPS listener: TLS accept loop, `POST /mutate`, graceful drain. It only moves bytes and
-//! awaits the VMI lookup: read the body under limits, `patch::parse` it, look the pod's VMI up (when
-//! `parse` asks for one and lookups are on), `patch::answer`, write the answer, log and count it.
+//! The HTTPS listener: TLS accept loop, the one `match` of routes, graceful drain, and the VMI
+//! lookup's setup. The `/mutate` route itself (body limits, parse, lookup, answer, log): `mutate`.
 use anyhow::Context as _;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -17,18 +16,19 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_rustls::TlsAcceptor;
 
 use crate::{
-    metrics::{Metrics, RequestResult},
-    patch::{self, Outcome, Reviewed},
+    metrics::Metrics,
     policy::Policy,
     tls::{self, CertStore, PairFiles, Reloader, TlsError},
-    vmi::{Lookup, lookup::DynLookup},
+    vmi::lookup::DynLookup,
 };
+
+mod mutate;
 
 /// The path the MutatingWebhookConfiguration points at.
 pub const MUTATE_PATH: &str = "/mutate";
@@ -95,15 +95,6 @@ pub struct Running {
     pub admin_addr: SocketAddr,
     pub state: Arc<State>,
     task: JoinHandle<()>,
-}
-
-/// Why a request body was refused before review.
-#[derive(Debug, PartialEq, Eq)]
-enum Reject {
-    ContentType,
-    TooLarge,
-    Timeout,
-    Read,
 }
 
 // === impl Limits ===
@@ -312,7 +303,7 @@ pub fn http1_builder(limits: &Limits) -> http1::Builder {
 /// Every route of the HTTPS port. The path alone decides: the API server appends `?timeout=`.
 async fn route(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::POST, MUTATE_PATH) => mutate(req, state).await,
+        (&Method::POST, MUTATE_PATH) => mutate::mutate(req, state).await,
         (_, MUTATE_PATH) => {
             let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
             response
@@ -321,155 +312,6 @@ async fn route(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
             response
         }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
-    }
-}
-
-async fn mutate(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
-    let started = Instant::now();
-    let (result, response) = match read_body(req, &state.limits).await {
-        Err(reject) => {
-            tracing::info!(?reject, "Rejected admission request");
-            (RequestResult::BadRequest, reject.response())
-        }
-        Ok(body) => match patch::parse(&body) {
-            Err(error) => {
-                let error = tls::error_chain(&error);
-                tracing::info!(%error, "Rejected malformed AdmissionReview");
-                (
-                    RequestResult::BadRequest,
-                    text(StatusCode::BAD_REQUEST, "malformed AdmissionReview\n"),
-                )
-            }
-            Ok(parsed) => {
-                let (lookup, lookup_result) = match (parsed.vmi_ref(), &state.vmi) {
-                    (None, _) => (Lookup::NotFound, ""),
-                    (Some(_), None) => (Lookup::NotFound, "off"),
-                    (Some(vmi), Some(lookups)) => {
-                        let lookup = lookups.lookup(vmi).await;
-                        let result = lookup.as_str();
-                        (lookup, result)
-                    }
-                };
-                if !lookup_result.is_empty() {
-                    state.metrics.vmi_lookup(lookup_result);
-                }
-                let reviewed = patch::answer(&parsed, &state.policy, &lookup);
-                log_review(&reviewed, lookup_result, started.elapsed());
-                if let Outcome::Skipped(reason) = reviewed.outcome {
-                    state.metrics.skipped(reason);
-                }
-                (
-                    RequestResult::of(&reviewed.outcome),
-                    json(reviewed.response),
-                )
-            }
-        },
-    };
-    state.metrics.observe(result, started.elapsed());
-    response
-}
-
-/// Reads the body under the Content-Type, size and time limits.
-async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Reject> {
-    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-        return Err(Reject::ContentType);
-    }
-    // Refuse a declared oversize body before reading a byte of it; `Limited` catches the rest.
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok());
-    if declared
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > limits.body_cap as u64)
-    {
-        return Err(Reject::TooLarge);
-    }
-    let body = Limited::new(req.into_body(), limits.body_cap);
-    match tokio::time::timeout(limits.request, body.collect()).await {
-        Err(_) => Err(Reject::Timeout),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(Reject::TooLarge),
-        Ok(Err(_)) => Err(Reject::Read),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-    }
-}
-
-/// `application/json`, with any parameters (`; charset=utf-8`), in any case.
-fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
-    content_type
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
-}
-
-/// The structured line per review: what the user sees on the pod, the request identity, and how
-/// the VM was judged. `lookup` is empty when no lookup was needed.
-fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
-    let (outcome, reason) = match &reviewed.outcome {
-        Outcome::Injected => ("injected", ""),
-        Outcome::Skipped(reason) => ("skipped", reason.as_str()),
-        Outcome::Error(error) => ("error", error.as_str()),
-    };
-    let (namespace, generate_name, vm) = (
-        reviewed.namespace.as_deref().unwrap_or_default(),
-        reviewed.generate_name.as_deref().unwrap_or_default(),
-        reviewed.vm.as_deref().unwrap_or_default(),
-    );
-    let source = reviewed.source.map_or("", |s| s.as_str());
-    let (scrape, scrape_reason) = reviewed
-        .scrape
-        .map_or(("", ""), |s| (s.path.as_str(), s.reason.as_str()));
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    let dry_run = reviewed.dry_run;
-    let uid = reviewed.uid.as_str();
-    if matches!(reviewed.outcome, Outcome::Error(_)) {
-        tracing::warn!(
-            uid,
-            namespace,
-            generate_name,
-            vm,
-            outcome,
-            reason,
-            source,
-            lookup,
-            scrape,
-            scrape_reason,
-            dry_run,
-            latency_ms,
-            "Reviewed pod"
-        );
-    } else {
-        tracing::info!(
-            uid,
-            namespace,
-            generate_name,
-            vm,
-            outcome,
-            reason,
-            source,
-            lookup,
-            scrape,
-            scrape_reason,
-            dry_run,
-            latency_ms,
-            "Reviewed pod"
-        );
-    }
-}
-
-// === impl Reject ===
-
-impl Reject {
-    fn response(&self) -> Response<Full<Bytes>> {
-        match self {
-            Reject::ContentType => text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Content-Type must be application/json\n",
-            ),
-            Reject::TooLarge => text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
-            Reject::Timeout => text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n"),
-            Reject::Read => text(StatusCode::BAD_REQUEST, "failed to read body\n"),
-        }
     }
 }
 
@@ -482,54 +324,4 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-fn json(body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_type_must_be_json() {
-        let ok = [
-            "application/json",
-            "application/json; charset=utf-8",
-            "Application/JSON",
-        ];
-        for value in ok {
-            assert!(
-                is_json(Some(&header::HeaderValue::from_static(value))),
-                "{value}"
-            );
-        }
-        let bad = ["text/plain", "application/jsonx", "application/yaml", ""];
-        for value in bad {
-            assert!(
-                !is_json(Some(&header::HeaderValue::from_static(value))),
-                "{value}"
-            );
-        }
-        assert!(!is_json(None));
-    }
-
-    #[test]
-    fn rejections_map_to_statuses() {
-        let cases = [
-            (Reject::ContentType, StatusCode::UNSUPPORTED_MEDIA_TYPE),
-            (Reject::TooLarge, StatusCode::PAYLOAD_TOO_LARGE),
-            (Reject::Timeout, StatusCode::REQUEST_TIMEOUT),
-            (Reject::Read, StatusCode::BAD_REQUEST),
-        ];
-        for (reject, status) in cases {
-            assert_eq!(reject.response().status(), status, "{reject:?}");
-        }
-    }
 }

@@ -182,6 +182,9 @@ async fn mutate_reads_the_vmi_through_an_injected_source() {
         elapsed >= BUDGET && elapsed < BUDGET + Duration::from_millis(700),
         "took {elapsed:?}"
     );
+    eprintln!(
+        "vmi_admission: review with a hanging GET answered in {elapsed:?} (budget {BUDGET:?})"
+    );
     // Not cached, 404.
     let (ops, _) = post("gone").await;
     assert_eq!(ops[SOURCE], json!("pod-fallback"));

@@ -103,10 +103,11 @@ pub fn plan_secret(
 /// or `None` when each already carries it, so a re-run writes nothing.
 ///
 /// Not a merge patch: RFC 7386 replaces a list whole, so it would rewrite every other field of
-/// every webhook. Not a strategic-merge patch either: keyed by name, it would silently add a
-/// half-empty webhook if one were renamed meanwhile. Each `add` names one field by index, and a
-/// `test` of the webhook's name at that index first makes the API server reject the whole patch
-/// (422) if the list changed since our GET, instead of writing to the wrong webhook.
+/// every webhook. Not a strategic-merge patch either: merged by name, a webhook renamed meanwhile
+/// would come back as a new, half-empty list entry, and its semantics are Kubernetes' own rather
+/// than a standard's. Each `add` names one field by index, and a `test` of the webhook's name at
+/// that index makes the API server reject the whole patch (422) if the list changed since our
+/// GET, instead of writing to the wrong webhook.
 pub fn ca_bundle_patch(
     config: &MutatingWebhookConfiguration,
     ca_pem: &str,

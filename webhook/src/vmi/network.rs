@@ -7,10 +7,8 @@ use std::{collections::BTreeSet, fmt};
 use serde_json::{Map, Value};
 
 use super::facts::is_set;
+use crate::policy::EPHEMERAL_PORTS;
 
-/// The node's default ephemeral port range (`net.ipv4.ip_local_port_range`), which passt never binds.
-/// A node with a different range can make passt take our port; we cannot see node sysctls here.
-pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
 
 const ISTIO_INJECT: &str = "sidecar.istio.io/inject";
 const ISTIO_EXCLUDE_INBOUND: &str = "traffic.sidecar.istio.io/excludeInboundPorts";
