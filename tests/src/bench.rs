@@ -4,6 +4,7 @@ use crate::hostproc;
 use crate::http::{self, Connection};
 use anyhow::{Context as _, Result, bail};
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Scrapes before measuring: first-scrape caches, lazy statics and the TCP handshake.
@@ -104,6 +105,18 @@ pub fn measure(
         body_bytes: last.body.len(),
         content_type: last.header("content-type").unwrap_or_default().to_owned(),
     })
+}
+
+/// The exit code of benchmark `name` that ran with `result`; prints the error chain on failure.
+pub fn exit_code(name: &str, result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line.
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Nearest-rank percentile of sorted `values`; zero when empty.

@@ -6,19 +6,15 @@ use std::process::Command;
 use std::time::SystemTime;
 
 /// The collector's package and binary name.
-pub const COLLECTOR: &str = "kube-metrics-collector";
+const COLLECTOR: &str = "kube-metrics-collector";
 /// The fake pod process, a binary of this package.
-pub const FAKE_PROCESS: &str = "fake-process";
-/// The benchmark, a binary of this package.
-pub const BENCH: &str = "bench-sidecar";
+const FAKE_PROCESS: &str = "fake-process";
 /// This package.
 const E2E_PACKAGE: &str = "e2e";
 
 /// The collector binary of the profile we were built with, rebuilt when `sidecar/` changed since.
 pub fn collector() -> Result<PathBuf> {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("the e2e crate has no parent directory")?;
+    let workspace = crate::workspace();
     let sources = [
         workspace.join("sidecar"),
         workspace.join("Cargo.toml"),
@@ -33,11 +29,6 @@ pub fn fake_process() -> Result<PathBuf> {
     locate(E2E_PACKAGE, FAKE_PROCESS, &[])
 }
 
-/// The benchmark binary of the profile we were built with.
-pub fn bench() -> Result<PathBuf> {
-    locate(E2E_PACKAGE, BENCH, &[])
-}
-
 /// `target/<profile>/<bin>` next to the running executable, built with `$CARGO build` when
 /// missing or older than any file under `sources`.
 ///
@@ -47,7 +38,7 @@ pub fn bench() -> Result<PathBuf> {
 /// --workspace` and relink a binary that was fresh.) Cargo does not hold its build lock while
 /// tests run, so building from a test is safe.
 /// A test executable lives in `target/<profile>/deps/`, a binary in `target/<profile>/`.
-pub fn locate(package: &str, bin: &str, sources: &[PathBuf]) -> Result<PathBuf> {
+fn locate(package: &str, bin: &str, sources: &[PathBuf]) -> Result<PathBuf> {
     let profile_dir = profile_dir()?;
     let path = profile_dir.join(bin);
     let built = std::fs::metadata(&path).and_then(|m| m.modified()).ok();

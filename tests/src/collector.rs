@@ -1,9 +1,9 @@
 //! Runs `kube-metrics-collector` inside a fake pod's namespace and talks to it.
 
-use crate::http::{self, Connection};
+use crate::http::{self, Connection, Endpoint};
 use crate::pod::FakePod;
-use crate::process::{Guarded, wait_for};
-use anyhow::{Context as _, Result, bail};
+use crate::process::{self, Guarded};
+use anyhow::{Result, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -32,32 +32,12 @@ impl Collector {
     /// Starts the collector in `pod`'s namespace listening on a free loopback port and on
     /// `<pod dir>/metrics.sock`, with `extra` flags; waits for /readyz.
     pub fn start(pod: &FakePod, extra: &[&str]) -> Result<Self> {
-        let binary = crate::binaries::collector()?;
         let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
-        let socket = pod.dir().join("metrics.sock");
-        let mut command = pod.command(None);
-        command
-            .arg(&binary)
-            .arg("--listen")
-            .arg(addr.to_string())
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--podinfo")
-            .arg(pod.podinfo_dir())
-            .args(extra);
-        identity(&mut command);
-        let argv0 = binary.to_string_lossy().into_owned();
-        let (mut guard, pid) = pod.spawn_command("collector", command, &argv0)?;
-        wait_for("the collector's /readyz", READY_TIMEOUT, || {
-            guard.check_running()?;
-            Ok(http::get(addr, "/readyz", &[])
-                .is_ok_and(|r| r.status == 200)
-                .then_some(()))
-        })?;
+        let (guard, pid) = serve(pod, (POD_NAMESPACE, POD_NAME), Some(addr), extra)?;
         Ok(Self {
             pid,
             addr,
-            socket,
+            socket: socket(pod),
             guard,
         })
     }
@@ -85,29 +65,61 @@ impl Collector {
     }
 }
 
+/// Starts a collector in `pod`'s namespace serving only on `<pod dir>/metrics.sock`, as pod `name`
+/// in `namespace` (as in a pod scraped through the node relay); waits for /readyz on the socket.
+/// Returns its guard and socket.
+pub fn start_on_socket(pod: &FakePod, namespace: &str, name: &str) -> Result<(Guarded, PathBuf)> {
+    let (guard, _pid) = serve(pod, (namespace, name), None, &[])?;
+    Ok((guard, socket(pod)))
+}
+
 /// Runs the collector once with `args` inside `pod` (as `uid` if given) and returns its output,
 /// e.g. `-M`. Fails with the output when it exits non-zero.
 pub fn run_once(pod: &FakePod, uid: Option<u32>, args: &[&str]) -> Result<Output> {
     let binary = crate::binaries::collector()?;
     let mut command = pod.command(uid);
     command.arg(&binary).args(args);
-    identity(&mut command);
-    let output = command
-        .output()
-        .with_context(|| format!("failed to run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(output)
+    set_identity(&mut command, (POD_NAMESPACE, POD_NAME));
+    process::output(&mut command)
 }
 
-fn identity(command: &mut Command) {
+/// Starts the collector as `(namespace, pod)` serving on its socket and, if given, on `listen`,
+/// with `extra` flags; waits until /readyz answers on `listen`, else on the socket. Returns its
+/// guard and host PID.
+fn serve(
+    pod: &FakePod,
+    identity: (&str, &str),
+    listen: Option<SocketAddr>,
+    extra: &[&str],
+) -> Result<(Guarded, u32)> {
+    let binary = crate::binaries::collector()?;
+    let mut command = pod.command(None);
     command
-        .env("POD_NAME", POD_NAME)
-        .env("POD_NAMESPACE", POD_NAMESPACE)
+        .arg(&binary)
+        .arg("--socket")
+        .arg(socket(pod))
+        .arg("--podinfo")
+        .arg(pod.podinfo_dir());
+    if let Some(addr) = listen {
+        command.arg("--listen").arg(addr.to_string());
+    }
+    command.args(extra);
+    set_identity(&mut command, identity);
+    let (mut guard, pid) = pod.spawn_command("collector", command, &binary.to_string_lossy())?;
+    let ready_on = listen.map_or_else(|| Endpoint::Unix(socket(pod)), Endpoint::Tcp);
+    guard.wait_until_ok(&ready_on, "/readyz", READY_TIMEOUT)?;
+    Ok((guard, pid))
+}
+
+/// `<pod dir>/metrics.sock`: where the collector's emptyDir would be.
+fn socket(pod: &FakePod) -> PathBuf {
+    pod.dir().join("metrics.sock")
+}
+
+/// Sets the env the downward API would: the pod's namespace and name, and the node.
+fn set_identity(command: &mut Command, (namespace, pod): (&str, &str)) {
+    command
+        .env("POD_NAME", pod)
+        .env("POD_NAMESPACE", namespace)
         .env("NODE_NAME", NODE_NAME);
 }

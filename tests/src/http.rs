@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use std::io::{BufRead as _, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long any single read or write may block.
@@ -24,6 +24,13 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+/// Where a server answers: a TCP address or a Unix socket.
+#[derive(Clone, Debug)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
 }
 
 /// One HTTP/1.1 connection, reused across requests (keep-alive).
@@ -45,6 +52,18 @@ impl Response {
 
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+// === impl Endpoint ===
+
+impl Endpoint {
+    /// One GET on a fresh connection.
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Result<Response> {
+        match self {
+            Self::Tcp(addr) => Connection::tcp(*addr)?.get(path, headers),
+            Self::Unix(socket) => Connection::unix(socket)?.get(path, headers),
+        }
     }
 }
 

@@ -24,6 +24,32 @@ pub fn qemu_argv(namespace: &str, vm: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// QEMU's threads in the benchmark pod besides those of [`core_processes`]: two more vCPUs, more
+/// I/O threads, display workers and a pool of 15 `worker`s.
+const QEMU_BENCH_THREADS: [&str; 21] = [
+    "CPU 2/KVM",
+    "CPU 3/KVM",
+    "IO iothread2",
+    "IO mon_iothread",
+    "vnc_worker",
+    "SPICE Worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+    "worker",
+];
+
 /// The five processes of every launcher pod. QEMU has two vCPUs that burn a little CPU, an I/O
 /// thread and workers, and touches 64 MiB; virtlogd burns a little too, so a restart of it has a
 /// CPU counter worth keeping.
@@ -84,29 +110,7 @@ pub fn bench_processes(namespace: &str, vm: &str) -> Vec<ProcessSpec> {
             "virt-launcher-monitor" => &["virt-launcher-m"; 4],
             "virt-launcher" => &["virt-launcher"; 14],
             "virtqemud" => &["rpc-worker"; 16],
-            "qemu" => &[
-                "CPU 2/KVM",
-                "CPU 3/KVM",
-                "IO iothread2",
-                "IO mon_iothread",
-                "vnc_worker",
-                "SPICE Worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-                "worker",
-            ],
+            "qemu" => &QEMU_BENCH_THREADS,
             _ => &[],
         };
         spec.threads.extend(extra.iter().map(|t| (*t).to_owned()));

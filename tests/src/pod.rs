@@ -188,9 +188,16 @@ impl FakePod {
         })
     }
 
-    /// Host PID of the namespace's init (`/pause`).
-    pub fn init_pid(&self) -> u32 {
-        self.init_pid
+    /// [`FakePod::start`], then [`FakePod::spawn`] each of `specs` in order.
+    pub fn with_processes(
+        podinfo: &PodInfo,
+        specs: impl IntoIterator<Item = ProcessSpec>,
+    ) -> Result<Self> {
+        let mut pod = Self::start(podinfo)?;
+        for spec in specs {
+            pod.spawn(spec)?;
+        }
+        Ok(pod)
     }
 
     /// Temporary directory of the pod: `podinfo/`, logs, sockets.
@@ -285,17 +292,6 @@ impl FakePod {
             Ok((!Path::new(&format!("/proc/{pid}")).exists()).then_some(()))
         })?;
         Ok(running.spec)
-    }
-
-    /// Kills `key` and starts it again; returns the new host PID.
-    pub fn restart(&mut self, key: &str) -> Result<u32> {
-        let spec = self.kill(key)?;
-        self.spawn(spec)
-    }
-
-    /// Fails if the namespace's init died.
-    pub fn check_running(&mut self) -> Result<()> {
-        self.init.check_running()
     }
 
     fn running(&self, key: &str) -> Result<&Running> {

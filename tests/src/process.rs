@@ -1,10 +1,11 @@
 //! Child processes that cannot outlive the test, bounded waiting, and the root/tools check.
 
+use crate::http::Endpoint;
 use anyhow::{Context as _, Result, bail};
 use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often [`wait_for`] polls.
@@ -51,6 +52,24 @@ impl Guarded {
         })
     }
 
+    /// Polls `GET path` at `endpoint` until it answers 200, for at most `timeout`. Fails at once,
+    /// with the log, if the process exits first: a server that crashed never answers.
+    pub fn wait_until_ok(
+        &mut self,
+        endpoint: &Endpoint,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<()> {
+        let what = format!("{}'s {path} to answer 200", self.name);
+        wait_for(&what, timeout, || {
+            self.check_running()?;
+            Ok(endpoint
+                .get(path, &[])
+                .is_ok_and(|r| r.status == 200)
+                .then_some(()))
+        })
+    }
+
     /// Records the process this helper started, to kill it first.
     pub fn set_inner(&mut self, pid: u32) {
         self.inner = Some(pid);
@@ -59,10 +78,6 @@ impl Guarded {
     /// The host PID of the direct child.
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 
     /// The output so far, for failure messages.
@@ -134,6 +149,29 @@ pub fn wait_for<T>(
     }
 }
 
+/// Runs `command` to completion and returns its output; fails with stdout and stderr when it
+/// exits non-zero.
+pub fn output(command: &mut Command) -> Result<Output> {
+    let output = command
+        .output()
+        .with_context(|| format!("failed to run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed ({}):\n{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(output)
+}
+
+/// The stdout of `command`, which must succeed (see [`output`]).
+pub fn stdout(command: &mut Command) -> Result<String> {
+    let output = output(command)?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 /// Checks that we run as root and that every tool in `tools` is on PATH.
 pub fn preflight(tools: &[&str]) -> Result<()> {
     if !rustix::process::geteuid().is_root() {
@@ -167,7 +205,7 @@ pub fn dies_with_parent(program: &str) -> Command {
 }
 
 /// The first executable called `tool` on PATH.
-pub fn which(tool: &str) -> Option<PathBuf> {
+fn which(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(tool))

@@ -1,8 +1,8 @@
 //! Debian's `prometheus-process-exporter`, run inside a fake pod for comparison.
 
-use crate::http;
+use crate::http::{self, Endpoint};
 use crate::pod::FakePod;
-use crate::process::{Guarded, wait_for};
+use crate::process::Guarded;
 use anyhow::Result;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -35,12 +35,7 @@ impl ProcessExporter {
             .arg("-web.listen-address")
             .arg(addr.to_string());
         let (mut guard, pid) = pod.spawn_command("process-exporter", command, BINARY)?;
-        wait_for("process-exporter to answer", READY_TIMEOUT, || {
-            guard.check_running()?;
-            Ok(http::get(addr, "/metrics", &[])
-                .is_ok_and(|r| r.status == 200)
-                .then_some(()))
-        })?;
+        guard.wait_until_ok(&Endpoint::Tcp(addr), "/metrics", READY_TIMEOUT)?;
         Ok(Self {
             pid,
             addr,

@@ -1,12 +1,15 @@
-//! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping loopback targets, and its HTTP API.
+//! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping loopback targets, its HTTP API, and
+//! `promtool check metrics`, the exposition-format linter that ships with it.
 
 use crate::exposition::Sample;
-use crate::http;
-use crate::process::{Guarded, dies_with_parent, wait_for};
+use crate::http::{self, Endpoint};
+use crate::process::{Guarded, dies_with_parent};
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -52,21 +55,12 @@ impl Prometheus {
             .arg(format!("--web.listen-address={addr}"))
             .arg("--log.level=warn");
         let mut child = Guarded::spawn("prometheus", command, dir.path())?;
-        wait_for("prometheus to be ready", START_TIMEOUT, || {
-            child.check_running()?;
-            Ok(http::get(addr, "/-/ready", &[])
-                .is_ok_and(|r| r.status == 200)
-                .then_some(()))
-        })?;
+        child.wait_until_ok(&Endpoint::Tcp(addr), "/-/ready", START_TIMEOUT)?;
         Ok(Self {
             addr,
             child,
             _dir: dir,
         })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// Prometheus' own log, for failure messages.
@@ -114,14 +108,6 @@ impl Prometheus {
             .collect()
     }
 
-    /// Waits until `expr` gives at least one sample, and returns them.
-    pub fn wait_for_series(&self, expr: &str, timeout: Duration) -> Result<Vec<Sample>> {
-        wait_for(expr, timeout, || {
-            let samples = self.query(expr)?;
-            Ok((!samples.is_empty()).then_some(samples))
-        })
-    }
-
     fn api(&self, expr: &str) -> Result<Value> {
         let path = format!("/api/v1/query?query={}", http::encode_query(expr));
         let response = http::get(self.addr, &path, &[])?;
@@ -132,6 +118,30 @@ impl Prometheus {
         }
         Ok(body["data"].clone())
     }
+}
+
+/// Runs `promtool check metrics` on an exposition; fails with what promtool said.
+pub fn promtool_check_metrics(exposition: &[u8]) -> Result<()> {
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start promtool: run scripts/setup")?;
+    let mut stdin = promtool.stdin.take().context("promtool has no stdin")?;
+    stdin.write_all(exposition)?;
+    // promtool reads until end of input.
+    drop(stdin);
+    let output = promtool.wait_with_output()?;
+    if !output.status.success() {
+        bail!(
+            "promtool check metrics failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
 }
 
 fn config_yaml(targets: &[SocketAddr]) -> String {
@@ -198,6 +208,16 @@ mod tests {
         assert!(
             yaml.contains("targets: ['127.0.0.1:1', '127.0.0.1:2']"),
             "{yaml}"
+        );
+    }
+
+    #[test]
+    fn promtool_accepts_good_and_rejects_bad_expositions() {
+        promtool_check_metrics(b"# HELP up Whether up.\n# TYPE up gauge\nup 1\n").unwrap();
+        let error = promtool_check_metrics(b"up{ 1\n").unwrap_err();
+        assert!(
+            format!("{error:#}").contains("check metrics failed"),
+            "{error:#}"
         );
     }
 

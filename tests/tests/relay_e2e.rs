@@ -4,16 +4,12 @@
 //! (after one collector is killed and a socket that never answers appears) that the rest are still
 //! scraped within the timeout and that the relay's failure metrics say so.
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use e2e::pod::{FakePod, PodInfo};
-use e2e::prometheus::Prometheus;
-use e2e::{Guarded, binaries, http, launcher, wait_for};
+use e2e::prometheus::{self, Prometheus};
+use e2e::relay::{self, Kubelet, Relay};
+use e2e::{Guarded, collector, http, launcher, wait_for};
 use std::collections::BTreeSet;
-use std::ffi::OsString;
-use std::net::SocketAddr;
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const PODS: usize = 3;
@@ -21,14 +17,6 @@ const PODS: usize = 3;
 const TARGET_TIMEOUT_MS: u64 = 400;
 /// Long enough for a few 1 s scrapes on a loaded machine.
 const SCRAPE_WAIT: Duration = Duration::from_secs(40);
-const START_WAIT: Duration = Duration::from_secs(20);
-/// docs/design.md: where the kubelet puts the collector's emptyDir.
-const VOLUME: &str = "kube-metrics-collector-socket";
-
-/// The relay's argv prefix.
-fn relay_argv() -> Result<Vec<OsString>> {
-    Ok(vec![binaries::collector()?.into(), "relay".into()])
-}
 
 /// One fake launcher pod with its collector, socket moved into the kubelet tree.
 struct Pod {
@@ -39,23 +27,29 @@ struct Pod {
     _fake: FakePod,
 }
 
+// === impl Pod ===
+
+impl Pod {
+    /// `(namespace, pod)`, as the relay labels this pod's series.
+    fn identity(&self) -> (String, String) {
+        (self.namespace.clone(), self.name.clone())
+    }
+}
+
 #[test]
 fn prometheus_scrapes_collectors_through_the_relay() {
-    e2e::preflight(&["unshare", "nsenter", "prometheus"]).unwrap();
-    let kubelet = tempfile::Builder::new()
-        .prefix("e2e-kubelet-")
-        .tempdir()
-        .unwrap();
-    std::fs::create_dir(kubelet.path().join("pods")).unwrap();
+    e2e::preflight(&["unshare", "nsenter", "prometheus", "promtool"]).unwrap();
+    let kubelet = Kubelet::new("e2e-kubelet-").unwrap();
     let mut pods: Vec<Pod> = (1..=PODS)
-        .map(|i| start_pod(kubelet.path(), i).unwrap())
+        .map(|i| start_pod(&kubelet, i).unwrap())
         .collect();
-    let (relay, relay_addr) = start_relay(kubelet.path()).unwrap();
-    let prometheus = Prometheus::start(&[relay_addr]).unwrap();
+    let timeout = TARGET_TIMEOUT_MS.to_string();
+    let relay = Relay::start(&kubelet, &["--timeout-ms", &timeout]).unwrap();
+    let prometheus = Prometheus::start(&[relay.addr]).unwrap();
 
     let result = series_per_pod(&prometheus, &pods)
-        .and_then(|()| failures_are_contained(&prometheus, kubelet.path(), &mut pods))
-        .and_then(|()| promtool_accepts(relay_addr));
+        .and_then(|()| failures_are_contained(&prometheus, &kubelet, &mut pods))
+        .and_then(|()| promtool_accepts(&relay));
     if let Err(error) = result {
         let logs: String = pods
             .iter()
@@ -75,10 +69,7 @@ fn prometheus_scrapes_collectors_through_the_relay() {
 
 /// Every pod's series arrive with its own namespace and pod, and no collector series lacks them.
 fn series_per_pod(prometheus: &Prometheus, pods: &[Pod]) -> Result<()> {
-    let want: BTreeSet<(String, String)> = pods
-        .iter()
-        .map(|p| (p.namespace.clone(), p.name.clone()))
-        .collect();
+    let want: BTreeSet<(String, String)> = pods.iter().map(Pod::identity).collect();
     wait_for(
         "every pod's pod_info through the relay",
         SCRAPE_WAIT,
@@ -121,16 +112,15 @@ fn series_per_pod(prometheus: &Prometheus, pods: &[Pod]) -> Result<()> {
 
 /// Kills pod 2's collector and adds a socket that accepts but never answers: pods 1 and 3 are
 /// still scraped, the relay's scrape stays within the timeout, and its metrics name the failures.
-fn failures_are_contained(prometheus: &Prometheus, root: &Path, pods: &mut [Pod]) -> Result<()> {
+fn failures_are_contained(
+    prometheus: &Prometheus,
+    kubelet: &Kubelet,
+    pods: &mut [Pod],
+) -> Result<()> {
     let killed = pods.get_mut(1).context("pod 2")?;
     drop(killed.collector.take());
-    let killed = (killed.namespace.clone(), killed.name.clone());
-    let silent = UnixListener::bind(root.join("silent.sock"))?;
-    move_into_kubelet(
-        &root.join("silent.sock"),
-        root,
-        "0000dead-0000-4000-8000-00000000511e",
-    )?;
+    let killed = killed.identity();
+    let silent = kubelet.bind("0000dead-0000-4000-8000-00000000511e")?;
 
     let targets = |state: &str| {
         prometheus.value(&format!(
@@ -151,7 +141,7 @@ fn failures_are_contained(prometheus: &Prometheus, root: &Path, pods: &mut [Pod]
     std::thread::sleep(Duration::from_secs(3));
     let want: BTreeSet<_> = pods
         .iter()
-        .map(|p| (p.namespace.clone(), p.name.clone()))
+        .map(Pod::identity)
         .filter(|id| *id != killed)
         .collect();
     ensure!(
@@ -164,7 +154,14 @@ fn failures_are_contained(prometheus: &Prometheus, root: &Path, pods: &mut [Pod]
         age.len() == 2 && age.iter().all(|s| s.value < 3.0),
         "stale survivors: {age:?}"
     );
+    failures_are_counted_and_bounded(prometheus)?;
+    drop(silent);
+    Ok(())
+}
 
+/// The relay counted both failure reasons, and its scrape with a silent target took the per-target
+/// timeout (not more), well inside Prometheus' own scrape timeout.
+fn failures_are_counted_and_bounded(prometheus: &Prometheus) -> Result<()> {
     for reason in ["connect", "timeout"] {
         let expr =
             format!("kube_metrics_collector_relay_target_failures_total{{reason=\"{reason}\"}}");
@@ -183,31 +180,13 @@ fn failures_are_contained(prometheus: &Prometheus, root: &Path, pods: &mut [Pod]
     );
     let prom_took = prometheus.value("max_over_time(scrape_duration_seconds{job=\"kmc\"}[3s])")?;
     ensure!(prom_took < 1.0, "Prometheus saw a {prom_took}s scrape");
-    drop(silent);
     Ok(())
 }
 
 /// `promtool check metrics` on what the relay serves.
-fn promtool_accepts(relay: SocketAddr) -> Result<()> {
-    if e2e::process::which("promtool").is_none() {
-        bail!("promtool is missing: run scripts/setup");
-    }
-    let body = http::get(relay, "/metrics", &[])?.body;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-    std::io::Write::write_all(&mut child.stdin.take().context("stdin")?, &body)?;
-    let output = child.wait_with_output()?;
-    ensure!(
-        output.status.success(),
-        "promtool check metrics: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
+fn promtool_accepts(relay: &Relay) -> Result<()> {
+    let body = http::get(relay.addr, "/metrics", &[])?.body;
+    prometheus::promtool_check_metrics(&body)
 }
 
 fn identities(prometheus: &Prometheus) -> Result<BTreeSet<(String, String)>> {
@@ -220,35 +199,15 @@ fn identities(prometheus: &Prometheus) -> Result<BTreeSet<(String, String)>> {
 
 /// Pod `i`: a PID namespace with virt-launcher-monitor and QEMU, and a collector serving only on
 /// its Unix socket, which then moves to where the kubelet would show it.
-fn start_pod(root: &Path, i: usize) -> Result<Pod> {
+fn start_pod(kubelet: &Kubelet, i: usize) -> Result<Pod> {
     let (namespace, vm) = (format!("ns-{i}"), format!("vm-{i}"));
     let name = format!("virt-launcher-{vm}-x{i}z");
-    let mut fake = FakePod::start(&PodInfo::launcher(&vm, 1 << 28))?;
-    for spec in launcher::core_processes(&namespace, &vm, None) {
-        if spec.key == "virt-launcher-monitor" || spec.key == "qemu" {
-            fake.spawn(spec)?;
-        }
-    }
-    let binary = binaries::collector()?;
-    let socket = fake.dir().join("metrics.sock");
-    let mut command = fake.command(None);
-    command
-        .arg(&binary)
-        .arg("--socket")
-        .arg(&socket)
-        .arg("--podinfo")
-        .arg(fake.podinfo_dir())
-        .env("POD_NAME", &name)
-        .env("POD_NAMESPACE", &namespace)
-        .env("NODE_NAME", "e2e-node");
-    let (collector, _pid) = fake.spawn_command("collector", command, &binary.to_string_lossy())?;
-    wait_for("the collector's socket", START_WAIT, || {
-        Ok(http::Connection::unix(&socket)
-            .and_then(|mut c| c.get("/readyz", &[]))
-            .is_ok_and(|r| r.status == 200)
-            .then_some(()))
-    })?;
-    move_into_kubelet(&socket, root, &format!("5d5e2e1c-0000-4000-8000-{i:012}"))?;
+    let specs = launcher::core_processes(&namespace, &vm, None)
+        .into_iter()
+        .filter(|spec| spec.key == "virt-launcher-monitor" || spec.key == "qemu");
+    let fake = FakePod::with_processes(&PodInfo::launcher(&vm, 1 << 28), specs)?;
+    let (collector, socket) = collector::start_on_socket(&fake, &namespace, &name)?;
+    kubelet.move_socket(&socket, &relay::pod_uid(i))?;
     Ok(Pod {
         namespace,
         name,
@@ -256,44 +215,4 @@ fn start_pod(root: &Path, i: usize) -> Result<Pod> {
         collector: Some(collector),
         _fake: fake,
     })
-}
-
-/// Moves a bound socket to `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/metrics.sock`.
-/// That path is longer than sun_path allows, so nothing can bind there directly; the kubelet's
-/// bind mount shows the same inode there, which a rename reproduces.
-fn move_into_kubelet(socket: &Path, root: &Path, uid: &str) -> Result<PathBuf> {
-    let dir = root
-        .join("pods")
-        .join(uid)
-        .join("volumes/kubernetes.io~empty-dir")
-        .join(VOLUME);
-    std::fs::create_dir_all(&dir)?;
-    let target = dir.join("metrics.sock");
-    std::fs::rename(socket, &target)
-        .with_context(|| format!("cannot move {}", socket.display()))?;
-    Ok(target)
-}
-
-fn start_relay(root: &Path) -> Result<(Guarded, SocketAddr)> {
-    let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
-    let argv = relay_argv()?;
-    let (program, args) = argv.split_first().context("empty relay argv")?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--kubelet-root")
-        .arg(root)
-        .arg("--timeout-ms")
-        .arg(TARGET_TIMEOUT_MS.to_string())
-        .env("RUST_LOG", "debug");
-    let mut relay = Guarded::spawn("relay", command, root)?;
-    wait_for("the relay's /healthz", START_WAIT, || {
-        relay.check_running()?;
-        Ok(http::get(addr, "/healthz", &[])
-            .is_ok_and(|r| r.status == 200)
-            .then_some(()))
-    })?;
-    Ok((relay, addr))
 }

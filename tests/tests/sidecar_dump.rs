@@ -7,8 +7,7 @@ use e2e::exposition::{self, Sample};
 use e2e::hostproc;
 use e2e::launcher::{self, QEMU_UID};
 use e2e::pod::{FakePod, PodInfo};
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use e2e::prometheus;
 
 const NAMESPACE: &str = "e2e";
 const VM: &str = "dumpvm";
@@ -24,32 +23,13 @@ fn dump(pod: &FakePod, uid: Option<u32>) -> Result<(String, Vec<Sample>)> {
 #[test]
 fn dump_passes_promtool() {
     e2e::preflight(&["unshare", "nsenter", "promtool"]).unwrap();
-    let mut pod = FakePod::start(&PodInfo::launcher(VM, 1)).unwrap();
-    for spec in launcher::core_processes(NAMESPACE, VM, None) {
-        pod.spawn(spec).unwrap();
-    }
+    let specs = launcher::core_processes(NAMESPACE, VM, None);
+    let pod = FakePod::with_processes(&PodInfo::launcher(VM, 1), specs).unwrap();
     let (text, samples) = dump(&pod, None).unwrap();
 
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+    prometheus::promtool_check_metrics(text.as_bytes())
+        .with_context(|| format!("--- input:\n{text}"))
         .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success(),
-        "promtool check metrics failed:\n{}{}\n--- input:\n{text}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
 
     let qemu = [("process", "qemu")];
     assert_eq!(
@@ -74,10 +54,8 @@ fn domain_falls_back_to_qemu_name() {
     e2e::preflight(&["unshare", "nsenter"]).unwrap();
     let mut info = PodInfo::launcher(VM, 1);
     info.annotations.remove("kubevirt.io/domain");
-    let mut pod = FakePod::start(&info).unwrap();
-    for spec in launcher::core_processes(NAMESPACE, "from-qemu", None) {
-        pod.spawn(spec).unwrap();
-    }
+    let specs = launcher::core_processes(NAMESPACE, "from-qemu", None);
+    let pod = FakePod::with_processes(&info, specs).unwrap();
     let (text, samples) = dump(&pod, None).unwrap();
     let processes = exposition::select(&samples, "kubevirt_pod_infra_processes", &[]);
     assert!(!processes.is_empty(), "{text}");
@@ -94,15 +72,13 @@ fn domain_falls_back_to_qemu_name() {
 #[test]
 fn unreadable_fields_are_counted_not_fatal() {
     e2e::preflight(&["unshare", "nsenter", "setpriv"]).unwrap();
-    let mut pod = FakePod::start(&PodInfo::launcher(VM, 1)).unwrap();
-    for spec in launcher::core_processes(NAMESPACE, VM, Some(QEMU_UID)) {
-        let spec = if spec.key == "virt-launcher-monitor" {
-            spec.uid(None)
-        } else {
-            spec
-        };
-        pod.spawn(spec).unwrap();
-    }
+    let specs = launcher::core_processes(NAMESPACE, VM, Some(QEMU_UID))
+        .into_iter()
+        .map(|spec| match spec.key.as_str() {
+            "virt-launcher-monitor" => spec.uid(None),
+            _ => spec,
+        });
+    let pod = FakePod::with_processes(&PodInfo::launcher(VM, 1), specs).unwrap();
     let monitor_pid = pod.pid("virt-launcher-monitor").unwrap();
     assert_eq!(
         hostproc::status_field(monitor_pid, "Uid")

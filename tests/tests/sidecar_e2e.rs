@@ -28,10 +28,8 @@ const ROLES_ABSENT: [&str; 3] = ["swtpm", "passt", "libvirtd"];
 #[test]
 fn prometheus_scrapes_fake_launcher_pod() {
     e2e::preflight(&["unshare", "nsenter", "prometheus"]).unwrap();
-    let mut pod = FakePod::start(&PodInfo::launcher(VM, OVERHEAD_BYTES)).unwrap();
-    for spec in launcher::core_processes(NAMESPACE, VM, None) {
-        pod.spawn(spec).unwrap();
-    }
+    let specs = launcher::core_processes(NAMESPACE, VM, None);
+    let mut pod = FakePod::with_processes(&PodInfo::launcher(VM, OVERHEAD_BYTES), specs).unwrap();
     let collector = Collector::start(&pod, &[]).unwrap();
     let prometheus = Prometheus::start(&[collector.addr]).unwrap();
 
@@ -105,7 +103,16 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
     })?;
     ensure!(prom.value("up")? == 1.0, "up");
     ensure!(prom.value("kubevirt_info")? == 1.0, "kubevirt_info");
+    roles_match_the_host(pod, prom)?;
+    qemu_memory_matches_the_host(pod, prom)?;
+    vcpu_time_is_counted(prom)?;
+    identity_and_self_metrics(prom)?;
+    counters_never_decrease(prom)
+}
 
+/// One process per running role, labelled with the domain and host, with the thread count the
+/// host's /proc shows; an explicit 0 for the roles that do not run.
+fn roles_match_the_host(pod: &FakePod, prom: &Prometheus) -> Result<()> {
     for role in ROLES_PRESENT {
         let series = prom.query(&format!(
             "kubevirt_pod_infra_processes{{process=\"{role}\"}}"
@@ -142,7 +149,11 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
         role_sum(prom, "kubevirt_pod_infra_threads", "qemu")? == 6.0,
         "qemu runs main + 5 named threads"
     );
+    Ok(())
+}
 
+/// QEMU's resident memory is its VmRSS, and its anonymous memory holds the 64 MiB it touched.
+fn qemu_memory_matches_the_host(pod: &FakePod, prom: &Prometheus) -> Result<()> {
     let qemu = pod.pid("qemu")?;
     let resident =
         prom.value(r#"kubevirt_pod_infra_memory_amount_bytes{process="qemu",type="resident"}"#)?;
@@ -157,7 +168,12 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
         anonymous >= 64.0 * 1024.0 * 1024.0,
         "qemu touched 64 MiB, anonymous is {anonymous}"
     );
+    eprintln!("checked: qemu resident {resident} B vs VmRSS {vm_rss} B");
+    Ok(())
+}
 
+/// The burning vCPU threads have CPU time, more than the idle I/O thread, and within QEMU's total.
+fn vcpu_time_is_counted(prom: &Prometheus) -> Result<()> {
     let vcpu = wait_for("vCPU CPU time", SCRAPE_WAIT, || {
         let v =
             prom.value(r#"sum(kubevirt_pod_infra_qemu_thread_cpu_seconds_total{class="vcpu"})"#)?;
@@ -175,7 +191,12 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
         vcpu <= qemu_cpu + 0.05,
         "vCPU {vcpu} s exceeds qemu's total {qemu_cpu} s"
     );
+    eprintln!("checked: vCPU {vcpu} s, I/O thread {iothread} s, qemu total {qemu_cpu} s");
+    Ok(())
+}
 
+/// The downward-API values and the pod identity, and the collector's own health metrics.
+fn identity_and_self_metrics(prom: &Prometheus) -> Result<()> {
     let overhead = prom.value("kubevirt_pod_infra_memory_overhead_estimate_bytes")?;
     ensure!(
         overhead == OVERHEAD_BYTES as f64,
@@ -209,11 +230,7 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
         prom.value("kube_metrics_collector_collection_duration_seconds")? > 0.0,
         "duration"
     );
-    eprintln!(
-        "checked: qemu resident {resident} B vs VmRSS {vm_rss} B; vCPU {vcpu} s, I/O thread \
-         {iothread} s, qemu total {qemu_cpu} s"
-    );
-    counters_never_decrease(prom)
+    Ok(())
 }
 
 /// Kills virtlogd: its role drops to 0 processes but keeps its CPU; a new virtlogd is a restart.

@@ -12,13 +12,11 @@ use anyhow::{Context as _, Result, ensure};
 use clap::Parser;
 use e2e::bench::{self, Measurement};
 use e2e::pod::{FakePod, PodInfo};
-use e2e::{Guarded, collector, http, launcher, wait_for};
-use std::ffi::OsString;
+use e2e::relay::{self, Kubelet, Relay};
+use e2e::{binaries, collector, launcher};
 use std::io::{BufRead as _, BufReader, Write as _};
-use std::net::SocketAddr;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::Path;
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Measures the relay's scrape latency and CPU for several node sizes.
@@ -39,23 +37,9 @@ struct Args {
 }
 
 const QUICK_SCRAPES: usize = 5;
-const START_WAIT: Duration = Duration::from_secs(20);
-/// docs/design.md: where the kubelet puts the collector's emptyDir.
-const VOLUME: &str = "kube-metrics-collector-socket";
-
-/// The relay's argv prefix.
-fn relay_argv() -> Result<Vec<OsString>> {
-    Ok(vec![e2e::binaries::collector()?.into(), "relay".into()])
-}
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bench-relay: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bench::exit_code("bench-relay", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<()> {
@@ -65,23 +49,18 @@ fn run(args: Args) -> Result<()> {
     } else {
         args.scrapes
     };
-    let relay_argv = relay_argv()?;
     let template = captured_exposition()?;
     println!(
         "targets: in-process fake collectors serving `kube-metrics-collector -M` output captured in a \
-         fake launcher pod ({} lines, {} bytes each); relay: {}",
+         fake launcher pod ({} lines, {} bytes each); relay: {} relay",
         template.lines().count(),
         template.len(),
-        relay_argv
-            .iter()
-            .map(|a| a.to_string_lossy())
-            .collect::<Vec<_>>()
-            .join(" "),
+        binaries::collector()?.display(),
     );
     let mut rows = Vec::new();
     for &n in &args.targets {
         let started = Instant::now();
-        let measurement = measure_node(&relay_argv, &template, n, scrapes)?;
+        let measurement = measure_node(&template, n, scrapes)?;
         println!("{}", measurement.result_line());
         eprintln!("bench-relay: {n} targets took {:?}", started.elapsed());
         rows.push((n, measurement));
@@ -92,10 +71,8 @@ fn run(args: Args) -> Result<()> {
 
 /// One collection by the real collector inside a fake launcher pod, as text 0.0.4.
 fn captured_exposition() -> Result<String> {
-    let mut pod = FakePod::start(&PodInfo::launcher("bench-vm", 0))?;
-    for spec in launcher::bench_processes("bench", "bench-vm") {
-        pod.spawn(spec)?;
-    }
+    let specs = launcher::bench_processes("bench", "bench-vm");
+    let pod = FakePod::with_processes(&PodInfo::launcher("bench-vm", 0), specs)?;
     let output = collector::run_once(&pod, None, &["-M"])?;
     let text = String::from_utf8(output.stdout).context("-M printed non-UTF-8")?;
     ensure!(
@@ -110,49 +87,26 @@ fn identity(namespace: &str, pod: &str) -> String {
 }
 
 /// `n` fake collectors in a fresh kubelet tree, the relay in front, `scrapes` measured scrapes.
-fn measure_node(
-    relay_argv: &[OsString],
-    template: &str,
-    n: usize,
-    scrapes: usize,
-) -> Result<Measurement> {
-    let root = tempfile::Builder::new()
-        .prefix("bench-kubelet-")
-        .tempdir()?;
-    std::fs::create_dir(root.path().join("pods"))?;
+fn measure_node(template: &str, n: usize, scrapes: usize) -> Result<Measurement> {
+    let kubelet = Kubelet::new("bench-kubelet-")?;
     let original = identity(collector::POD_NAMESPACE, collector::POD_NAME);
     for i in 0..n {
         let body = template.replace(
             &original,
             &identity(&format!("ns-{i}"), &format!("pod-{i}")),
         );
-        let listener = bind_in_kubelet(root.path(), &format!("5d5e2e1c-0000-4000-8000-{i:012}"))?;
+        let listener = kubelet.bind(&relay::pod_uid(i))?;
         std::thread::spawn(move || serve(listener, body.as_bytes()));
     }
-    let (relay, addr) = start_relay(relay_argv, root.path())?;
+    let relay = Relay::start(&kubelet, &[])?;
     let must_contain = format!("kube_metrics_collector_relay_targets{{state=\"ok\"}} {n}\n");
     bench::measure(
         &format!("relay-{n}"),
         relay.pid(),
-        addr,
+        relay.addr,
         scrapes,
         &must_contain,
     )
-}
-
-/// A listener at the pod's socket path. The full path is longer than sun_path allows, so bind
-/// at a short path and move the socket into place (the kubelet's bind mount shows one inode).
-fn bind_in_kubelet(root: &Path, uid: &str) -> Result<UnixListener> {
-    let dir = root
-        .join("pods")
-        .join(uid)
-        .join("volumes/kubernetes.io~empty-dir")
-        .join(VOLUME);
-    std::fs::create_dir_all(&dir)?;
-    let short = root.join("bind.sock");
-    let listener = UnixListener::bind(&short)?;
-    std::fs::rename(&short, dir.join("metrics.sock"))?;
-    Ok(listener)
 }
 
 /// Answers every request with `body`, one request per connection, until the process exits.
@@ -178,26 +132,6 @@ fn answer(stream: UnixStream, head: &[u8], body: &[u8]) -> std::io::Result<()> {
     let mut stream = reader.into_inner();
     stream.write_all(head)?;
     stream.write_all(body)
-}
-
-fn start_relay(argv: &[OsString], root: &Path) -> Result<(Guarded, SocketAddr)> {
-    let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
-    let (program, args) = argv.split_first().context("empty relay argv")?;
-    let mut command = Command::new(program);
-    command
-        .args(args)
-        .arg("--listen")
-        .arg(addr.to_string())
-        .arg("--kubelet-root")
-        .arg(root);
-    let mut relay = Guarded::spawn("relay", command, root)?;
-    wait_for("the relay's /healthz", START_WAIT, || {
-        relay.check_running()?;
-        Ok(http::get(addr, "/healthz", &[])
-            .is_ok_and(|r| r.status == 200)
-            .then_some(()))
-    })?;
-    Ok((relay, addr))
 }
 
 fn print_table(rows: &[(usize, Measurement)]) {

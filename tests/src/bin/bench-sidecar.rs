@@ -30,13 +30,7 @@ struct Args {
 const QUICK_SCRAPES: usize = 20;
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bench-sidecar: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    bench::exit_code("bench-sidecar", run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<()> {
@@ -46,10 +40,8 @@ fn run(args: Args) -> Result<()> {
     } else {
         args.scrapes
     };
-    let mut pod = FakePod::start(&PodInfo::launcher("bench-vm", 0))?;
-    for spec in launcher::bench_processes("bench", "bench-vm") {
-        pod.spawn(spec)?;
-    }
+    let specs = launcher::bench_processes("bench", "bench-vm");
+    let pod = FakePod::with_processes(&PodInfo::launcher("bench-vm", 0), specs)?;
     let processes = pod.specs().count();
     let threads: usize = pod.specs().map(|s| s.thread_count()).sum();
     let groups: Vec<(String, String)> = pod

@@ -1,0 +1,171 @@
+//! The monitoring the default install ships: the PrometheusRule passes `promtool check rules` and
+//! its own `promtool test rules`, every alert has a runbook, and every metric the rules and the
+//! Grafana dashboard use is one the collector or the webhook documents, and (where a bare collector
+//! can show it) one the real collector prints. Needs `kubectl` (with kustomize) and `promtool`.
+
+use anyhow::{Result, ensure};
+use e2e::manifests;
+use e2e::process;
+use e2e::promql::metric_names;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// The webhook's metrics, from its flags' contract (the webhook crate owns them).
+const WEBHOOK_METRICS: &[&str] = &[
+    "kube_metrics_webhook_requests_total",
+    "kube_metrics_webhook_skips_total",
+    "kube_metrics_webhook_request_duration_seconds_bucket",
+    "kube_metrics_webhook_request_duration_seconds_sum",
+    "kube_metrics_webhook_request_duration_seconds_count",
+    "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
+];
+
+/// Every metric name docs/metrics.md lists, plus the webhook's.
+fn documented_metrics() -> Result<BTreeSet<String>> {
+    let doc = std::fs::read_to_string(e2e::workspace().join("docs/metrics.md"))?;
+    let mut names = manifests::documented_metrics(&doc);
+    ensure!(
+        names.len() >= 15,
+        "only {} metrics found in docs/metrics.md",
+        names.len()
+    );
+    names.extend(WEBHOOK_METRICS.iter().map(|s| s.to_string()));
+    Ok(names)
+}
+
+/// The expressions of every rule of the default install, then every dashboard query.
+fn rule_and_dashboard_exprs(docs: &[Value]) -> Result<Vec<String>> {
+    let (_, rules) = manifests::prometheus_rules(docs)?;
+    let queries = manifests::dashboard_queries(docs)?;
+    ensure!(
+        queries.len() >= 10,
+        "dashboard has {} queries",
+        queries.len()
+    );
+    Ok(rules.into_iter().map(|(_, e)| e).chain(queries).collect())
+}
+
+#[test]
+fn rules_and_dashboard_use_only_documented_metrics() -> Result<()> {
+    let docs = manifests::default_install()?;
+    let (_, rules) = manifests::prometheus_rules(docs)?;
+    let recorded: BTreeSet<&str> = rules
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| n.contains(':'))
+        .collect();
+    let known = documented_metrics()?;
+    let mut used = BTreeSet::new();
+    for expr in rule_and_dashboard_exprs(docs)? {
+        for name in metric_names(&expr) {
+            ensure!(
+                known.contains(&name) || recorded.contains(name.as_str()),
+                "{name} (in `{expr}`) is neither documented nor recorded"
+            );
+            used.insert(name);
+        }
+    }
+    for needed in [
+        "kubevirt_vm:infra_memory_overhead_headroom_bytes:sum",
+        "kubevirt_vm_process:memory_resident_bytes:sum",
+        "kubevirt_vm_process:cpu_seconds:rate5m",
+        "kubevirt_vm:infra_memory_resident_bytes:sum",
+        "kubevirt_vm:infra_cpu_seconds:rate5m",
+        "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+        "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
+    ] {
+        ensure!(used.contains(needed), "nothing uses {needed}");
+    }
+    Ok(())
+}
+
+#[test]
+fn rules_pass_promtool_check_and_unit_tests() -> Result<()> {
+    let (spec, rules) = manifests::prometheus_rules(manifests::default_install()?)?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_norway::to_string(&spec)?,
+    )?;
+    let tests = e2e::workspace().join("manifests/components/monitoring/rules.test.yaml");
+    let test_text = std::fs::read_to_string(&tests)?;
+    std::fs::write(dir.path().join("rules.test.yaml"), &test_text)?;
+    let checked = process::stdout(
+        Command::new("promtool")
+            .args(["check", "rules", "rules.yaml"])
+            .current_dir(dir.path()),
+    )?;
+    ensure!(
+        checked.contains(&format!("SUCCESS: {} rules found", rules.len())),
+        "{checked}"
+    );
+    let tested = process::stdout(
+        Command::new("promtool")
+            .args(["test", "rules", "rules.test.yaml"])
+            .current_dir(dir.path()),
+    )?;
+    ensure!(tested.contains("SUCCESS"), "{tested}");
+    every_alert_is_tested_and_has_a_runbook(&spec, &test_text)
+}
+
+/// Every alert is tested firing (with its labels) and not firing (`exp_alerts: []`), and links its
+/// section of docs/runbooks.md.
+fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Result<()> {
+    let runbooks = std::fs::read_to_string(e2e::workspace().join("docs/runbooks.md"))?;
+    let alerts = spec["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten());
+    let mut count = 0;
+    for alert in alerts.filter(|r| r["alert"].is_string()) {
+        let name = alert["alert"].as_str().unwrap_or("");
+        let cases = test_text.matches(&format!("alertname: {name}\n")).count();
+        ensure!(cases >= 2, "{name}: {cases} test cases");
+        let url = alert["annotations"]["runbook_url"].as_str().unwrap_or("");
+        ensure!(
+            url == format!("docs/runbooks.md#{}", name.to_lowercase()),
+            "{name}: runbook_url {url}"
+        );
+        ensure!(
+            runbooks.contains(&format!("\n## {name}\n")),
+            "{name}: no runbook section"
+        );
+        count += 1;
+    }
+    ensure!(count == 5, "{count} alerts");
+    Ok(())
+}
+
+/// Every collector metric the rules and dashboard use that a collector prints without a
+/// KubeVirt pod around it (no QEMU, no downward API files) is in its real `-M` output.
+#[test]
+fn real_collector_output_has_the_metrics_the_rules_use() -> Result<()> {
+    let binary = e2e::binaries::collector()?;
+    let output = process::stdout(Command::new(binary).arg("-M"))?;
+    let exprs = rule_and_dashboard_exprs(manifests::default_install()?)?;
+    // Present only with QEMU, the downward API or KubeVirt v1.9 annotations.
+    let conditional = [
+        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+        "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+        "kubevirt_pod_infra_compute_memory_bytes",
+    ];
+    let mut checked = 0;
+    for name in exprs.iter().flat_map(|e| metric_names(e)) {
+        if name.contains(':')
+            || !name.starts_with("kube")
+            || name.starts_with("kube_metrics_webhook_")
+        {
+            continue;
+        }
+        if conditional.contains(&name.as_str()) {
+            continue;
+        }
+        let printed = |suffix: char| output.contains(&format!("\n{name}{suffix}"));
+        ensure!(printed('{') || printed(' '), "`-M` printed no {name}");
+        checked += 1;
+    }
+    ensure!(checked >= 4, "only {checked} metrics checked");
+    Ok(())
+}
