@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod threads;
+
 use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
 use crate::proc::{ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
 use crate::totals::Ledger;
@@ -89,6 +91,8 @@ pub struct Collector {
     pids: Vec<i32>,
     tids: Vec<i32>,
     gauges: Vec<RoleSample>,
+    /// QEMU threads by tid, as last read from their `stat`.
+    threads_read: HashMap<i32, threads::ThreadRead>,
 }
 
 /// Cached per process: what cannot change while (pid, start time) stays the same.
@@ -135,6 +139,7 @@ impl Collector {
             pids: Vec::new(),
             tids: Vec::new(),
             gauges: vec![RoleSample::default(); classes],
+            threads_read: HashMap::new(),
         }
     }
 
@@ -159,6 +164,7 @@ impl Collector {
                 self.threads.sweep();
                 let generation = self.generation;
                 self.known.retain(|_, k| k.generation == generation);
+                self.threads_read.retain(|_, t| t.generation == generation);
                 self.generation += 1;
             }
             Err(error) => {
@@ -271,30 +277,6 @@ impl Collector {
             add_memory(&mut g.memory, &memory);
         }
         Ok(())
-    }
-
-    fn collect_threads(&mut self, pid: i32) {
-        let mut tids = std::mem::take(&mut self.tids);
-        match self.reader.tids(pid, &mut tids) {
-            Ok(()) => {
-                for &tid in &tids {
-                    match self.reader.stat(pid, Some(tid)) {
-                        Ok(stat) => {
-                            let key = ProcessKey {
-                                pid: tid,
-                                start_ticks: stat.start_ticks,
-                            };
-                            let class = ThreadClass::of(stat.comm) as usize;
-                            let reading = [stat.utime, stat.stime];
-                            self.threads.observe(key, class, reading);
-                        }
-                        Err(error) => self.count(&error),
-                    }
-                }
-            }
-            Err(error) => self.count(&error),
-        }
-        self.tids = tids;
     }
 
     /// The cached class of `key`, or a fresh one from its cmdline.

@@ -2,7 +2,9 @@
 //!
 //! It runs as a container of a pod with `shareProcessNamespace: true`, so `/proc` shows every
 //! process of the pod. Per process it reads `stat`, `status`, `io`, the size of `fd/`, `cmdline`
-//! once per (pid, start time), and for QEMU each thread's `stat`; with `--pss`, `smaps_rollup`.
+//! once per (pid, start time), and for QEMU each thread's `schedstat` (and its `stat` when it ran
+//! since the last read); with `--pss`, `smaps_rollup`. The fds of these files stay open between
+//! collections, so each read is one `pread` (`proc/files.rs`).
 //! Processes are classified into roles by argv[0] (docs/metrics.md) and summed per role, with
 //! counters that never go backwards across exits and pid reuse. The pod's identity comes from
 //! env (`POD_NAME`, `POD_NAMESPACE`, `NODE_NAME`) and downward-API files (`--podinfo`).

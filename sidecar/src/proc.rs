@@ -1,10 +1,12 @@
 //! The only module that reads `/proc` (or a fixture tree standing in for it).
 //!
 //! `ProcRoot` is a value so tests point it at a directory of fixture files. `Reader` owns the
-//! buffers that every read reuses, so a collection does not allocate per file.
+//! buffers that every read reuses, so a collection does not allocate per file, and keeps the fds
+//! of procfs files open between collections (`files.rs`), so a read is one `pread`.
 
 pub mod parse;
 
+mod error;
 mod files;
 
 use std::fs;
@@ -15,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
-use files::{FdCache, PidFile};
+use error::parse_reason;
+pub use error::{ErrorKind, ReadError};
+use files::{Digits, FdCache, PidFile, ThreadFile, join};
 pub use parse::{Io, Stat, Status};
 
 /// Big enough for any `stat`, `status` or `io` file in one read.
@@ -26,9 +30,6 @@ const DIRENT_BUFFER: usize = 8192;
 
 /// `statfs` type of procfs.
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
-
-/// `ESRCH`: reading a `/proc/<pid>` file whose process exited after `open`.
-const ESRCH: i32 = 3;
 
 /// Root of a proc filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,34 +42,6 @@ pub struct ProcRoot {
 pub struct ProcessKey {
     pub pid: i32,
     pub start_ticks: u64,
-}
-
-/// Why one read failed; every variant is counted by its `kind`.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The process exited between listing the root and reading its files. Routine; log at debug.
-    #[error("process exited before {} could be read", path.display())]
-    Vanished { path: PathBuf },
-    /// `io`, `fd/` and `smaps_rollup` need ptrace-read access to the target.
-    #[error("permission denied reading {}", path.display())]
-    Permission { path: PathBuf },
-    #[error("malformed {}: {reason}", path.display())]
-    Parse { path: PathBuf, reason: &'static str },
-    #[error("failed to read {}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// The label value of `kube_metrics_collector_read_errors_total{kind}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    Vanished,
-    Permission,
-    Parse,
-    Io,
 }
 
 /// Reads files under a `ProcRoot` into reused buffers, keeping procfs fds open (see `files`).
@@ -98,53 +71,12 @@ impl ProcRoot {
     }
 }
 
-// === impl ReadError ===
-
-impl ReadError {
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Self::Vanished { .. } => ErrorKind::Vanished,
-            Self::Permission { .. } => ErrorKind::Permission,
-            Self::Parse { .. } => ErrorKind::Parse,
-            Self::Io { .. } => ErrorKind::Io,
-        }
-    }
-
-    /// Maps an I/O error on a `/proc/<pid>` path to the kind we count it as.
-    pub fn from_io(path: &Path, source: io::Error) -> Self {
-        let path = path.to_path_buf();
-        match source.kind() {
-            io::ErrorKind::NotFound => Self::Vanished { path },
-            io::ErrorKind::PermissionDenied => Self::Permission { path },
-            _ if source.raw_os_error() == Some(ESRCH) => Self::Vanished { path },
-            _ => Self::Io { path, source },
-        }
-    }
-}
-
-// === impl ErrorKind ===
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 4] = [Self::Vanished, Self::Permission, Self::Parse, Self::Io];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Vanished => "vanished",
-            Self::Permission => "permission",
-            Self::Parse => "parse",
-            Self::Io => "io",
-        }
-    }
-}
-
 // === impl Reader ===
 
 impl Reader {
     pub fn new(root: ProcRoot) -> Self {
         let root_dir = files::open_dir(rustix::fs::CWD, root.path.as_path()).ok();
-        let procfs = root_dir.as_ref().is_some_and(|fd| {
-            rustix::fs::fstatfs(fd).is_ok_and(|s| i64::from(s.f_type) == PROC_SUPER_MAGIC)
-        });
+        let procfs = root_dir.as_ref().is_some_and(is_procfs);
         Self {
             root,
             root_dir,
@@ -200,7 +132,7 @@ impl Reader {
     pub fn stat(&mut self, pid: i32, tid: Option<i32>) -> Result<Stat<'_>, ReadError> {
         let read = match tid {
             None => self.read_pid_file(pid, PidFile::Stat),
-            Some(tid) => self.read_thread_stat(pid, tid),
+            Some(tid) => self.read_thread_file(pid, tid, ThreadFile::Stat).map(drop),
         };
         if let Err(errno) = read {
             return Err(self.io_error(pid, tid, "stat", errno));
@@ -209,6 +141,16 @@ impl Reader {
             Ok(stat) => Ok(stat),
             Err(error) => Err(self.parse_error_at(pid, tid, parse_reason(error))),
         }
+    }
+
+    /// Nanoseconds thread `tid` has run (`task/<tid>/schedstat`), and whether this is the first
+    /// read of this thread through a kept fd: only then can an unchanged value be trusted to mean
+    /// the same thread did not run. `None` when the kernel keeps no run times (zeros).
+    pub fn thread_runtime(&mut self, pid: i32, tid: i32) -> Result<(Option<u64>, bool), ReadError> {
+        let fresh = self
+            .read_thread_file(pid, tid, ThreadFile::Schedstat)
+            .map_err(|e| self.io_error(pid, Some(tid), "schedstat", e))?;
+        Ok((parse::schedstat(self.bytes()), fresh))
     }
 
     pub fn status(&mut self, pid: i32) -> Result<Status, ReadError> {
@@ -261,34 +203,16 @@ impl Reader {
             let fd = files::open_dir(entry.dir.as_fd(), "fd")?;
             if !self.fds.admit() {
                 // No room to keep it: count through this one fd.
-                return self.count_fds(fd.as_fd());
+                return count_fds(fd.as_fd(), self.procfs, &mut self.dirents);
             }
             if let Some(entry) = self.fds.get_mut(pid) {
                 entry.fd_dir = Some(fd);
             }
         }
-        let Some(fd) = self.fds.get_mut(pid).and_then(|e| e.fd_dir.as_ref()) else {
+        let Some(fd) = self.fds.get(pid).and_then(|e| e.fd_dir.as_ref()) else {
             return Err(Errno::NOENT);
         };
-        let fd = fd.as_fd();
-        if self.procfs {
-            // Linux 6.2+: the size of `fd/` is the count, computed at `fstat` time.
-            let size = rustix::fs::fstat(fd)?.st_size;
-            if size > 0 {
-                return Ok(size.unsigned_abs());
-            }
-        }
-        files::count_entries(fd, &mut self.dirents)
-    }
-
-    fn count_fds(&mut self, fd: BorrowedFd<'_>) -> Result<u64, Errno> {
-        if self.procfs {
-            let size = rustix::fs::fstat(fd)?.st_size;
-            if size > 0 {
-                return Ok(size.unsigned_abs());
-            }
-        }
-        files::count_entries(fd, &mut self.dirents)
+        count_fds(fd.as_fd(), self.procfs, &mut self.dirents)
     }
 
     /// Thread ids of `pid`, into `out` (cleared first). Closes the fds of threads not listed.
@@ -321,12 +245,12 @@ impl Reader {
         };
         files::list_numeric(task.as_fd(), &mut self.dirents, out)?;
         out.sort_unstable();
-        let before = entry.threads.len();
+        let before = entry.thread_fds();
         entry
             .threads
             .retain(|tid, _| out.binary_search(tid).is_ok());
-        let closed = before - entry.threads.len();
-        self.fds.released(closed as u64);
+        let closed = before - entry.thread_fds();
+        self.fds.released(closed);
         Ok(())
     }
 
@@ -361,19 +285,27 @@ impl Reader {
         Ok(())
     }
 
-    fn read_thread_stat(&mut self, pid: i32, tid: i32) -> Result<(), Errno> {
+    /// Reads a file of thread `tid` into `buf`, through its kept fd or a new one. Returns whether
+    /// the fd is new: a kept one proves the thread is the one read before.
+    fn read_thread_file(&mut self, pid: i32, tid: i32, file: ThreadFile) -> Result<bool, Errno> {
         let Some(entry) = self.fds.get_mut(pid) else {
             return Err(Errno::NOENT);
         };
-        if let Some(fd) = entry.threads.get(&tid) {
+        let slot = entry
+            .threads
+            .get_mut(&tid)
+            .and_then(|f| f.get_mut(file as usize));
+        if let Some(kept) = slot
+            && let Some(fd) = kept.as_ref()
+        {
             match files::read_all(fd.as_fd(), &mut self.buf, MIN_READ_BUFFER) {
                 Ok(len) => {
                     self.len = len;
-                    return Ok(());
+                    return Ok(false);
                 }
                 // The thread exited; a new one may have its tid. Reopen below.
                 Err(e) if files::is_stale(e) => {
-                    entry.threads.remove(&tid);
+                    *kept = None;
                     self.fds.released(1);
                 }
                 Err(e) => return Err(e),
@@ -387,26 +319,27 @@ impl Reader {
         let fd = match &entry.task_dir {
             Some(task) => files::open_file(
                 task.as_fd(),
-                join(&mut name, &["", digits.format(tid), "/stat"]),
+                join(&mut name, &["", digits.format(tid), file.suffix()]),
             ),
             None => files::open_file(
                 entry.dir.as_fd(),
-                join(&mut name, &["task/", digits.format(tid), "/stat"]),
+                join(&mut name, &["task/", digits.format(tid), file.suffix()]),
             ),
         }?;
         self.len = files::read_all(fd.as_fd(), &mut self.buf, MIN_READ_BUFFER)?;
         if self.fds.admit()
             && let Some(entry) = self.fds.get_mut(pid)
+            && let Some(slot) = entry.threads.entry(tid).or_default().get_mut(file as usize)
         {
-            entry.threads.insert(tid, fd);
+            *slot = Some(fd);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Reads `<root>/<parts...>` without keeping anything open.
     fn read_path(&mut self, parts: &[&str]) -> Result<(), ReadError> {
         let path = self.path_of(None, parts);
-        let read = files::open_file(rustix::fs::CWD, path.to_str().unwrap_or(""))
+        let read = files::open_file(rustix::fs::CWD, path.as_path())
             .and_then(|fd| files::read_all(fd.as_fd(), &mut self.buf, MIN_READ_BUFFER));
         match read {
             Ok(len) => {
@@ -465,116 +398,33 @@ impl Reader {
     }
 }
 
+#[allow(
+    clippy::useless_conversion,
+    reason = "`f_type` is i64 on x86_64 but a narrower type on other targets"
+)]
+fn is_procfs(dir: &OwnedFd) -> bool {
+    rustix::fs::fstatfs(dir).is_ok_and(|s| i64::from(s.f_type) == PROC_SUPER_MAGIC)
+}
+
+/// Open fds of a process from its `fd/` directory.
+fn count_fds(
+    fd: BorrowedFd<'_>,
+    procfs: bool,
+    dirents: &mut [MaybeUninit<u8>],
+) -> Result<u64, Errno> {
+    if procfs {
+        // Linux 6.2+: the size of `fd/` is the count, computed at `fstat` time.
+        let size = rustix::fs::fstat(fd)?.st_size;
+        if size > 0 {
+            return Ok(size.unsigned_abs());
+        }
+    }
+    files::count_entries(fd, dirents)
+}
+
 fn root_fd(root: &Option<OwnedFd>) -> Result<BorrowedFd<'_>, Errno> {
     root.as_ref().map(AsFd::as_fd).ok_or(Errno::NOENT)
 }
 
-/// `parts` joined in `buf`, as a `&str`; they are short ASCII (digits and file names).
-fn join<'a>(buf: &'a mut [u8; 32], parts: &[&str]) -> &'a str {
-    let mut n = 0;
-    for part in parts {
-        if let Some(dst) = buf.get_mut(n..n + part.len()) {
-            dst.copy_from_slice(part.as_bytes());
-            n += part.len();
-        }
-    }
-    std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default()
-}
-
-fn parse_reason(error: parse::ParseError) -> &'static str {
-    match error {
-        parse::ParseError::NoComm => "no (comm)",
-        parse::ParseError::TooFewFields => "too few fields",
-        parse::ParseError::BadNumber => "field is not a number",
-    }
-}
-
-/// Formats an integer without allocating.
-#[derive(Default)]
-struct Digits([u8; 12]);
-
-impl Digits {
-    fn format(&mut self, n: i32) -> &str {
-        let mut n = n.unsigned_abs();
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 || at == 0 {
-                break;
-            }
-        }
-        std::str::from_utf8(&self.0[at..]).unwrap_or("0")
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn maps_io_errors_to_counted_kinds() {
-        // EACCES cannot be produced with file modes when tests run as root, so the mapping is tested
-        // directly: this is the whole decision the reader makes for a permission failure.
-        let path = Path::new("/proc/1/io");
-        let kind = |e| ReadError::from_io(path, e).kind();
-        assert_eq!(
-            kind(io::Error::from(io::ErrorKind::PermissionDenied)),
-            ErrorKind::Permission
-        );
-        assert_eq!(
-            kind(io::Error::from_raw_os_error(13)),
-            ErrorKind::Permission
-        ); // EACCES
-        assert_eq!(kind(io::Error::from_raw_os_error(1)), ErrorKind::Permission); // EPERM
-        assert_eq!(
-            kind(io::Error::from(io::ErrorKind::NotFound)),
-            ErrorKind::Vanished
-        );
-        assert_eq!(
-            kind(io::Error::from_raw_os_error(ESRCH)),
-            ErrorKind::Vanished
-        );
-        assert_eq!(kind(io::Error::from_raw_os_error(5)), ErrorKind::Io); // EIO
-    }
-
-    #[test]
-    fn reads_files_longer_than_the_buffer() {
-        let dir = tempfile::tempdir().unwrap();
-        let pid_dir = dir.path().join("7");
-        std::fs::create_dir(&pid_dir).unwrap();
-        let long: Vec<u8> = (0..3 * MIN_READ_BUFFER + 17)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect();
-        std::fs::write(pid_dir.join("cmdline"), &long).unwrap();
-        std::fs::write(pid_dir.join("io"), "read_bytes: 5\n").unwrap();
-        let mut reader = Reader::new(ProcRoot::new(dir.path()));
-        assert_eq!(reader.cmdline(7).unwrap(), &long[..]);
-        assert_eq!(reader.io(7).unwrap().read_bytes, Some(5));
-        assert_eq!(reader.cmdline(7).unwrap().len(), long.len());
-        assert_eq!(reader.cmdline(8).unwrap_err().kind(), ErrorKind::Vanished);
-    }
-
-    #[test]
-    fn formats_digits_without_allocating() {
-        let mut d = Digits::default();
-        assert_eq!(d.format(0), "0");
-        assert_eq!(Digits::default().format(4_194_304), "4194304");
-        assert_eq!(Digits::default().format(i32::MAX), "2147483647");
-    }
-
-    #[test]
-    fn reads_this_process_from_the_real_proc() {
-        let mut reader = Reader::new(ProcRoot::new("/proc"));
-        let me = reader.self_pid().unwrap();
-        assert_eq!(me, std::process::id() as i32);
-        let stat = reader.stat(me, None).unwrap();
-        assert!(stat.start_ticks > 0);
-        assert!(stat.num_threads >= 1);
-        assert!(reader.fd_count(me).unwrap() >= 3);
-        let status = reader.status(me).unwrap();
-        assert!(status.vm_rss.unwrap() > 0);
-        assert!(reader.boot_time().unwrap() > 1_000_000_000);
-    }
-}
+mod tests;

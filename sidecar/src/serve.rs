@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::io;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -193,10 +193,7 @@ impl State {
                 rsp.headers_mut().insert(header::CONTENT_TYPE, value);
                 rsp
             }
-            None => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "failed to encode metrics\n",
-            ),
+            None => text(StatusCode::INTERNAL_SERVER_ERROR, "collection failed\n"),
         }
     }
 
@@ -271,6 +268,9 @@ async fn accept_unix(listener: Option<&UnixListener>) -> io::Result<tokio::net::
     }
 }
 
+/// Mode of the collector's socket: owner and group may connect (see `bind_unix`).
+pub const SOCKET_MODE: u32 = 0o660;
+
 /// Binds a Unix socket, replacing a stale socket file a previous run left behind.
 pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     match std::fs::symlink_metadata(path) {
@@ -286,7 +286,12 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    UnixListener::bind(path)
+    let listener = UnixListener::bind(path)?;
+    // Connecting needs write permission on the socket. The node relay runs without
+    // CAP_DAC_OVERRIDE and reaches the socket through the pod's group (fsGroup 107), so the
+    // group gets read-write whatever the umask; others get nothing.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+    Ok(listener)
 }
 
 async fn wait_for_signal() {

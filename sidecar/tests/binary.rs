@@ -2,6 +2,7 @@
 //! the `probe` subcommand, and SIGTERM.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -171,6 +172,9 @@ fn serves_metrics_health_and_stops_on_sigterm() {
         assert!(Instant::now() < deadline, "server did not become ready");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The node relay connects through the pod's group, without CAP_DAC_OVERRIDE.
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "socket mode {mode:o}");
 
     let (status, head, body) = tcp(&addr, "GET", "/metrics", None);
     assert_eq!(status, 200);

@@ -3,7 +3,7 @@
 use super::Format;
 use super::write::{Kind, Writer};
 use crate::classify::ThreadClass;
-use crate::collect::{Collection, RoleSample, counter};
+use crate::collect::{Collection, counter};
 use crate::proc::ErrorKind;
 
 /// Version of this build, for `kubevirt_info`.
@@ -33,8 +33,7 @@ pub struct Metrics {
 
 /// Writes samples with `host` and `domain` on every `kubevirt_pod_infra_*` series.
 #[derive(Debug)]
-struct Builder<'s, 'o> {
-    scope: &'s Scope,
+struct Builder<'o> {
     w: Writer<'o>,
 }
 
@@ -43,10 +42,12 @@ struct Builder<'s, 'o> {
 pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
     out.clear();
     let (c, scope) = (&m.collection, &m.scope);
-    let mut b = Builder {
-        scope,
-        w: Writer::new(out, format),
-    };
+    let mut w = Writer::new(out, format);
+    w.set_prefix(&[
+        ("host", scope.host.as_str()),
+        ("domain", scope.domain.as_str()),
+    ]);
+    let mut b = Builder { w };
     let tps = c.ticks_per_second.max(1) as f64;
     let roles = || {
         c.per_role
@@ -212,7 +213,7 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
             );
         }
     }
-    b.pod_families();
+    b.pod_families(scope);
     b.family(
         "kube_metrics_collector_collection_duration_seconds",
         "How long the last read of /proc took.",
@@ -232,27 +233,21 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
 
 // === impl Builder ===
 
-impl Builder<'_, '_> {
+impl Builder<'_> {
     fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) {
         self.w.family(name, help, kind);
     }
 
     /// A sample with `host` and `domain` before `labels`.
     fn infra(&mut self, labels: &[(&str, &str)], value: f64) {
-        let scope = self.scope;
-        let first = [
-            ("host", scope.host.as_str()),
-            ("domain", scope.domain.as_str()),
-        ];
-        self.w.sample(&first, labels, value);
+        self.w.sample(true, labels, value);
     }
 
     fn plain(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.w.sample(&[], labels, value);
+        self.w.sample(false, labels, value);
     }
 
-    fn pod_families(&mut self) {
-        let scope = self.scope;
+    fn pod_families(&mut self, scope: &Scope) {
         self.family(
             "kubevirt_pod_infra_pod_info",
             "1, with the pod's namespace and name from the downward API.",

@@ -23,6 +23,8 @@ pub struct Writer<'a> {
     format: Format,
     family: Family,
     header_written: bool,
+    /// Labels common to many samples (`host`, `domain`), escaped once: `a="x",b="y"`.
+    prefix: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -45,6 +47,21 @@ impl<'a> Writer<'a> {
                 kind: Kind::Gauge,
             },
             header_written: true,
+            prefix: Vec::new(),
+        }
+    }
+
+    /// Sets the labels that `sample(true, ..)` puts first.
+    pub fn set_prefix(&mut self, labels: &[(&str, &str)]) {
+        self.prefix.clear();
+        for (i, (name, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.prefix.push(b',');
+            }
+            self.prefix.extend_from_slice(name.as_bytes());
+            self.prefix.extend_from_slice(b"=\"");
+            escape(value, true, &mut self.prefix);
+            self.prefix.push(b'"');
         }
     }
 
@@ -54,8 +71,8 @@ impl<'a> Writer<'a> {
         self.header_written = false;
     }
 
-    /// One sample of the current family, with `first` labels then `labels`.
-    pub fn sample(&mut self, first: &[(&str, &str)], labels: &[(&str, &str)], value: f64) {
+    /// One sample of the current family, with the prefix labels (when `prefixed`) then `labels`.
+    pub fn sample(&mut self, prefixed: bool, labels: &[(&str, &str)], value: f64) {
         if self.family.name.is_empty() {
             return;
         }
@@ -65,7 +82,12 @@ impl<'a> Writer<'a> {
         }
         self.out.extend_from_slice(self.family.name.as_bytes());
         let mut separator = b'{';
-        for (name, value) in first.iter().chain(labels) {
+        if prefixed && !self.prefix.is_empty() {
+            self.out.push(b'{');
+            self.out.extend_from_slice(&self.prefix);
+            separator = b',';
+        }
+        for (name, value) in labels {
             self.out.push(separator);
             self.out.extend_from_slice(name.as_bytes());
             self.out.extend_from_slice(b"=\"");
@@ -187,10 +209,11 @@ mod tests {
             "Events \"seen\"\nso far \\ total.",
             Kind::Counter,
         );
-        w.sample(&[("a", "q\"\\\nz")], &[], 1.5);
+        w.set_prefix(&[("a", "q\"\\\nz")]);
+        w.sample(true, &[], 1.5);
         w.family("x_empty", "Never sampled.", Kind::Gauge);
         w.family("x_level", "", Kind::Gauge);
-        w.sample(&[], &[], f64::INFINITY);
+        w.sample(false, &[], f64::INFINITY);
         w.finish();
         String::from_utf8(out).unwrap()
     }
@@ -236,7 +259,11 @@ mod tests {
         for value in cases {
             let mut out = Vec::new();
             number(value, Format::Text, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), value.to_string(), "{value}");
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                value.to_string(),
+                "{value}"
+            );
         }
     }
 }

@@ -46,8 +46,27 @@ pub struct PidFds {
     /// `fd/`, whose size is the open-fd count (Linux 6.2+), and `task/`.
     pub fd_dir: Option<OwnedFd>,
     pub task_dir: Option<OwnedFd>,
-    /// `task/<tid>/stat` by tid.
-    pub threads: HashMap<i32, OwnedFd>,
+    /// `task/<tid>/stat` and `task/<tid>/schedstat` by tid, indexed by `ThreadFile`.
+    pub threads: HashMap<i32, [Option<OwnedFd>; 2]>,
+}
+
+/// The files of one thread that are read at every collection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThreadFile {
+    Stat,
+    Schedstat,
+}
+
+// === impl ThreadFile ===
+
+impl ThreadFile {
+    /// The part of the path after `<tid>`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Self::Stat => "/stat",
+            Self::Schedstat => "/schedstat",
+        }
+    }
 }
 
 // === impl PidFile ===
@@ -78,6 +97,14 @@ impl FdCache {
         }
     }
 
+    #[cfg(test)]
+    pub fn with_budget(budget: u64) -> Self {
+        Self {
+            budget,
+            ..Self::new()
+        }
+    }
+
     pub fn get(&self, pid: i32) -> Option<&PidFds> {
         self.pids.get(&pid)
     }
@@ -92,7 +119,7 @@ impl FdCache {
         match self.pids.entry(pid) {
             Entry::Occupied(entry) => Ok(entry.into_mut()),
             Entry::Vacant(entry) => {
-                let dir = open_dir(root, super::Digits::default().format(pid))?;
+                let dir = open_dir(root, Digits::default().format(pid))?;
                 self.open += 1;
                 Ok(entry.insert(PidFds {
                     dir,
@@ -159,7 +186,12 @@ impl PidFds {
     fn count(&self) -> u64 {
         let files = self.files.iter().flatten().count() as u64;
         let dirs = u64::from(self.fd_dir.is_some()) + u64::from(self.task_dir.is_some());
-        1 + files + dirs + self.threads.len() as u64
+        1 + files + dirs + self.thread_fds()
+    }
+
+    /// Fds kept for threads.
+    pub fn thread_fds(&self) -> u64 {
+        self.threads.values().flatten().flatten().count() as u64
     }
 }
 
@@ -234,4 +266,36 @@ pub fn count_entries(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> Result<
 /// Errors that mean the fd's process is gone (reaped, or its pid reused).
 pub fn is_stale(e: Errno) -> bool {
     e == Errno::SRCH || e == Errno::NOENT
+}
+
+/// `parts` joined in `buf`, as a `&str`; they are short ASCII (digits and file names).
+pub fn join<'a>(buf: &'a mut [u8; 32], parts: &[&str]) -> &'a str {
+    let mut n = 0;
+    for part in parts {
+        if let Some(dst) = buf.get_mut(n..n + part.len()) {
+            dst.copy_from_slice(part.as_bytes());
+            n += part.len();
+        }
+    }
+    std::str::from_utf8(buf.get(..n).unwrap_or_default()).unwrap_or_default()
+}
+
+/// Formats an integer without allocating.
+#[derive(Default)]
+pub struct Digits([u8; 12]);
+
+impl Digits {
+    pub fn format(&mut self, n: i32) -> &str {
+        let mut n = n.unsigned_abs();
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 || at == 0 {
+                break;
+            }
+        }
+        std::str::from_utf8(&self.0[at..]).unwrap_or("0")
+    }
 }

@@ -9,7 +9,6 @@ use serde_json::{Map, Value};
 use super::facts::is_set;
 use crate::policy::EPHEMERAL_PORTS;
 
-
 const ISTIO_INJECT: &str = "sidecar.istio.io/inject";
 const ISTIO_EXCLUDE_INBOUND: &str = "traffic.sidecar.istio.io/excludeInboundPorts";
 
