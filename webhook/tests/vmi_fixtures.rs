@@ -13,9 +13,11 @@ use serde_json::Value;
 /// design.md's default sidecar port.
 const PORT: u16 = 48080;
 
+/// KubeVirt's API round-trip object (`shared/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json`,
+/// copied so a clone tests on its own): every field set, with nonsense values.
 const ROUND_TRIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json"
+    "/tests/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json"
 );
 
 fn fixture_path(name: &str) -> PathBuf {

@@ -25,7 +25,11 @@ use std::{
 use tokio::{net::TcpStream, sync::watch};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-pub const FIXTURE: &str = "/work/shared/fixtures/admissionreview-pod-a.json";
+/// `shared/fixtures/admissionreview-pod-a.json`, copied so a clone tests on its own.
+pub const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/admission/pod-a.json"
+);
 pub const FIXTURE_UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
 /// The name the API server dials; the certificate must carry it.
 pub const SERVER_NAME: &str = "kmw.ns-0.svc";
