@@ -271,16 +271,3 @@ fn build_image_tags_the_image_the_manifests_reference() -> Result<()> {
     );
     Ok(())
 }
-
-/// The image pipeline end to end: static binaries, buildah, one `podman run ... -M`.
-/// A cold release build takes about 7.5 minutes on 2 cores, so this is opt-in:
-/// `cargo test -p e2e --test manifests -- --ignored`.
-#[test]
-#[ignore = "builds release binaries and an image: ~7.5 min cold on 2 cores"]
-fn image_builds_and_prints_metrics() -> Result<()> {
-    let output = process::stdout(&mut Command::new(
-        e2e::workspace().join("scripts/build-image"),
-    ))?;
-    ensure!(output.contains("build-image: ok"), "{output}");
-    Ok(())
-}
