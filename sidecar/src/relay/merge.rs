@@ -6,10 +6,12 @@
 //! `namespace` and `pod` of its target, no series appears twice, and the
 //! relay's own family names cannot be forged by a target.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use super::parse::{Family, Parsed, Sample, belongs_to};
+use super::parse::{Family, Parsed, Sample, belongs_to, samples_named};
+use seen::{Seen, Span};
 
 /// The collector's identity metric (docs/metrics.md, "Per pod").
 pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
@@ -124,22 +126,27 @@ impl DropCounts {
 }
 
 /// Merges target expositions (in the order given) into one text exposition.
+///
+/// Identities are settled first, from the pod_info lines alone; then each
+/// target is parsed, written into its families and dropped before the next,
+/// so only one parsed target is alive at a time.
 pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
-    let parsed: Vec<Parsed> = bodies
-        .iter()
-        .map(|b| Parsed::from_text(b.as_ref()))
-        .collect();
-    let mut identities: Vec<Result<Identity, Rejected>> = parsed.iter().map(identity).collect();
+    let mut identities: Vec<Result<Identity, Rejected>> =
+        bodies.iter().map(|b| identity(b.as_ref())).collect();
     reject_duplicates(&mut identities);
 
     let mut slots: Vec<Slot> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut targets = Vec::with_capacity(parsed.len());
-    for (target, identity) in parsed.into_iter().zip(identities) {
+    let mut seen = Seen::default();
+    let mut targets = Vec::with_capacity(bodies.len());
+    for (body, identity) in bodies.iter().zip(identities) {
+        let target = Parsed::from_text(body.as_ref());
         let mut dropped = DropCounts::default();
         dropped.add(Dropped::Malformed, target.malformed);
         if let Ok(id) = &identity {
+            // Every accepted target has its own identity, and its series all
+            // carry it: a series can only repeat within one target.
+            seen.clear();
             for family in target.families {
                 add_family(
                     family,
@@ -160,28 +167,32 @@ pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
 }
 
 /// The one (namespace, pod) pair this target's pod_info states.
-pub fn identity(parsed: &Parsed) -> Result<Identity, Rejected> {
+pub fn identity(text: &str) -> Result<Identity, Rejected> {
     let mut found: Option<Identity> = None;
-    let infos = parsed.families.iter().filter(|f| f.name == POD_INFO);
-    for sample in infos
-        .flat_map(|f| &f.samples)
-        .filter(|s| s.name == POD_INFO)
-    {
-        let get = |key: &str| sample.labels.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    for sample in samples_named(text, POD_INFO) {
+        let get = |key: &str| {
+            sample
+                .labels
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v)
+        };
         let (Some(namespace), Some(pod)) = (get("namespace"), get("pod")) else {
             continue;
         };
         if namespace.is_empty() || pod.is_empty() {
             continue;
         }
-        let id = Identity {
-            namespace: namespace.clone(),
-            pod: pod.clone(),
-        };
-        match &found {
-            Some(previous) if *previous != id => return Err(Rejected::AmbiguousIdentity),
-            _ => found = Some(id),
+        if let Some(previous) = &found {
+            if previous.namespace != **namespace || previous.pod != **pod {
+                return Err(Rejected::AmbiguousIdentity);
+            }
+            continue;
         }
+        found = Some(Identity {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        });
     }
     found.ok_or(Rejected::NoIdentity)
 }
@@ -204,11 +215,11 @@ fn reject_duplicates(identities: &mut [Result<Identity, Rejected>]) {
 }
 
 fn add_family(
-    family: Family,
+    family: Family<'_>,
     id: &Identity,
     slots: &mut Vec<Slot>,
     by_name: &mut HashMap<String, usize>,
-    seen: &mut HashSet<String>,
+    seen: &mut Seen,
     dropped: &mut DropCounts,
 ) {
     let count = family.samples.len() as u64;
@@ -216,15 +227,19 @@ fn add_family(
         dropped.add(Dropped::Reserved, count);
         return;
     }
-    let index = *by_name.entry(family.name.clone()).or_insert_with(|| {
-        slots.push(Slot {
-            name: family.name.clone(),
-            help: None,
-            kind: None,
-            lines: String::new(),
-        });
-        slots.len() - 1
-    });
+    let index = match by_name.get(family.name.as_str()) {
+        Some(index) => *index,
+        None => {
+            slots.push(Slot {
+                name: family.name.clone(),
+                help: None,
+                kind: None,
+                lines: String::new(),
+            });
+            by_name.insert(family.name, slots.len() - 1);
+            slots.len() - 1
+        }
+    };
     let Some(slot) = slots.get_mut(index) else {
         return;
     };
@@ -244,64 +259,79 @@ fn add_family(
         slot.kind = family.kind;
     }
     if slot.help.is_none() {
-        slot.help = family.help;
+        slot.help = family.help.map(Cow::into_owned);
     }
     for sample in family.samples {
-        if !belongs_to(&sample.name, &slot.name, slot.kind) {
+        let Some(slot) = slots.get_mut(index) else {
+            return;
+        };
+        if !belongs_to(sample.name, &slot.name, slot.kind) {
             dropped.add(Dropped::TypeConflict, 1);
             continue;
         }
-        match relabel(&sample, id) {
-            Some(line) if seen.insert(series_key(&line)) => slot.lines.push_str(&line),
-            Some(_) => dropped.add(Dropped::Duplicate, 1),
-            None => dropped.add(Dropped::Malformed, 1),
+        let start = slot.lines.len();
+        let Some(key_end) = relabel(&mut slot.lines, &sample, id) else {
+            slot.lines.truncate(start);
+            dropped.add(Dropped::Malformed, 1);
+            continue;
+        };
+        let key = Span {
+            slot: index,
+            start,
+            end: key_end,
+        };
+        if !seen.insert(slots, key) {
+            if let Some(slot) = slots.get_mut(index) {
+                slot.lines.truncate(start);
+            }
+            dropped.add(Dropped::Duplicate, 1);
         }
     }
 }
 
-/// Renders one sample with `namespace` and `pod` first. A target's own label
-/// of that name is dropped when it agrees with the identity and kept as
-/// `exported_<name>` when it does not, as Prometheus does with
-/// `honor_labels: false`. Returns None when even that name is taken.
-fn relabel(sample: &Sample, id: &Identity) -> Option<String> {
-    let mut line = String::with_capacity(64 + sample.name.len());
-    line.push_str(&sample.name);
+/// Appends one sample to `line` with `namespace` and `pod` first. A target's
+/// own label of that name is dropped when it agrees with the identity and
+/// kept as `exported_<name>` when it does not, as Prometheus does with
+/// `honor_labels: false`. Returns None when even that name is taken (the
+/// caller removes what was written); otherwise where the series key ends:
+/// name and labels, before the value.
+fn relabel(line: &mut String, sample: &Sample<'_>, id: &Identity) -> Option<usize> {
+    line.push_str(sample.name);
     line.push('{');
-    push_label(&mut line, "namespace", &id.namespace, false);
-    push_label(&mut line, "pod", &id.pod, true);
+    push_label(line, "namespace", &id.namespace, false);
+    push_label(line, "pod", &id.pod, true);
     let wanted = [("namespace", &id.namespace), ("pod", &id.pod)];
     for (name, value) in &sample.labels {
         match wanted.iter().find(|(w, _)| w == name) {
-            Some((_, v)) if *v == value => continue,
+            Some((_, v)) if v.as_str() == &**value => continue,
             Some(_) => {
-                let renamed = format!("exported_{name}");
-                if sample.labels.iter().any(|(n, _)| *n == renamed) {
+                let taken = |n: &str| n.strip_prefix(EXPORTED) == Some(*name);
+                if sample.labels.iter().any(|(n, _)| taken(n)) {
                     return None;
                 }
-                push_label(&mut line, &renamed, value, true);
+                line.push(',');
+                line.push_str(EXPORTED);
+                push_label(line, name, value, false);
             }
-            None => push_label(&mut line, name, value, true),
+            None => push_label(line, name, value, true),
         }
     }
+    // Labels keep the target's order, so two lines naming the same labels in
+    // a different order are two keys; Prometheus would then report the
+    // duplicate, which is acceptable for such an exotic target.
+    let key_end = line.len();
     line.push_str("} ");
-    line.push_str(&sample.value);
-    if let Some(ts) = &sample.timestamp {
+    line.push_str(sample.value);
+    if let Some(ts) = sample.timestamp {
         line.push(' ');
         line.push_str(ts);
     }
     line.push('\n');
-    Some(line)
+    Some(key_end)
 }
 
-/// The part of a rendered line that identifies the series: name and labels.
-/// Labels keep the target's order, so two lines naming the same labels in a
-/// different order are two keys; Prometheus would then report the duplicate,
-/// which is acceptable for such an exotic target.
-fn series_key(line: &str) -> String {
-    line.rsplit_once("} ")
-        .map_or(line, |(key, _)| key)
-        .to_owned()
-}
+/// The prefix Prometheus gives a target label that clashes with a target one.
+const EXPORTED: &str = "exported_";
 
 fn push_label(line: &mut String, name: &str, value: &str, comma: bool) {
     if comma {
@@ -309,12 +339,16 @@ fn push_label(line: &mut String, name: &str, value: &str, comma: bool) {
     }
     line.push_str(name);
     line.push_str("=\"");
-    for c in value.chars() {
-        match c {
-            '\\' => line.push_str("\\\\"),
-            '"' => line.push_str("\\\""),
-            '\n' => line.push_str("\\n"),
-            c => line.push(c),
+    if !value.contains(['\\', '"', '\n']) {
+        line.push_str(value);
+    } else {
+        for c in value.chars() {
+            match c {
+                '\\' => line.push_str("\\\\"),
+                '"' => line.push_str("\\\""),
+                '\n' => line.push_str("\\n"),
+                c => line.push(c),
+            }
         }
     }
     line.push('"');
@@ -334,6 +368,8 @@ fn render(slots: &[Slot]) -> String {
     }
     out
 }
+
+mod seen;
 
 #[cfg(test)]
 mod tests;

@@ -5,33 +5,41 @@
 //! so nothing here trusts it: every token is validated, bad lines are counted
 //! and skipped, and nothing can panic. Values are kept as the validated source
 //! token so that the relay never changes a number by reformatting it.
+//!
+//! Everything borrows from the exposition text: a target sends thousands of
+//! samples per scrape, and an owned string per token made allocation the
+//! relay's main cost. Only escaped label values and HELP texts are copied.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
 
 /// One sample line, with label values unescaped.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
-    pub name: String,
-    pub labels: Vec<(String, String)>,
+pub struct Sample<'a> {
+    pub name: &'a str,
+    pub labels: Vec<(&'a str, Cow<'a, str>)>,
     /// The value token exactly as the target wrote it (validated as a float).
-    pub value: String,
+    pub value: &'a str,
     /// The optional timestamp token (validated as an integer).
-    pub timestamp: Option<String>,
+    pub timestamp: Option<&'a str>,
 }
 
 /// The samples of one metric family, as one target declared them.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Family {
+pub struct Family<'a> {
+    /// Owned: one small copy per family, not per sample.
     pub name: String,
     /// HELP text, unescaped.
-    pub help: Option<String>,
+    pub help: Option<Cow<'a, str>>,
     /// TYPE, one of `counter`, `gauge`, `histogram`, `summary`, `untyped`.
     pub kind: Option<&'static str>,
-    pub samples: Vec<Sample>,
+    pub samples: Vec<Sample<'a>>,
 }
 
 /// A parsed exposition plus how many lines were thrown away.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Parsed {
-    pub families: Vec<Family>,
+pub struct Parsed<'a> {
+    pub families: Vec<Family<'a>>,
     pub malformed: u64,
 }
 
@@ -40,19 +48,22 @@ const KINDS: [&str; 5] = ["counter", "gauge", "histogram", "summary", "untyped"]
 
 // === impl Parsed ===
 
-impl Parsed {
+impl<'a> Parsed<'a> {
     /// Parses a whole exposition. Never fails: bad lines are counted.
-    pub fn from_text(text: &str) -> Self {
+    pub fn from_text(text: &'a str) -> Self {
         let mut parsed = Self::default();
+        // Where each family name is in `families`, so that finding a family
+        // does not scan all of them.
+        let mut index: HashMap<&'a str, usize> = HashMap::new();
         // Index into `families` of the family the last HELP/TYPE named.
         let mut current: Option<usize> = None;
         for line in text.split('\n') {
             let ok = match line.strip_prefix('#') {
-                Some(comment) => parsed.comment(comment, &mut current),
+                Some(comment) => parsed.comment(comment, &mut index, &mut current),
                 None if line.trim().is_empty() => true,
                 None => match parse_sample(line) {
                     Some(sample) => {
-                        parsed.push_sample(sample, current);
+                        parsed.push_sample(sample, &mut index, current);
                         true
                     }
                     None => false,
@@ -67,7 +78,12 @@ impl Parsed {
 
     /// Handles `# HELP`/`# TYPE`; other comments are ignored. Returns false
     /// for a malformed or contradictory metadata line.
-    fn comment(&mut self, comment: &str, current: &mut Option<usize>) -> bool {
+    fn comment(
+        &mut self,
+        comment: &'a str,
+        index: &mut HashMap<&'a str, usize>,
+        current: &mut Option<usize>,
+    ) -> bool {
         let mut words = comment
             .trim_start_matches([' ', '\t'])
             .splitn(2, [' ', '\t']);
@@ -83,9 +99,9 @@ impl Parsed {
         if !is_metric_name(name) {
             return false;
         }
-        let index = self.family_index(name);
-        *current = Some(index);
-        let Some(family) = self.families.get_mut(index) else {
+        let at = self.family_index(name, index);
+        *current = Some(at);
+        let Some(family) = self.families.get_mut(at) else {
             return false;
         };
         if keyword == "HELP" {
@@ -110,30 +126,32 @@ impl Parsed {
         true
     }
 
-    fn family_index(&mut self, name: &str) -> usize {
-        match self.families.iter().position(|f| f.name == name) {
-            Some(index) => index,
-            None => {
-                self.families.push(Family {
-                    name: name.to_owned(),
-                    ..Family::default()
-                });
-                self.families.len() - 1
-            }
-        }
+    fn family_index(&mut self, name: &'a str, index: &mut HashMap<&'a str, usize>) -> usize {
+        *index.entry(name).or_insert_with(|| {
+            self.families.push(Family {
+                name: name.to_owned(),
+                ..Family::default()
+            });
+            self.families.len() - 1
+        })
     }
 
     /// A sample belongs to the family last named by HELP/TYPE when its name
     /// fits that family's type; otherwise to the family of its own name.
-    fn push_sample(&mut self, sample: Sample, current: Option<usize>) {
+    fn push_sample(
+        &mut self,
+        sample: Sample<'a>,
+        index: &mut HashMap<&'a str, usize>,
+        current: Option<usize>,
+    ) {
         let fits = current
             .and_then(|i| self.families.get(i))
-            .is_some_and(|f| belongs_to(&sample.name, &f.name, f.kind));
-        let index = match current {
-            Some(index) if fits => index,
-            _ => self.family_index(&sample.name),
+            .is_some_and(|f| belongs_to(sample.name, &f.name, f.kind));
+        let at = match current {
+            Some(at) if fits => at,
+            _ => self.family_index(sample.name, index),
         };
-        if let Some(family) = self.families.get_mut(index) {
+        if let Some(family) = self.families.get_mut(at) {
             family.samples.push(sample);
         }
     }
@@ -154,8 +172,18 @@ pub fn belongs_to(sample: &str, family: &str, kind: Option<&str>) -> bool {
     }
 }
 
+/// The well-formed samples called exactly `name`, in order, without parsing
+/// the rest. Such a sample always lands in the family of its own name unless
+/// `name` ends in a histogram or summary suffix.
+pub fn samples_named<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = Sample<'a>> {
+    text.split('\n')
+        .filter(move |line| line.starts_with(name))
+        .filter_map(parse_sample)
+        .filter(move |sample| sample.name == name)
+}
+
 /// Parses `name{label="value",...} value [timestamp]`.
-fn parse_sample(line: &str) -> Option<Sample> {
+fn parse_sample(line: &str) -> Option<Sample<'_>> {
     let name_end = line.find(|c: char| !is_name_char(c)).unwrap_or(line.len());
     let (name, mut rest) = line.split_at(name_end);
     if !is_metric_name(name) {
@@ -181,16 +209,17 @@ fn parse_sample(line: &str) -> Option<Sample> {
         return None;
     }
     Some(Sample {
-        name: name.to_owned(),
+        name,
         labels,
-        value: value.to_owned(),
-        timestamp: timestamp.map(str::to_owned),
+        value,
+        timestamp,
     })
 }
 
 /// Parses the label list after `{`; returns the labels and the text after `}`.
-fn parse_labels(mut rest: &str) -> Option<(Vec<(String, String)>, &str)> {
-    let mut labels: Vec<(String, String)> = Vec::new();
+#[allow(clippy::type_complexity)]
+fn parse_labels(mut rest: &str) -> Option<(Vec<(&str, Cow<'_, str>)>, &str)> {
+    let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
     loop {
         rest = rest.trim_start_matches([' ', '\t']);
         if let Some(after) = rest.strip_prefix('}') {
@@ -198,13 +227,13 @@ fn parse_labels(mut rest: &str) -> Option<(Vec<(String, String)>, &str)> {
         }
         let name_end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
         let (name, after) = rest.split_at(name_end);
-        if !is_label_name(name) || labels.iter().any(|(n, _)| n == name) {
+        if !is_label_name(name) || labels.iter().any(|(n, _)| *n == name) {
             return None;
         }
         let after = after.trim_start_matches([' ', '\t']).strip_prefix('=')?;
         let after = after.trim_start_matches([' ', '\t']).strip_prefix('"')?;
         let (value, after) = unescape_label_value(after)?;
-        labels.push((name.to_owned(), value));
+        labels.push((name, value));
         rest = after.trim_start_matches([' ', '\t']);
         match rest.strip_prefix(',') {
             Some(after) => rest = after,
@@ -215,13 +244,18 @@ fn parse_labels(mut rest: &str) -> Option<(Vec<(String, String)>, &str)> {
 }
 
 /// Reads a label value up to its closing quote; `\\`, `\"` and `\n` are the
-/// only escapes the format defines, anything else is malformed.
-fn unescape_label_value(text: &str) -> Option<(String, &str)> {
-    let mut value = String::new();
-    let mut chars = text.char_indices();
+/// only escapes the format defines, anything else is malformed. A value
+/// without escapes (nearly all of them) is borrowed.
+fn unescape_label_value(text: &str) -> Option<(Cow<'_, str>, &str)> {
+    let end = text.find(['"', '\\'])?;
+    if text.as_bytes().get(end) == Some(&b'"') {
+        return Some((Cow::Borrowed(text.get(..end)?), text.get(end + 1..)?));
+    }
+    let mut value = String::from(text.get(..end)?);
+    let mut chars = text.get(end..)?.char_indices().map(|(i, c)| (i + end, c));
     while let Some((i, c)) = chars.next() {
         match c {
-            '"' => return Some((value, text.get(i + 1..)?)),
+            '"' => return Some((Cow::Owned(value), text.get(i + 1..)?)),
             '\\' => match chars.next()?.1 {
                 '\\' => value.push('\\'),
                 '"' => value.push('"'),
@@ -236,7 +270,10 @@ fn unescape_label_value(text: &str) -> Option<(String, &str)> {
 
 /// HELP text escapes only `\\` and `\n`; an unknown escape is kept literally,
 /// as Prometheus itself does.
-fn unescape_help(text: &str) -> Option<String> {
+fn unescape_help(text: &str) -> Option<Cow<'_, str>> {
+    if !text.contains('\\') {
+        return Some(Cow::Borrowed(text));
+    }
     let mut help = String::new();
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -253,7 +290,7 @@ fn unescape_help(text: &str) -> Option<String> {
             (c, false) => help.push(c),
         }
     }
-    Some(help)
+    Some(Cow::Owned(help))
 }
 
 fn is_name_char(c: char) -> bool {
@@ -282,7 +319,7 @@ pub fn is_label_name(name: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn sample(line: &str) -> Option<Sample> {
+    fn sample(line: &str) -> Option<Sample<'_>> {
         parse_sample(line)
     }
 
@@ -293,10 +330,10 @@ mod tests {
         assert_eq!(s.name, "m_total");
         assert_eq!(
             s.labels,
-            vec![("a".into(), "x\"y".into()), ("b".into(), "1\\2\n3".into())]
+            vec![("a", "x\"y".into()), ("b", "1\\2\n3".into())]
         );
         assert_eq!(s.value, "4.5e3");
-        assert_eq!(s.timestamp.as_deref(), Some("1700000000000"));
+        assert_eq!(s.timestamp, Some("1700000000000"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 use super::*;
 use proptest::prelude::*;
+use std::hash::BuildHasher as _;
 
 fn info(ns: &str, pod: &str) -> String {
     format!(
@@ -282,4 +283,47 @@ proptest! {
         names.dedup();
         prop_assert_eq!(names.len(), n);
     }
+}
+
+fn slot_with(lines: &str) -> Slot {
+    Slot {
+        name: "m".into(),
+        help: None,
+        kind: None,
+        lines: lines.into(),
+    }
+}
+
+#[test]
+fn seen_compares_key_text_even_when_hashes_collide() {
+    let slots = [slot_with("m{a=\"1\"}m{a=\"2\"}m{a=\"2\"}")];
+    let span = |start, end| Span {
+        slot: 0,
+        start,
+        end,
+    };
+    let (one, two, two_again) = (span(0, 8), span(8, 16), span(16, 24));
+    let mut seen = Seen::default();
+    // Forge a collision: the hash of `two` already points at `one`'s text.
+    let hash = seen.state.hash_one(Some("m{a=\"2\"}"));
+    seen.first.insert(hash, one);
+    assert!(
+        seen.insert(&slots, two),
+        "a different key with the same hash"
+    );
+    assert!(!seen.insert(&slots, two_again), "the same key again");
+    assert_eq!(seen.collided.len(), 1);
+    seen.clear();
+    assert!(seen.insert(&slots, two_again));
+    assert!(!seen.insert(&slots, two));
+    assert!(seen.insert(&slots, one));
+}
+
+#[test]
+fn identity_reads_escaped_values_and_ignores_other_names() {
+    let text = "kubevirt_pod_infra_pod_info_x{namespace=\"n\",pod=\"x\"} 1\n\
+                kubevirt_pod_infra_pod_info{namespace=\"a\\\"b\",pod=\"p\"} 1\n\
+                kubevirt_pod_infra_pod_info{namespace=\"bad} 1\n";
+    assert_eq!(identity(text), ok("a\"b", "p"));
+    assert_eq!(identity("other 1\n"), Err(Rejected::NoIdentity));
 }
