@@ -7,11 +7,7 @@ mod common;
 
 use common::*;
 use http::StatusCode;
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 const CONNECTIONS: usize = 4;
 const DURATION: Duration = Duration::from_secs(5);
@@ -30,37 +26,13 @@ async fn bench_reviews_over_tls() {
     let bundle = bundle();
     let mut secret = SecretDir::new();
     secret.publish_bundle(&bundle);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ])
-        .args(["--log-level", "warn,kube_metrics_webhook::serve=info"])
-        // No cluster here: the pod-only decision.
-        .args(["--vmi-lookup", "off"])
-        .arg("--tls-cert")
-        .arg(secret.cert())
-        .arg("--tls-key")
-        .arg(secret.key())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let event: serde_json::Value = serde_json::from_str(&line).ok()?;
-            (event["fields"]["message"] == "Listening")
-                .then(|| event["fields"]["addr"].as_str()?.parse().ok())?
-        })
-        .unwrap();
-    // The per-review log lines are part of the cost being measured; drain them.
-    std::thread::spawn(move || lines.map_while(Result::ok).count());
+    // The per-review log lines are part of the cost being measured; they are drained.
+    let server = Binary::start(
+        &secret,
+        &["--log-level", "warn,kube_metrics_webhook::serve=info"],
+        ServerLog::Drain,
+    );
+    let addr = server.addr;
 
     let connector = tls_connector(&[&bundle]);
     let started = Instant::now();
@@ -85,9 +57,8 @@ async fn bench_reviews_over_tls() {
         latencies.extend(client.await.unwrap());
     }
     let elapsed = started.elapsed();
-    let hwm = vm_hwm_kib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let hwm = vm_hwm_kib(server.child.id());
+    drop(server);
 
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

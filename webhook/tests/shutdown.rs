@@ -5,45 +5,10 @@ mod common;
 use common::*;
 use http::StatusCode;
 use std::{
-    io::{BufRead, BufReader},
-    net::SocketAddr,
-    process::{Child, Command, Stdio},
+    process::{Child, Command},
     time::{Duration, Instant},
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// Kills the child if the test fails half-way, so no server outlives it.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Reads JSON log lines until the "Listening" event; returns (addr, admin_addr). The rest of
-/// the log is echoed by a thread, so a failing test shows what the server said.
-fn listening(stderr: impl std::io::Read + Send + 'static) -> (SocketAddr, SocketAddr) {
-    let mut lines = BufReader::new(stderr).lines();
-    for line in lines.by_ref().take(100) {
-        let line = line.unwrap();
-        eprintln!("server: {line}");
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if event["fields"]["message"] == "Listening" {
-            let field = |name: &str| event["fields"][name].as_str().unwrap().parse().unwrap();
-            std::thread::spawn(move || {
-                lines
-                    .map_while(Result::ok)
-                    .for_each(|l| eprintln!("server: {l}"))
-            });
-            return (field("addr"), field("admin_addr"));
-        }
-    }
-    panic!("server never logged Listening");
-}
 
 fn sigterm(child: &Child) {
     let status = Command::new("kill")
@@ -58,29 +23,8 @@ async fn in_flight_request_completes_after_sigterm() {
     let bundle = bundle();
     let mut secret = SecretDir::new();
     secret.publish_bundle(&bundle);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            // No cluster here.
-            "--vmi-lookup",
-            "off",
-        ])
-        .arg("--tls-cert")
-        .arg(secret.cert())
-        .arg("--tls-key")
-        .arg(secret.key())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let guard = Guard(child);
-    let (addr, admin_addr) = listening(stderr);
+    let server = Binary::start(&secret, &[], ServerLog::Echo);
+    let (addr, admin_addr) = (server.addr, server.admin_addr);
     assert_eq!(admin_get(admin_addr, "/readyz").await.0, StatusCode::OK);
 
     // Start a review: the head and half the body, so the request is in flight.
@@ -97,7 +41,7 @@ async fn in_flight_request_completes_after_sigterm() {
     stream.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    sigterm(&guard.0);
+    sigterm(&server.child);
     let deadline = Instant::now() + Duration::from_secs(5);
     while admin_get(admin_addr, "/readyz").await.0 != StatusCode::SERVICE_UNAVAILABLE {
         assert!(Instant::now() < deadline, "still ready 5 s after SIGTERM");
@@ -125,10 +69,10 @@ async fn in_flight_request_completes_after_sigterm() {
     );
 
     // With nothing left in flight, the process exits on its own, successfully.
-    let mut guard = guard;
+    let mut server = server;
     let deadline = Instant::now() + Duration::from_secs(5);
     let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
+        if let Some(status) = server.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "no exit 5 s after the drain");

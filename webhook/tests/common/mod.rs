@@ -292,3 +292,84 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .ok()
     })
 }
+
+/// The real binary serving on loopback with the published pair, VMI lookups off (no cluster
+/// here); killed on drop, so no server outlives a failed test.
+pub struct Binary {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+}
+
+/// What happens to the server's log after the "Listening" line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ServerLog {
+    /// Copied to the test's stderr, so a failing test shows what the server said.
+    Echo,
+    /// Read and dropped (the benchmark: writing the log is part of the measured cost).
+    Drain,
+}
+
+impl Binary {
+    /// Starts `kube-metrics-webhook serve` with `extra` flags appended, and waits for its
+    /// "Listening" log line to learn both addresses.
+    pub fn start(secret: &SecretDir, extra: &[&str], log: ServerLog) -> Binary {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--log-format", "json", "--vmi-lookup", "off"])
+            .arg("--tls-cert")
+            .arg(secret.cert())
+            .arg("--tls-key")
+            .arg(secret.key())
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut binary = None;
+        for line in lines.by_ref().take(100) {
+            let line = line.unwrap();
+            if log == ServerLog::Echo {
+                eprintln!("server: {line}");
+            }
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["fields"]["message"] == "Listening" {
+                let field = |name: &str| event["fields"][name].as_str().unwrap().parse().unwrap();
+                binary = Some((field("addr"), field("admin_addr")));
+                break;
+            }
+        }
+        let Some((addr, admin_addr)) = binary else {
+            let _ = child.kill();
+            panic!("server never logged Listening");
+        };
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if log == ServerLog::Echo {
+                    eprintln!("server: {line}");
+                }
+            }
+        });
+        Binary {
+            child,
+            addr,
+            admin_addr,
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
