@@ -76,7 +76,7 @@ pub enum Command {
         socket: PathBuf,
     },
     /// Serve every collector on this node from their Unix sockets (node relay).
-    Relay(crate::relay::RelayArgs),
+    Relay(kube_metrics_relay::RelayArgs),
 }
 
 /// What the binary was asked to do.
@@ -85,7 +85,7 @@ pub enum Mode {
     Serve(ServeConfig),
     Dump(ScrapeConfig),
     Probe { socket: PathBuf },
-    Relay(crate::relay::RelayConfig),
+    Relay(kube_metrics_relay::RelayConfig),
 }
 
 /// Validated settings of the server.
@@ -107,7 +107,7 @@ pub enum ArgsError {
     )]
     Forbidden(&'static str),
     #[error(transparent)]
-    Relay(#[from] crate::relay::RelayArgsError),
+    Relay(#[from] kube_metrics_relay::RelayArgsError),
 }
 
 // === impl Args ===

@@ -1,16 +1,13 @@
 //! A collection -> Prometheus text 0.0.4 or OpenMetrics 1.0.0, written straight into a buffer at
 //! each scrape. No I/O.
 //!
-//! The writer (`write.rs`) knows the two formats; `families.rs` knows the names and meanings of
-//! docs/metrics.md. There is no intermediate metric object model: building one per scrape was
-//! most of the collector's CPU.
+//! The writer (crate `kube-metrics-exposition`) knows the two formats; `families.rs` knows the
+//! names and meanings of docs/metrics.md.
 
 mod families;
-mod negotiate;
-mod write;
 
 pub use families::{Metrics, Scope};
-pub use negotiate::{Format, negotiate};
+pub use kube_metrics_exposition::{Format, negotiate};
 
 /// Encodes `metrics` in `format` into `out` (cleared first). Writing to memory cannot fail; the
 /// `Result` keeps callers' error handling should an encoder ever validate its input.

@@ -22,7 +22,6 @@ pub mod identity;
 pub mod log;
 pub mod probe;
 pub mod proc;
-pub mod relay;
 pub mod scrape;
 pub mod serve;
 pub mod totals;
@@ -45,7 +44,7 @@ impl Args {
             Mode::Dump(config) => dump(config),
             Mode::Probe { socket } => probe::run(&socket).await,
             Mode::Serve(config) => serve::run(config).await,
-            Mode::Relay(config) => relay::run(config).await,
+            Mode::Relay(config) => kube_metrics_relay::run(config).await,
         }
     }
 }

@@ -1,10 +1,9 @@
 //! Writes the metric families of docs/metrics.md from one `Collection`.
 
-use super::Format;
-use super::write::{Kind, Writer};
 use crate::classify::ThreadClass;
 use crate::collect::{Collection, counter};
 use crate::proc::ErrorKind;
+use kube_metrics_exposition::{Format, Kind, Writer};
 
 /// Version of this build, for `kubevirt_info`.
 const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -6,7 +6,7 @@
 //! `_total` while its sample keeps it, escapes `"` in HELP too, and ends with `# EOF`.
 //! <https://github.com/prometheus/OpenMetrics/blob/v1.0.0/specification/OpenMetrics.md>
 
-use super::Format;
+use crate::Format;
 
 /// The two metric types we expose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

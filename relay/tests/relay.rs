@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use kube_metrics_collector::relay::{Layout, Limits, Relay, discover, serve};
+use kube_metrics_relay::{Layout, Limits, Relay, discover, serve};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 

@@ -1,0 +1,1 @@
+//! Server plumbing shared by every binary of this workspace.
