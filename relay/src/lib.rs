@@ -1,5 +1,5 @@
 //! `kube-metrics-collector relay`: the node relay for pods whose network
-//! belongs to the VM (issue 4, docs/design.md).
+//! belongs to the VM (docs/design.md, docs/kubevirt.md §4).
 //!
 //! At each scrape of its `/metrics` it finds the collectors' Unix sockets under
 //! the kubelet root, fetches them all concurrently with a per-target timeout
@@ -10,8 +10,8 @@
 //! writes to the host. It follows no symlink below the kubelet root.
 //!
 //! A collector without `kubevirt_pod_infra_pod_info` is left out (and counted
-//! as `no_identity`) rather than labelled with its pod uid: the issue wants the
-//! identity from the collector itself, every forwarded series must have the
+//! as `no_identity`) rather than labelled with its pod uid: the identity must come
+//! from the collector itself, every forwarded series must have the
 //! same `namespace`/`pod` labels for dashboards to join on, and a socket that
 //! cannot say who it is may not be our collector at all.
 

@@ -10,7 +10,7 @@ use crate::proc::ProcRoot;
 use crate::scrape::ScrapeConfig;
 
 /// The TCP listener when neither `--listen` nor `--socket` is given: port 48080 sits in the
-/// ephemeral range 32768-60999, which passt never binds (kubevirt.md §4, docs/design.md).
+/// ephemeral range 32768-60999, which passt never binds (docs/kubevirt.md §4, docs/design.md).
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 48080);
 

@@ -25,7 +25,7 @@ pub const SELF_NAME: &str = "kube-metrics-collector";
 /// The kernel keeps 15 bytes of `comm`; what is left of our name in it.
 const SELF_COMM: &[u8] = b"kube-metrics-co";
 
-/// Strings virt-launcher-monitor kills by substring (kubevirt.md §3.3); no argument of ours may hold them.
+/// Strings virt-launcher-monitor kills by substring (docs/kubevirt.md §3.3); no argument of ours may hold them.
 pub const FORBIDDEN_SUBSTRINGS: [&str; 2] = ["qemu-kvm", "qemu-system"];
 
 /// Index into `Roles::names`.

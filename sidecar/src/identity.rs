@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Annotation with the VMI name (kubevirt.md §2).
+/// Annotation with the VMI name (docs/kubevirt.md §2).
 pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
-/// KubeVirt's memory overhead estimate for the pod (v1.9+).
+/// KubeVirt's memory overhead estimate for the pod (docs/kubevirt.md §2, §5).
 pub const OVERHEAD_ANNOTATION: &str = "kubevirt.io/memory-overhead-bytes";
 
 /// The pod's identity from the environment.

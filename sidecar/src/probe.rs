@@ -1,6 +1,6 @@
 //! `kube-metrics-collector probe`: `GET /healthz` over the Unix socket, for exec probes.
 //! It never touches the network: a kubelet TCP/HTTP probe on a launcher pod can land in the guest
-//! (kubevirt.md §3.7).
+//! (docs/kubevirt.md §3.7).
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The processes of a virt-launcher pod, as KubeVirt starts them (kubevirt.md §1), for the fake pod.
+//! The processes of a virt-launcher pod, as KubeVirt starts them (docs/kubevirt.md §1), for the fake pod.
 
 use crate::pod::ProcessSpec;
 
@@ -100,7 +100,7 @@ pub fn core_processes(namespace: &str, vm: &str, uid: Option<u32>) -> Vec<Proces
     .collect()
 }
 
-/// Ten processes and about 100 threads: the pod size the cost goals are stated for.
+/// Ten processes and about 100 threads: the pod size the README's measured costs are stated for.
 pub fn bench_processes(namespace: &str, vm: &str) -> Vec<ProcessSpec> {
     let mut specs = core_processes(namespace, vm, None);
     for spec in &mut specs {

@@ -110,7 +110,7 @@ impl ProcessSpec {
 // === impl PodInfo ===
 
 impl PodInfo {
-    /// What KubeVirt puts on a launcher pod for VMI `vm` in `namespace` (kubevirt.md §2).
+    /// What KubeVirt puts on a launcher pod for VMI `vm` in `namespace` (docs/kubevirt.md §2).
     pub fn launcher(vm: &str, overhead_bytes: u64) -> Self {
         let labels = [
             ("kubevirt.io", "virt-launcher"),

@@ -96,7 +96,7 @@ fn serving_checks(pod: &FakePod, collector: &Collector) -> Result<()> {
     Ok(())
 }
 
-/// Every series the issue names, through the Prometheus API, against the host's /proc.
+/// The collector's series (docs/metrics.md) as Prometheus stores them, checked against /proc.
 fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
     wait_for("three scrapes", SCRAPE_WAIT, || {
         Ok((prom.value("count_over_time(up[1m])").unwrap_or(0.0) >= 3.0).then_some(()))

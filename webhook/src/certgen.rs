@@ -3,7 +3,7 @@
 //!
 //! The leaf is signed by its own CA rather than self-signed, because the API server trusts the
 //! `caBundle`: a CA that outlives one leaf is what cert-manager's CA Issuer chain does too, and
-//! a self-signed leaf used as its own CA is what breaks on rotation (peers.md, injector notes).
+//! a self-signed leaf used as its own CA is what breaks on rotation (docs/peers.md).
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

@@ -16,7 +16,7 @@ pub use plan::{LOG_LEVELS, Plan, RunAs};
 
 /// The injected container's name (docs/design.md); its presence means "already injected".
 pub const CONTAINER_NAME: &str = "kube-metrics-collector";
-/// KubeVirt's VM container; always `spec.containers[0]` (kubevirt.md §3.1).
+/// KubeVirt's VM container; always `spec.containers[0]` (docs/kubevirt.md §3.1).
 pub const COMPUTE: &str = "compute";
 /// The volumes we add (docs/design.md).
 pub const PODINFO_VOLUME: &str = "kube-metrics-collector-podinfo";
@@ -39,7 +39,7 @@ pub const MEMORY_LIMIT_KEY: &str = "kube-metrics-collector.io/memory-limit";
 pub const CPU_LIMIT_KEY: &str = "kube-metrics-collector.io/cpu-limit";
 pub const LOG_LEVEL_KEY: &str = "kube-metrics-collector.io/log-level";
 
-/// KubeVirt's marks on a launcher pod (kubevirt.md §2).
+/// KubeVirt's marks on a launcher pod (docs/kubevirt.md §2).
 const LAUNCHER_LABEL: (&str, &str) = ("kubevirt.io", "virt-launcher");
 const PROVISIONING_ANNOTATION: (&str, &str) = ("kubevirt.io/ephemeral-provisioning", "true");
 const VMI_KIND: &str = "VirtualMachineInstance";

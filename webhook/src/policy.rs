@@ -13,7 +13,7 @@ pub const DEFAULT_IMAGE: &str = concat!(
 pub const DEFAULT_PORT: u16 = 48080;
 
 /// Linux's default ephemeral port range. passt binds every free port *outside* it when the domain
-/// starts (kubevirt.md §4), so a port inside it is never stolen by the guest's port forwarding.
+/// starts (docs/kubevirt.md §4), so a port inside it is never stolen by the guest's port forwarding.
 /// A node with another `net.ipv4.ip_local_port_range` can still lose the port; node sysctls are
 /// not visible to the webhook.
 pub const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 32768..=60999;
@@ -40,7 +40,7 @@ pub enum Mode {
 /// `kube-metrics-collector.io/scrape`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scrape {
-    /// The VMI decides: `direct` where it proves `podIP:port` reaches the sidecar (kubevirt.md §4),
+    /// The VMI decides: `direct` where it proves `podIP:port` reaches the sidecar (docs/kubevirt.md §4),
     /// `relay` everywhere else, and always when the VMI was not read.
     #[default]
     Auto,

@@ -1,5 +1,5 @@
 //! The pod's owning `VirtualMachineInstance` (kubevirt.io/v1): what it says about whether a shared PID
-//! namespace is safe (kubevirt.md §3.2) and whether `podIP:port` reaches the sidecar (kubevirt.md §4).
+//! namespace is safe (docs/kubevirt.md §3.2) and whether `podIP:port` reaches the sidecar (docs/kubevirt.md §4).
 //!
 //! - [`facts`]: raw VMI JSON -> [`VmiFacts`]; no I/O.
 //! - [`network`]: the pod-network interface -> [`ScrapePath`]; no I/O.

@@ -1,4 +1,4 @@
-//! VM types that a shared PID namespace breaks, as the launcher pod shows them (kubevirt.md §3.2).
+//! VM types that a shared PID namespace breaks, as the launcher pod shows them (docs/kubevirt.md §3.2).
 //! virt-handler finds QEMU among the children of virt-launcher's parent; with
 //! `shareProcessNamespace: true` QEMU is reparented to `/pause` and that lookup fails for the VMs
 //! that need it. The owning VirtualMachineInstance says the same more directly (`vmi::facts`); these

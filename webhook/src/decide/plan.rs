@@ -78,7 +78,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
             &mut warnings,
         );
     }
-    // kubevirt.md §3.5: a pod with dedicated CPUs fails unless it stays Guaranteed.
+    // docs/kubevirt.md §3.5: a pod with dedicated CPUs fails unless it stays Guaranteed.
     if guaranteed {
         cpu.request = cpu.limit.clone();
         memory.request = memory.limit.clone();

@@ -4,7 +4,7 @@ use super::*;
 use crate::policy::Policy;
 use serde_json::{Value, json};
 
-/// The launcher pod of `../shared/fixtures/admissionreview-pod-a.json` (copied into tests/fixtures).
+/// The launcher pod inside `tests/fixtures/admission/pod-a.json`, a KubeVirt v1.8.4 AdmissionReview.
 pub(super) fn pod_a() -> Value {
     let review: Value =
         serde_json::from_str(include_str!("../../tests/fixtures/admission/pod-a.json"))

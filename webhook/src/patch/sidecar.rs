@@ -64,7 +64,7 @@ pub fn container(plan: &Plan) -> Value {
             {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": true},
             {"name": SOCKET_VOLUME, "mountPath": SOCKET_DIR},
         ],
-        // kubevirt.md §3.7: an HTTP or TCP probe (even to 127.0.0.1) can land in the guest. This
+        // docs/kubevirt.md §3.7: an HTTP or TCP probe (even to 127.0.0.1) can land in the guest. This
         // one asks the collector over its Unix socket. No startup probe: on a native sidecar it
         // would hold back `compute`, and so the VM, until the collector answers.
         "livenessProbe": {

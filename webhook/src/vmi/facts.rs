@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::network::{NetworkFacts, PathDecision};
 
-/// A VM type that a shared PID namespace breaks (kubevirt.md §3.2): virt-handler looks for QEMU among
+/// A VM type that a shared PID namespace breaks (docs/kubevirt.md §3.2): virt-handler looks for QEMU among
 /// virt-launcher's siblings, which fails once QEMU is reparented to `/pause`.
 ///
 /// The kebab names are the ones the pod-signal skip reasons use, so either source can fill the same
@@ -136,20 +136,20 @@ impl VmiFacts {
         })
     }
 
-    /// Whether Prometheus can scrape the sidecar on `port` at `podIP:port` (kubevirt.md §4).
+    /// Whether Prometheus can scrape the sidecar on `port` at `podIP:port` (docs/kubevirt.md §4).
     pub fn scrape_path(&self, port: u16) -> PathDecision {
         self.network.scrape_path(port)
     }
 
     /// True when the VM uses passt and lists `port`: passt then fails to bind it next to our sidecar
-    /// and the VM does not start (kubevirt.md §4). Not ours to fix, but worth a warning and a
+    /// and the VM does not start (docs/kubevirt.md §4). Not ours to fix, but worth a warning and a
     /// different port.
     pub fn passt_port_conflict(&self, port: u16) -> bool {
         self.network.passt_port_conflict(port)
     }
 }
 
-/// kubevirt.md §3.2, mirroring KubeVirt's own predicates (`pkg/.../predicates.go`: `IsCPUDedicated`,
+/// docs/kubevirt.md §3.2, mirroring KubeVirt's own predicates (`IsCPUDedicated`,
 /// `IsRealtimeEnabled`, `IsVFIOVMI`, `UseLaunchSecurity`, `RequiresLockingMemory`).
 fn unsafe_reasons(spec: &Value) -> BTreeSet<UnsafeReason> {
     let domain = spec.get("domain").unwrap_or(&Value::Null);

@@ -36,7 +36,7 @@ pub struct VmiRef {
 }
 
 impl VmiRef {
-    /// The owning VMI of a launcher pod (kubevirt.md §2): `ownerReferences[kind=VirtualMachineInstance]`,
+    /// The owning VMI of a launcher pod (docs/kubevirt.md §2): `ownerReferences[kind=VirtualMachineInstance]`,
     /// else the annotation `kubevirt.io/domain` with the label `kubevirt.io/created-by` as uid. At
     /// CREATE the pod's own `metadata.namespace` may be empty, so the caller passes the
     /// AdmissionReview's `request.namespace`.

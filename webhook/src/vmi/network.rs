@@ -1,5 +1,5 @@
 //! The VMI's pod-network interface -> how Prometheus reaches the sidecar: `podIP:port` directly, or the
-//! node relay over the Unix socket (kubevirt.md §4). No I/O.
+//! node relay over the Unix socket (docs/kubevirt.md §4). No I/O.
 //!
 //! The relay works for every binding, so every case we cannot prove reachable goes to the relay.
 use std::{collections::BTreeSet, fmt};
@@ -231,7 +231,7 @@ impl NetworkFacts {
         }
     }
 
-    /// kubevirt.md §4 as a decision. Istio can only turn a direct path into the relay: with Istio the
+    /// docs/kubevirt.md §4 as a decision. Istio can only turn a direct path into the relay: with Istio the
     /// masquerade rules change, and the relay is right in every case the table leaves open.
     pub fn scrape_path(&self, port: u16) -> PathDecision {
         use PathReason::*;

@@ -1,4 +1,4 @@
-//! The kubevirt.md §4 table, one row per rule.
+//! The docs/kubevirt.md §4 table, one row per rule.
 use super::*;
 use PathReason::*;
 use ScrapePath::{Direct, Relay};

@@ -25,7 +25,7 @@ use std::{
 use tokio::{net::TcpStream, sync::watch};
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-/// `shared/fixtures/admissionreview-pod-a.json`, copied so a clone tests on its own.
+/// A KubeVirt v1.8.4 launcher pod at CREATE, inside an AdmissionReview as the API server sends it.
 pub const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/admission/pod-a.json"
