@@ -40,7 +40,13 @@ pub struct BadLine {
 
 impl Env {
     pub fn from_env() -> Self {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The identity from `lookup`, which gives an env var's value by name; empty counts as unset.
+    /// Tests hand it the env a pod spec declares.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name| lookup(name).filter(|v: &String| !v.is_empty());
         Self {
             pod_name: var(sidecar::ENV_POD_NAME),
             pod_namespace: var(sidecar::ENV_POD_NAMESPACE),
