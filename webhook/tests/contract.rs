@@ -15,7 +15,7 @@ use kube_metrics_webhook::vmi::Lookup;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The API server gives the pod its uid after admission; any uid shows the kubelet's layout.
 const POD_UID: &str = "6f1c0e8a-0000-4000-8000-000000000001";
@@ -47,14 +47,14 @@ fn patched(edit: impl FnOnce(&mut Value)) -> Patched {
     let before = review["request"]["object"].clone();
     let mut pod = before.clone();
     json_patch::patch(&mut pod, &ops).unwrap_or_else(|e| panic!("patch does not apply: {e}"));
-    let names = |pod: &Value| -> Vec<Value> {
+    let containers = |pod: &Value| -> Vec<Value> {
         ["initContainers", "containers"]
             .iter()
             .flat_map(|list| pod["spec"][list].as_array().cloned().unwrap_or_default())
             .collect()
     };
-    let old = names(&before);
-    let added: Vec<Value> = names(&pod)
+    let old = containers(&before);
+    let added: Vec<Value> = containers(&pod)
         .into_iter()
         .filter(|c| !old.iter().any(|o| o["name"] == c["name"]))
         .collect();
@@ -180,14 +180,15 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
         (volume, socket_name)
     );
     // The kubelet's own layout for emptyDir volumes, as Kubernetes names it.
-    let kubelet_path = layout
-        .kubelet_root
-        .join("pods")
+    let in_root = Path::new("pods")
         .join(POD_UID)
         .join("volumes/kubernetes.io~empty-dir")
         .join(volume)
         .join(socket_name);
-    assert_eq!(discover::socket_path(&layout, POD_UID), kubelet_path);
+    assert_eq!(
+        discover::socket_path(&layout, POD_UID),
+        layout.kubelet_root.join(&in_root)
+    );
 
     // And the relay's walk finds a socket put there.
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -195,11 +196,7 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
         kubelet_root: root.path().to_owned(),
         ..layout
     };
-    let path: PathBuf = root.path().join(
-        kubelet_path
-            .strip_prefix(relay_layout().kubelet_root)
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let path = root.path().join(&in_root);
     std::fs::create_dir_all(path.parent().expect("a parent")).unwrap_or_else(|e| panic!("{e}"));
     // The full path exceeds sun_path: bind short, then move into place as the kubelet's mount would.
     let short = root.path().join("s.sock");
