@@ -1,3 +1,176 @@
 //! The contract between the binaries of this workspace: the names that the webhook writes into a
 //! pod and that the collector, the relay and the tests read back. One definition each, so that a
-//! rename is one edit.
+//! rename is one edit. docs/design.md lists the same values in tables.
+//!
+//! No dependencies and no I/O: plain constants, grouped by what they name.
+
+/// Labels and annotations on namespaces and launcher pods.
+pub mod pod {
+    /// Label or annotation. Set by the admin (namespace label [`INJECT_ENABLED`], the webhook
+    /// configuration's namespaceSelector) or on a VM template ([`INJECT_DISABLED`]); read by the
+    /// API server and the webhook.
+    pub const INJECT: &str = "kube-metrics-collector.io/inject";
+    /// Value of [`INJECT`] on a namespace that opts in.
+    pub const INJECT_ENABLED: &str = "enabled";
+    /// Value of [`INJECT`] on a pod that opts out.
+    pub const INJECT_DISABLED: &str = "disabled";
+
+    /// Annotation written by the webhook, read by users and tests: [`STATUS_INJECTED`] or
+    /// [`STATUS_SKIPPED`].
+    pub const STATUS: &str = "kube-metrics-collector.io/status";
+    /// Value of [`STATUS`] on a pod that got the collector.
+    pub const STATUS_INJECTED: &str = "injected";
+    /// Value of [`STATUS`] on a pod that did not.
+    pub const STATUS_SKIPPED: &str = "skipped";
+
+    /// Annotation written by the webhook on a skip, read by users and tests: why, from a closed set.
+    pub const REASON: &str = "kube-metrics-collector.io/reason";
+
+    /// Annotation written by the webhook once the VM was judged, read by users and tests:
+    /// [`REASON_SOURCE_VMI`] or [`REASON_SOURCE_POD_FALLBACK`].
+    pub const REASON_SOURCE: &str = "kube-metrics-collector.io/reason-source";
+    /// Value of [`REASON_SOURCE`]: the VirtualMachineInstance was read.
+    pub const REASON_SOURCE_VMI: &str = "vmi";
+    /// Value of [`REASON_SOURCE`]: it was not; the pod's own signals decided.
+    pub const REASON_SOURCE_POD_FALLBACK: &str = "pod-fallback";
+
+    /// Label written by the webhook on injection, read by the PodMonitors' selectors:
+    /// [`SCRAPE_DIRECT`] or [`SCRAPE_RELAY`].
+    pub const SCRAPE: &str = "kube-metrics-collector.io/scrape";
+    /// Value of [`SCRAPE`]: Prometheus scrapes `podIP:`[`crate::sidecar::PORT_NAME`].
+    pub const SCRAPE_DIRECT: &str = "direct";
+    /// Value of [`SCRAPE`]: the node relay reads the collector's socket.
+    pub const SCRAPE_RELAY: &str = "relay";
+
+    /// Annotation set by users on a VM template, read by the webhook: the sidecar's memory limit.
+    pub const MEMORY_LIMIT: &str = "kube-metrics-collector.io/memory-limit";
+    /// Annotation set by users on a VM template, read by the webhook: the sidecar's CPU limit.
+    pub const CPU_LIMIT: &str = "kube-metrics-collector.io/cpu-limit";
+    /// Annotation set by users on a VM template, read by the webhook: the sidecar's log filter.
+    pub const LOG_LEVEL: &str = "kube-metrics-collector.io/log-level";
+}
+
+/// The injected collector container: its name, volumes, mounts, env, port and socket.
+pub mod sidecar {
+    /// Container name written by the webhook, read back by the webhook ("already injected").
+    pub const CONTAINER_NAME: &str = "kube-metrics-collector";
+
+    /// Downward-API volume written by the webhook, mounted for the collector at [`PODINFO_DIR`].
+    pub const PODINFO_VOLUME: &str = "kube-metrics-collector-podinfo";
+    /// Mount path of [`PODINFO_VOLUME`], written by the webhook, read by the collector (`--podinfo`).
+    pub const PODINFO_DIR: &str = "/etc/podinfo";
+    /// Downward-API file projected by the webhook, read by the collector: the pod's labels.
+    pub const PODINFO_LABELS: &str = "labels";
+    /// Downward-API file projected by the webhook, read by the collector: the pod's annotations.
+    pub const PODINFO_ANNOTATIONS: &str = "annotations";
+    /// Downward-API file projected by the webhook, read by the collector: `compute`'s memory request.
+    pub const PODINFO_MEMORY_REQUEST: &str = "compute_memory_request";
+    /// Downward-API file projected by the webhook, read by the collector: `compute`'s memory limit.
+    pub const PODINFO_MEMORY_LIMIT: &str = "compute_memory_limit";
+    /// Every file of [`PODINFO_VOLUME`], in the order the webhook projects them.
+    pub const PODINFO_FILES: [&str; 4] = [
+        PODINFO_LABELS,
+        PODINFO_ANNOTATIONS,
+        PODINFO_MEMORY_REQUEST,
+        PODINFO_MEMORY_LIMIT,
+    ];
+
+    /// `emptyDir` volume written by the webhook, served on by the collector, found on the node by
+    /// the relay (its `--socket-volume`).
+    pub const SOCKET_VOLUME: &str = "kube-metrics-collector-socket";
+    /// Mount path of [`SOCKET_VOLUME`] in the collector container, written by the webhook.
+    pub const SOCKET_DIR: &str = "/var/run/kube-metrics-collector";
+    /// The socket's file name in [`SOCKET_VOLUME`]: the collector binds it, the relay connects to
+    /// it (its `--socket-name`).
+    pub const SOCKET_NAME: &str = "metrics.sock";
+    /// [`SOCKET_DIR`]`/`[`SOCKET_NAME`]: the collector's `--socket` and its probe's, written by the
+    /// webhook. (A literal: `concat!` takes no constants; a test holds it to its parts.)
+    pub const SOCKET_PATH: &str = "/var/run/kube-metrics-collector/metrics.sock";
+
+    /// The collector's default TCP port: the webhook's default `containerPort`, the collector's
+    /// default listener. Inside the ephemeral range, which passt never binds.
+    pub const PORT: u16 = 48080;
+    /// Name of the collector's `containerPort`, written by the webhook, selected by the direct
+    /// PodMonitor.
+    pub const PORT_NAME: &str = "kmc-metrics";
+
+    /// Env written by the webhook (downward API `metadata.name`), read by the collector.
+    pub const ENV_POD_NAME: &str = "POD_NAME";
+    /// Env written by the webhook (downward API `metadata.namespace`), read by the collector.
+    pub const ENV_POD_NAMESPACE: &str = "POD_NAMESPACE";
+    /// Env written by the webhook (downward API `spec.nodeName`), read by the collector.
+    pub const ENV_NODE_NAME: &str = "NODE_NAME";
+    /// Env written by the webhook from [`crate::pod::LOG_LEVEL`], read by the collector (the env
+    /// twin of its `--log-level`).
+    pub const ENV_LOG_LEVEL: &str = "KMC_LOG_LEVEL";
+}
+
+/// The node relay: where the kubelet shows each pod's socket volume, and the relay's own port.
+pub mod relay {
+    /// The kubelet's root directory: the relay's default `--kubelet-root`, the DaemonSet's hostPath
+    /// parent.
+    pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
+    /// Below the kubelet root: one directory per pod uid, made by the kubelet, walked by the relay.
+    pub const PODS_DIR: &str = "pods";
+    /// Below a pod's directory: its volumes, by plugin.
+    pub const VOLUMES_DIR: &str = "volumes";
+    /// Below `volumes`: the kubelet's directory of `emptyDir` volumes, one per volume name.
+    pub const EMPTY_DIR: &str = "kubernetes.io~empty-dir";
+
+    /// The relay's default TCP port: its default `--listen`, the DaemonSet's containerPort.
+    pub const PORT: u16 = 48081;
+    /// Name of the relay's containerPort in the DaemonSet, selected by the relay PodMonitor.
+    pub const PORT_NAME: &str = "relay-metrics";
+
+    /// Where the kubelet shows `volume/socket` of pod `pod_uid`, relative to the kubelet root:
+    /// `pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/<socket>`.
+    pub fn socket_path(pod_uid: &str, volume: &str, socket: &str) -> String {
+        [PODS_DIR, pod_uid, VOLUMES_DIR, EMPTY_DIR, volume, socket].join("/")
+    }
+}
+
+/// Metric names that one binary writes and another reads.
+pub mod metrics {
+    /// Written by the collector (`1` with the pod's `namespace` and `pod`), read by the relay to
+    /// label what it forwards, queried by the tests.
+    pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_path_is_dir_and_name() {
+        assert_eq!(
+            sidecar::SOCKET_PATH,
+            format!("{}/{}", sidecar::SOCKET_DIR, sidecar::SOCKET_NAME)
+        );
+    }
+
+    #[test]
+    fn socket_path_on_the_node_follows_the_kubelet_layout() {
+        assert_eq!(
+            relay::socket_path("uid-0", sidecar::SOCKET_VOLUME, sidecar::SOCKET_NAME),
+            "pods/uid-0/volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket/metrics.sock"
+        );
+    }
+
+    #[test]
+    fn keys_share_one_prefix_and_ports_differ() {
+        let keys = [
+            pod::INJECT,
+            pod::STATUS,
+            pod::REASON,
+            pod::REASON_SOURCE,
+            pod::SCRAPE,
+            pod::MEMORY_LIMIT,
+            pod::CPU_LIMIT,
+            pod::LOG_LEVEL,
+        ];
+        for key in keys {
+            assert!(key.starts_with("kube-metrics-collector.io/"), "{key}");
+        }
+        assert_ne!(sidecar::PORT, relay::PORT);
+    }
+}

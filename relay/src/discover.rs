@@ -13,6 +13,7 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use kube_metrics_contract::relay::{EMPTY_DIR, PODS_DIR, VOLUMES_DIR};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
@@ -62,9 +63,6 @@ pub struct DiscoverError {
     source: std::io::Error,
 }
 
-/// The kubelet's directory for `emptyDir` volumes of a pod.
-const EMPTY_DIR: &str = "kubernetes.io~empty-dir";
-
 // === impl Target ===
 
 impl Target {
@@ -91,7 +89,7 @@ impl Skipped {
 pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
     let root = &layout.kubelet_root;
     let error = |source: Errno| DiscoverError {
-        path: root.join("pods"),
+        path: root.join(PODS_DIR),
         source: source.into(),
     };
     // The root itself is trusted configuration and may be a symlink.
@@ -102,7 +100,7 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
     )
     .map_err(error)?;
     let pods =
-        rustix::fs::openat(&root_fd, "pods", dir_flags(false), Mode::empty()).map_err(error)?;
+        rustix::fs::openat(&root_fd, PODS_DIR, dir_flags(false), Mode::empty()).map_err(error)?;
     let mut discovery = Discovery::default();
     for entry in Dir::read_from(&pods).map_err(error)? {
         let entry = match entry {
@@ -142,7 +140,7 @@ fn find_socket(pods: &OwnedFd, uid: &str, layout: &Layout) -> Result<Option<Owne
         Some(fd) => fd,
         None => return Ok(None),
     };
-    for name in ["volumes", EMPTY_DIR, layout.volume.as_str()] {
+    for name in [VOLUMES_DIR, EMPTY_DIR, layout.volume.as_str()] {
         dir = match open_dir(&dir, name)? {
             Some(fd) => fd,
             None => return Ok(None),
@@ -197,9 +195,9 @@ fn dir_flags(path_only: bool) -> OFlags {
 /// Where a pod's socket is, for logs and tests.
 pub fn socket_path(layout: &Layout, pod_uid: &str) -> PathBuf {
     let base: &Path = &layout.kubelet_root;
-    base.join("pods")
+    base.join(PODS_DIR)
         .join(pod_uid)
-        .join("volumes")
+        .join(VOLUMES_DIR)
         .join(EMPTY_DIR)
         .join(&layout.volume)
         .join(&layout.socket)

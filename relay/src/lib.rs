@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kube_metrics_contract::{relay, sidecar};
 use tokio::net::TcpListener;
 
 pub use discover::Layout;
@@ -40,18 +41,24 @@ pub use scrape::Limits;
 /// buffer without bound (worst case: this times the pods on the node).
 pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
+/// The relay's listener unless `--listen` says otherwise: every address, the relay's port.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    relay::PORT,
+);
+
 /// Flags of `kube-metrics-collector relay`.
 #[derive(Debug, clap::Args)]
 pub struct RelayArgs {
     /// Address to serve GET /metrics and /healthz on.
-    #[arg(long, env = "KMC_RELAY_LISTEN", default_value = "0.0.0.0:48081")]
+    #[arg(long, env = "KMC_RELAY_LISTEN", default_value_t = DEFAULT_LISTEN)]
     listen: SocketAddr,
 
     /// The kubelet's root directory (mounted read-only).
     #[arg(
         long,
         env = "KMC_RELAY_KUBELET_ROOT",
-        default_value = "/var/lib/kubelet"
+        default_value = relay::KUBELET_ROOT
     )]
     kubelet_root: PathBuf,
 
@@ -63,12 +70,12 @@ pub struct RelayArgs {
     #[arg(
         long,
         env = "KMC_RELAY_SOCKET_VOLUME",
-        default_value = "kube-metrics-collector-socket"
+        default_value = sidecar::SOCKET_VOLUME
     )]
     socket_volume: String,
 
     /// File name of the collector's socket inside that volume.
-    #[arg(long, env = "KMC_RELAY_SOCKET_NAME", default_value = "metrics.sock")]
+    #[arg(long, env = "KMC_RELAY_SOCKET_NAME", default_value = sidecar::SOCKET_NAME)]
     socket_name: String,
 }
 
@@ -179,16 +186,13 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let config = parse(&[]).unwrap();
-        assert_eq!(
-            config.listen,
-            "0.0.0.0:48081".parse::<SocketAddr>().unwrap()
-        );
+        assert_eq!(config.listen, SocketAddr::from(([0, 0, 0, 0], relay::PORT)));
         assert_eq!(
             config.layout.kubelet_root,
-            PathBuf::from("/var/lib/kubelet")
+            PathBuf::from(relay::KUBELET_ROOT)
         );
-        assert_eq!(config.layout.volume, "kube-metrics-collector-socket");
-        assert_eq!(config.layout.socket, "metrics.sock");
+        assert_eq!(config.layout.volume, sidecar::SOCKET_VOLUME);
+        assert_eq!(config.layout.socket, sidecar::SOCKET_NAME);
         assert_eq!(config.limits.timeout, Duration::from_secs(2));
     }
 

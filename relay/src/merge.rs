@@ -10,11 +10,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use kube_metrics_contract::metrics::POD_INFO;
+
 use super::parse::{Family, Parsed, Sample, belongs_to, samples_named};
 use seen::{Seen, Span};
-
-/// The collector's identity metric (docs/metrics.md, "Per pod").
-pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
 
 /// Families under this prefix are the relay's own; a target may not send them.
 pub const RESERVED_PREFIX: &str = "kube_metrics_collector_relay_";

@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use kube_metrics_contract::metrics::POD_INFO;
+use kube_metrics_contract::sidecar::{SOCKET_NAME, SOCKET_VOLUME};
 use kube_metrics_relay::{Layout, Limits, Relay, discover, serve};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
@@ -22,8 +24,8 @@ const MARGIN: Duration = Duration::from_millis(600);
 fn layout(root: &Path) -> Layout {
     Layout {
         kubelet_root: root.to_owned(),
-        volume: "kube-metrics-collector-socket".into(),
-        socket: "metrics.sock".into(),
+        volume: SOCKET_VOLUME.into(),
+        socket: SOCKET_NAME.into(),
     }
 }
 
@@ -44,8 +46,8 @@ fn bind(root: &Path, uid: &str) -> UnixListener {
 
 fn exposition(ns: &str, pod: &str) -> String {
     format!(
-        "# HELP kubevirt_pod_infra_pod_info Pod.\n# TYPE kubevirt_pod_infra_pod_info gauge\n\
-         kubevirt_pod_infra_pod_info{{namespace=\"{ns}\",pod=\"{pod}\"}} 1\n\
+        "# HELP {POD_INFO} Pod.\n# TYPE {POD_INFO} gauge\n\
+         {POD_INFO}{{namespace=\"{ns}\",pod=\"{pod}\"}} 1\n\
          # HELP kubevirt_pod_infra_processes Processes per role.\n# TYPE kubevirt_pod_infra_processes gauge\n\
          kubevirt_pod_infra_processes{{host=\"n\",domain=\"{pod}\",process=\"qemu\"}} 1\n"
     )
@@ -158,7 +160,7 @@ async fn merges_exactly_the_healthy_collectors_within_the_timeout() {
     let mut want = Vec::new();
     for n in [1, 2, 3, 6] {
         want.push(format!(
-            "kubevirt_pod_infra_pod_info{{namespace=\"ns-{n}\",pod=\"pod-{n}\"}} 1"
+            "{POD_INFO}{{namespace=\"ns-{n}\",pod=\"pod-{n}\"}} 1"
         ));
     }
     for n in [1, 2, 3, 6] {
@@ -258,7 +260,7 @@ async fn serves_metrics_and_healthz_over_http() {
             .to_ascii_lowercase()
             .contains("content-type: text/plain; version=0.0.4; charset=utf-8")
     );
-    assert!(metrics.contains("kubevirt_pod_infra_pod_info{namespace=\"ns-1\",pod=\"pod-1\"} 1"));
+    assert!(metrics.contains(&format!("{POD_INFO}{{namespace=\"ns-1\",pod=\"pod-1\"}} 1")));
     assert!(
         get(addr, "GET", "/healthz")
             .await

@@ -4,18 +4,22 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kube_metrics_contract::sidecar;
+
 use crate::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
 use crate::log::LogArgs;
 use crate::proc::ProcRoot;
 use crate::scrape::ScrapeConfig;
 
-/// The TCP listener when neither `--listen` nor `--socket` is given: port 48080 sits in the
+/// The TCP listener when neither `--listen` nor `--socket` is given: the default port sits in the
 /// ephemeral range 32768-60999, which passt never binds (docs/kubevirt.md §4, docs/design.md).
-pub const DEFAULT_LISTEN: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 48080);
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
+    std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    sidecar::PORT,
+);
 
 /// Where the injected sidecar's Unix socket lives (docs/design.md).
-pub const DEFAULT_SOCKET: &str = "/var/run/kube-metrics-collector/metrics.sock";
+pub const DEFAULT_SOCKET: &str = sidecar::SOCKET_PATH;
 
 /// Exports per-process metrics of the KubeVirt virt-launcher pod it runs in, read from the pod's
 /// shared /proc.
@@ -34,7 +38,7 @@ pub struct Args {
     proc_root: PathBuf,
 
     /// Downward-API directory with `labels`, `annotations`, `compute_memory_request`, `compute_memory_limit`.
-    #[arg(long, env = "KMC_PODINFO", default_value = "/etc/podinfo")]
+    #[arg(long, env = "KMC_PODINFO", default_value = sidecar::PODINFO_DIR)]
     podinfo: PathBuf,
 
     /// TCP address to serve on [default: 0.0.0.0:48080 when --socket is not given either].

@@ -3,6 +3,7 @@
 //! Parsing takes `&str` and does no I/O; `PodInfo::read` is the one function that touches files.
 //! Every file may be missing or malformed: we degrade, log, and never fail.
 
+use kube_metrics_contract::sidecar;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -39,11 +40,17 @@ pub struct BadLine {
 
 impl Env {
     pub fn from_env() -> Self {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The identity from `lookup`, which gives an env var's value by name; empty counts as unset.
+    /// Tests hand it the env a pod spec declares.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name| lookup(name).filter(|v: &String| !v.is_empty());
         Self {
-            pod_name: var("POD_NAME"),
-            pod_namespace: var("POD_NAMESPACE"),
-            node_name: var("NODE_NAME"),
+            pod_name: var(sidecar::ENV_POD_NAME),
+            pod_namespace: var(sidecar::ENV_POD_NAMESPACE),
+            node_name: var(sidecar::ENV_NODE_NAME),
         }
     }
 }
@@ -84,10 +91,10 @@ impl PodInfo {
             parsed
         };
         Self {
-            labels: map("labels"),
-            annotations: map("annotations"),
-            memory_request: quantity("compute_memory_request"),
-            memory_limit: quantity("compute_memory_limit"),
+            labels: map(sidecar::PODINFO_LABELS),
+            annotations: map(sidecar::PODINFO_ANNOTATIONS),
+            memory_request: quantity(sidecar::PODINFO_MEMORY_REQUEST),
+            memory_limit: quantity(sidecar::PODINFO_MEMORY_LIMIT),
         }
     }
 

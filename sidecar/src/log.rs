@@ -16,7 +16,7 @@ pub enum LogFormat {
 #[derive(Clone, Debug, clap::Args)]
 pub struct LogArgs {
     /// Log filter: a level (`info`) or tracing-subscriber directives (`kube_metrics_collector=debug`).
-    #[arg(long, env = "KMC_LOG_LEVEL", default_value = "info")]
+    #[arg(long, env = kube_metrics_contract::sidecar::ENV_LOG_LEVEL, default_value = "info")]
     pub log_level: String,
 
     /// Log line format.

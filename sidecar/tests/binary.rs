@@ -1,6 +1,7 @@
 //! The built binary: `-M` through promtool, the HTTP surface on loopback TCP and a Unix socket,
 //! the `probe` subcommand, and SIGTERM.
 
+use kube_metrics_contract::sidecar;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -21,9 +22,9 @@ fn sample(text: &str, prefix: &str) -> f64 {
 fn dump_metrics_prints_real_numbers_that_pass_promtool() {
     let out = Command::new(BIN)
         .args(["-M", "--podinfo", "/nonexistent/podinfo"])
-        .env_remove("POD_NAME")
-        .env_remove("POD_NAMESPACE")
-        .env_remove("NODE_NAME")
+        .env_remove(sidecar::ENV_POD_NAME)
+        .env_remove(sidecar::ENV_POD_NAMESPACE)
+        .env_remove(sidecar::ENV_NODE_NAME)
         .output()
         .unwrap();
     assert!(
@@ -147,7 +148,7 @@ impl Drop for Server {
 #[test]
 fn serves_metrics_health_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("metrics.sock");
+    let socket = dir.path().join(sidecar::SOCKET_NAME);
     // A stale socket file from a previous run must not stop the start.
     drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
     let port = std::net::TcpListener::bind("127.0.0.1:0")

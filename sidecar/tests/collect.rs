@@ -5,12 +5,16 @@ mod common;
 
 use common::{Tree, env, mk, role_series, text, value};
 use kube_metrics_collector::identity::Env;
+use kube_metrics_contract::metrics::POD_INFO;
+use kube_metrics_contract::sidecar::{
+    PODINFO_ANNOTATIONS, PODINFO_LABELS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
+};
 
 const TPS: f64 = 100.0; // USER_HZ on every mainstream Linux architecture; the fake ticks assume it.
 
 fn tree_with_domain() -> Tree {
     let tree = Tree::new();
-    tree.podinfo_file("annotations", "kubevirt.io/domain=\"vm-0\"\n");
+    tree.podinfo_file(PODINFO_ANNOTATIONS, "kubevirt.io/domain=\"vm-0\"\n");
     tree
 }
 
@@ -391,12 +395,12 @@ fn splits_qemu_cpu_by_thread_class_and_keeps_exited_threads() {
 fn malformed_downward_api_files_degrade_to_fallbacks() {
     let tree = Tree::new();
     tree.podinfo_file(
-        "annotations",
+        PODINFO_ANNOTATIONS,
         "kubevirt.io/domain=unquoted\nkubevirt.io/memory-overhead-bytes=\"231735296\"\n",
     );
-    tree.podinfo_file("labels", "\u{1}\u{2}nonsense\n");
-    tree.podinfo_file("compute_memory_request", "1Gi\n");
-    tree.podinfo_file("compute_memory_limit", "2147483648\n");
+    tree.podinfo_file(PODINFO_LABELS, "\u{1}\u{2}nonsense\n");
+    tree.podinfo_file(PODINFO_MEMORY_REQUEST, "1Gi\n");
+    tree.podinfo_file(PODINFO_MEMORY_LIMIT, "2147483648\n");
     tree.put(&mk(80, "/usr/bin/virt-launcher", "virt-launcher"));
     let env = Env {
         node_name: None,
@@ -422,9 +426,7 @@ fn malformed_downward_api_files_degrade_to_fallbacks() {
     assert_eq!(
         value(
             &out,
-            &format!(
-                "kubevirt_pod_infra_pod_info{{{pod},namespace=\"ns-0\",pod=\"virt-launcher-vm-0-abcde\"}}"
-            )
+            &format!("{POD_INFO}{{{pod},namespace=\"ns-0\",pod=\"virt-launcher-vm-0-abcde\"}}")
         ),
         Some(1.0)
     );

@@ -6,14 +6,15 @@ mod common;
 
 use common::{Tree, env, mk, render};
 use kube_metrics_collector::exposition::Format;
+use kube_metrics_contract::sidecar::{PODINFO_ANNOTATIONS, PODINFO_MEMORY_REQUEST};
 
 fn launcher_pod() -> Tree {
     let tree = Tree::new();
     tree.podinfo_file(
-        "annotations",
+        PODINFO_ANNOTATIONS,
         "kubevirt.io/domain=\"vm-0\"\nkubevirt.io/memory-overhead-bytes=\"231735296\"\n",
     );
-    tree.podinfo_file("compute_memory_request", "2147483648\n");
+    tree.podinfo_file(PODINFO_MEMORY_REQUEST, "2147483648\n");
     tree.put(&mk(1, "/pause", "pause"));
     tree.put(&mk(10, "/usr/bin/virt-launcher-monitor", "virt-launcher-m"));
     tree.put(&mk(11, "/usr/bin/virt-launcher", "virt-launcher"));

@@ -12,11 +12,15 @@ const FAKE_PROCESS: &str = "fake-process";
 /// This package.
 const E2E_PACKAGE: &str = "e2e";
 
-/// The collector binary of the profile we were built with, rebuilt when `sidecar/` changed since.
+/// The collector binary of the profile we were built with, rebuilt when `sidecar/` or a crate it
+/// links changed since.
 pub fn collector() -> Result<PathBuf> {
     let workspace = crate::workspace();
     let sources = [
         workspace.join("sidecar"),
+        workspace.join("relay"),
+        workspace.join("exposition"),
+        workspace.join("contract"),
         workspace.join("Cargo.toml"),
         workspace.join("Cargo.lock"),
     ];

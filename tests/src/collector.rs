@@ -4,6 +4,7 @@ use crate::http::{self, Connection, Endpoint};
 use crate::pod::FakePod;
 use crate::process::{self, Guarded};
 use anyhow::{Result, bail};
+use kube_metrics_contract::sidecar;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -30,7 +31,7 @@ pub struct Collector {
 
 impl Collector {
     /// Starts the collector in `pod`'s namespace listening on a free loopback port and on
-    /// `<pod dir>/metrics.sock`, with `extra` flags; waits for /readyz.
+    /// its socket in the pod directory, with `extra` flags; waits for /readyz.
     pub fn start(pod: &FakePod, extra: &[&str]) -> Result<Self> {
         let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
         let (guard, pid) = serve(pod, (POD_NAMESPACE, POD_NAME), Some(addr), extra)?;
@@ -65,7 +66,7 @@ impl Collector {
     }
 }
 
-/// Starts a collector in `pod`'s namespace serving only on `<pod dir>/metrics.sock`, as pod `name`
+/// Starts a collector in `pod`'s namespace serving only on its socket in the pod directory, as pod `name`
 /// in `namespace` (as in a pod scraped through the node relay); waits for /readyz on the socket.
 /// Returns its guard and socket.
 pub fn start_on_socket(pod: &FakePod, namespace: &str, name: &str) -> Result<(Guarded, PathBuf)> {
@@ -111,15 +112,15 @@ fn serve(
     Ok((guard, pid))
 }
 
-/// `<pod dir>/metrics.sock`: where the collector's emptyDir would be.
+/// The socket in the pod directory, which stands for the collector's emptyDir.
 fn socket(pod: &FakePod) -> PathBuf {
-    pod.dir().join("metrics.sock")
+    pod.dir().join(sidecar::SOCKET_NAME)
 }
 
 /// Sets the env the downward API would: the pod's namespace and name, and the node.
 fn set_identity(command: &mut Command, (namespace, pod): (&str, &str)) {
     command
-        .env("POD_NAME", pod)
-        .env("POD_NAMESPACE", namespace)
-        .env("NODE_NAME", NODE_NAME);
+        .env(sidecar::ENV_POD_NAME, pod)
+        .env(sidecar::ENV_POD_NAMESPACE, namespace)
+        .env(sidecar::ENV_NODE_NAME, NODE_NAME);
 }

@@ -10,6 +10,7 @@
 use crate::hostproc;
 use crate::process::{Guarded, dies_with_parent, wait_for};
 use anyhow::{Context as _, Result, bail};
+use kube_metrics_contract::sidecar;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -143,13 +144,17 @@ impl PodInfo {
     /// Writes the files as the kubelet's downward-API volume does.
     pub fn write(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("labels"), downward_format(&self.labels))?;
-        std::fs::write(dir.join("annotations"), downward_format(&self.annotations))?;
+        let labels = downward_format(&self.labels);
+        std::fs::write(dir.join(sidecar::PODINFO_LABELS), labels)?;
+        let annotations = downward_format(&self.annotations);
+        std::fs::write(dir.join(sidecar::PODINFO_ANNOTATIONS), annotations)?;
         if let Some(bytes) = self.memory_request {
-            std::fs::write(dir.join("compute_memory_request"), bytes.to_string())?;
+            let path = dir.join(sidecar::PODINFO_MEMORY_REQUEST);
+            std::fs::write(path, bytes.to_string())?;
         }
         if let Some(bytes) = self.memory_limit {
-            std::fs::write(dir.join("compute_memory_limit"), bytes.to_string())?;
+            let path = dir.join(sidecar::PODINFO_MEMORY_LIMIT);
+            std::fs::write(path, bytes.to_string())?;
         }
         Ok(())
     }

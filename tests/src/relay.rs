@@ -3,6 +3,7 @@
 use crate::http::{self, Endpoint};
 use crate::process::Guarded;
 use anyhow::{Context as _, Result};
+use kube_metrics_contract::{relay, sidecar};
 use std::net::SocketAddr;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,6 @@ use tempfile::TempDir;
 
 /// The relay lists the pods directory once before /healthz answers; that takes milliseconds.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// docs/design.md: the name of the collector's emptyDir volume in the pod.
-const VOLUME: &str = "kube-metrics-collector-socket";
 
 /// A kubelet root directory (`<root>/pods/<uid>/volumes/...`) in a temporary directory.
 #[derive(Debug)]
@@ -43,18 +42,17 @@ impl Kubelet {
     }
 
     /// Moves a bound socket to where the kubelet shows pod `uid`'s collector socket:
-    /// `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/metrics.sock`. That path is
+    /// `<root>/pods/<uid>/volumes/kubernetes.io~empty-dir/<volume>/<socket>`. That path is
     /// longer than sun_path allows, so nothing can bind there directly; the kubelet's bind mount
     /// shows the same inode there, which a rename reproduces.
     pub fn move_socket(&self, socket: &Path, uid: &str) -> Result<PathBuf> {
-        let dir = self
-            .root()
-            .join("pods")
-            .join(uid)
-            .join("volumes/kubernetes.io~empty-dir")
-            .join(VOLUME);
-        std::fs::create_dir_all(&dir)?;
-        let target = dir.join("metrics.sock");
+        let target = self.root().join(relay::socket_path(
+            uid,
+            sidecar::SOCKET_VOLUME,
+            sidecar::SOCKET_NAME,
+        ));
+        let dir = target.parent().context("a socket path has a parent")?;
+        std::fs::create_dir_all(dir)?;
         std::fs::rename(socket, &target)
             .with_context(|| format!("cannot move {}", socket.display()))?;
         Ok(target)
@@ -122,7 +120,8 @@ mod tests {
         let path = kubelet
             .root()
             .join("pods/uid-0/volumes/kubernetes.io~empty-dir")
-            .join("kube-metrics-collector-socket/metrics.sock");
+            .join(sidecar::SOCKET_VOLUME)
+            .join(sidecar::SOCKET_NAME);
         // Too long to connect to, which is the point: check it is the socket, by file type.
         let file_type = std::fs::metadata(&path).unwrap().file_type();
         assert!(std::os::unix::fs::FileTypeExt::is_socket(&file_type));

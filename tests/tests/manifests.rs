@@ -1,6 +1,7 @@
 //! The manifests a cluster admin applies: every kustomize variant renders, its core kinds pass
 //! `kubernetes-validate --strict`, custom resources have their required fields, the webhook
-//! configuration keeps its safety invariants, and one image reference reaches every container.
+//! configuration keeps its safety invariants, one image reference reaches every container, and the
+//! relay DaemonSet and the PodMonitors use the names of `kube-metrics-contract`.
 //! (The monitoring rules and dashboard are checked in `monitoring.rs`.)
 //! Needs `kubectl` (with kustomize), `openssl` and `kubernetes-validate` (scripts/setup).
 //! Every variant is rendered once, by the first test that asks ([`manifests::rendered`]).
@@ -8,6 +9,7 @@
 use anyhow::{Context, Result, bail, ensure};
 use e2e::manifests::{self, NAMESPACE, kind, of_kind};
 use e2e::process;
+use kube_metrics_contract::{pod, relay, sidecar};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -155,7 +157,7 @@ fn check_webhook_configuration(variant: &str, docs: &[Value]) -> Result<()> {
     );
     ensure!(is(
         "/namespaceSelector/matchLabels",
-        serde_json::json!({"kube-metrics-collector.io/inject": "enabled"})
+        serde_json::json!({(pod::INJECT): pod::INJECT_ENABLED})
     ));
     ensure!(is(
         "/objectSelector/matchLabels",
@@ -201,6 +203,100 @@ fn check_system_namespaces_excluded(variant: &str, hook: &Value) -> Result<()> {
     for ns in must {
         ensure!(values.contains(&ns), "{variant}: {ns} is not excluded");
     }
+    Ok(())
+}
+
+#[test]
+fn relay_and_pod_monitors_use_the_contract_names() -> Result<()> {
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        check_contract_names(docs).with_context(|| *variant)?;
+    }
+    Ok(())
+}
+
+/// The relay listens on its port under its port name and sees the kubelet's pods directory at
+/// the path it walks by default; the direct PodMonitor selects the webhook's scrape label and the
+/// sidecar's port name, the relay's one the relay's port name.
+fn check_contract_names(docs: &[Value]) -> Result<()> {
+    let daemonsets = of_kind(docs, "DaemonSet");
+    let [relay_ds] = daemonsets.as_slice() else {
+        bail!("{} DaemonSets", daemonsets.len());
+    };
+    let template = &relay_ds["spec"]["template"];
+    let container = &template["spec"]["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| *a == name)
+            .and_then(|i| args.get(i + 1).copied())
+    };
+    let listen = format!("0.0.0.0:{}", relay::PORT);
+    ensure!(
+        flag("--listen") == Some(listen.as_str()),
+        "relay args {args:?}"
+    );
+    ensure!(
+        flag("--kubelet-root").is_none_or(|root| root == relay::KUBELET_ROOT),
+        "relay args {args:?}"
+    );
+    for (name, want) in [
+        ("--socket-volume", sidecar::SOCKET_VOLUME),
+        ("--socket-name", sidecar::SOCKET_NAME),
+    ] {
+        ensure!(flag(name).is_none_or(|v| v == want), "relay args {args:?}");
+    }
+    ensure!(
+        container["ports"]
+            == serde_json::json!([{"name": relay::PORT_NAME, "containerPort": relay::PORT, "protocol": "TCP"}]),
+        "relay ports {}",
+        container["ports"]
+    );
+    let pods_dir = format!("{}/{}", relay::KUBELET_ROOT, relay::PODS_DIR);
+    let mount = &container["volumeMounts"][0];
+    let volume = &template["spec"]["volumes"][0];
+    ensure!(
+        mount["mountPath"] == pods_dir.as_str()
+            && mount["name"] == volume["name"]
+            && volume["hostPath"]["path"] == pods_dir.as_str(),
+        "relay mounts {mount} from {volume}"
+    );
+
+    let template_labels = &template["metadata"]["labels"];
+    let (mut direct, mut relayed) = (0, 0);
+    for monitor in of_kind(docs, "PodMonitor") {
+        let selector = &monitor["spec"]["selector"]["matchLabels"];
+        let ports: Vec<&str> = monitor["spec"]["podMetricsEndpoints"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["port"].as_str())
+            .collect();
+        let name = monitor["metadata"]["name"].as_str().unwrap_or("?");
+        let selects_relay = selector
+            .as_object()
+            .is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| &template_labels[k] == v));
+        if selector.get(pod::SCRAPE).is_some() {
+            ensure!(
+                selector[pod::SCRAPE] == pod::SCRAPE_DIRECT,
+                "{name}: {selector}"
+            );
+            ensure!(ports == [sidecar::PORT_NAME], "{name}: ports {ports:?}");
+            direct += 1;
+        } else if selects_relay {
+            ensure!(ports == [relay::PORT_NAME], "{name}: ports {ports:?}");
+            relayed += 1;
+        }
+    }
+    let monitors = of_kind(docs, "PodMonitor").len();
+    ensure!(
+        monitors == 0 || (direct, relayed) == (1, 1),
+        "{direct} direct and {relayed} relay PodMonitors"
+    );
     Ok(())
 }
 

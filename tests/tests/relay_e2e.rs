@@ -9,6 +9,7 @@ use e2e::pod::{FakePod, PodInfo};
 use e2e::prometheus::{self, Prometheus};
 use e2e::relay::{self, Kubelet, Relay};
 use e2e::{Guarded, collector, http, launcher, wait_for};
+use kube_metrics_contract::metrics::POD_INFO;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -149,7 +150,7 @@ fn failures_are_contained(
         "after the kill: {:?}",
         identities(prometheus)?
     );
-    let age = prometheus.query("time() - timestamp(kubevirt_pod_infra_pod_info)")?;
+    let age = prometheus.query(&format!("time() - timestamp({POD_INFO})"))?;
     ensure!(
         age.len() == 2 && age.iter().all(|s| s.value < 3.0),
         "stale survivors: {age:?}"
@@ -190,7 +191,7 @@ fn promtool_accepts(relay: &Relay) -> Result<()> {
 }
 
 fn identities(prometheus: &Prometheus) -> Result<BTreeSet<(String, String)>> {
-    let samples = prometheus.query("kubevirt_pod_infra_pod_info")?;
+    let samples = prometheus.query(POD_INFO)?;
     Ok(samples
         .iter()
         .map(|s| (s.label("namespace").to_owned(), s.label("pod").to_owned()))

@@ -7,6 +7,7 @@ use e2e::collector::{self, Collector};
 use e2e::pod::{FakePod, PodInfo};
 use e2e::prometheus::Prometheus;
 use e2e::{hostproc, http, launcher, wait_for};
+use kube_metrics_contract::metrics::POD_INFO;
 use std::time::Duration;
 
 const NAMESPACE: &str = "e2e";
@@ -207,7 +208,7 @@ fn identity_and_self_metrics(prom: &Prometheus) -> Result<()> {
         request == f64::from(300u32 << 20),
         "compute memory request {request}"
     );
-    let info = prom.query("kubevirt_pod_infra_pod_info")?;
+    let info = prom.query(POD_INFO)?;
     ensure!(
         info.len() == 1
             && info.iter().all(|s| {

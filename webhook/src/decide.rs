@@ -8,36 +8,15 @@ mod plan;
 pub mod quantity;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kube_metrics_contract as contract;
 
 use crate::policy::Policy;
 use crate::vmi::{self, Lookup, Source, UnsafeReason, Verdict};
 
 pub use plan::{LOG_LEVELS, Plan, RunAs};
 
-/// The injected container's name (docs/design.md); its presence means "already injected".
-pub const CONTAINER_NAME: &str = "kube-metrics-collector";
 /// KubeVirt's VM container; always `spec.containers[0]` (docs/kubevirt.md §3.1).
 pub const COMPUTE: &str = "compute";
-/// The volumes we add (docs/design.md).
-pub const PODINFO_VOLUME: &str = "kube-metrics-collector-podinfo";
-pub const SOCKET_VOLUME: &str = "kube-metrics-collector-socket";
-
-/// Label or annotation; `disabled` opts one VM out (set on the VM template, copied to the pod).
-pub const INJECT_KEY: &str = "kube-metrics-collector.io/inject";
-pub const INJECT_DISABLED: &str = "disabled";
-/// Annotation set by the webhook: `injected` or `skipped`.
-pub const STATUS_KEY: &str = "kube-metrics-collector.io/status";
-/// Annotation set by the webhook on a skip: a [`SkipReason::as_str`].
-pub const REASON_KEY: &str = "kube-metrics-collector.io/reason";
-/// Label set by the webhook on injection: `relay` or `direct`.
-pub const SCRAPE_KEY: &str = "kube-metrics-collector.io/scrape";
-/// Annotation set by the webhook once the VM was judged (injected, or skipped for its type): `vmi`
-/// or `pod-fallback` ([`Source::as_str`]).
-pub const REASON_SOURCE_KEY: &str = "kube-metrics-collector.io/reason-source";
-/// Per-pod overrides (validated; an invalid one is ignored with a warning).
-pub const MEMORY_LIMIT_KEY: &str = "kube-metrics-collector.io/memory-limit";
-pub const CPU_LIMIT_KEY: &str = "kube-metrics-collector.io/cpu-limit";
-pub const LOG_LEVEL_KEY: &str = "kube-metrics-collector.io/log-level";
 
 /// KubeVirt's marks on a launcher pod (docs/kubevirt.md §2).
 const LAUNCHER_LABEL: (&str, &str) = ("kubevirt.io", "virt-launcher");
@@ -271,13 +250,13 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
         return Some(SkipReason::Unparseable);
     };
     // Before the opt-out: a second pass must be an empty patch whatever else changed.
-    if all_containers(spec).any(|c| c.name == CONTAINER_NAME) {
+    if all_containers(spec).any(|c| c.name == contract::sidecar::CONTAINER_NAME) {
         return Some(SkipReason::AlreadyInjected);
     }
-    let disabled = Some(INJECT_DISABLED);
+    let disabled = Some(contract::pod::INJECT_DISABLED);
     // `false` is somebody's decision against a shared PID namespace; `add` would overwrite it.
-    if label(INJECT_KEY) == disabled
-        || annotation(INJECT_KEY) == disabled
+    if label(contract::pod::INJECT) == disabled
+        || annotation(contract::pod::INJECT) == disabled
         || spec.share_process_namespace == Some(false)
     {
         return Some(SkipReason::OptedOut);
@@ -293,11 +272,9 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
 /// resources (they change the QoS rules we follow).
 fn has_the_expected_shape(spec: &PodSpec) -> bool {
     let compute_first = spec.containers.first().is_some_and(|c| c.name == COMPUTE);
-    let names_free = spec
-        .volumes
-        .iter()
-        .flatten()
-        .all(|v| v.name != PODINFO_VOLUME && v.name != SOCKET_VOLUME);
+    let names_free = spec.volumes.iter().flatten().all(|v| {
+        v.name != contract::sidecar::PODINFO_VOLUME && v.name != contract::sidecar::SOCKET_VOLUME
+    });
     compute_first && names_free && spec.host_pid != Some(true) && spec.resources.is_none()
 }
 

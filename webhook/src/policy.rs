@@ -9,9 +9,6 @@ pub const DEFAULT_IMAGE: &str = concat!(
     env!("CARGO_PKG_VERSION")
 );
 
-/// The collector's default metrics port (docs/design.md).
-pub const DEFAULT_PORT: u16 = 48080;
-
 /// Linux's default ephemeral port range. passt binds every free port *outside* it when the domain
 /// starts (docs/kubevirt.md §4), so a port inside it is never stolen by the guest's port forwarding.
 /// A node with another `net.ipv4.ip_local_port_range` can still lose the port; node sysctls are
@@ -63,7 +60,7 @@ pub struct PolicyArgs {
 
     /// The sidecar's metrics port; inside the ephemeral range 32768-60999. Moved up when the pod
     /// already uses it.
-    #[arg(long, env = "KMW_PORT", default_value_t = DEFAULT_PORT)]
+    #[arg(long, env = "KMW_PORT", default_value_t = kube_metrics_contract::sidecar::PORT)]
     pub port: u16,
 
     /// How Prometheus reaches the sidecar: `auto` (the VMI's network decides, direct or relay) or
@@ -140,7 +137,7 @@ impl Default for Policy {
         Self {
             image: DEFAULT_IMAGE.to_owned(),
             mode: Mode::Native,
-            port: DEFAULT_PORT,
+            port: kube_metrics_contract::sidecar::PORT,
             scrape: Scrape::Auto,
             cpu,
             memory,

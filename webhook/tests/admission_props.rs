@@ -17,7 +17,7 @@ fn fixture() -> Value {
 /// port (the port moves), and its network allows a direct scrape.
 fn passt_vmi() -> Lookup {
     let vmi = json!({"spec": {"networks": [{"name": "default", "pod": {}}],
-        "domain": {"devices": {"interfaces": [{"name": "default", "passt": {}, "ports": [{"port": 48080}]}]}}}});
+        "domain": {"devices": {"interfaces": [{"name": "default", "passt": {}, "ports": [{"port": kube_metrics_contract::sidecar::PORT}]}]}}}});
     Lookup::Found(Box::new(
         VmiFacts::from_json(&vmi).unwrap_or_else(|e| panic!("{e}")),
     ))

@@ -5,7 +5,13 @@
 //! `kubernetes-validate --strict`.
 //!
 //! Golden files: `tests/fixtures/admission/<case>.patch.json`; regenerate with `UPDATE_GOLDEN=1`.
-use kube_metrics_webhook::decide::{REASON_SOURCE_KEY, STATUS_KEY, SkipReason};
+use kube_metrics_contract as contract;
+use kube_metrics_contract::pod::{
+    REASON, REASON_SOURCE, REASON_SOURCE_POD_FALLBACK, REASON_SOURCE_VMI, SCRAPE, SCRAPE_DIRECT,
+    SCRAPE_RELAY, STATUS,
+};
+use kube_metrics_contract::sidecar::PORT;
+use kube_metrics_webhook::decide::SkipReason;
 use kube_metrics_webhook::patch::{self, Outcome, Reviewed};
 use kube_metrics_webhook::policy::{Mode, Policy};
 use kube_metrics_webhook::vmi::{Lookup, VmiFacts};
@@ -43,11 +49,11 @@ fn lookup(case: &Case) -> Lookup {
 /// The sidecar's port and scrape label for an injected case.
 fn expected_port_and_scrape(name: &str) -> (u16, &'static str) {
     match name {
-        "port-clash" => (48081, "relay"),
-        "vmi-masquerade-ports" => (48080, "direct"),
-        // passt lists 48080: the sidecar moves to 48081, which passt leaves alone.
-        "vmi-passt-lists-our-port" => (48081, "direct"),
-        _ => (48080, "relay"),
+        "port-clash" => (PORT + 1, SCRAPE_RELAY),
+        "vmi-masquerade-ports" => (PORT, SCRAPE_DIRECT),
+        // passt lists the default port: the sidecar moves one up, which passt leaves alone.
+        "vmi-passt-lists-our-port" => (PORT + 1, SCRAPE_DIRECT),
+        _ => (PORT, SCRAPE_RELAY),
     }
 }
 
@@ -142,7 +148,7 @@ fn cases() -> Vec<Case> {
             "port-clash",
             derived(|p| {
                 p["spec"]["containers"][0]["ports"] =
-                    json!([{"name": "guest", "containerPort": 48080}])
+                    json!([{"name": "guest", "containerPort": PORT}])
             }),
             inject.clone(),
         ),
@@ -150,9 +156,9 @@ fn cases() -> Vec<Case> {
             "overrides",
             derived(|p| {
                 let a = &mut p["metadata"]["annotations"];
-                a["kube-metrics-collector.io/memory-limit"] = json!("64Mi");
-                a["kube-metrics-collector.io/log-level"] = json!("debug");
-                a["kube-metrics-collector.io/cpu-limit"] = json!("lots");
+                a[contract::pod::MEMORY_LIMIT] = json!("64Mi");
+                a[contract::pod::LOG_LEVEL] = json!("debug");
+                a[contract::pod::CPU_LIMIT] = json!("lots");
             }),
             inject,
         ),
@@ -182,7 +188,8 @@ fn cases() -> Vec<Case> {
         case(
             "opted-out",
             derived(|p| {
-                p["metadata"]["labels"]["kube-metrics-collector.io/inject"] = json!("disabled")
+                p["metadata"]["labels"][contract::pod::INJECT] =
+                    json!(contract::pod::INJECT_DISABLED)
             }),
             skip(SkipReason::OptedOut),
         ),
@@ -290,24 +297,22 @@ fn injected_pods_have_what_the_collector_needs() {
             .and_then(|l| l.last())
             .cloned()
             .unwrap_or_default();
-        assert_eq!(sidecar["name"], "kube-metrics-collector", "{name}");
+        assert_eq!(sidecar["name"], contract::sidecar::CONTAINER_NAME, "{name}");
         assert_eq!(pod["spec"]["shareProcessNamespace"], true, "{name}");
         assert_eq!(
-            pod["metadata"]["annotations"][STATUS_KEY], "injected",
+            pod["metadata"]["annotations"][STATUS],
+            contract::pod::STATUS_INJECTED,
             "{name}"
         );
         let (port, scrape) = expected_port_and_scrape(name);
-        assert_eq!(
-            pod["metadata"]["labels"]["kube-metrics-collector.io/scrape"], scrape,
-            "{name}"
-        );
+        assert_eq!(pod["metadata"]["labels"][SCRAPE], scrape, "{name}");
         let source = if case.vmi.is_some() {
-            "vmi"
+            REASON_SOURCE_VMI
         } else {
-            "pod-fallback"
+            REASON_SOURCE_POD_FALLBACK
         };
         assert_eq!(
-            pod["metadata"]["annotations"][REASON_SOURCE_KEY], source,
+            pod["metadata"]["annotations"][REASON_SOURCE], source,
             "{name}"
         );
         let want_restart = if case.policy.mode == Mode::Native {
@@ -319,16 +324,16 @@ fn injected_pods_have_what_the_collector_needs() {
 
         assert_eq!(
             sidecar["ports"],
-            json!([{"name": "kmc-metrics", "containerPort": port, "protocol": "TCP"}]),
+            json!([{"name": contract::sidecar::PORT_NAME, "containerPort": port, "protocol": "TCP"}]),
             "{name}"
         );
         let args = json!([
             "--listen",
             format!("0.0.0.0:{port}"),
             "--socket",
-            "/var/run/kube-metrics-collector/metrics.sock",
+            contract::sidecar::SOCKET_PATH,
             "--podinfo",
-            "/etc/podinfo"
+            contract::sidecar::PODINFO_DIR
         ]);
         assert_eq!(sidecar["args"], args, "{name}");
         let cmdline = format!(
@@ -345,9 +350,9 @@ fn injected_pods_have_what_the_collector_needs() {
         );
 
         for (env, field) in [
-            ("POD_NAME", "metadata.name"),
-            ("POD_NAMESPACE", "metadata.namespace"),
-            ("NODE_NAME", "spec.nodeName"),
+            (contract::sidecar::ENV_POD_NAME, "metadata.name"),
+            (contract::sidecar::ENV_POD_NAMESPACE, "metadata.namespace"),
+            (contract::sidecar::ENV_NODE_NAME, "spec.nodeName"),
         ] {
             let found = sidecar["env"]
                 .as_array()
@@ -363,7 +368,7 @@ fn injected_pods_have_what_the_collector_needs() {
             .unwrap_or_default();
         let podinfo = volumes
             .iter()
-            .find(|v| v["name"] == "kube-metrics-collector-podinfo")
+            .find(|v| v["name"] == contract::sidecar::PODINFO_VOLUME)
             .cloned()
             .unwrap_or_default();
         let items: Vec<&str> = podinfo["downwardAPI"]["items"]
@@ -372,21 +377,17 @@ fn injected_pods_have_what_the_collector_needs() {
             .flatten()
             .filter_map(|i| i["path"].as_str())
             .collect();
-        assert_eq!(
-            items,
-            [
-                "labels",
-                "annotations",
-                "compute_memory_request",
-                "compute_memory_limit"
-            ],
-            "{name}"
-        );
+        assert_eq!(items, contract::sidecar::PODINFO_FILES, "{name}");
         assert_eq!(
             podinfo["downwardAPI"]["items"][3]["resourceFieldRef"],
             json!({"containerName": "compute", "resource": "limits.memory", "divisor": "1"})
         );
-        assert!(volumes.iter().any(|v| v["name"] == "kube-metrics-collector-socket" && v["emptyDir"] == json!({})), "{name}");
+        assert!(
+            volumes.iter().any(
+                |v| v["name"] == contract::sidecar::SOCKET_VOLUME && v["emptyDir"] == json!({})
+            ),
+            "{name}"
+        );
         let mounts: Vec<(&str, &str)> = sidecar["volumeMounts"]
             .as_array()
             .into_iter()
@@ -396,10 +397,13 @@ fn injected_pods_have_what_the_collector_needs() {
         assert_eq!(
             mounts,
             [
-                ("kube-metrics-collector-podinfo", "/etc/podinfo"),
                 (
-                    "kube-metrics-collector-socket",
-                    "/var/run/kube-metrics-collector"
+                    contract::sidecar::PODINFO_VOLUME,
+                    contract::sidecar::PODINFO_DIR
+                ),
+                (
+                    contract::sidecar::SOCKET_VOLUME,
+                    contract::sidecar::SOCKET_DIR
                 )
             ],
             "{name}"
@@ -442,7 +446,8 @@ fn injected_pods_have_what_the_collector_needs() {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .any(|e| e == &json!({"name": "KMC_LOG_LEVEL", "value": "debug"}))
+                    .any(|e| e
+                        == &json!({"name": contract::sidecar::ENV_LOG_LEVEL, "value": "debug"}))
             );
         }
     }
@@ -481,22 +486,24 @@ fn skips_are_annotated_except_for_pods_that_are_not_ours() {
         if reason == SkipReason::NotLauncher {
             assert_eq!(ops, json!([]), "{}", case.name);
         } else {
-            assert_eq!(annotations[STATUS_KEY], "skipped", "{}", case.name);
             assert_eq!(
-                annotations["kube-metrics-collector.io/reason"],
-                reason.as_str(),
+                annotations[STATUS],
+                contract::pod::STATUS_SKIPPED,
                 "{}",
                 case.name
             );
+            assert_eq!(annotations[REASON], reason.as_str(), "{}", case.name);
             // Only a skip for the VM's type says who judged the VM.
             let source = match (reason, case.vmi) {
-                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, Some(_)) => json!("vmi"),
+                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, Some(_)) => {
+                    json!(REASON_SOURCE_VMI)
+                }
                 (SkipReason::DedicatedCpus | SkipReason::VfioDevice, None) => {
-                    json!("pod-fallback")
+                    json!(REASON_SOURCE_POD_FALLBACK)
                 }
                 _ => Value::Null,
             };
-            assert_eq!(annotations[REASON_SOURCE_KEY], source, "{}", case.name);
+            assert_eq!(annotations[REASON_SOURCE], source, "{}", case.name);
         }
     }
 }

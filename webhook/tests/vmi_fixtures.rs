@@ -10,8 +10,8 @@ use kube_metrics_webhook::vmi::{
 };
 use serde_json::Value;
 
-/// design.md's default sidecar port.
-const PORT: u16 = 48080;
+/// The default sidecar port.
+const PORT: u16 = kube_metrics_contract::sidecar::PORT;
 
 /// KubeVirt's API round-trip object (`shared/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json`,
 /// copied so a clone tests on its own): every field set, with nonsense values.

@@ -248,7 +248,7 @@ impl Builder<'_> {
 
     fn pod_families(&mut self, scope: &Scope) {
         self.family(
-            "kubevirt_pod_infra_pod_info",
+            kube_metrics_contract::metrics::POD_INFO,
             "1, with the pod's namespace and name from the downward API.",
             Kind::Gauge,
         );

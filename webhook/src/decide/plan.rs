@@ -1,9 +1,10 @@
 //! The concrete sidecar for one pod: port, user, resources, per-pod overrides. No I/O.
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kube_metrics_contract::pod::{CPU_LIMIT, LOG_LEVEL, MEMORY_LIMIT};
 use std::collections::BTreeSet;
 
 use super::quantity::{self, Quantity};
-use super::{COMPUTE, CPU_LIMIT_KEY, LOG_LEVEL_KEY, MEMORY_LIMIT_KEY, all_containers};
+use super::{COMPUTE, all_containers};
 use crate::policy::{Bounds, EPHEMERAL_PORTS, Mode, Policy, Scrape};
 use crate::vmi::{PathDecision, PathReason, ScrapePath, Source, Verdict};
 
@@ -60,19 +61,19 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
 
     let mut cpu = policy.cpu.clone();
     let mut memory = policy.memory.clone();
-    if let Some(value) = annotation(CPU_LIMIT_KEY) {
+    if let Some(value) = annotation(CPU_LIMIT) {
         override_limit(
             &mut cpu,
-            CPU_LIMIT_KEY,
+            CPU_LIMIT,
             value,
             &policy.max_cpu_limit,
             &mut warnings,
         );
     }
-    if let Some(value) = annotation(MEMORY_LIMIT_KEY) {
+    if let Some(value) = annotation(MEMORY_LIMIT) {
         override_limit(
             &mut memory,
-            MEMORY_LIMIT_KEY,
+            MEMORY_LIMIT,
             value,
             &policy.max_memory_limit,
             &mut warnings,
@@ -83,12 +84,12 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
         cpu.request = cpu.limit.clone();
         memory.request = memory.limit.clone();
     }
-    let log_level = annotation(LOG_LEVEL_KEY).and_then(|value| {
+    let log_level = annotation(LOG_LEVEL).and_then(|value| {
         let valid = LOG_LEVELS.contains(&value);
         if !valid {
             let levels = LOG_LEVELS.join(", ");
             warnings.push(format!(
-                "ignored {LOG_LEVEL_KEY}={:?}: must be one of {levels}",
+                "ignored {LOG_LEVEL}={:?}: must be one of {levels}",
                 shown(value)
             ));
         }

@@ -2,6 +2,7 @@
 //! VMI (the lookup found nothing: the pod's signals decide). With a VMI: `vmi_tests.rs`.
 use super::*;
 use crate::policy::Policy;
+use kube_metrics_contract::sidecar::{CONTAINER_NAME, PODINFO_VOLUME, PORT};
 use serde_json::{Value, json};
 
 /// The launcher pod inside `tests/fixtures/admission/pod-a.json`, a KubeVirt v1.8.4 AdmissionReview.
@@ -286,7 +287,7 @@ fn skip_reasons() {
 fn injects_the_fixture_pod_with_the_policy_defaults() {
     let plan = plan_of(&pod_a());
     let policy = Policy::default();
-    assert_eq!(plan.port, 48080);
+    assert_eq!(plan.port, PORT);
     assert_eq!(
         plan.run_as,
         RunAs {
@@ -350,7 +351,7 @@ fn bare_pod_without_annotations_volumes_or_init_containers_is_injected() {
     ]
     .iter()
     .fold(pod_a(), |p, k| without(p, k));
-    assert_eq!(plan_of(&pod).port, 48080);
+    assert_eq!(plan_of(&pod).port, PORT);
 }
 
 #[test]
@@ -360,7 +361,7 @@ fn hugepages_are_not_a_device() {
         "/spec/containers/0/resources/limits/hugepages-2Mi",
         json!("1Gi"),
     );
-    assert_eq!(plan_of(&pod).port, 48080);
+    assert_eq!(plan_of(&pod).port, PORT);
 }
 
 #[test]

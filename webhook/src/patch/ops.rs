@@ -3,12 +3,13 @@
 //! existing is replaced or reordered. No I/O.
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation};
+use kube_metrics_contract::pod::{
+    REASON, REASON_SOURCE, SCRAPE, STATUS, STATUS_INJECTED, STATUS_SKIPPED,
+};
 use serde_json::{Map, Value, json};
 
 use super::sidecar;
-use crate::decide::{
-    Decision, Plan, REASON_KEY, REASON_SOURCE_KEY, SCRAPE_KEY, STATUS_KEY, SkipReason,
-};
+use crate::decide::{Decision, Plan, SkipReason};
 use crate::policy::Mode;
 
 /// The pod's JSON is not shaped as its typed form promised (a member of the wrong type).
@@ -21,7 +22,7 @@ pub fn operations(pod: &Value, decision: &Decision) -> Result<Vec<PatchOperation
     match decision {
         Decision::Inject(plan) => inject(pod, plan),
         Decision::Skip(reason) if reason.is_annotated() => {
-            let entries = [(STATUS_KEY, "skipped"), (REASON_KEY, reason.as_str())];
+            let entries = [(STATUS, STATUS_SKIPPED), (REASON, reason.as_str())];
             let mut ops = Vec::new();
             add_entries(pod, &["metadata", "annotations"], &entries, &mut ops)?;
             Ok(ops)
@@ -29,9 +30,9 @@ pub fn operations(pod: &Value, decision: &Decision) -> Result<Vec<PatchOperation
         Decision::Skip(_) => Ok(Vec::new()),
         Decision::Unsafe { reason, source } => {
             let entries = [
-                (STATUS_KEY, "skipped"),
-                (REASON_KEY, reason.as_str()),
-                (REASON_SOURCE_KEY, source.as_str()),
+                (STATUS, STATUS_SKIPPED),
+                (REASON, reason.as_str()),
+                (REASON_SOURCE, source.as_str()),
             ];
             let mut ops = Vec::new();
             add_entries(pod, &["metadata", "annotations"], &entries, &mut ops)?;
@@ -73,15 +74,15 @@ fn inject(pod: &Value, plan: &Plan) -> Result<Vec<PatchOperation>, ShapeError> {
         pod,
         &["metadata", "annotations"],
         &[
-            (STATUS_KEY, "injected"),
-            (REASON_SOURCE_KEY, plan.source.as_str()),
+            (STATUS, STATUS_INJECTED),
+            (REASON_SOURCE, plan.source.as_str()),
         ],
         &mut ops,
     )?;
     add_entries(
         pod,
         &["metadata", "labels"],
-        &[(SCRAPE_KEY, plan.scrape.path.as_str())],
+        &[(SCRAPE, plan.scrape.path.as_str())],
         &mut ops,
     )?;
     Ok(ops)

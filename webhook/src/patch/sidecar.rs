@@ -1,21 +1,19 @@
 //! The injected container and its two volumes as raw JSON, exactly as docs/design.md fixes them.
 //! No I/O.
+use kube_metrics_contract::sidecar::{
+    CONTAINER_NAME, ENV_LOG_LEVEL, ENV_NODE_NAME, ENV_POD_NAME, ENV_POD_NAMESPACE,
+    PODINFO_ANNOTATIONS, PODINFO_DIR, PODINFO_LABELS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
+    PODINFO_VOLUME, PORT_NAME, SOCKET_DIR, SOCKET_PATH, SOCKET_VOLUME,
+};
 use serde_json::{Value, json};
 
-use crate::decide::{COMPUTE, CONTAINER_NAME, PODINFO_VOLUME, Plan, SOCKET_VOLUME};
+use crate::decide::{COMPUTE, Plan};
 use crate::policy::Mode;
 
 /// The collector binary in the image (the image holds both binaries under /usr/local/bin, like the
 /// webhook's own Deployment). An absolute path: the image's entry point is the webhook's, and the
 /// exec probe must not depend on `PATH`.
 pub const COLLECTOR_BINARY: &str = "/usr/local/bin/kube-metrics-collector";
-/// The named containerPort (docs/design.md); PodMonitors select it by name.
-pub const PORT_NAME: &str = "kmc-metrics";
-pub const PODINFO_DIR: &str = "/etc/podinfo";
-pub const SOCKET_DIR: &str = "/var/run/kube-metrics-collector";
-pub const SOCKET_PATH: &str = "/var/run/kube-metrics-collector/metrics.sock";
-/// The collector's log filter (its `--log-level` env twin), set from the log-level annotation.
-pub const LOG_LEVEL_ENV: &str = "KMC_LOG_LEVEL";
 
 /// Seconds between liveness probes: each one forks a short process in the VM's PID namespace, so
 /// rarely; the collector only needs restarting when it is wedged.
@@ -24,12 +22,13 @@ const PROBE_PERIOD_SECONDS: u32 = 30;
 /// The collector container for `plan`.
 pub fn container(plan: &Plan) -> Value {
     let mut env = vec![
-        field_env("POD_NAME", "metadata.name"),
-        field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env(ENV_POD_NAME, "metadata.name"),
+        field_env(ENV_POD_NAMESPACE, "metadata.namespace"),
     ];
-    env.push(field_env("NODE_NAME", "spec.nodeName"));
+    env.push(field_env(ENV_NODE_NAME, "spec.nodeName"));
     if let Some(level) = &plan.log_level {
-        env.push(json!({"name": LOG_LEVEL_ENV, "value": level}));
+        // The collector's `--log-level` env twin, set from the log-level annotation.
+        env.push(json!({"name": ENV_LOG_LEVEL, "value": level}));
     }
     let mut security = json!({
         "runAsUser": plan.run_as.uid,
@@ -89,10 +88,10 @@ pub fn volumes() -> [Value; 2] {
     let podinfo = json!({
         "name": PODINFO_VOLUME,
         "downwardAPI": {"items": [
-            {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
-            {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
-            memory("compute_memory_request", "requests.memory"),
-            memory("compute_memory_limit", "limits.memory"),
+            {"path": PODINFO_LABELS, "fieldRef": {"fieldPath": "metadata.labels"}},
+            {"path": PODINFO_ANNOTATIONS, "fieldRef": {"fieldPath": "metadata.annotations"}},
+            memory(PODINFO_MEMORY_REQUEST, "requests.memory"),
+            memory(PODINFO_MEMORY_LIMIT, "limits.memory"),
         ]},
     });
     [podinfo, json!({"name": SOCKET_VOLUME, "emptyDir": {}})]

@@ -1,6 +1,7 @@
 //! `review` on the fixture AdmissionReview and on broken ones.
 use super::*;
 use crate::vmi::{PathReason, VmiFacts};
+use kube_metrics_contract::pod;
 use serde_json::json;
 
 fn review_a() -> Value {
@@ -195,7 +196,7 @@ fn internal_error_messages_are_bounded() {
 #[test]
 fn invalid_override_is_a_warning_in_the_answer() {
     let mut review = review_a();
-    review["request"]["object"]["metadata"]["annotations"]["kube-metrics-collector.io/memory-limit"] =
+    review["request"]["object"]["metadata"]["annotations"][pod::MEMORY_LIMIT] =
         json!("x".repeat(1 << 20));
     let (reviewed, answer) = answer(&review);
     assert_eq!(reviewed.outcome, Outcome::Injected);
@@ -203,7 +204,7 @@ fn invalid_override_is_a_warning_in_the_answer() {
         .as_str()
         .unwrap_or_default();
     assert!(
-        warning.starts_with("ignored kube-metrics-collector.io/memory-limit="),
+        warning.starts_with(&format!("ignored {}=", pod::MEMORY_LIMIT)),
         "{warning}"
     );
     assert!(warning.len() < 200, "{} bytes", warning.len());
@@ -231,8 +232,7 @@ fn parse_names_the_vmi_only_when_the_vm_decides() {
         Some(("vm-demo".to_owned(), "fedora-a".to_owned(), true))
     );
     let mut opted_out = review_a();
-    opted_out["request"]["object"]["metadata"]["labels"]["kube-metrics-collector.io/inject"] =
-        json!("disabled");
+    opted_out["request"]["object"]["metadata"]["labels"][pod::INJECT] = json!(pod::INJECT_DISABLED);
     let mut update = review_a();
     update["request"]["operation"] = json!("UPDATE");
     let mut hotplug = review_a();

@@ -24,8 +24,8 @@ pub enum ScrapePath {
 impl ScrapePath {
     pub fn as_str(self) -> &'static str {
         match self {
-            ScrapePath::Direct => "direct",
-            ScrapePath::Relay => "relay",
+            ScrapePath::Direct => kube_metrics_contract::pod::SCRAPE_DIRECT,
+            ScrapePath::Relay => kube_metrics_contract::pod::SCRAPE_RELAY,
         }
     }
 }

@@ -24,8 +24,8 @@ pub enum Source {
 impl Source {
     pub fn as_str(self) -> &'static str {
         match self {
-            Source::Vmi => "vmi",
-            Source::PodFallback => "pod-fallback",
+            Source::Vmi => kube_metrics_contract::pod::REASON_SOURCE_VMI,
+            Source::PodFallback => kube_metrics_contract::pod::REASON_SOURCE_POD_FALLBACK,
         }
     }
 }

@@ -52,7 +52,7 @@ pub fn webhook_config(ca: [Option<&str>; 2]) -> Value {
             "name": name, "admissionReviewVersions": ["v1"], "clientConfig": client_config,
             "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
                        "resources": ["pods"], "scope": "Namespaced"}],
-            "namespaceSelector": {"matchLabels": {"kube-metrics-collector.io/inject": "enabled"}},
+            "namespaceSelector": {"matchLabels": {(kube_metrics_contract::pod::INJECT): kube_metrics_contract::pod::INJECT_ENABLED}},
             "objectSelector": {"matchLabels": {"kubevirt.io": "virt-launcher"}},
             "matchPolicy": "Equivalent", "sideEffects": "None", "failurePolicy": "Ignore",
             "timeoutSeconds": 5, "reinvocationPolicy": "Never",
