@@ -10,6 +10,10 @@
 
 use serde_json::Value;
 
+mod smaps;
+
+pub use smaps::{Resident, resident};
+
 /// One memory backend object (`-object memory-backend-{ram,memfd,file}`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
@@ -20,6 +24,8 @@ pub struct Backend {
     pub hugetlb: bool,
     /// Every page touched at start (`prealloc`): the whole size is resident from the first read.
     pub prealloc: bool,
+    /// `mem-path` of a file backend: the file, or the directory QEMU creates its file in.
+    pub mem_path: Option<String>,
 }
 
 /// The QOM type of a memory backend.
@@ -143,6 +149,7 @@ impl GuestMemory {
             size: size(fields.get("size")?, Unit::Byte)?,
             hugetlb,
             prealloc: fields.flag("prealloc"),
+            mem_path: fields.get("mem-path").map(str::to_owned),
         });
         Some(())
     }

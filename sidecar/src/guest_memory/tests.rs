@@ -15,6 +15,7 @@ fn ram(id: &str, size: u64) -> Backend {
         size,
         hugetlb: false,
         prealloc: false,
+        mem_path: None,
     }
 }
 
