@@ -18,6 +18,9 @@ pub struct Resident {
     pub hugetlb: u64,
     /// Bytes of guest RAM swapped out.
     pub swap: u64,
+    /// Bytes of QEMU's RSS outside guest RAM (its own memory), from the same read, so that the two
+    /// parts always add up to the RSS of that moment.
+    pub other: u64,
     /// Backends whose mapping was found, and those whose was not.
     pub matched: u32,
     pub unmatched: u32,
@@ -52,6 +55,7 @@ pub fn resident(smaps: &[u8], memory: &GuestMemory) -> Resident {
             None => found.unmatched += 1,
         }
     }
+    found.other = mappings.iter().map(|m| m.rss).sum();
     found
 }
 

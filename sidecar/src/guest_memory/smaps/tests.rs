@@ -82,6 +82,7 @@ fn joins_split_anonymous_mappings() {
     };
     let found = resident(smaps.as_bytes(), &memory);
     assert_eq!(found.resident, 768 * KIB);
+    assert_eq!(found.other, 4 * KIB, "the stack is QEMU's own");
     assert_eq!(found.swap, 8 * KIB);
     assert_eq!(found.matched, 1);
 }
