@@ -18,6 +18,7 @@ pub mod args;
 pub mod classify;
 pub mod collect;
 pub mod exposition;
+pub mod guest_memory;
 pub mod identity;
 pub mod log;
 pub mod probe;

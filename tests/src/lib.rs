@@ -24,6 +24,7 @@ pub mod process;
 pub mod process_exporter;
 pub mod prometheus;
 pub mod promql;
+pub mod qemu;
 pub mod relay;
 
 pub use process::{Guarded, preflight, wait_for};

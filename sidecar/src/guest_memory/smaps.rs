@@ -1,0 +1,161 @@
+//! Which of QEMU's mappings hold guest RAM, and how much of them is resident, from
+//! `/proc/<qemu>/smaps`. No I/O.
+//!
+//! QEMU maps each memory backend as one region of exactly the backend's size: anonymous memory for
+//! `memory-backend-ram`, `/memfd:...` for memfd, a file under `mem-path` for file backends. The
+//! kernel may split a region into several adjacent mappings (madvise, KSM, THP), so adjacent
+//! anonymous mappings with the same permissions are joined before sizes are compared.
+
+use super::{Backend, BackendKind, GuestMemory};
+use crate::proc::parse::number;
+
+/// Guest RAM in QEMU's address space, summed over the backends that were found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resident {
+    /// Bytes of guest RAM in QEMU's RSS (hugetlb pages are never in RSS).
+    pub resident: u64,
+    /// Bytes of hugetlb pages of guest RAM.
+    pub hugetlb: u64,
+    /// Bytes of guest RAM swapped out.
+    pub swap: u64,
+    /// Bytes of QEMU's RSS outside guest RAM (its own memory), from the same read, so that the two
+    /// parts always add up to the RSS of that moment.
+    pub other: u64,
+    /// Backends whose mapping was found, and those whose was not.
+    pub matched: u32,
+    pub unmatched: u32,
+}
+
+/// One mapping, or a run of adjacent anonymous ones, with the fields we use, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Mapping<'a> {
+    start: u64,
+    end: u64,
+    perms: &'a [u8],
+    /// Empty for anonymous memory.
+    path: &'a [u8],
+    rss: u64,
+    hugetlb: u64,
+    swap: u64,
+}
+
+/// The guest-RAM part of `smaps` for the backends in `memory`.
+pub fn resident(smaps: &[u8], memory: &GuestMemory) -> Resident {
+    let mut mappings = joined(parse(smaps));
+    let mut found = Resident::default();
+    for backend in &memory.backends {
+        let at = mappings.iter().position(|m| holds(m, backend));
+        match at.map(|i| mappings.swap_remove(i)) {
+            Some(m) => {
+                found.resident += m.rss;
+                found.hugetlb += m.hugetlb;
+                found.swap += m.swap;
+                found.matched += 1;
+            }
+            None => found.unmatched += 1,
+        }
+    }
+    found.other = mappings.iter().map(|m| m.rss).sum();
+    found
+}
+
+/// Whether `mapping` is the region QEMU mapped for `backend`.
+fn holds(mapping: &Mapping<'_>, backend: &Backend) -> bool {
+    if mapping.end - mapping.start != backend.size {
+        return false;
+    }
+    match backend.kind {
+        BackendKind::Ram => is_anonymous(mapping.path),
+        BackendKind::Memfd => mapping.path.starts_with(b"/memfd:"),
+        BackendKind::File => backend
+            .mem_path
+            .as_deref()
+            .is_some_and(|dir| mapping.path.starts_with(dir.as_bytes())),
+    }
+}
+
+/// Anonymous memory has no path, or a name given with `PR_SET_VMA_ANON_NAME`.
+fn is_anonymous(path: &[u8]) -> bool {
+    path.is_empty() || path.starts_with(b"[anon:")
+}
+
+/// Every mapping of `smaps`, in address order.
+fn parse(smaps: &[u8]) -> Vec<Mapping<'_>> {
+    let mut mappings: Vec<Mapping<'_>> = Vec::new();
+    for line in smaps.split(|&b| b == b'\n') {
+        if let Some(header) = header(line) {
+            mappings.push(header);
+            continue;
+        }
+        let (Some(last), Some((key, kib))) = (mappings.last_mut(), field(line)) else {
+            continue;
+        };
+        let bytes = kib.saturating_mul(1024);
+        match key {
+            b"Rss" => last.rss = bytes,
+            b"Swap" => last.swap = bytes,
+            b"Shared_Hugetlb" | b"Private_Hugetlb" => last.hugetlb += bytes,
+            _ => {}
+        }
+    }
+    mappings
+}
+
+/// Adjacent anonymous mappings with the same permissions, joined into one.
+fn joined(mappings: Vec<Mapping<'_>>) -> Vec<Mapping<'_>> {
+    let mut out: Vec<Mapping<'_>> = Vec::with_capacity(mappings.len());
+    for m in mappings {
+        match out.last_mut() {
+            Some(last)
+                if last.end == m.start
+                    && last.perms == m.perms
+                    && is_anonymous(last.path)
+                    && is_anonymous(m.path) =>
+            {
+                last.end = m.end;
+                last.rss += m.rss;
+                last.hugetlb += m.hugetlb;
+                last.swap += m.swap;
+            }
+            _ => out.push(m),
+        }
+    }
+    out
+}
+
+/// `start-end perms offset dev inode [path]`.
+fn header(line: &[u8]) -> Option<Mapping<'_>> {
+    let mut fields = line.splitn(6, |&b| b == b' ');
+    let range = fields.next()?;
+    let dash = range.iter().position(|&b| b == b'-')?;
+    let start = hex(range.get(..dash)?)?;
+    let end = hex(range.get(dash + 1..)?)?;
+    let perms = fields.next()?;
+    // offset, device and inode
+    for _ in 0..3 {
+        fields.next()?;
+    }
+    let path = fields.next().unwrap_or_default().trim_ascii();
+    (end >= start).then_some(Mapping {
+        start,
+        end,
+        perms,
+        path,
+        ..Mapping::default()
+    })
+}
+
+/// `Key:   N kB`.
+fn field(line: &[u8]) -> Option<(&[u8], u64)> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let value = line.get(colon + 1..)?.trim_ascii();
+    let digits = value.strip_suffix(b" kB")?;
+    Some((line.get(..colon)?, number(digits.trim_ascii())?))
+}
+
+fn hex(digits: &[u8]) -> Option<u64> {
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests;
