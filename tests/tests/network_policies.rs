@@ -115,44 +115,7 @@ fn check_install_policies(docs: &[Value], monitoring: &str) -> Result<()> {
         (WEBHOOK, webhook, relay, &webhook_ports),
     ] {
         let policy = named(docs, "NetworkPolicy", name)?;
-        ensure!(
-            policy["metadata"]["namespace"] == NAMESPACE,
-            "{name}: namespace"
-        );
-        ensure!(
-            policy["spec"]["policyTypes"] == json!(["Ingress"]),
-            "{name}: policyTypes"
-        );
-        ensure!(
-            policy["spec"].get("egress").is_none(),
-            "{name}: egress rules"
-        );
-        let selector = &policy["spec"]["podSelector"];
-        ensure!(
-            np::selects(selector, &pods["metadata"]["labels"]),
-            "{name}: misses its pods"
-        );
-        ensure!(
-            !np::selects(selector, &others["metadata"]["labels"]),
-            "{name}: selects others"
-        );
-        // Every port a rule names is one the pods declare: a misspelt name would admit nothing.
-        for rule_port in rules(policy)
-            .iter()
-            .flat_map(|r| r["ports"].as_array().into_iter().flatten())
-        {
-            ensure!(
-                ports.iter().any(|p| np::port_matches(rule_port, p)),
-                "{name}: {rule_port} names no declared port"
-            );
-        }
-        // The metrics rule comes first, so that one documented patch reaches every policy.
-        let first = rules(policy).first().context("no rules")?;
-        ensure!(
-            first["from"] == only_from(monitoring),
-            "{name}: {}",
-            first["from"]
-        );
+        check_policy_shape(policy, pods, others, ports, monitoring).with_context(|| name)?;
     }
 
     let relay_rules = rules(named(docs, "NetworkPolicy", RELAY)?);
@@ -176,6 +139,57 @@ fn check_install_policies(docs: &[Value], monitoring: &str) -> Result<()> {
         .context("targetPort")?;
     let reached: Vec<&Port> = webhook_ports.iter().filter(|p| p.name == target).collect();
     ensure!(reached.len() == 1 && np::rule_admits(api_server, reached[0]));
+    Ok(())
+}
+
+/// One policy of the install: in our namespace, Ingress only, selecting `pods` but not `others`,
+/// naming only ports the pods declare, with the rule from `monitoring` first.
+fn check_policy_shape(
+    policy: &Value,
+    pods: &Value,
+    others: &Value,
+    ports: &BTreeSet<Port>,
+    monitoring: &str,
+) -> Result<()> {
+    let name = policy["metadata"]["name"].as_str().unwrap_or("?");
+    ensure!(
+        policy["metadata"]["namespace"] == NAMESPACE,
+        "{name}: namespace"
+    );
+    ensure!(
+        policy["spec"]["policyTypes"] == json!(["Ingress"]),
+        "{name}: policyTypes"
+    );
+    ensure!(
+        policy["spec"].get("egress").is_none(),
+        "{name}: egress rules"
+    );
+    let selector = &policy["spec"]["podSelector"];
+    ensure!(
+        np::selects(selector, &pods["metadata"]["labels"]),
+        "{name}: misses its pods"
+    );
+    ensure!(
+        !np::selects(selector, &others["metadata"]["labels"]),
+        "{name}: selects others"
+    );
+    // Every port a rule names is one the pods declare: a misspelt name would admit nothing.
+    for rule_port in rules(policy)
+        .iter()
+        .flat_map(|r| r["ports"].as_array().into_iter().flatten())
+    {
+        ensure!(
+            ports.iter().any(|p| np::port_matches(rule_port, p)),
+            "{name}: {rule_port} names no declared port"
+        );
+    }
+    // The metrics rule comes first, so that one documented patch reaches every policy.
+    let first = rules(policy).first().context("no rules")?;
+    ensure!(
+        first["from"] == only_from(monitoring),
+        "{name}: {}",
+        first["from"]
+    );
     Ok(())
 }
 
