@@ -290,11 +290,16 @@ fn check_template_ports(template: &str, docs: &[Value]) -> Result<()> {
 fn network_policies_pass_strict_validation() -> Result<()> {
     let templates = templates()?;
     let mut policies: Vec<&Value> = templates.iter().flat_map(|(_, docs)| docs).collect();
-    for manifests::Rendered { docs, .. } in manifests::rendered()? {
+    let mut want = 1 + 2; // isolated, not-isolated
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
         policies.extend(of_kind(docs, "NetworkPolicy"));
+        want += monitoring_namespace(variant).map_or(0, |_| 2);
     }
-    // 2 in each of four variants, 1 + 2 in the templates.
-    ensure!(policies.len() == 11, "{} policies", policies.len());
+    ensure!(
+        policies.len() == want,
+        "{} policies, not {want}",
+        policies.len()
+    );
     kubernetes_validate(&policies)?;
     let bad = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "x"}, "spec": {"podSelectr": {}, "ingress": [{"ports": [{"port": 1}]}]}});
