@@ -14,11 +14,13 @@
 pub mod bench;
 pub mod binaries;
 pub mod collector;
+pub mod crd_schema;
 pub mod exposition;
 pub mod hostproc;
 pub mod http;
 pub mod launcher;
 pub mod manifests;
+pub mod network_policy;
 pub mod pod;
 pub mod process;
 pub mod process_exporter;

@@ -33,6 +33,7 @@ const CORE_GROUPS: &[&str] = &[
     "apps",
     "batch",
     "policy",
+    "networking.k8s.io",
     "rbac.authorization.k8s.io",
     "admissionregistration.k8s.io",
 ];
