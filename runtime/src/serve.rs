@@ -108,7 +108,7 @@ pub async fn serve_with<S, H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let total = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX >> 3);
+    let total = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     let permits = Arc::new(Semaphore::new(total as usize));
     let (cut_tx, cut) = Shutdown::channel();
     let drain = options.drain;
