@@ -30,7 +30,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use kube_metrics_contract::{relay, sidecar};
-use tokio::net::TcpListener;
 
 pub use discover::Layout;
 pub use gather::Relay;
@@ -129,11 +128,11 @@ impl RelayArgs {
 
 /// Serves the relay on `config.listen` until SIGTERM or SIGINT.
 pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
+    let listener = kube_metrics_runtime::listen::bind_tcp(config.listen)
         .await
         .with_context(|| format!("failed to bind {}", config.listen))?;
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("failed to install the SIGTERM handler")?;
+    let shutdown =
+        kube_metrics_runtime::Shutdown::on_signal().context("failed to install signal handlers")?;
     tracing::info!(
         listen = %config.listen,
         kubelet_root = %config.layout.kubelet_root.display(),
@@ -141,14 +140,8 @@ pub async fn run(config: RelayConfig) -> anyhow::Result<()> {
         "Relay serving"
     );
     let relay = Arc::new(Relay::new(config.layout, config.limits));
-    let shutdown = async move {
-        tokio::select! {
-            _ = sigterm.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("Relay shutting down");
-    };
     serve::serve(listener, relay, shutdown).await;
+    tracing::info!("Relay stopped");
     Ok(())
 }
 

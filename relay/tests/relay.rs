@@ -248,10 +248,8 @@ async fn serves_metrics_and_healthz_over_http() {
     let node = node();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve::serve(listener, relay(&node.root), async {
-        let _ = stopped.await;
-    }));
+    let (stop, shutdown) = kube_metrics_runtime::Shutdown::channel();
+    let server = tokio::spawn(serve::serve(listener.into(), relay(&node.root), shutdown));
 
     let metrics = get(addr, "GET", "/metrics").await;
     assert!(metrics.starts_with("HTTP/1.0 200"), "{metrics}");
@@ -266,14 +264,17 @@ async fn serves_metrics_and_healthz_over_http() {
             .await
             .starts_with("HTTP/1.0 200")
     );
+    let refused = get(addr, "POST", "/metrics").await;
+    assert!(refused.starts_with("HTTP/1.0 405"), "{refused}");
+    let head = refused.to_ascii_lowercase();
+    assert!(head.contains("\r\nallow: get\r\n"), "{refused}");
     assert!(
-        get(addr, "POST", "/metrics")
-            .await
-            .starts_with("HTTP/1.0 405")
+        head.contains("content-type: text/plain; charset=utf-8"),
+        "{refused}"
     );
     assert!(get(addr, "GET", "/nope").await.starts_with("HTTP/1.0 404"));
 
-    let _ = stop.send(());
+    let _ = stop.send(true);
     tokio::time::timeout(Duration::from_secs(5), server)
         .await
         .unwrap()

@@ -1,13 +1,9 @@
 //! The HTTP surface: `GET /metrics`, `/healthz`, `/readyz` on TCP and/or a Unix socket.
 //!
 //! Scrapes are coalesced: one collection at a time, and a scrape that arrives while one runs, or
-//! within `--min-interval-ms` of the last, is answered from it. Shutdown on SIGTERM/SIGINT clears
-//! readiness, stops accepting, drains in-flight requests with a deadline and removes the socket.
+//! within `--min-interval-ms` of the last, is answered from it. Listeners, timeouts, shutdown on
+//! SIGTERM/SIGINT and the drain are `kube_metrics_runtime`'s; readiness goes when shutdown starts.
 
-use std::convert::Infallible;
-use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,24 +13,13 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::watch;
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::{Options, Shutdown, listen};
 
 use crate::args::ServeConfig;
 use crate::exposition::{self, Format, Metrics};
 use crate::identity::Env;
 use crate::scrape::Scraper;
-
-/// A client must send its request headers within this time, so a port scanner or stalled client
-/// cannot hold a connection open.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Below the default 30 s termination grace period, so we exit on our own terms.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A body of our size (~30 KB for a launcher pod) in one allocation.
 const ENCODE_CAPACITY: usize = 32 * 1024;
@@ -45,7 +30,10 @@ pub struct State {
     scraper: Arc<Mutex<Scraper>>,
     latest: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
     min_interval: Duration,
+    /// Set by the first collection.
     ready: AtomicBool,
+    /// Readiness goes once shutdown starts.
+    shutdown: Shutdown,
 }
 
 /// One collection, encoded lazily once per format.
@@ -65,74 +53,44 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         socket,
         min_interval,
     } = config;
-    let tcp = match listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("failed to bind {addr}"))?,
-        ),
-        None => None,
-    };
-    let unix = match &socket {
-        Some(path) => {
-            Some(bind_unix(path).with_context(|| format!("failed to bind {}", path.display()))?)
-        }
-        None => None,
-    };
-    let tcp_addr = tcp.as_ref().and_then(|l| l.local_addr().ok());
-    tracing::info!(listen = ?tcp_addr, socket = ?socket, "Serving metrics");
+    let mut listeners = Vec::new();
+    if let Some(addr) = listen {
+        let tcp = listen::bind_tcp(addr)
+            .await
+            .with_context(|| format!("failed to bind {addr}"))?;
+        listeners.push(tcp);
+    }
+    if let Some(path) = &socket {
+        let unix = listen::bind_unix(path)
+            .with_context(|| format!("failed to bind {}", path.display()))?;
+        listeners.push(unix);
+    }
+    let tcp_addr = listeners.iter().find_map(listen::Listener::tcp_addr);
+    let shutdown = Shutdown::on_signal().context("failed to install signal handlers")?;
+    tracing::info!(
+        listen = tcp_addr.map(tracing::field::display),
+        socket = socket
+            .as_ref()
+            .map(|p| tracing::field::display(p.display())),
+        "Serving metrics"
+    );
 
     let state = Arc::new(State::new(
         Scraper::new(scrape, Env::from_env()),
         min_interval,
+        shutdown.clone(),
     ));
     // The first collection makes /readyz succeed and sets the baseline for restart counting.
     let warmup = Arc::clone(&state);
     tokio::spawn(async move { warmup.snapshot().await });
 
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    serve(tcp, unix, Arc::clone(&state), stop_rx).await;
-    if let Some(path) = &socket
-        && let Err(error) = std::fs::remove_file(path)
-    {
-        tracing::warn!(%error, path = %path.display(), "Failed to remove socket");
-    }
+    let handler = move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        async move { route(&req, &state).await }
+    };
+    kube_metrics_runtime::serve(listeners, handler, shutdown, Options::default()).await;
     tracing::info!("Stopped");
     Ok(())
-}
-
-/// The accept loop over both listeners; returns once drained after `stop` turns true.
-pub async fn serve(
-    tcp: Option<TcpListener>,
-    unix: Option<UnixListener>,
-    state: Arc<State>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            biased;
-            _ = stop.wait_for(|stop| *stop) => break,
-            accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                Ok(stream) => spawn_connection(stream, &state, &graceful),
-                Err(error) => tracing::warn!(%error, "Failed to accept connection"),
-            },
-            accepted = accept_unix(unix.as_ref()) => match accepted {
-                Ok(stream) => spawn_connection(stream, &state, &graceful),
-                Err(error) => tracing::warn!(%error, "Failed to accept connection"),
-            },
-        }
-    }
-    state.ready.store(false, Ordering::Release);
-    drop((tcp, unix));
-    tokio::select! {
-        () = graceful.shutdown() => tracing::debug!("Drained"),
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("Drain timed out"),
-    }
 }
 
 /// Every route, method and status code.
@@ -146,30 +104,29 @@ pub async fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Byte
             state.metrics(exposition::negotiate(accept)).await
         }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") if state.ready.load(Ordering::Acquire) => {
-            text(StatusCode::OK, "ready\n")
-        }
+        (&Method::GET, "/readyz") if state.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
-        (_, "/metrics" | "/healthz" | "/readyz") => {
-            let mut rsp = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-            rsp.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
-            rsp
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        (_, "/metrics" | "/healthz" | "/readyz") => method_not_allowed("GET"),
+        _ => not_found(),
     }
 }
 
 // === impl State ===
 
 impl State {
-    pub fn new(scraper: Scraper, min_interval: Duration) -> Self {
+    pub fn new(scraper: Scraper, min_interval: Duration, shutdown: Shutdown) -> Self {
         Self {
             scraper: Arc::new(Mutex::new(scraper)),
             latest: tokio::sync::Mutex::new(None),
             min_interval,
             ready: AtomicBool::new(false),
+            shutdown,
         }
+    }
+
+    /// Ready once a collection finished, and not after shutdown started.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire) && !self.shutdown.is_started()
     }
 
     async fn metrics(&self, format: Format) -> Response<Full<Bytes>> {
@@ -231,94 +188,4 @@ impl State {
         self.ready.store(true, Ordering::Release);
         snapshot
     }
-}
-
-fn spawn_connection<S>(stream: S, state: &Arc<State>, graceful: &GracefulShutdown)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let state = Arc::clone(state);
-    let service = service_fn(move |req: Request<Incoming>| {
-        let state = Arc::clone(&state);
-        async move { Ok::<_, Infallible>(route(&req, &state).await) }
-    });
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service);
-    let conn = graceful.watch(conn);
-    tokio::spawn(async move {
-        if let Err(error) = conn.await {
-            tracing::debug!(%error, "Connection closed with an error");
-        }
-    });
-}
-
-async fn accept_tcp(listener: Option<&TcpListener>) -> io::Result<tokio::net::TcpStream> {
-    match listener {
-        Some(l) => l.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
-}
-
-async fn accept_unix(listener: Option<&UnixListener>) -> io::Result<tokio::net::UnixStream> {
-    match listener {
-        Some(l) => l.accept().await.map(|(stream, _)| stream),
-        None => std::future::pending().await,
-    }
-}
-
-/// Mode of the collector's socket: owner and group may connect (see `bind_unix`).
-pub const SOCKET_MODE: u32 = 0o660;
-
-/// Binds a Unix socket, replacing a stale socket file a previous run left behind.
-pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "exists and is not a socket",
-            ));
-        }
-        Err(_) => {}
-    }
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let listener = UnixListener::bind(path)?;
-    // Connecting needs write permission on the socket. The node relay runs without
-    // CAP_DAC_OVERRIDE and reaches the socket through the pod's group (fsGroup 107), so the
-    // group gets read-write whatever the umask; others get nothing.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))?;
-    Ok(listener)
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!(signal = "SIGTERM", "Shutting down"),
-                _ = int.recv() => tracing::info!(signal = "SIGINT", "Shutting down"),
-            }
-        }
-        (Err(error), _) | (_, Err(error)) => {
-            tracing::error!(%error, "Cannot listen for signals; running until killed");
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut rsp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *rsp.status_mut() = status;
-    rsp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    rsp
 }

@@ -233,3 +233,164 @@ fn serves_metrics_health_and_stops_on_sigterm() {
     assert!(!socket.exists(), "socket file left behind");
     assert!(!probe(&socket));
 }
+
+/// The collector's JSON log lines, read on a thread as they come.
+#[derive(Clone, Default)]
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Log {
+    fn follow(self, lines: impl Iterator<Item = String> + Send + 'static) {
+        std::thread::spawn(move || {
+            for line in lines {
+                self.0.lock().unwrap().push(line);
+            }
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn since(&self, from: usize) -> Vec<String> {
+        self.0.lock().unwrap()[from..].to_vec()
+    }
+}
+
+/// User plus system CPU time of `pid`, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name may hold spaces; the fields after it are space-separated.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// With its descriptors used up, `accept` fails on every try while connections wait in the
+/// backlog. The collector must back off (not spin a core), log a bounded number of lines, and
+/// serve again once descriptors are free.
+#[test]
+fn out_of_descriptors_the_server_backs_off_and_recovers() {
+    use std::io::BufRead;
+    const LIMIT: usize = 64;
+    const IDLE: usize = 80;
+    const WINDOW: Duration = Duration::from_secs(2);
+    // An empty proc root: the host's /proc would fill the 64 descriptors with process files.
+    let proc_root = tempfile::tempdir().unwrap();
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={LIMIT}:{LIMIT}"))
+        .arg(BIN)
+        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+        .arg("--proc-root")
+        .arg(proc_root.path())
+        .args(["--podinfo", "/nonexistent", "--min-interval-ms", "0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) must be installed");
+    let mut server = Server(child);
+    // prlimit execs the collector: same pid.
+    let pid = server.0.id();
+    let mut lines = std::io::BufReader::new(server.0.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let addr = lines
+        .by_ref()
+        .take(20)
+        .find_map(|line| {
+            let rest = line.split_once("\"message\":\"Serving metrics\"")?.1;
+            let addr = rest.split_once("\"listen\":\"")?.1.split('"').next()?;
+            Some(addr.to_owned())
+        })
+        .expect("no \"Serving metrics\" line with the address");
+    let log = Log::default();
+    log.clone().follow(lines);
+    let healthy = |addr: &str| {
+        std::net::TcpStream::connect(addr).is_ok_and(|mut s| {
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            request(&mut s, "GET", "/healthz", None).0 == 200
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !healthy(&addr) {
+        assert!(Instant::now() < deadline, "no /healthz 200 before the test");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let idle: Vec<_> = (0..IDLE)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while open_fds(pid) < LIMIT {
+        assert!(Instant::now() < deadline, "{} fds open", open_fds(pid));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (lines_before, ticks_before, started) = (log.len(), cpu_ticks(pid), Instant::now());
+    std::thread::sleep(WINDOW);
+    let ticks = cpu_ticks(pid) - ticks_before;
+    let elapsed = started.elapsed().as_secs_f64();
+    let logged = log.since(lines_before);
+    let per_second = rustix::param::clock_ticks_per_second() as f64;
+    let cpu_percent = ticks as f64 / per_second / elapsed * 100.0;
+    eprintln!(
+        "out of descriptors: {cpu_percent:.1}% of one core, {} log lines in {elapsed:.2} s",
+        logged.len()
+    );
+    assert!(cpu_percent < 10.0, "spinning: {cpu_percent:.1}% CPU");
+    assert!(
+        logged.len() < 20,
+        "{} lines:\n{}",
+        logged.len(),
+        logged.join("\n")
+    );
+
+    drop(idle);
+    let closed = Instant::now();
+    let deadline = closed + Duration::from_secs(10);
+    while !healthy(&addr) {
+        assert!(
+            Instant::now() < deadline,
+            "no /healthz 200 10 s after the idle connections closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "out of descriptors: /healthz 200 again {:?} after the idle connections closed",
+        closed.elapsed()
+    );
+}
+
+/// The manifests set `KMC_LOG_LEVEL` and `KMC_LOG_FORMAT`: the binary must read both.
+#[test]
+fn log_flags_read_their_kmc_env_twins() {
+    let proc_root = tempfile::tempdir().unwrap();
+    let dump = |name: &str, value: &str| {
+        Command::new(BIN)
+            .arg("-M")
+            .arg("--proc-root")
+            .arg(proc_root.path())
+            .args(["--podinfo", "/nonexistent"])
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    let out = dump("KMC_LOG_LEVEL", "kube_metrics_collector=loud");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid --log-level"), "{stderr}");
+    // An empty proc root has no boot time: the collector warns, here as JSON.
+    let out = dump("KMC_LOG_FORMAT", "json");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with('{') && first.contains("\"level\":\"WARN\""),
+        "{stderr}"
+    );
+}

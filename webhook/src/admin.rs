@@ -3,12 +3,12 @@
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::{body::Incoming, service::service_fn};
-use hyper_util::rt::TokioIo;
-use std::{convert::Infallible, sync::Arc};
-use tokio::{net::TcpListener, sync::watch};
+use hyper::body::Incoming;
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::{Listener, Shutdown};
+use std::sync::Arc;
 
-use crate::serve::{State, http1_builder, text};
+use crate::serve::State;
 
 /// Answers one admin request.
 pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
@@ -24,35 +24,17 @@ pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
             }
             response
         }
-        (_, "/healthz" | "/readyz" | "/metrics") => text(StatusCode::METHOD_NOT_ALLOWED, ""),
-        _ => text(StatusCode::NOT_FOUND, ""),
+        (_, "/healthz" | "/readyz" | "/metrics") => method_not_allowed("GET"),
+        _ => not_found(),
     }
 }
 
-/// Serves until `stop` flips. Connections are not drained: probes and scrapes are retried.
-pub async fn run(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
-    loop {
-        let (stream, _peer) = tokio::select! {
-            biased;
-            _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "Failed to accept admin connection");
-                    continue;
-                }
-            },
-        };
-        let state = state.clone();
-        let builder = http1_builder(&state.limits);
-        tokio::spawn(async move {
-            let svc = service_fn(|req| {
-                let response = route(&req, &state);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            if let Err(error) = builder.serve_connection(TokioIo::new(stream), svc).await {
-                tracing::debug!(%error, "Admin connection ended with an error");
-            }
-        });
-    }
+/// Serves until `stop` starts (after the HTTPS port has drained), then drains its own requests.
+pub async fn run(listener: Listener, state: Arc<State>, stop: Shutdown) {
+    let options = state.limits.options();
+    let handler = move |req: Request<Incoming>| {
+        let response = route(&req, &state);
+        async move { response }
+    };
+    kube_metrics_runtime::serve(vec![listener], handler, stop, options).await;
 }

@@ -7,7 +7,6 @@ use crate::{
     log::LogArgs,
     policy::{PolicyArgs, PolicyError},
     serve::{self, VmiLookups},
-    shutdown,
     tls::{self, PairFiles},
 };
 
@@ -184,8 +183,8 @@ impl Args {
         tls::install_crypto_provider();
         match config {
             Config::Serve(config) => {
-                let shutdown =
-                    shutdown::on_signal().context("failed to install signal handlers")?;
+                let shutdown = kube_metrics_runtime::Shutdown::on_signal()
+                    .context("failed to install signal handlers")?;
                 serve::run(*config, shutdown).await
             }
             Config::Certgen(config) => certgen::run(config).await,

@@ -29,7 +29,6 @@ pub mod metrics;
 pub mod patch;
 pub mod policy;
 pub mod serve;
-pub mod shutdown;
 pub mod tls;
 pub mod vmi;
 

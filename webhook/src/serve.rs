@@ -2,24 +2,14 @@
 //! lookup's setup. The `/mutate` route itself (body limits, parse, lookup, answer, log): `mutate`.
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response};
 use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
-use std::{
-    convert::Infallible,
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
-};
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use tokio_rustls::TlsAcceptor;
+use hyper::body::Incoming;
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::{Handshake, Options, Shutdown, Stream, listen};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+use tokio::task::JoinHandle;
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
 use crate::{
     metrics::Metrics,
@@ -57,7 +47,7 @@ pub enum VmiLookups {
 }
 
 /// Bounds on what one client can cost us. Not flags: the defaults follow from the API server's
-/// behaviour; tests shorten them.
+/// behaviour and, where the webhook has no reason to differ, are the runtime's; tests shorten them.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// An AdmissionReview of a pod is a few KiB; the API server caps objects at ~1.5 MiB and
@@ -85,7 +75,8 @@ pub struct State {
     pub vmi: Option<Arc<dyn DynLookup>>,
     pub store: Arc<CertStore>,
     pub limits: Limits,
-    shutting_down: AtomicBool,
+    /// Readiness goes once shutdown starts.
+    shutdown: Shutdown,
 }
 
 /// A started server: its bound addresses and the task that finishes after the drain.
@@ -103,11 +94,23 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             body_cap: 6 * 1024 * 1024,
-            handshake: Duration::from_secs(5),
-            header_read: Duration::from_secs(10),
+            handshake: kube_metrics_runtime::HANDSHAKE_TIMEOUT,
+            header_read: kube_metrics_runtime::HEADER_READ_TIMEOUT,
             request: Duration::from_secs(15),
-            drain: Duration::from_secs(20),
+            drain: kube_metrics_runtime::DRAIN_TIMEOUT,
             reload_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Limits {
+    /// What the runtime's accept loop enforces of these.
+    pub fn options(&self) -> Options {
+        Options {
+            header_read: self.header_read,
+            handshake: self.handshake,
+            drain: self.drain,
+            ..Options::default()
         }
     }
 }
@@ -121,6 +124,7 @@ impl State {
         vmi: Option<Arc<dyn DynLookup>>,
         store: Arc<CertStore>,
         limits: Limits,
+        shutdown: Shutdown,
     ) -> Self {
         Self {
             policy,
@@ -128,13 +132,13 @@ impl State {
             vmi,
             store,
             limits,
-            shutting_down: AtomicBool::new(false),
+            shutdown,
         }
     }
 
     /// Ready once a certificate is loaded, and not after shutdown started.
     pub fn is_ready(&self) -> bool {
-        self.store.is_loaded() && !self.shutting_down.load(Ordering::Acquire)
+        self.store.is_loaded() && !self.shutdown.is_started()
     }
 }
 
@@ -147,13 +151,13 @@ impl Running {
     }
 }
 
-/// Binds both listeners, loads the certificate, and serves until `shutdown` flips.
-pub async fn run(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+/// Binds both listeners, loads the certificate, and serves until `shutdown` starts.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     start(config, shutdown).await?.wait().await
 }
 
 /// Like `run`, but returns once listening, with the bound addresses (tests bind port 0).
-pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::Result<Running> {
+pub async fn start(config: Config, shutdown: Shutdown) -> anyhow::Result<Running> {
     let Config {
         listen,
         admin_listen,
@@ -183,23 +187,41 @@ pub async fn start(config: Config, shutdown: watch::Receiver<bool>) -> anyhow::R
         }
     }
     let acceptor = TlsAcceptor::from(tls::server_config(store.clone())?);
-    let listener = TcpListener::bind(listen)
+    let listener = listen::bind_tcp(listen)
         .await
         .with_context(|| format!("failed to bind {listen}"))?;
-    let admin = TcpListener::bind(admin_listen)
+    let admin = listen::bind_tcp(admin_listen)
         .await
         .with_context(|| format!("failed to bind {admin_listen}"))?;
-    let (addr, admin_addr) = (listener.local_addr()?, admin.local_addr()?);
+    let (Some(addr), Some(admin_addr)) = (listener.tcp_addr(), admin.tcp_addr()) else {
+        anyhow::bail!("a TCP listener has no local address");
+    };
     tracing::info!(%addr, %admin_addr, "Listening");
 
     let (vmi, watch_task) = vmi_lookup(vmi).await;
-    let state = Arc::new(State::new(policy, metrics, vmi, store, limits));
-    let (admin_stop, admin_stopped) = watch::channel(false);
-    tokio::spawn(reloader.run(state.limits.reload_interval, shutdown.clone()));
-    let admin_task = tokio::spawn(crate::admin::run(admin, state.clone(), admin_stopped));
-    let main_state = state.clone();
+    let state = Arc::new(State::new(
+        policy,
+        metrics,
+        vmi,
+        store,
+        limits,
+        shutdown.clone(),
+    ));
+    // The admin port outlives the drain of the HTTPS port, so probes see "not ready" meanwhile.
+    let (admin_stop, admin_shutdown) = Shutdown::channel();
+    tokio::spawn(reloader.run(state.limits.reload_interval, shutdown.receiver()));
+    let admin_task = tokio::spawn(crate::admin::run(admin, state.clone(), admin_shutdown));
+    let handler = {
+        let state = state.clone();
+        move |req: Request<Incoming>| {
+            let state = state.clone();
+            async move { route(req, &state).await }
+        }
+    };
+    let options = state.limits.options();
     let task = tokio::spawn(async move {
-        accept_loop(listener, acceptor, main_state, shutdown).await;
+        kube_metrics_runtime::serve_with(vec![listener], Tls(acceptor), handler, shutdown, options)
+            .await;
         let _ = admin_stop.send(true);
         let _ = admin_task.await;
         if let Some(watch_task) = watch_task {
@@ -242,86 +264,25 @@ async fn vmi_lookup(config: VmiLookups) -> (Option<Arc<dyn DynLookup>>, Option<J
     }
 }
 
-/// Accepts until shutdown, then drains with a deadline.
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    state: Arc<State>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let graceful = GracefulShutdown::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            biased;
-            _ = shutdown.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(error) => {
-                    tracing::warn!(%error, "Failed to accept connection");
-                    continue;
-                }
-            },
-        };
-        let (acceptor, state, watcher) = (acceptor.clone(), state.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let stream =
-                match tokio::time::timeout(state.limits.handshake, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
-                };
-            let builder = http1_builder(&state.limits);
-            let svc = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(req, &state).await) }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            if let Err(error) = watcher.watch(conn).await {
-                tracing::debug!(%peer, %error, "Connection ended with an error");
-            }
-        });
-    }
-    state.shutting_down.store(true, Ordering::Release);
-    drop(listener);
-    tracing::info!(connections = graceful.count(), "Draining");
-    tokio::select! {
-        () = graceful.shutdown() => tracing::info!("Drained"),
-        () = tokio::time::sleep(state.limits.drain) => tracing::warn!("Drain timed out"),
-    }
-}
+/// The TLS accept, as the runtime's per-connection handshake step.
+struct Tls(TlsAcceptor);
 
-/// The one HTTP/1 configuration both listeners use.
-pub fn http1_builder(limits: &Limits) -> http1::Builder {
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
-        .keep_alive(true);
-    builder
+impl Handshake for Tls {
+    type Io = TlsStream<Stream>;
+
+    fn handshake(
+        &self,
+        stream: Stream,
+    ) -> impl Future<Output = std::io::Result<TlsStream<Stream>>> + Send {
+        self.0.accept(stream)
+    }
 }
 
 /// Every route of the HTTPS port. The path alone decides: the API server appends `?timeout=`.
 async fn route(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::POST, MUTATE_PATH) => mutate::mutate(req, state).await,
-        (_, MUTATE_PATH) => {
-            let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use POST\n");
-            response
-                .headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
-            response
-        }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        (_, MUTATE_PATH) => method_not_allowed("POST"),
+        _ => not_found(),
     }
-}
-
-/// A plain-text response.
-pub fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }

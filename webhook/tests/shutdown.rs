@@ -80,3 +80,26 @@ async fn in_flight_request_completes_after_sigterm() {
     };
     assert!(status.success(), "{status}");
 }
+
+/// The manifests set `KMW_LOG_LEVEL` and `KMW_LOG_FORMAT`: the binary must read both.
+#[test]
+fn log_flags_read_their_kmw_env_twins() {
+    let run = |name: &str, value: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
+            .args(["serve", "--vmi-lookup", "off"])
+            .env(name, value)
+            .output()
+            .unwrap()
+    };
+    let out = run("KMW_LOG_LEVEL", "kube_metrics_webhook=loud");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid --log-level"), "{stderr}");
+    let out = run("KMW_LOG_FORMAT", "yaml");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("yaml") && stderr.contains("--log-format"),
+        "{stderr}"
+    );
+}

@@ -158,7 +158,7 @@ impl Server {
             vmi,
             ..serve_config(secret, limits)
         };
-        let running = serve::start(config, rx).await?;
+        let running = serve::start(config, rx.into()).await?;
         Ok(Server { running, shutdown })
     }
 
