@@ -8,4 +8,4 @@ mod negotiate;
 mod write;
 
 pub use negotiate::{Format, negotiate};
-pub use write::{Kind, Writer};
+pub use write::{Kind, Line, Writer, escape_help, escape_label_value, label};
