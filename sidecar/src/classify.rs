@@ -100,8 +100,8 @@ impl fmt::Display for RoleRule {
 // === impl Roles ===
 
 impl Roles {
-    pub const QEMU: RoleId = 5;
-    pub const OTHER: RoleId = 11;
+    pub const QEMU: RoleId = builtin("qemu");
+    pub const OTHER: RoleId = builtin("other");
 
     /// Extra rules are checked before the built-ins; a rule naming a built-in role adds to it.
     pub fn new(rules: &[RoleRule]) -> Self {
@@ -179,6 +179,33 @@ impl Roles {
             .position(|r| *r == builtin)
             .unwrap_or(Self::OTHER)
     }
+}
+
+/// The id of a built-in role, by name; a name not in `BUILTIN_ROLES` fails the build.
+const fn builtin(name: &str) -> RoleId {
+    let mut id = 0;
+    while id < BUILTIN_ROLES.len() {
+        if same_bytes(BUILTIN_ROLES[id].as_bytes(), name.as_bytes()) {
+            return id;
+        }
+        id += 1;
+    }
+    panic!("not a built-in role")
+}
+
+/// `a == b`, which is not yet callable in a `const fn`.
+const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 // === impl ThreadClass ===

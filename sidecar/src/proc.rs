@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 
 use error::parse_reason;
-pub use error::{ErrorKind, ReadError};
+pub use error::{ErrorCounts, ErrorKind, ReadError};
 use files::{Digits, FdCache, PidFile, ThreadFile, join};
 pub use parse::{Io, Stat, Status};
 

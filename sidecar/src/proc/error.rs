@@ -1,6 +1,7 @@
 //! Why a read of `/proc` failed, and the kind it is counted as.
 
 use std::io;
+use std::ops::{Index, IndexMut};
 use std::path::{Path, PathBuf};
 
 use super::parse;
@@ -34,6 +35,15 @@ pub enum ErrorKind {
     Permission,
     Parse,
     Io,
+}
+
+/// Read errors counted by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    pub vanished: u64,
+    pub permission: u64,
+    pub parse: u64,
+    pub io: u64,
 }
 
 // === impl ReadError ===
@@ -71,6 +81,32 @@ impl ErrorKind {
             Self::Permission => "permission",
             Self::Parse => "parse",
             Self::Io => "io",
+        }
+    }
+}
+
+// === impl ErrorCounts ===
+
+impl Index<ErrorKind> for ErrorCounts {
+    type Output = u64;
+
+    fn index(&self, kind: ErrorKind) -> &u64 {
+        match kind {
+            ErrorKind::Vanished => &self.vanished,
+            ErrorKind::Permission => &self.permission,
+            ErrorKind::Parse => &self.parse,
+            ErrorKind::Io => &self.io,
+        }
+    }
+}
+
+impl IndexMut<ErrorKind> for ErrorCounts {
+    fn index_mut(&mut self, kind: ErrorKind) -> &mut u64 {
+        match kind {
+            ErrorKind::Vanished => &mut self.vanished,
+            ErrorKind::Permission => &mut self.permission,
+            ErrorKind::Parse => &mut self.parse,
+            ErrorKind::Io => &mut self.io,
         }
     }
 }
