@@ -12,7 +12,9 @@ use std::ops::{Index, IndexMut};
 
 use kube_metrics_exposition::{Format, Kind, Line, Writer};
 
-use super::parse::{Family, Parsed, Sample, belongs_to, samples_named};
+use super::parse::{Family, Parsed, Sample, belongs_to};
+pub use identity::identity;
+use identity::reject_duplicates;
 use seen::{Seen, Span};
 
 /// The collector's identity metric (docs/metrics.md, "Per pod").
@@ -204,54 +206,6 @@ pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
     }
 }
 
-/// The one (namespace, pod) pair this target's pod_info states.
-pub fn identity(text: &str) -> Result<Identity, Rejected> {
-    let mut found: Option<Identity> = None;
-    for sample in samples_named(text, POD_INFO) {
-        let get = |key: &str| {
-            sample
-                .labels
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-        };
-        let (Some(namespace), Some(pod)) = (get("namespace"), get("pod")) else {
-            continue;
-        };
-        if namespace.is_empty() || pod.is_empty() {
-            continue;
-        }
-        if let Some(previous) = &found {
-            if previous.namespace != **namespace || previous.pod != **pod {
-                return Err(Rejected::AmbiguousIdentity);
-            }
-            continue;
-        }
-        found = Some(Identity {
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-        });
-    }
-    found.ok_or(Rejected::NoIdentity)
-}
-
-/// Rejects every target whose identity another target also claims: one of
-/// them is lying and the relay cannot tell which, so neither is attributed.
-fn reject_duplicates(identities: &mut [Result<Identity, Rejected>]) {
-    let mut counts: HashMap<Identity, usize> = HashMap::new();
-    for id in identities.iter().flatten() {
-        *counts.entry(id.clone()).or_default() += 1;
-    }
-    for slot in identities.iter_mut() {
-        if slot
-            .as_ref()
-            .is_ok_and(|id| counts.get(id).copied().unwrap_or(0) > 1)
-        {
-            *slot = Err(Rejected::DuplicateIdentity);
-        }
-    }
-}
-
 fn add_family(
     family: Family<'_>,
     id: &Identity,
@@ -376,6 +330,7 @@ fn render(slots: &[Slot]) -> String {
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+mod identity;
 mod seen;
 
 #[cfg(test)]
