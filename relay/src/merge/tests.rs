@@ -326,3 +326,22 @@ fn identity_reads_escaped_values_and_ignores_other_names() {
     assert_eq!(identity(text), ok("a\"b", "p"));
     assert_eq!(identity("other 1\n"), Err(Rejected::NoIdentity));
 }
+
+#[test]
+fn drop_counts_add_up_by_reason() {
+    let mut total = DropCounts::default();
+    let mut one = DropCounts::default();
+    for (n, reason) in Dropped::ALL.into_iter().enumerate() {
+        one.add(reason, n as u64 + 1);
+    }
+    total.add_all(&one);
+    total.add_all(&one);
+    let want = DropCounts {
+        malformed: 2,
+        type_conflict: 4,
+        duplicate: 6,
+        reserved: 8,
+    };
+    assert_eq!(total, want);
+    assert_eq!(total[Dropped::Duplicate], 6);
+}

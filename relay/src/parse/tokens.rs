@@ -187,4 +187,24 @@ mod tests {
             assert_eq!(sample(line), None, "{line:?}");
         }
     }
+
+    proptest::proptest! {
+        /// The writer's escaping and this parser agree on every label value and HELP text.
+        #[test]
+        fn unescapes_what_the_writer_escapes(text in "[a-z\\\\\"\n\t ]{0,16}") {
+            let mut value = Vec::new();
+            kube_metrics_exposition::escape_label_value(&text, &mut value);
+            value.push(b'"');
+            let value = String::from_utf8(value).unwrap();
+            let (parsed, rest) = unescape_label_value(&value).unwrap();
+            proptest::prop_assert_eq!(parsed.as_ref(), text.as_str());
+            proptest::prop_assert_eq!(rest, "");
+            let mut help = Vec::new();
+            let format = kube_metrics_exposition::Format::Text;
+            kube_metrics_exposition::escape_help(&text, format, &mut help);
+            let help = String::from_utf8(help).unwrap();
+            let unescaped = unescape_help(&help).unwrap();
+            proptest::prop_assert_eq!(unescaped.as_ref(), text.as_str());
+        }
+    }
 }
