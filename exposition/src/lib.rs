@@ -1,11 +1,12 @@
 //! The Prometheus exposition formats, shared by the collector and the node relay: a writer of
 //! text 0.0.4 and OpenMetrics 1.0.0 straight into a byte buffer (`write`), and the choice between
 //! them from a request's `Accept` header (`negotiate`). No I/O, no metric object model: building
-//! one per scrape was most of the collector's CPU.
+//! the `prometheus` crate's objects took half of a scrape's user time (docs/design.md,
+//! "Hand-written, and why").
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod negotiate;
 mod write;
 
 pub use negotiate::{Format, negotiate};
-pub use write::{Kind, Writer};
+pub use write::{Kind, Line, Writer, escape_help, escape_label_value, label};

@@ -1,18 +1,26 @@
-//! Writes counter and gauge families straight into a byte buffer, as Prometheus text 0.0.4 or
-//! OpenMetrics 1.0.0. No intermediate metric objects: a scrape's ~300 samples cost no allocation.
+//! Writes metric families straight into a byte buffer, as Prometheus text 0.0.4 or OpenMetrics
+//! 1.0.0. No intermediate metric objects: a scrape's ~300 samples cost no allocation.
 //!
 //! Differences between the formats that matter here: text writes `# HELP` then `# TYPE` and escapes
 //! only `\` and newline in HELP; OpenMetrics writes `# TYPE` first, names a counter *family* without
-//! `_total` while its sample keeps it, escapes `"` in HELP too, and ends with `# EOF`.
+//! `_total` while its sample keeps it, calls `untyped` `unknown`, escapes `"` in HELP too, and ends
+//! with `# EOF`.
 //! <https://github.com/prometheus/OpenMetrics/blob/v1.0.0/specification/OpenMetrics.md>
+
+mod line;
+
+pub use line::{Line, escape_help, escape_label_value, label};
 
 use crate::Format;
 
-/// The two metric types we expose.
+/// The metric types of text format 0.0.4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     Counter,
     Gauge,
+    Histogram,
+    Summary,
+    Untyped,
 }
 
 /// Appends families and samples to `out`. A family's header is written with its first sample, so
@@ -21,17 +29,53 @@ pub enum Kind {
 pub struct Writer<'a> {
     out: &'a mut Vec<u8>,
     format: Format,
-    family: Family,
+    family: Family<'a>,
     header_written: bool,
     /// Labels common to many samples (`host`, `domain`), escaped once: `a="x",b="y"`.
     prefix: Vec<u8>,
 }
 
+/// The header of the current family; a `None` line is not written.
 #[derive(Clone, Copy, Debug)]
-struct Family {
-    name: &'static str,
-    help: &'static str,
-    kind: Kind,
+struct Family<'a> {
+    name: &'a str,
+    help: Option<&'a str>,
+    kind: Option<Kind>,
+}
+
+// === impl Kind ===
+
+impl Kind {
+    const ALL: [Self; 5] = [
+        Self::Counter,
+        Self::Gauge,
+        Self::Histogram,
+        Self::Summary,
+        Self::Untyped,
+    ];
+
+    /// The `# TYPE` word of text format 0.0.4.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Counter => "counter",
+            Self::Gauge => "gauge",
+            Self::Histogram => "histogram",
+            Self::Summary => "summary",
+            Self::Untyped => "untyped",
+        }
+    }
+
+    /// The kind a text-format `# TYPE` word names.
+    pub fn from_text(word: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == word)
+    }
+
+    fn word(self, format: Format) -> &'static str {
+        match (self, format) {
+            (Self::Untyped, Format::OpenMetrics) => "unknown",
+            _ => self.as_str(),
+        }
+    }
 }
 
 // === impl Writer ===
@@ -43,8 +87,8 @@ impl<'a> Writer<'a> {
             format,
             family: Family {
                 name: "",
-                help: "",
-                kind: Kind::Gauge,
+                help: None,
+                kind: None,
             },
             header_written: true,
             prefix: Vec::new(),
@@ -58,15 +102,18 @@ impl<'a> Writer<'a> {
             if i > 0 {
                 self.prefix.push(b',');
             }
-            self.prefix.extend_from_slice(name.as_bytes());
-            self.prefix.extend_from_slice(b"=\"");
-            escape(value, true, &mut self.prefix);
-            self.prefix.push(b'"');
+            label(name, value, &mut self.prefix);
         }
     }
 
-    /// Starts a family; `name` of a counter ends in `_total`.
-    pub fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) {
+    /// Starts a family; `name` of a counter ends in `_total`; an empty `help` writes no HELP.
+    pub fn family(&mut self, name: &'a str, help: &'a str, kind: Kind) {
+        let help = (!help.is_empty()).then_some(help);
+        self.declared(name, help, Some(kind));
+    }
+
+    /// Starts a family as a target declared it: HELP and TYPE only when it had them.
+    pub fn declared(&mut self, name: &'a str, help: Option<&'a str>, kind: Option<Kind>) {
         self.family = Family { name, help, kind };
         self.header_written = false;
     }
@@ -76,31 +123,24 @@ impl<'a> Writer<'a> {
         if self.family.name.is_empty() {
             return;
         }
-        if !self.header_written {
-            self.header();
-            self.header_written = true;
-        }
-        self.out.extend_from_slice(self.family.name.as_bytes());
-        let mut separator = b'{';
-        if prefixed && !self.prefix.is_empty() {
-            self.out.push(b'{');
-            self.out.extend_from_slice(&self.prefix);
-            separator = b',';
+        self.header();
+        let mut line = Line::new(self.out, self.family.name);
+        if prefixed {
+            line.escaped_labels(&self.prefix);
         }
         for (name, value) in labels {
-            self.out.push(separator);
-            self.out.extend_from_slice(name.as_bytes());
-            self.out.extend_from_slice(b"=\"");
-            escape(value, true, self.out);
-            self.out.push(b'"');
-            separator = b',';
+            line.label(name, value);
         }
-        if separator == b',' {
-            self.out.push(b'}');
+        line.value(value, self.format);
+    }
+
+    /// Sample lines of the current family already written with [`Line`]; nothing when empty.
+    pub fn lines(&mut self, lines: &[u8]) {
+        if lines.is_empty() || self.family.name.is_empty() {
+            return;
         }
-        self.out.push(b' ');
-        number(value, self.format, self.out);
-        self.out.push(b'\n');
+        self.header();
+        self.out.extend_from_slice(lines);
     }
 
     /// Ends the exposition.
@@ -110,91 +150,51 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// The current family's HELP and TYPE, once.
     fn header(&mut self) {
-        let Family { name, help, kind } = self.family;
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        match self.format {
-            Format::Text => {
-                self.line(b"# HELP ", name, help, false);
-                self.line(b"# TYPE ", name, kind, false);
-            }
-            Format::OpenMetrics => {
-                let name = match self.family.kind {
-                    Kind::Counter => name.strip_suffix("_total").unwrap_or(name),
-                    Kind::Gauge => name,
-                };
-                self.line(b"# TYPE ", name, kind, false);
-                self.line(b"# HELP ", name, help, true);
-            }
-        }
-    }
-
-    fn line(&mut self, prefix: &[u8], name: &str, text: &str, quotes: bool) {
-        if text.is_empty() {
+        if self.header_written {
             return;
         }
-        self.out.extend_from_slice(prefix);
+        self.header_written = true;
+        let Family { name, help, kind } = self.family;
+        let word = kind.map(|k| k.word(self.format));
+        match self.format {
+            Format::Text => {
+                self.help(name, help);
+                self.kind(name, word);
+            }
+            Format::OpenMetrics => {
+                let name = match kind {
+                    Some(Kind::Counter) => name.strip_suffix("_total").unwrap_or(name),
+                    _ => name,
+                };
+                self.kind(name, word);
+                self.help(name, help);
+            }
+        }
+    }
+
+    fn help(&mut self, name: &str, help: Option<&str>) {
+        if let Some(help) = help {
+            self.comment(b"# HELP ", name);
+            escape_help(help, self.format, self.out);
+            self.out.push(b'\n');
+        }
+    }
+
+    fn kind(&mut self, name: &str, word: Option<&str>) {
+        if let Some(word) = word {
+            self.comment(b"# TYPE ", name);
+            self.out.extend_from_slice(word.as_bytes());
+            self.out.push(b'\n');
+        }
+    }
+
+    fn comment(&mut self, keyword: &[u8], name: &str) {
+        self.out.extend_from_slice(keyword);
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b' ');
-        escape(text, quotes, self.out);
-        self.out.push(b'\n');
     }
-}
-
-/// Escapes `\`, newline and (in label values and OpenMetrics HELP) `"`.
-fn escape(text: &str, quotes: bool, out: &mut Vec<u8>) {
-    let bytes = text.as_bytes();
-    if !bytes.iter().any(|&b| b == b'\\' || b == b'\n' || b == b'"') {
-        out.extend_from_slice(bytes);
-        return;
-    }
-    for &b in bytes {
-        match b {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'"' if quotes => out.extend_from_slice(b"\\\""),
-            _ => out.push(b),
-        }
-    }
-}
-
-/// Largest integer below which every f64 integer is exact.
-const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
-
-/// Like `f64`'s `Display` (what the prometheus crate's text encoder writes), with a fast path for
-/// whole numbers, which most of our samples are. OpenMetrics spells infinities `+Inf`/`-Inf`.
-fn number(value: f64, format: Format, out: &mut Vec<u8>) {
-    if value.is_sign_positive() && value < EXACT_INTEGER && value.fract() == 0.0 && value != 0.0 {
-        // Whole, positive and exact: the cast is lossless.
-        integer(value as u64, out);
-    } else if value == 0.0 && value.is_sign_positive() {
-        out.push(b'0');
-    } else if format == Format::OpenMetrics && value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 { b"+Inf" } else { b"-Inf" });
-    } else {
-        use std::io::Write;
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "{value}");
-    }
-}
-
-fn integer(mut n: u64, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        if let Some(d) = digits.get_mut(at) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || at == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(at..).unwrap_or_default());
 }
 
 #[cfg(test)]
@@ -240,30 +240,49 @@ mod tests {
     }
 
     #[test]
-    fn numbers_print_like_display() {
+    fn forwards_declared_families_with_their_lines() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out, Format::Text);
+        w.declared("h", Some(""), Some(Kind::Histogram));
+        w.lines(b"h_count 1\n");
+        w.declared("bare", None, None);
+        w.lines(b"bare 2\n");
+        w.declared("skipped", Some("x"), Some(Kind::Gauge));
+        w.lines(b"");
+        w.declared("u", None, Some(Kind::Untyped));
+        w.lines(b"u 3\n");
+        w.finish();
+        let want = "# HELP h \n# TYPE h histogram\nh_count 1\nbare 2\n# TYPE u untyped\nu 3\n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn openmetrics_calls_untyped_unknown() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out, Format::OpenMetrics);
+        w.declared("u", None, Some(Kind::Untyped));
+        w.lines(b"u 3\n");
+        w.finish();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "# TYPE u unknown\nu 3\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn kinds_round_trip_through_their_type_words() {
         let cases = [
-            0.0,
-            -0.0,
-            1.0,
-            0.5,
-            3.25,
-            1e15,
-            123_456_789.0,
-            EXACT_INTEGER - 1.0,
-            EXACT_INTEGER,
-            1e21,
-            -7.0,
-            f64::NAN,
-            u64::MAX as f64,
+            ("counter", Some(Kind::Counter)),
+            ("gauge", Some(Kind::Gauge)),
+            ("histogram", Some(Kind::Histogram)),
+            ("summary", Some(Kind::Summary)),
+            ("untyped", Some(Kind::Untyped)),
+            ("unknown", None),
+            ("Gauge", None),
+            ("", None),
         ];
-        for value in cases {
-            let mut out = Vec::new();
-            number(value, Format::Text, &mut out);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                value.to_string(),
-                "{value}"
-            );
+        for (word, want) in cases {
+            assert_eq!(Kind::from_text(word), want, "{word:?}");
         }
     }
 }

@@ -8,11 +8,13 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::ops::{Index, IndexMut};
 
-use kube_metrics_contract::metrics::POD_INFO;
+use kube_metrics_exposition::{Format, Kind, Line, Writer};
 
-use super::parse::{Family, Parsed, Sample, belongs_to, samples_named};
+use super::parse::{Family, Parsed, Sample, belongs_to};
+pub use identity::identity;
+use identity::reject_duplicates;
 use seen::{Seen, Span};
 
 /// Families under this prefix are the relay's own; a target may not send them.
@@ -49,9 +51,14 @@ pub enum Dropped {
     Reserved,
 }
 
-/// Dropped line counts, indexed like [`Dropped::ALL`].
+/// Dropped line counts, one per [`Dropped`] reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounts(pub [u64; 4]);
+pub struct DropCounts {
+    pub malformed: u64,
+    pub type_conflict: u64,
+    pub duplicate: u64,
+    pub reserved: u64,
+}
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,8 +79,9 @@ pub struct Merged {
 struct Slot {
     name: String,
     help: Option<String>,
-    kind: Option<&'static str>,
-    lines: String,
+    kind: Option<Kind>,
+    /// Sample lines, written by `relabel`.
+    lines: Vec<u8>,
 }
 
 // === impl Rejected ===
@@ -114,13 +122,43 @@ impl Dropped {
 
 impl DropCounts {
     fn add(&mut self, reason: Dropped, n: u64) {
-        if let Some(count) = self.0.get_mut(reason as usize) {
-            *count = count.saturating_add(n);
+        let count = &mut self[reason];
+        *count = count.saturating_add(n);
+    }
+
+    /// Adds every count of `other`.
+    pub fn add_all(&mut self, other: &DropCounts) {
+        for reason in Dropped::ALL {
+            self.add(reason, other[reason]);
         }
     }
 
     pub fn get(&self, reason: Dropped) -> u64 {
-        self.0.get(reason as usize).copied().unwrap_or(0)
+        self[reason]
+    }
+}
+
+impl Index<Dropped> for DropCounts {
+    type Output = u64;
+
+    fn index(&self, reason: Dropped) -> &u64 {
+        match reason {
+            Dropped::Malformed => &self.malformed,
+            Dropped::TypeConflict => &self.type_conflict,
+            Dropped::Duplicate => &self.duplicate,
+            Dropped::Reserved => &self.reserved,
+        }
+    }
+}
+
+impl IndexMut<Dropped> for DropCounts {
+    fn index_mut(&mut self, reason: Dropped) -> &mut u64 {
+        match reason {
+            Dropped::Malformed => &mut self.malformed,
+            Dropped::TypeConflict => &mut self.type_conflict,
+            Dropped::Duplicate => &mut self.duplicate,
+            Dropped::Reserved => &mut self.reserved,
+        }
     }
 }
 
@@ -165,54 +203,6 @@ pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
     }
 }
 
-/// The one (namespace, pod) pair this target's pod_info states.
-pub fn identity(text: &str) -> Result<Identity, Rejected> {
-    let mut found: Option<Identity> = None;
-    for sample in samples_named(text, POD_INFO) {
-        let get = |key: &str| {
-            sample
-                .labels
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v)
-        };
-        let (Some(namespace), Some(pod)) = (get("namespace"), get("pod")) else {
-            continue;
-        };
-        if namespace.is_empty() || pod.is_empty() {
-            continue;
-        }
-        if let Some(previous) = &found {
-            if previous.namespace != **namespace || previous.pod != **pod {
-                return Err(Rejected::AmbiguousIdentity);
-            }
-            continue;
-        }
-        found = Some(Identity {
-            namespace: namespace.to_string(),
-            pod: pod.to_string(),
-        });
-    }
-    found.ok_or(Rejected::NoIdentity)
-}
-
-/// Rejects every target whose identity another target also claims: one of
-/// them is lying and the relay cannot tell which, so neither is attributed.
-fn reject_duplicates(identities: &mut [Result<Identity, Rejected>]) {
-    let mut counts: HashMap<Identity, usize> = HashMap::new();
-    for id in identities.iter().flatten() {
-        *counts.entry(id.clone()).or_default() += 1;
-    }
-    for slot in identities.iter_mut() {
-        if slot
-            .as_ref()
-            .is_ok_and(|id| counts.get(id).copied().unwrap_or(0) > 1)
-        {
-            *slot = Err(Rejected::DuplicateIdentity);
-        }
-    }
-}
-
 fn add_family(
     family: Family<'_>,
     id: &Identity,
@@ -233,7 +223,7 @@ fn add_family(
                 name: family.name.clone(),
                 help: None,
                 kind: None,
-                lines: String::new(),
+                lines: Vec::new(),
             });
             by_name.insert(family.name, slots.len() - 1);
             slots.len() - 1
@@ -251,7 +241,7 @@ fn add_family(
     }
     if slot.kind.is_none() && family.kind.is_some() {
         // Samples already in the slot must still fit the newly learned type.
-        if !slot.lines.is_empty() && family.kind.is_some_and(|k| k != "untyped") {
+        if !slot.lines.is_empty() && family.kind.is_some_and(|k| k != Kind::Untyped) {
             dropped.add(Dropped::TypeConflict, count);
             return;
         }
@@ -288,17 +278,15 @@ fn add_family(
     }
 }
 
-/// Appends one sample to `line` with `namespace` and `pod` first. A target's
+/// Appends one sample to `lines` with `namespace` and `pod` first. A target's
 /// own label of that name is dropped when it agrees with the identity and
 /// kept as `exported_<name>` when it does not, as Prometheus does with
 /// `honor_labels: false`. Returns None when even that name is taken (the
 /// caller removes what was written); otherwise where the series key ends:
 /// name and labels, before the value.
-fn relabel(line: &mut String, sample: &Sample<'_>, id: &Identity) -> Option<usize> {
-    line.push_str(sample.name);
-    line.push('{');
-    push_label(line, "namespace", &id.namespace, false);
-    push_label(line, "pod", &id.pod, true);
+fn relabel(lines: &mut Vec<u8>, sample: &Sample<'_>, id: &Identity) -> Option<usize> {
+    let mut line = Line::new(lines, sample.name);
+    line.label("namespace", &id.namespace).label("pod", &id.pod);
     let wanted = [("namespace", &id.namespace), ("pod", &id.pod)];
     for (name, value) in &sample.labels {
         match wanted.iter().find(|(w, _)| w == name) {
@@ -308,66 +296,38 @@ fn relabel(line: &mut String, sample: &Sample<'_>, id: &Identity) -> Option<usiz
                 if sample.labels.iter().any(|(n, _)| taken(n)) {
                     return None;
                 }
-                line.push(',');
-                line.push_str(EXPORTED);
-                push_label(line, name, value, false);
+                // Rare: only a target contradicting its own identity pays for this name.
+                line.label(&format!("{EXPORTED}{name}"), value);
             }
-            None => push_label(line, name, value, true),
+            None => {
+                line.label(name, value);
+            }
         }
     }
     // Labels keep the target's order, so two lines naming the same labels in
     // a different order are two keys; Prometheus would then report the
     // duplicate, which is acceptable for such an exotic target.
-    let key_end = line.len();
-    line.push_str("} ");
-    line.push_str(sample.value);
-    if let Some(ts) = sample.timestamp {
-        line.push(' ');
-        line.push_str(ts);
-    }
-    line.push('\n');
+    let key_end = line.key_end();
+    line.raw_value(sample.value, sample.timestamp);
     Some(key_end)
 }
 
 /// The prefix Prometheus gives a target label that clashes with a target one.
 const EXPORTED: &str = "exported_";
 
-fn push_label(line: &mut String, name: &str, value: &str, comma: bool) {
-    if comma {
-        line.push(',');
-    }
-    line.push_str(name);
-    line.push_str("=\"");
-    if !value.contains(['\\', '"', '\n']) {
-        line.push_str(value);
-    } else {
-        for c in value.chars() {
-            match c {
-                '\\' => line.push_str("\\\\"),
-                '"' => line.push_str("\\\""),
-                '\n' => line.push_str("\\n"),
-                c => line.push(c),
-            }
-        }
-    }
-    line.push('"');
-}
-
 fn render(slots: &[Slot]) -> String {
-    let mut out = String::with_capacity(slots.iter().map(|s| s.lines.len() + 64).sum());
-    for slot in slots.iter().filter(|s| !s.lines.is_empty()) {
-        if let Some(help) = &slot.help {
-            let help = help.replace('\\', "\\\\").replace('\n', "\\n");
-            let _ = writeln!(out, "# HELP {} {help}", slot.name);
-        }
-        if let Some(kind) = slot.kind {
-            let _ = writeln!(out, "# TYPE {} {kind}", slot.name);
-        }
-        out.push_str(&slot.lines);
+    let mut out = Vec::with_capacity(slots.iter().map(|s| s.lines.len() + 64).sum());
+    let mut writer = Writer::new(&mut out, Format::Text);
+    for slot in slots {
+        writer.declared(&slot.name, slot.help.as_deref(), slot.kind);
+        writer.lines(&slot.lines);
     }
-    out
+    writer.finish();
+    // Every piece is UTF-8: the targets' text, ASCII escapes and ASCII syntax.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+mod identity;
 mod seen;
 
 #[cfg(test)]

@@ -13,6 +13,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use kube_metrics_exposition::Kind;
+
+mod tokens;
+
+pub use tokens::{is_label_name, is_metric_name};
+use tokens::{parse_sample, unescape_help};
+
 /// One sample line, with label values unescaped.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample<'a> {
@@ -31,8 +38,8 @@ pub struct Family<'a> {
     pub name: String,
     /// HELP text, unescaped.
     pub help: Option<Cow<'a, str>>,
-    /// TYPE, one of `counter`, `gauge`, `histogram`, `summary`, `untyped`.
-    pub kind: Option<&'static str>,
+    /// TYPE, when the target declared one.
+    pub kind: Option<Kind>,
     pub samples: Vec<Sample<'a>>,
 }
 
@@ -42,9 +49,6 @@ pub struct Parsed<'a> {
     pub families: Vec<Family<'a>>,
     pub malformed: u64,
 }
-
-/// The metric types of text format 0.0.4.
-const KINDS: [&str; 5] = ["counter", "gauge", "histogram", "summary", "untyped"];
 
 // === impl Parsed ===
 
@@ -114,7 +118,7 @@ impl<'a> Parsed<'a> {
             family.help = Some(help);
             return true;
         }
-        let Some(kind) = KINDS.iter().copied().find(|k| *k == arg.trim()) else {
+        let Some(kind) = Kind::from_text(arg.trim()) else {
             return false;
         };
         // A TYPE after the family's samples or a second TYPE is invalid in
@@ -158,7 +162,7 @@ impl<'a> Parsed<'a> {
 }
 
 /// Whether a sample name is part of a family of this name and type.
-pub fn belongs_to(sample: &str, family: &str, kind: Option<&str>) -> bool {
+pub fn belongs_to(sample: &str, family: &str, kind: Option<Kind>) -> bool {
     if sample == family {
         return true;
     }
@@ -166,8 +170,8 @@ pub fn belongs_to(sample: &str, family: &str, kind: Option<&str>) -> bool {
         return false;
     };
     match kind {
-        Some("histogram") => matches!(suffix, "_bucket" | "_sum" | "_count"),
-        Some("summary") => matches!(suffix, "_sum" | "_count"),
+        Some(Kind::Histogram) => matches!(suffix, "_bucket" | "_sum" | "_count"),
+        Some(Kind::Summary) => matches!(suffix, "_sum" | "_count"),
         _ => false,
     }
 }
@@ -182,188 +186,9 @@ pub fn samples_named<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = S
         .filter(move |sample| sample.name == name)
 }
 
-/// Parses `name{label="value",...} value [timestamp]`.
-fn parse_sample(line: &str) -> Option<Sample<'_>> {
-    let name_end = line.find(|c: char| !is_name_char(c)).unwrap_or(line.len());
-    let (name, mut rest) = line.split_at(name_end);
-    if !is_metric_name(name) {
-        return None;
-    }
-    let mut labels = Vec::new();
-    if let Some(body) = rest.strip_prefix('{') {
-        let (parsed, after) = parse_labels(body)?;
-        labels = parsed;
-        rest = after;
-    }
-    // At least one blank must separate the name or labels from the value.
-    if !rest.starts_with([' ', '\t']) {
-        return None;
-    }
-    let mut tokens = rest.split([' ', '\t']).filter(|t| !t.is_empty());
-    let value = tokens.next()?;
-    let timestamp = tokens.next();
-    if tokens.next().is_some() || value.parse::<f64>().is_err() {
-        return None;
-    }
-    if timestamp.is_some_and(|t| t.parse::<i64>().is_err()) {
-        return None;
-    }
-    Some(Sample {
-        name,
-        labels,
-        value,
-        timestamp,
-    })
-}
-
-/// Parses the label list after `{`; returns the labels and the text after `}`.
-#[allow(clippy::type_complexity)]
-fn parse_labels(mut rest: &str) -> Option<(Vec<(&str, Cow<'_, str>)>, &str)> {
-    let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
-    loop {
-        rest = rest.trim_start_matches([' ', '\t']);
-        if let Some(after) = rest.strip_prefix('}') {
-            return Some((labels, after));
-        }
-        let name_end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
-        let (name, after) = rest.split_at(name_end);
-        if !is_label_name(name) || labels.iter().any(|(n, _)| *n == name) {
-            return None;
-        }
-        let after = after.trim_start_matches([' ', '\t']).strip_prefix('=')?;
-        let after = after.trim_start_matches([' ', '\t']).strip_prefix('"')?;
-        let (value, after) = unescape_label_value(after)?;
-        labels.push((name, value));
-        rest = after.trim_start_matches([' ', '\t']);
-        match rest.strip_prefix(',') {
-            Some(after) => rest = after,
-            None if rest.starts_with('}') => {}
-            None => return None,
-        }
-    }
-}
-
-/// Reads a label value up to its closing quote; `\\`, `\"` and `\n` are the
-/// only escapes the format defines, anything else is malformed. A value
-/// without escapes (nearly all of them) is borrowed.
-fn unescape_label_value(text: &str) -> Option<(Cow<'_, str>, &str)> {
-    let end = text.find(['"', '\\'])?;
-    if text.as_bytes().get(end) == Some(&b'"') {
-        return Some((Cow::Borrowed(text.get(..end)?), text.get(end + 1..)?));
-    }
-    let mut value = String::from(text.get(..end)?);
-    let mut chars = text.get(end..)?.char_indices().map(|(i, c)| (i + end, c));
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((Cow::Owned(value), text.get(i + 1..)?)),
-            '\\' => match chars.next()?.1 {
-                '\\' => value.push('\\'),
-                '"' => value.push('"'),
-                'n' => value.push('\n'),
-                _ => return None,
-            },
-            c => value.push(c),
-        }
-    }
-    None
-}
-
-/// HELP text escapes only `\\` and `\n`; an unknown escape is kept literally,
-/// as Prometheus itself does.
-fn unescape_help(text: &str) -> Option<Cow<'_, str>> {
-    if !text.contains('\\') {
-        return Some(Cow::Borrowed(text));
-    }
-    let mut help = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match (c, c == '\\') {
-            (_, true) => match chars.next() {
-                Some('\\') => help.push('\\'),
-                Some('n') => help.push('\n'),
-                Some(other) => {
-                    help.push('\\');
-                    help.push(other);
-                }
-                None => help.push('\\'),
-            },
-            (c, false) => help.push(c),
-        }
-    }
-    Some(Cow::Owned(help))
-}
-
-fn is_name_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-}
-
-/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
-pub fn is_metric_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(is_name_char)
-}
-
-/// `[a-zA-Z_][a-zA-Z0-9_]*`
-pub fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn sample(line: &str) -> Option<Sample<'_>> {
-        parse_sample(line)
-    }
-
-    #[test]
-    fn parses_sample_with_escaped_labels_and_timestamp() {
-        let s = sample(r#"m_total{a="x\"y",b="1\\2\n3",} 4.5e3 1700000000000"#);
-        let s = s.unwrap_or_else(|| panic!("sample must parse"));
-        assert_eq!(s.name, "m_total");
-        assert_eq!(
-            s.labels,
-            vec![("a", "x\"y".into()), ("b", "1\\2\n3".into())]
-        );
-        assert_eq!(s.value, "4.5e3");
-        assert_eq!(s.timestamp, Some("1700000000000"));
-    }
-
-    #[test]
-    fn accepts_special_float_values() {
-        for v in ["+Inf", "-Inf", "NaN", "0", "-1.5"] {
-            assert!(sample(&format!("m {v}")).is_some(), "{v}");
-        }
-    }
-
-    #[test]
-    fn rejects_malformed_samples() {
-        for line in [
-            "m",
-            "m{a=\"1\"}",
-            "m{a=\"1\"}1",
-            "1m 1",
-            "m{1a=\"1\"} 1",
-            "m{a=\"1\",a=\"2\"} 1",
-            "m{a=\"1} 1",
-            "m{a=\"\\x\"} 1",
-            "m{a=1} 1",
-            "m one",
-            "m 1 2.5",
-            "m 1 2 3",
-            "m{a=\"1\" b=\"2\"} 1",
-            "m\u{0}x 1",
-        ] {
-            assert_eq!(sample(line), None, "{line:?}");
-        }
-    }
 
     #[test]
     fn groups_histogram_suffixes_under_their_family() {
@@ -383,7 +208,14 @@ mod tests {
         let text = "# TYPE a gauge\n# TYPE a counter\n# TYPE b bogus\n# HELP 1x y\n# random comment\na 1\n";
         let parsed = Parsed::from_text(text);
         assert_eq!(parsed.malformed, 3);
-        assert_eq!(parsed.families.first().and_then(|f| f.kind), Some("gauge"));
+        assert_eq!(
+            parsed
+                .families
+                .first()
+                .and_then(|f| f.kind)
+                .map(Kind::as_str),
+            Some("gauge")
+        );
     }
 
     #[test]

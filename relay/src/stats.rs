@@ -2,8 +2,9 @@
 //! rendering. No I/O.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::time::Duration;
+
+use kube_metrics_exposition::{Format, Kind, Writer};
 
 use super::merge::{DropCounts, Dropped};
 
@@ -61,9 +62,7 @@ impl Stats {
     }
 
     pub fn add_dropped(&mut self, dropped: &DropCounts) {
-        for (total, n) in self.dropped.0.iter_mut().zip(dropped.0) {
-            *total = total.saturating_add(n);
-        }
+        self.dropped.add_all(dropped);
     }
 
     pub fn failures(&self, reason: &str) -> u64 {
@@ -72,66 +71,47 @@ impl Stats {
 
     /// Text format 0.0.4 of the relay's own families.
     pub fn render(&self, last: &LastScrape) -> String {
-        let mut out = String::with_capacity(2048);
-        family(
-            &mut out,
-            "targets",
-            "gauge",
+        let mut out = Vec::with_capacity(2048);
+        let mut w = Writer::new(&mut out, Format::Text);
+        w.family(
+            "kube_metrics_collector_relay_targets",
             "Collector sockets found in the latest scrape, by how they ended.",
+            Kind::Gauge,
         );
         for (state, n) in [
             ("ok", last.ok),
             ("failed", last.failed),
             ("timeout", last.timeout),
         ] {
-            let _ = writeln!(
-                out,
-                "kube_metrics_collector_relay_targets{{state=\"{state}\"}} {n}"
-            );
+            w.sample(false, &[("state", state)], n as f64);
         }
-        family(
-            &mut out,
-            "target_failures_total",
-            "counter",
+        w.family(
+            "kube_metrics_collector_relay_target_failures_total",
             "Targets left out of a scrape, by reason (each target counts once per scrape).",
+            Kind::Counter,
         );
         for (reason, n) in &self.failures {
-            let _ = writeln!(
-                out,
-                "kube_metrics_collector_relay_target_failures_total{{reason=\"{reason}\"}} {n}"
-            );
+            w.sample(false, &[("reason", reason)], *n as f64);
         }
-        family(
-            &mut out,
-            "dropped_lines_total",
-            "counter",
+        w.family(
+            "kube_metrics_collector_relay_dropped_lines_total",
             "Lines of collectors' expositions not forwarded, by reason.",
+            Kind::Counter,
         );
         for reason in Dropped::ALL {
-            let (label, n) = (reason.reason(), self.dropped.get(reason));
-            let _ = writeln!(
-                out,
-                "kube_metrics_collector_relay_dropped_lines_total{{reason=\"{label}\"}} {n}"
-            );
+            let n = self.dropped[reason];
+            w.sample(false, &[("reason", reason.reason())], n as f64);
         }
-        family(
-            &mut out,
-            "scrape_duration_seconds",
-            "gauge",
+        w.family(
+            "kube_metrics_collector_relay_scrape_duration_seconds",
             "Time the latest scrape of all targets took.",
+            Kind::Gauge,
         );
-        let seconds = last.duration.as_secs_f64();
-        let _ = writeln!(
-            out,
-            "kube_metrics_collector_relay_scrape_duration_seconds {seconds}"
-        );
-        out
+        w.sample(false, &[], last.duration.as_secs_f64());
+        w.finish();
+        // Only ASCII literals and numbers were written.
+        String::from_utf8(out).unwrap_or_default()
     }
-}
-
-fn family(out: &mut String, suffix: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP kube_metrics_collector_relay_{suffix} {help}");
-    let _ = writeln!(out, "# TYPE kube_metrics_collector_relay_{suffix} {kind}");
 }
 
 #[cfg(test)]

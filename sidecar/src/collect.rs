@@ -8,70 +8,14 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod collection;
 mod threads;
 
+pub use collection::{ByThreadClass, Collection, CpuTicks, Memory, ProcessCounters, RoleSample};
+
 use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
-use crate::proc::{ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
+use crate::proc::{ErrorCounts, ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
 use crate::totals::Ledger;
-
-/// Indices of the per-process counters in a ledger reading.
-pub mod counter {
-    pub const CPU_USER: usize = 0;
-    pub const CPU_SYSTEM: usize = 1;
-    pub const IO_READ: usize = 2;
-    pub const IO_WRITE: usize = 3;
-    pub const MAJOR_FAULTS: usize = 4;
-    pub const MINOR_FAULTS: usize = 5;
-    pub const VOLUNTARY: usize = 6;
-    pub const INVOLUNTARY: usize = 7;
-    pub const COUNT: usize = 8;
-}
-
-/// Memory of a role's live members, in bytes (docs/metrics.md, `kubevirt_pod_infra_memory_amount_bytes`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Memory {
-    pub resident: u64,
-    pub virtual_: u64,
-    pub shared: u64,
-    pub dirty: u64,
-    pub anonymous: u64,
-    pub file: u64,
-    pub shmem: u64,
-    pub swap: u64,
-    /// Only with `--pss`.
-    pub pss: Option<u64>,
-}
-
-/// What one collection saw of one role.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RoleSample {
-    pub processes: u64,
-    pub threads: u64,
-    pub open_fds: u64,
-    pub memory: Memory,
-    /// Monotonic totals, indexed by `counter::*`; CPU in clock ticks.
-    pub counters: [u64; counter::COUNT],
-    pub restarts: u64,
-    /// Unix time the oldest live member started.
-    pub start_time_seconds: Option<f64>,
-    /// Whether the role ever had a member; never-seen roles export only their process count.
-    pub seen: bool,
-}
-
-/// The result of one collection.
-#[derive(Clone, Debug)]
-pub struct Collection {
-    pub roles: Arc<Roles>,
-    pub per_role: Vec<RoleSample>,
-    /// QEMU CPU ticks by `ThreadClass` as index, `[user, system]`.
-    pub qemu_threads: [[u64; 2]; 3],
-    pub ticks_per_second: u64,
-    /// Read errors since start, indexed like `ErrorKind::ALL`.
-    pub errors: [u64; 4],
-    pub duration: Duration,
-    /// `<name>` from a live QEMU's `-name guest=<ns>_<name>`.
-    pub guest_name: Option<String>,
-}
 
 /// Walks a proc root; keeps the state that makes counters monotonic.
 #[derive(Debug)]
@@ -83,9 +27,9 @@ pub struct Collector {
     boot_time: Option<u64>,
     self_pid: Option<i32>,
     known: HashMap<ProcessKey, Known>,
-    processes: Ledger<ProcessKey, { counter::COUNT }>,
-    threads: Ledger<ProcessKey, 2>,
-    errors: [u64; 4],
+    processes: Ledger<ProcessKey, ProcessCounters>,
+    threads: Ledger<ProcessKey, CpuTicks>,
+    errors: ErrorCounts,
     generation: u64,
     warned_permission: bool,
     pids: Vec<i32>,
@@ -127,13 +71,13 @@ impl Collector {
             reader,
             roles: Arc::new(roles),
             pss,
-            ticks_per_second: procfs::ticks_per_second().max(1),
+            ticks_per_second: rustix::param::clock_ticks_per_second().max(1),
             boot_time,
             self_pid,
             known: HashMap::new(),
             processes: Ledger::new(classes),
             threads: Ledger::new(ThreadClass::ALL.len()),
-            errors: [0; 4],
+            errors: ErrorCounts::default(),
             generation: 0,
             warned_permission: false,
             pids: Vec::new(),
@@ -189,11 +133,15 @@ impl Collector {
             start_ticks: stat.start_ticks,
         };
         let comm = Comm::new(stat.comm);
-        let mut reading = [0u64; counter::COUNT];
-        reading[counter::CPU_USER] = stat.utime;
-        reading[counter::CPU_SYSTEM] = stat.stime;
-        reading[counter::MAJOR_FAULTS] = stat.major_faults;
-        reading[counter::MINOR_FAULTS] = stat.minor_faults;
+        let mut reading = ProcessCounters {
+            cpu: CpuTicks {
+                user: stat.utime,
+                system: stat.stime,
+            },
+            major_faults: stat.major_faults,
+            minor_faults: stat.minor_faults,
+            ..ProcessCounters::default()
+        };
         let num_threads = stat.num_threads;
 
         let Class::Role(role) = self.class_of(key, comm) else {
@@ -226,7 +174,7 @@ impl Collector {
         &mut self,
         pid: i32,
         role: RoleId,
-        reading: &mut [u64; counter::COUNT],
+        reading: &mut ProcessCounters,
     ) -> Result<(), ()> {
         let mut memory = Memory::default();
         match self.reader.status(pid) {
@@ -244,8 +192,8 @@ impl Collector {
                 memory.file = file;
                 memory.shmem = shmem;
                 memory.swap = s.vm_swap.unwrap_or(0);
-                reading[counter::VOLUNTARY] = s.voluntary_ctxt_switches.unwrap_or(0);
-                reading[counter::INVOLUNTARY] = s.nonvoluntary_ctxt_switches.unwrap_or(0);
+                reading.voluntary_switches = s.voluntary_ctxt_switches.unwrap_or(0);
+                reading.involuntary_switches = s.nonvoluntary_ctxt_switches.unwrap_or(0);
             }
             Err(error) => self.count_or_stop(&error)?,
         }
@@ -254,8 +202,8 @@ impl Collector {
                 if io.malformed {
                     self.count_kind(ErrorKind::Parse);
                 }
-                reading[counter::IO_READ] = io.read_bytes.unwrap_or(0);
-                reading[counter::IO_WRITE] = io.write_bytes.unwrap_or(0);
+                reading.io_read_bytes = io.read_bytes.unwrap_or(0);
+                reading.io_write_bytes = io.write_bytes.unwrap_or(0);
             }
             Err(error) => self.count_or_stop(&error)?,
         }
@@ -274,7 +222,7 @@ impl Collector {
         }
         if let Some(g) = self.gauges.get_mut(role) {
             g.open_fds += fds;
-            add_memory(&mut g.memory, &memory);
+            g.memory.add(&memory);
         }
         Ok(())
     }
@@ -322,9 +270,9 @@ impl Collector {
             sample.restarts = total.newcomers;
             sample.seen = total.seen;
         }
-        let mut qemu_threads = [[0; 2]; 3];
-        for (slot, total) in qemu_threads.iter_mut().zip(self.threads.totals()) {
-            *slot = total.counters;
+        let mut qemu_threads = ByThreadClass::default();
+        for (class, total) in ThreadClass::ALL.into_iter().zip(self.threads.totals()) {
+            qemu_threads[class] = total.counters;
         }
         let guest_name = self
             .known
@@ -368,27 +316,7 @@ impl Collector {
     }
 
     fn count_kind(&mut self, kind: ErrorKind) {
-        if let Some(n) = ErrorKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .and_then(|i| self.errors.get_mut(i))
-        {
-            *n += 1;
-        }
-    }
-}
-
-fn add_memory(sum: &mut Memory, m: &Memory) {
-    sum.resident += m.resident;
-    sum.virtual_ += m.virtual_;
-    sum.shared += m.shared;
-    sum.dirty += m.dirty;
-    sum.anonymous += m.anonymous;
-    sum.file += m.file;
-    sum.shmem += m.shmem;
-    sum.swap += m.swap;
-    if let Some(pss) = m.pss {
-        sum.pss = Some(sum.pss.unwrap_or(0) + pss);
+        self.errors[kind] += 1;
     }
 }
 

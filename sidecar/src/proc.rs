@@ -8,6 +8,7 @@ pub mod parse;
 
 mod error;
 mod files;
+mod listing;
 
 use std::fs;
 use std::io;
@@ -18,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 
 use error::parse_reason;
-pub use error::{ErrorKind, ReadError};
+pub use error::{ErrorCounts, ErrorKind, ReadError};
 use files::{Digits, FdCache, PidFile, ThreadFile, join};
 pub use parse::{Io, Stat, Status};
 
@@ -190,70 +191,6 @@ impl Reader {
         }
     }
 
-    /// Number of open fds of `pid`.
-    pub fn fd_count(&mut self, pid: i32) -> Result<u64, ReadError> {
-        self.fd_count_inner(pid)
-            .map_err(|e| self.io_error(pid, None, "fd", e))
-    }
-
-    fn fd_count_inner(&mut self, pid: i32) -> Result<u64, Errno> {
-        self.ensure_root()?;
-        let entry = self.fds.entry(root_fd(&self.root_dir)?, pid)?;
-        if entry.fd_dir.is_none() {
-            let fd = files::open_dir(entry.dir.as_fd(), "fd")?;
-            if !self.fds.admit() {
-                // No room to keep it: count through this one fd.
-                return count_fds(fd.as_fd(), self.procfs, &mut self.dirents);
-            }
-            if let Some(entry) = self.fds.get_mut(pid) {
-                entry.fd_dir = Some(fd);
-            }
-        }
-        let Some(fd) = self.fds.get(pid).and_then(|e| e.fd_dir.as_ref()) else {
-            return Err(Errno::NOENT);
-        };
-        count_fds(fd.as_fd(), self.procfs, &mut self.dirents)
-    }
-
-    /// Thread ids of `pid`, into `out` (cleared first). Closes the fds of threads not listed.
-    pub fn tids(&mut self, pid: i32, out: &mut Vec<i32>) -> Result<(), ReadError> {
-        out.clear();
-        self.tids_inner(pid, out)
-            .map_err(|e| self.io_error(pid, None, "task", e))
-    }
-
-    fn tids_inner(&mut self, pid: i32, out: &mut Vec<i32>) -> Result<(), Errno> {
-        self.ensure_root()?;
-        let entry = self.fds.entry(root_fd(&self.root_dir)?, pid)?;
-        if entry.task_dir.is_none() {
-            let fd = files::open_dir(entry.dir.as_fd(), "task")?;
-            if !self.fds.admit() {
-                // No room to keep it; `read_thread_stat` then opens `task/<tid>/stat` by path.
-                files::list_numeric(fd.as_fd(), &mut self.dirents, out)?;
-                out.sort_unstable();
-                return Ok(());
-            }
-            if let Some(entry) = self.fds.get_mut(pid) {
-                entry.task_dir = Some(fd);
-            }
-        }
-        let Some(entry) = self.fds.get_mut(pid) else {
-            return Err(Errno::NOENT);
-        };
-        let Some(task) = entry.task_dir.as_ref() else {
-            return Err(Errno::NOENT);
-        };
-        files::list_numeric(task.as_fd(), &mut self.dirents, out)?;
-        out.sort_unstable();
-        let before = entry.thread_fds();
-        entry
-            .threads
-            .retain(|tid, _| out.binary_search(tid).is_ok());
-        let closed = before - entry.thread_fds();
-        self.fds.released(closed);
-        Ok(())
-    }
-
     /// Reads a per-process file into `buf` through its kept fd, opening (and keeping) it if needed.
     /// A kept fd that reports its process gone is dropped with everything of that pid, and `stat`
     /// is retried once through a fresh open: the pid may now name a new process.
@@ -291,10 +228,7 @@ impl Reader {
         let Some(entry) = self.fds.get_mut(pid) else {
             return Err(Errno::NOENT);
         };
-        let slot = entry
-            .threads
-            .get_mut(&tid)
-            .and_then(|f| f.get_mut(file as usize));
+        let slot = entry.threads.get_mut(&tid).map(|f| f.slot_mut(file));
         if let Some(kept) = slot
             && let Some(fd) = kept.as_ref()
         {
@@ -329,9 +263,8 @@ impl Reader {
         self.len = files::read_all(fd.as_fd(), &mut self.buf, MIN_READ_BUFFER)?;
         if self.fds.admit()
             && let Some(entry) = self.fds.get_mut(pid)
-            && let Some(slot) = entry.threads.entry(tid).or_default().get_mut(file as usize)
         {
-            *slot = Some(fd);
+            *entry.threads.entry(tid).or_default().slot_mut(file) = Some(fd);
         }
         Ok(true)
     }
@@ -361,41 +294,6 @@ impl Reader {
     fn bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
-
-    /// `<root>/<pid>/<parts...>` (or `<root>/<parts...>`), built only for error messages.
-    fn path_of(&self, pid: Option<i32>, parts: &[&str]) -> PathBuf {
-        let mut path = self.root.path.clone();
-        if let Some(pid) = pid {
-            path.push(Digits::default().format(pid));
-        }
-        path.extend(parts);
-        path
-    }
-
-    fn io_error(&self, pid: i32, tid: Option<i32>, file: &str, errno: Errno) -> ReadError {
-        ReadError::from_io(&self.file_path(pid, tid, file), errno.into())
-    }
-
-    fn file_path(&self, pid: i32, tid: Option<i32>, file: &str) -> PathBuf {
-        match tid {
-            None => self.path_of(Some(pid), &[file]),
-            Some(tid) => self.path_of(Some(pid), &["task", Digits::default().format(tid), file]),
-        }
-    }
-
-    fn parse_error_at(&self, pid: i32, tid: Option<i32>, reason: &'static str) -> ReadError {
-        ReadError::Parse {
-            path: self.file_path(pid, tid, "stat"),
-            reason,
-        }
-    }
-
-    fn parse_error(&self, pid: Option<i32>, parts: &[&str], reason: &'static str) -> ReadError {
-        ReadError::Parse {
-            path: self.path_of(pid, parts),
-            reason,
-        }
-    }
 }
 
 #[allow(
@@ -404,22 +302,6 @@ impl Reader {
 )]
 fn is_procfs(dir: &OwnedFd) -> bool {
     rustix::fs::fstatfs(dir).is_ok_and(|s| i64::from(s.f_type) == PROC_SUPER_MAGIC)
-}
-
-/// Open fds of a process from its `fd/` directory.
-fn count_fds(
-    fd: BorrowedFd<'_>,
-    procfs: bool,
-    dirents: &mut [MaybeUninit<u8>],
-) -> Result<u64, Errno> {
-    if procfs {
-        // Linux 6.2+: the size of `fd/` is the count, computed at `fstat` time.
-        let size = rustix::fs::fstat(fd)?.st_size;
-        if size > 0 {
-            return Ok(size.unsigned_abs());
-        }
-    }
-    files::count_entries(fd, dirents)
 }
 
 fn root_fd(root: &Option<OwnedFd>) -> Result<BorrowedFd<'_>, Errno> {

@@ -10,11 +10,18 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-/// Monotonic sums of `N` counters per class, over members keyed by `K`.
+/// A reading of a fixed set of named counters, combined field by field.
+pub trait Counters: Copy + Default {
+    /// `f` applied to each pair of same-named fields of `self` and `other`.
+    #[must_use]
+    fn zip_with(self, other: Self, f: impl Fn(u64, u64) -> u64) -> Self;
+}
+
+/// Monotonic sums of counters `C` per class, over members keyed by `K`.
 #[derive(Debug)]
-pub struct Ledger<K, const N: usize> {
-    members: HashMap<K, Member<N>>,
-    retired: Vec<[u64; N]>,
+pub struct Ledger<K, C> {
+    members: HashMap<K, Member<C>>,
+    retired: Vec<C>,
     /// Members first seen after the first sweep, per class.
     newcomers: Vec<u64>,
     /// Whether the class ever had a member.
@@ -23,17 +30,17 @@ pub struct Ledger<K, const N: usize> {
 }
 
 #[derive(Debug)]
-struct Member<const N: usize> {
+struct Member<C> {
     class: usize,
-    base: [u64; N],
-    last: [u64; N],
+    base: C,
+    last: C,
     generation: u64,
 }
 
 /// One class's sums, live and retired members together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClassTotals<const N: usize> {
-    pub counters: [u64; N],
+pub struct ClassTotals<C> {
+    pub counters: C,
     pub live: u64,
     pub newcomers: u64,
     pub seen: bool,
@@ -41,11 +48,24 @@ pub struct ClassTotals<const N: usize> {
 
 // === impl Ledger ===
 
-impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
+// === impl [u64; 2] ===
+
+/// Anonymous counters, for tests of the ledger itself.
+#[cfg(test)]
+impl Counters for [u64; 2] {
+    fn zip_with(mut self, other: Self, f: impl Fn(u64, u64) -> u64) -> Self {
+        for (a, b) in self.iter_mut().zip(other) {
+            *a = f(*a, b);
+        }
+        self
+    }
+}
+
+impl<K: Eq + Hash + Copy, C: Counters> Ledger<K, C> {
     pub fn new(classes: usize) -> Self {
         Self {
             members: HashMap::new(),
-            retired: vec![[0; N]; classes],
+            retired: vec![C::default(); classes],
             newcomers: vec![0; classes],
             seen: vec![false; classes],
             generation: 0,
@@ -53,7 +73,7 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
     }
 
     /// Records one reading of `key` in this generation. `class` must be below `classes`.
-    pub fn observe(&mut self, key: K, class: usize, reading: [u64; N]) {
+    pub fn observe(&mut self, key: K, class: usize, reading: C) {
         let generation = self.generation;
         if let Some(seen) = self.seen.get_mut(class) {
             *seen = true;
@@ -65,9 +85,7 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
                     member.class = class;
                     member.base = member.last;
                 }
-                for (last, new) in member.last.iter_mut().zip(reading) {
-                    *last = (*last).max(new);
-                }
+                member.last = member.last.zip_with(reading, u64::max);
                 member.generation = generation;
             }
             None => {
@@ -79,7 +97,7 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
                 }
                 let member = Member {
                     class,
-                    base: [0; N],
+                    base: C::default(),
                     last: reading,
                     generation,
                 };
@@ -108,10 +126,10 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
     }
 
     /// Totals per class, in class order.
-    pub fn totals(&self) -> Vec<ClassTotals<N>> {
-        let mut out: Vec<ClassTotals<N>> = (0..self.retired.len())
+    pub fn totals(&self) -> Vec<ClassTotals<C>> {
+        let mut out: Vec<ClassTotals<C>> = (0..self.retired.len())
             .map(|class| ClassTotals {
-                counters: self.retired.get(class).copied().unwrap_or([0; N]),
+                counters: self.retired.get(class).copied().unwrap_or_default(),
                 live: 0,
                 newcomers: self.newcomers.get(class).copied().unwrap_or(0),
                 seen: self.seen.get(class).copied().unwrap_or(false),
@@ -119,11 +137,7 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
             .collect();
         for member in self.members.values() {
             if let Some(total) = out.get_mut(member.class) {
-                for ((sum, last), base) in
-                    total.counters.iter_mut().zip(member.last).zip(member.base)
-                {
-                    *sum = sum.saturating_add(last.saturating_sub(base));
-                }
+                total.counters = add_growth(total.counters, member);
                 total.live += 1;
             }
         }
@@ -131,25 +145,29 @@ impl<K: Eq + Hash + Copy, const N: usize> Ledger<K, N> {
     }
 }
 
-fn retire<const N: usize>(retired: &mut [[u64; N]], member: &Member<N>) {
+fn retire<C: Counters>(retired: &mut [C], member: &Member<C>) {
     if let Some(sums) = retired.get_mut(member.class) {
-        for ((sum, last), base) in sums.iter_mut().zip(member.last).zip(member.base) {
-            *sum = sum.saturating_add(last.saturating_sub(base));
-        }
+        *sums = add_growth(*sums, member);
     }
+}
+
+/// `sums` plus what `member` grew by in its current class.
+fn add_growth<C: Counters>(sums: C, member: &Member<C>) -> C {
+    let growth = member.last.zip_with(member.base, u64::saturating_sub);
+    sums.zip_with(growth, u64::saturating_add)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn totals(ledger: &Ledger<u32, 2>) -> Vec<[u64; 2]> {
+    fn totals(ledger: &Ledger<u32, [u64; 2]>) -> Vec<[u64; 2]> {
         ledger.totals().iter().map(|t| t.counters).collect()
     }
 
     #[test]
     fn class_total_survives_member_exit() {
-        let mut l = Ledger::<u32, 2>::new(1);
+        let mut l = Ledger::<u32, [u64; 2]>::new(1);
         l.observe(1, 0, [10, 1]);
         l.observe(2, 0, [5, 1]);
         l.sweep();
@@ -162,7 +180,7 @@ mod tests {
 
     #[test]
     fn restarted_member_adds_on_top_and_counts_as_newcomer() {
-        let mut l = Ledger::<u32, 2>::new(1);
+        let mut l = Ledger::<u32, [u64; 2]>::new(1);
         l.observe(1, 0, [100, 0]);
         l.sweep();
         // The process restarted under a new key with fresh, smaller counters.
@@ -175,7 +193,7 @@ mod tests {
 
     #[test]
     fn failed_field_reading_never_lowers_a_counter() {
-        let mut l = Ledger::<u32, 2>::new(1);
+        let mut l = Ledger::<u32, [u64; 2]>::new(1);
         l.observe(1, 0, [10, 20]);
         l.sweep();
         l.observe(1, 0, [0, 25]);
@@ -185,7 +203,7 @@ mod tests {
 
     #[test]
     fn class_change_moves_only_new_growth() {
-        let mut l = Ledger::<u32, 2>::new(2);
+        let mut l = Ledger::<u32, [u64; 2]>::new(2);
         l.observe(1, 1, [4, 0]);
         l.sweep();
         l.observe(1, 0, [10, 0]);
@@ -198,7 +216,7 @@ mod tests {
 
     #[test]
     fn seen_marks_only_classes_with_members() {
-        let mut l = Ledger::<u32, 2>::new(3);
+        let mut l = Ledger::<u32, [u64; 2]>::new(3);
         l.observe(1, 2, [1, 1]);
         l.sweep();
         let seen: Vec<bool> = l.totals().iter().map(|t| t.seen).collect();
@@ -207,7 +225,7 @@ mod tests {
 
     #[test]
     fn out_of_range_class_is_ignored() {
-        let mut l = Ledger::<u32, 2>::new(1);
+        let mut l = Ledger::<u32, [u64; 2]>::new(1);
         l.observe(1, 7, [1, 1]);
         l.sweep();
         assert_eq!(totals(&l), vec![[0, 0]]);

@@ -34,6 +34,10 @@ impl Seen {
         self.collided.clear();
     }
 
+    pub(super) fn hash(&self, key: Option<&[u8]>) -> u64 {
+        self.state.hash_one(key)
+    }
+
     /// Records the key at `span`; false when an equal key was recorded before.
     pub(super) fn insert(&mut self, slots: &[Slot], span: Span) -> bool {
         let text = |s: &Span| {
@@ -42,7 +46,7 @@ impl Seen {
                 .and_then(|slot| slot.lines.get(s.start..s.end))
         };
         let key = text(&span);
-        match self.first.entry(self.state.hash_one(key)) {
+        match self.first.entry(self.hash(key)) {
             Entry::Vacant(entry) => {
                 entry.insert(span);
                 true

@@ -1,6 +1,6 @@
 use super::*;
+use kube_metrics_contract::metrics::POD_INFO;
 use proptest::prelude::*;
-use std::hash::BuildHasher as _;
 
 fn info(ns: &str, pod: &str) -> String {
     format!(
@@ -305,7 +305,7 @@ fn seen_compares_key_text_even_when_hashes_collide() {
     let (one, two, two_again) = (span(0, 8), span(8, 16), span(16, 24));
     let mut seen = Seen::default();
     // Forge a collision: the hash of `two` already points at `one`'s text.
-    let hash = seen.state.hash_one(Some("m{a=\"2\"}"));
+    let hash = seen.hash(Some(&b"m{a=\"2\"}"[..]));
     seen.first.insert(hash, one);
     assert!(
         seen.insert(&slots, two),
@@ -326,4 +326,23 @@ fn identity_reads_escaped_values_and_ignores_other_names() {
                 kubevirt_pod_infra_pod_info{namespace=\"bad} 1\n";
     assert_eq!(identity(text), ok("a\"b", "p"));
     assert_eq!(identity("other 1\n"), Err(Rejected::NoIdentity));
+}
+
+#[test]
+fn drop_counts_add_up_by_reason() {
+    let mut total = DropCounts::default();
+    let mut one = DropCounts::default();
+    for (n, reason) in Dropped::ALL.into_iter().enumerate() {
+        one.add(reason, n as u64 + 1);
+    }
+    total.add_all(&one);
+    total.add_all(&one);
+    let want = DropCounts {
+        malformed: 2,
+        type_conflict: 4,
+        duplicate: 6,
+        reserved: 8,
+    };
+    assert_eq!(total, want);
+    assert_eq!(total[Dropped::Duplicate], 6);
 }

@@ -1,6 +1,6 @@
 //! QEMU's threads: CPU time by thread class, re-reading `stat` only for threads that ran.
 
-use super::Collector;
+use super::{Collector, CpuTicks};
 use crate::classify::ThreadClass;
 use crate::proc::ProcessKey;
 
@@ -13,7 +13,7 @@ pub(super) struct ThreadRead {
     runtime_ns: u64,
     key: ProcessKey,
     class: usize,
-    reading: [u64; 2],
+    reading: CpuTicks,
     pub(super) generation: u64,
 }
 
@@ -56,7 +56,10 @@ impl Collector {
                     start_ticks: stat.start_ticks,
                 };
                 let class = ThreadClass::of(stat.comm) as usize;
-                let reading = [stat.utime, stat.stime];
+                let reading = CpuTicks {
+                    user: stat.utime,
+                    system: stat.stime,
+                };
                 self.threads.observe(key, class, reading);
                 match runtime {
                     Some((runtime_ns, _)) => {

@@ -1,7 +1,7 @@
 //! Writes the metric families of docs/metrics.md from one `Collection`.
 
 use crate::classify::ThreadClass;
-use crate::collect::{Collection, counter};
+use crate::collect::{Collection, ProcessCounters, RoleSample};
 use crate::proc::ErrorKind;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
@@ -47,187 +47,34 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
         ("domain", scope.domain.as_str()),
     ]);
     let mut b = Builder { w };
-    let tps = c.ticks_per_second.max(1) as f64;
-    let roles = || {
-        c.per_role
-            .iter()
-            .enumerate()
-            .map(|(id, sample)| (c.roles.name(id), sample))
-    };
-    let seen = || roles().filter(|(_, s)| s.seen);
-
-    b.family(
-        "kubevirt_pod_infra_cpu_seconds_total",
-        "CPU time of the role's processes, live and exited.",
-        Kind::Counter,
-    );
-    for (role, s) in seen() {
-        b.infra(
-            &[("process", role), ("type", "user")],
-            s.counters[counter::CPU_USER] as f64 / tps,
-        );
-        b.infra(
-            &[("process", role), ("type", "system")],
-            s.counters[counter::CPU_SYSTEM] as f64 / tps,
-        );
-    }
-    b.family(
-        "kubevirt_pod_infra_memory_amount_bytes",
-        "Memory of the role's live processes from /proc/<pid>/status. resident=VmRSS, virtual=VmSize, \
-         shared=RssFile+RssShmem, dirty=VmData+VmStk (data+stack, NOT dirty pages; name kept from the old tool), \
-         anonymous=RssAnon, file=RssFile, shmem=RssShmem, swap=VmSwap, proportional_resident=Pss (--pss only).",
-        Kind::Gauge,
-    );
-    for (role, s) in seen() {
-        let m = &s.memory;
-        let types = [
-            ("resident", m.resident),
-            ("virtual", m.virtual_),
-            ("shared", m.shared),
-            ("dirty", m.dirty),
-            ("anonymous", m.anonymous),
-            ("file", m.file),
-            ("shmem", m.shmem),
-            ("swap", m.swap),
-        ];
-        for (kind, bytes) in types {
-            b.infra(&[("process", role), ("type", kind)], bytes as f64);
-        }
-        if scope.pss {
-            b.infra(
-                &[("process", role), ("type", "proportional_resident")],
-                m.pss.unwrap_or(0) as f64,
-            );
-        }
-    }
-    b.family(
-        "kubevirt_info",
-        "Build of kube-metrics-collector; always 1.",
-        Kind::Gauge,
-    );
-    b.plain(
-        &[
-            ("version", VERSION),
-            ("revision", REVISION.unwrap_or("unknown")),
-        ],
-        1.0,
-    );
-
-    b.family(
-        "kubevirt_pod_infra_processes",
-        "Live processes of the role; 0 when none runs.",
-        Kind::Gauge,
-    );
-    for (role, s) in roles() {
-        b.infra(&[("process", role)], s.processes as f64);
-    }
-    b.family(
-        "kubevirt_pod_infra_threads",
-        "Threads of the role's live processes.",
-        Kind::Gauge,
-    );
-    for (role, s) in seen() {
-        b.infra(&[("process", role)], s.threads as f64);
-    }
-    b.family(
-        "kubevirt_pod_infra_open_fds",
-        "Open file descriptors of the role's live processes that could be read (see read errors).",
-        Kind::Gauge,
-    );
-    for (role, s) in seen() {
-        b.infra(&[("process", role)], s.open_fds as f64);
-    }
-    // Counter families with two values of one label, as (label value, counter index).
-    type Pair<'a> = (&'a str, &'a str, &'a str, [(&'a str, usize); 2]);
-    let pairs: [Pair<'_>; 3] = [
-        (
-            "kubevirt_pod_infra_io_bytes_total",
-            "Storage bytes read and written (/proc/<pid>/io read_bytes, write_bytes).",
-            "direction",
-            [("read", counter::IO_READ), ("write", counter::IO_WRITE)],
-        ),
-        (
-            "kubevirt_pod_infra_page_faults_total",
-            "Page faults of the role's processes (/proc/<pid>/stat).",
-            "type",
-            [
-                ("major", counter::MAJOR_FAULTS),
-                ("minor", counter::MINOR_FAULTS),
-            ],
-        ),
-        (
-            "kubevirt_pod_infra_context_switches_total",
-            "Context switches of each process's main thread (/proc/<pid>/status).",
-            "type",
-            [
-                ("voluntary", counter::VOLUNTARY),
-                ("involuntary", counter::INVOLUNTARY),
-            ],
-        ),
-    ];
-    for (name, help, label, values) in pairs {
-        b.family(name, help, Kind::Counter);
-        for (role, s) in seen() {
-            for (value, index) in values {
-                b.infra(
-                    &[("process", role), (label, value)],
-                    s.counters[index] as f64,
-                );
-            }
-        }
-    }
-    b.family(
-        "kubevirt_pod_infra_start_time_seconds",
-        "Unix time the oldest live process of the role started.",
-        Kind::Gauge,
-    );
-    for (role, s) in roles() {
-        if let (Some(t), true) = (s.start_time_seconds, s.processes > 0) {
-            b.infra(&[("process", role)], t);
-        }
-    }
-    b.family(
-        "kubevirt_pod_infra_process_restarts_total",
-        "Processes of the role first seen after the collector's first collection.",
-        Kind::Counter,
-    );
-    for (role, s) in seen() {
-        b.infra(&[("process", role)], s.restarts as f64);
-    }
-    b.family(
-        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
-        "QEMU CPU time by thread class: vcpu (CPU n/KVM|TCG), iothread (IO *), other.",
-        Kind::Counter,
-    );
-    if roles().any(|(r, s)| r == "qemu" && s.seen) {
-        for (class, ticks) in ThreadClass::ALL.iter().zip(c.qemu_threads) {
-            let class = class.as_str();
-            b.infra(
-                &[("process", "qemu"), ("class", class), ("type", "user")],
-                ticks[0] as f64 / tps,
-            );
-            b.infra(
-                &[("process", "qemu"), ("class", class), ("type", "system")],
-                ticks[1] as f64 / tps,
-            );
-        }
-    }
+    b.cpu_seconds(c);
+    b.memory_amount(c, scope.pss);
+    b.info();
+    b.role_gauges(c);
+    b.io_faults_and_switches(c);
+    b.start_time_and_restarts(c);
+    b.qemu_thread_cpu_seconds(c);
     b.pod_families(scope);
-    b.family(
-        "kube_metrics_collector_collection_duration_seconds",
-        "How long the last read of /proc took.",
-        Kind::Gauge,
-    );
-    b.plain(&[], c.duration.as_secs_f64());
-    b.family(
-        "kube_metrics_collector_read_errors_total",
-        "Reads of /proc that failed; the process or field was skipped.",
-        Kind::Counter,
-    );
-    for (kind, n) in ErrorKind::ALL.iter().zip(c.errors) {
-        b.plain(&[("kind", kind.as_str())], n as f64);
-    }
+    b.collector_families(c);
     b.w.finish();
+}
+
+/// Each role with its sample, in role order.
+fn roles(c: &Collection) -> impl Iterator<Item = (&str, &RoleSample)> {
+    c.per_role
+        .iter()
+        .enumerate()
+        .map(|(id, sample)| (c.roles.name(id), sample))
+}
+
+/// The roles that ever had a member.
+fn seen(c: &Collection) -> impl Iterator<Item = (&str, &RoleSample)> {
+    roles(c).filter(|(_, s)| s.seen)
+}
+
+/// Clock ticks to seconds.
+fn seconds(ticks: u64, c: &Collection) -> f64 {
+    ticks as f64 / c.ticks_per_second.max(1) as f64
 }
 
 // === impl Builder ===
@@ -235,6 +82,206 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
 impl Builder<'_> {
     fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) {
         self.w.family(name, help, kind);
+    }
+
+    fn cpu_seconds(&mut self, c: &Collection) {
+        self.family(
+            "kubevirt_pod_infra_cpu_seconds_total",
+            "CPU time of the role's processes, live and exited.",
+            Kind::Counter,
+        );
+        for (role, s) in seen(c) {
+            let cpu = s.counters.cpu;
+            self.infra(&[("process", role), ("type", "user")], seconds(cpu.user, c));
+            self.infra(
+                &[("process", role), ("type", "system")],
+                seconds(cpu.system, c),
+            );
+        }
+    }
+
+    fn memory_amount(&mut self, c: &Collection, pss: bool) {
+        self.family(
+            "kubevirt_pod_infra_memory_amount_bytes",
+            "Memory of the role's live processes from /proc/<pid>/status. resident=VmRSS, virtual=VmSize, \
+             shared=RssFile+RssShmem, dirty=VmData+VmStk (data+stack, NOT dirty pages; name kept from the old tool), \
+             anonymous=RssAnon, file=RssFile, shmem=RssShmem, swap=VmSwap, proportional_resident=Pss (--pss only).",
+            Kind::Gauge,
+        );
+        for (role, s) in seen(c) {
+            let m = &s.memory;
+            let types = [
+                ("resident", m.resident),
+                ("virtual", m.virtual_),
+                ("shared", m.shared),
+                ("dirty", m.dirty),
+                ("anonymous", m.anonymous),
+                ("file", m.file),
+                ("shmem", m.shmem),
+                ("swap", m.swap),
+            ];
+            for (kind, bytes) in types {
+                self.infra(&[("process", role), ("type", kind)], bytes as f64);
+            }
+            if pss {
+                self.infra(
+                    &[("process", role), ("type", "proportional_resident")],
+                    m.pss.unwrap_or(0) as f64,
+                );
+            }
+        }
+    }
+
+    fn info(&mut self) {
+        self.family(
+            "kubevirt_info",
+            "Build of kube-metrics-collector; always 1.",
+            Kind::Gauge,
+        );
+        self.plain(
+            &[
+                ("version", VERSION),
+                ("revision", REVISION.unwrap_or("unknown")),
+            ],
+            1.0,
+        );
+    }
+
+    /// Processes, threads and open fds per role.
+    fn role_gauges(&mut self, c: &Collection) {
+        self.family(
+            "kubevirt_pod_infra_processes",
+            "Live processes of the role; 0 when none runs.",
+            Kind::Gauge,
+        );
+        for (role, s) in roles(c) {
+            self.infra(&[("process", role)], s.processes as f64);
+        }
+        self.family(
+            "kubevirt_pod_infra_threads",
+            "Threads of the role's live processes.",
+            Kind::Gauge,
+        );
+        for (role, s) in seen(c) {
+            self.infra(&[("process", role)], s.threads as f64);
+        }
+        self.family(
+            "kubevirt_pod_infra_open_fds",
+            "Open file descriptors of the role's live processes that could be read (see read errors).",
+            Kind::Gauge,
+        );
+        for (role, s) in seen(c) {
+            self.infra(&[("process", role)], s.open_fds as f64);
+        }
+    }
+
+    /// Counter families with two values of one label.
+    fn io_faults_and_switches(&mut self, c: &Collection) {
+        type Pick = fn(&ProcessCounters) -> u64;
+        type Pair = (
+            &'static str,
+            &'static str,
+            &'static str,
+            [(&'static str, Pick); 2],
+        );
+        let pairs: [Pair; 3] = [
+            (
+                "kubevirt_pod_infra_io_bytes_total",
+                "Storage bytes read and written (/proc/<pid>/io read_bytes, write_bytes).",
+                "direction",
+                [
+                    ("read", |p| p.io_read_bytes),
+                    ("write", |p| p.io_write_bytes),
+                ],
+            ),
+            (
+                "kubevirt_pod_infra_page_faults_total",
+                "Page faults of the role's processes (/proc/<pid>/stat).",
+                "type",
+                [("major", |p| p.major_faults), ("minor", |p| p.minor_faults)],
+            ),
+            (
+                "kubevirt_pod_infra_context_switches_total",
+                "Context switches of each process's main thread (/proc/<pid>/status).",
+                "type",
+                [
+                    ("voluntary", |p| p.voluntary_switches),
+                    ("involuntary", |p| p.involuntary_switches),
+                ],
+            ),
+        ];
+        for (name, help, label, values) in pairs {
+            self.family(name, help, Kind::Counter);
+            for (role, s) in seen(c) {
+                for (value, pick) in values {
+                    self.infra(
+                        &[("process", role), (label, value)],
+                        pick(&s.counters) as f64,
+                    );
+                }
+            }
+        }
+    }
+
+    fn start_time_and_restarts(&mut self, c: &Collection) {
+        self.family(
+            "kubevirt_pod_infra_start_time_seconds",
+            "Unix time the oldest live process of the role started.",
+            Kind::Gauge,
+        );
+        for (role, s) in roles(c) {
+            if let (Some(t), true) = (s.start_time_seconds, s.processes > 0) {
+                self.infra(&[("process", role)], t);
+            }
+        }
+        self.family(
+            "kubevirt_pod_infra_process_restarts_total",
+            "Processes of the role first seen after the collector's first collection.",
+            Kind::Counter,
+        );
+        for (role, s) in seen(c) {
+            self.infra(&[("process", role)], s.restarts as f64);
+        }
+    }
+
+    fn qemu_thread_cpu_seconds(&mut self, c: &Collection) {
+        self.family(
+            "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+            "QEMU CPU time by thread class: vcpu (CPU n/KVM|TCG), iothread (IO *), other.",
+            Kind::Counter,
+        );
+        if !roles(c).any(|(r, s)| r == "qemu" && s.seen) {
+            return;
+        }
+        for class in ThreadClass::ALL {
+            let (ticks, class) = (c.qemu_threads[class], class.as_str());
+            self.infra(
+                &[("process", "qemu"), ("class", class), ("type", "user")],
+                seconds(ticks.user, c),
+            );
+            self.infra(
+                &[("process", "qemu"), ("class", class), ("type", "system")],
+                seconds(ticks.system, c),
+            );
+        }
+    }
+
+    /// The collector's own families.
+    fn collector_families(&mut self, c: &Collection) {
+        self.family(
+            "kube_metrics_collector_collection_duration_seconds",
+            "How long the last read of /proc took.",
+            Kind::Gauge,
+        );
+        self.plain(&[], c.duration.as_secs_f64());
+        self.family(
+            "kube_metrics_collector_read_errors_total",
+            "Reads of /proc that failed; the process or field was skipped.",
+            Kind::Counter,
+        );
+        for kind in ErrorKind::ALL {
+            self.plain(&[("kind", kind.as_str())], c.errors[kind] as f64);
+        }
     }
 
     /// A sample with `host` and `domain` before `labels`.

@@ -1,9 +1,13 @@
 //! Why a read of `/proc` failed, and the kind it is counted as.
 
 use std::io;
+use std::ops::{Index, IndexMut};
 use std::path::{Path, PathBuf};
 
-use super::parse;
+use rustix::io::Errno;
+
+use super::files::Digits;
+use super::{Reader, parse};
 
 /// `ESRCH`: reading a `/proc/<pid>` file whose process exited after `open`.
 pub(super) const ESRCH: i32 = 3;
@@ -34,6 +38,15 @@ pub enum ErrorKind {
     Permission,
     Parse,
     Io,
+}
+
+/// Read errors counted by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ErrorCounts {
+    pub vanished: u64,
+    pub permission: u64,
+    pub parse: u64,
+    pub io: u64,
 }
 
 // === impl ReadError ===
@@ -71,6 +84,88 @@ impl ErrorKind {
             Self::Permission => "permission",
             Self::Parse => "parse",
             Self::Io => "io",
+        }
+    }
+}
+
+// === impl ErrorCounts ===
+
+impl Index<ErrorKind> for ErrorCounts {
+    type Output = u64;
+
+    fn index(&self, kind: ErrorKind) -> &u64 {
+        match kind {
+            ErrorKind::Vanished => &self.vanished,
+            ErrorKind::Permission => &self.permission,
+            ErrorKind::Parse => &self.parse,
+            ErrorKind::Io => &self.io,
+        }
+    }
+}
+
+impl IndexMut<ErrorKind> for ErrorCounts {
+    fn index_mut(&mut self, kind: ErrorKind) -> &mut u64 {
+        match kind {
+            ErrorKind::Vanished => &mut self.vanished,
+            ErrorKind::Permission => &mut self.permission,
+            ErrorKind::Parse => &mut self.parse,
+            ErrorKind::Io => &mut self.io,
+        }
+    }
+}
+
+// === impl Reader ===
+
+/// Paths of failed reads, built only for error messages.
+impl Reader {
+    /// `<root>/<pid>/<parts...>` (or `<root>/<parts...>`), built only for error messages.
+    pub(super) fn path_of(&self, pid: Option<i32>, parts: &[&str]) -> PathBuf {
+        let mut path = self.root.path.clone();
+        if let Some(pid) = pid {
+            path.push(Digits::default().format(pid));
+        }
+        path.extend(parts);
+        path
+    }
+
+    pub(super) fn io_error(
+        &self,
+        pid: i32,
+        tid: Option<i32>,
+        file: &str,
+        errno: Errno,
+    ) -> ReadError {
+        ReadError::from_io(&self.file_path(pid, tid, file), errno.into())
+    }
+
+    pub(super) fn file_path(&self, pid: i32, tid: Option<i32>, file: &str) -> PathBuf {
+        match tid {
+            None => self.path_of(Some(pid), &[file]),
+            Some(tid) => self.path_of(Some(pid), &["task", Digits::default().format(tid), file]),
+        }
+    }
+
+    pub(super) fn parse_error_at(
+        &self,
+        pid: i32,
+        tid: Option<i32>,
+        reason: &'static str,
+    ) -> ReadError {
+        ReadError::Parse {
+            path: self.file_path(pid, tid, "stat"),
+            reason,
+        }
+    }
+
+    pub(super) fn parse_error(
+        &self,
+        pid: Option<i32>,
+        parts: &[&str],
+        reason: &'static str,
+    ) -> ReadError {
+        ReadError::Parse {
+            path: self.path_of(pid, parts),
+            reason,
         }
     }
 }

@@ -42,12 +42,28 @@ pub struct FdCache {
 #[derive(Debug)]
 pub struct PidFds {
     pub dir: OwnedFd,
-    files: [Option<OwnedFd>; 4],
+    files: PidFiles,
     /// `fd/`, whose size is the open-fd count (Linux 6.2+), and `task/`.
     pub fd_dir: Option<OwnedFd>,
     pub task_dir: Option<OwnedFd>,
-    /// `task/<tid>/stat` and `task/<tid>/schedstat` by tid, indexed by `ThreadFile`.
-    pub threads: HashMap<i32, [Option<OwnedFd>; 2]>,
+    /// `task/<tid>/stat` and `task/<tid>/schedstat` by tid.
+    pub threads: HashMap<i32, ThreadFds>,
+}
+
+/// The kept fd of each `PidFile`.
+#[derive(Debug, Default)]
+struct PidFiles {
+    stat: Option<OwnedFd>,
+    status: Option<OwnedFd>,
+    io: Option<OwnedFd>,
+    smaps_rollup: Option<OwnedFd>,
+}
+
+/// The kept fd of each `ThreadFile` of one thread.
+#[derive(Debug, Default)]
+pub struct ThreadFds {
+    stat: Option<OwnedFd>,
+    schedstat: Option<OwnedFd>,
 }
 
 /// The files of one thread that are read at every collection.
@@ -123,7 +139,7 @@ impl FdCache {
                 self.open += 1;
                 Ok(entry.insert(PidFds {
                     dir,
-                    files: [None, None, None, None],
+                    files: PidFiles::default(),
                     fd_dir: None,
                     task_dir: None,
                     threads: HashMap::new(),
@@ -174,24 +190,63 @@ impl FdCache {
 
 impl PidFds {
     pub fn file(&self, file: PidFile) -> Option<BorrowedFd<'_>> {
-        self.files.get(file as usize)?.as_ref().map(AsFd::as_fd)
+        self.files.slot(file).as_ref().map(AsFd::as_fd)
     }
 
     pub fn set_file(&mut self, file: PidFile, fd: OwnedFd) {
-        if let Some(slot) = self.files.get_mut(file as usize) {
-            *slot = Some(fd);
-        }
+        *self.files.slot_mut(file) = Some(fd);
     }
 
     fn count(&self) -> u64 {
-        let files = self.files.iter().flatten().count() as u64;
+        let f = &self.files;
+        let files = [&f.stat, &f.status, &f.io, &f.smaps_rollup]
+            .into_iter()
+            .flatten()
+            .count() as u64;
         let dirs = u64::from(self.fd_dir.is_some()) + u64::from(self.task_dir.is_some());
         1 + files + dirs + self.thread_fds()
     }
 
     /// Fds kept for threads.
     pub fn thread_fds(&self) -> u64 {
-        self.threads.values().flatten().flatten().count() as u64
+        self.threads.values().map(ThreadFds::count).sum()
+    }
+}
+
+// === impl PidFiles ===
+
+impl PidFiles {
+    fn slot(&self, file: PidFile) -> &Option<OwnedFd> {
+        match file {
+            PidFile::Stat => &self.stat,
+            PidFile::Status => &self.status,
+            PidFile::Io => &self.io,
+            PidFile::SmapsRollup => &self.smaps_rollup,
+        }
+    }
+
+    fn slot_mut(&mut self, file: PidFile) -> &mut Option<OwnedFd> {
+        match file {
+            PidFile::Stat => &mut self.stat,
+            PidFile::Status => &mut self.status,
+            PidFile::Io => &mut self.io,
+            PidFile::SmapsRollup => &mut self.smaps_rollup,
+        }
+    }
+}
+
+// === impl ThreadFds ===
+
+impl ThreadFds {
+    pub fn slot_mut(&mut self, file: ThreadFile) -> &mut Option<OwnedFd> {
+        match file {
+            ThreadFile::Stat => &mut self.stat,
+            ThreadFile::Schedstat => &mut self.schedstat,
+        }
+    }
+
+    fn count(&self) -> u64 {
+        u64::from(self.stat.is_some()) + u64::from(self.schedstat.is_some())
     }
 }
 

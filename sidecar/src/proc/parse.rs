@@ -3,7 +3,7 @@
 //! Hand-written rather than procfs's `FromRead` impls: procfs-core 0.18's `Stat::from_read` panics on
 //! truncated input such as `1 (a)` (it slices `buf[end_paren + 2..]` unchecked), and its `Status` parser
 //! builds a `HashMap<String, String>` of every line on each call, which is the allocation storm a
-//! per-scrape reader must avoid.
+//! per-scrape reader must avoid (measured in docs/design.md, "Hand-written, and why").
 
 /// The fields of `/proc/<pid>/stat` (or `task/<tid>/stat`) that we export.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
