@@ -5,7 +5,6 @@
 //! pod only; the patch is built on the raw JSON by `patch`. No I/O, no logging.
 pub mod hazards;
 mod plan;
-pub mod quantity;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube_metrics_contract as contract;

@@ -17,7 +17,8 @@
 //! Layout: `args` (flags -> config), `serve` (HTTPS accept loop, the `/mutate` route), `admin`
 //! (health and metrics listener), `tls` (certificate parsing and hot reload), `metrics`,
 //! `certgen`, `vmi` (VMI facts and verdict without I/O; `vmi::lookup`, the one I/O edge); the
-//! admission logic is `policy` -> `decide` -> `patch`, all without I/O.
+//! admission logic is `policy` -> `decide` -> `patch`, all without I/O, with `quantity` (Kubernetes
+//! resource quantities) under both `policy` and `decide`.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
@@ -28,6 +29,7 @@ pub mod log;
 pub mod metrics;
 pub mod patch;
 pub mod policy;
+pub mod quantity;
 pub mod serve;
 pub mod tls;
 pub mod vmi;

@@ -1,6 +1,6 @@
 //! What the webhook injects: image, mode, port, resources, from flags with env twins, validated once in
 //! [`PolicyArgs::into_policy`]. Nothing past that function sees the raw flags.
-use crate::decide::quantity::{self, Quantity};
+use crate::quantity::{self, Quantity};
 
 /// The default image: the same build as this webhook (the image holds both binaries; see
 /// manifests/base/kustomization.yaml, which rewrites `KMW_IMAGE` to the real registry).

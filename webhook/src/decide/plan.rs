@@ -3,9 +3,9 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube_metrics_contract::pod::{CPU_LIMIT, LOG_LEVEL, MEMORY_LIMIT};
 use std::collections::BTreeSet;
 
-use super::quantity::{self, Quantity};
 use super::{COMPUTE, all_containers};
 use crate::policy::{Bounds, EPHEMERAL_PORTS, Mode, Policy, Scrape};
+use crate::quantity::{self, Quantity};
 use crate::vmi::{PathDecision, PathReason, ScrapePath, Source, Verdict};
 
 /// The collector's log levels that an annotation may select (passed as `KMC_LOG_LEVEL`).
