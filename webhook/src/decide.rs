@@ -10,8 +10,9 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube_metrics_contract as contract;
 
 use crate::policy::Policy;
-use crate::vmi::{self, Lookup, Source, UnsafeReason, Verdict};
+use crate::vmi::{self, Lookup, Source, Verdict};
 
+pub use crate::reason::{SkipReason, UnsafeReason};
 pub use plan::{LOG_LEVELS, Plan, RunAs};
 
 /// KubeVirt's VM container; always `spec.containers[0]` (docs/kubevirt.md §3.1).
@@ -41,99 +42,6 @@ pub enum Decision {
 #[derive(Clone, Debug)]
 pub struct Candidate {
     pod: Box<Pod>,
-}
-
-/// Why a pod was not injected; a closed set, used as a metric label and in the pod annotation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SkipReason {
-    /// Not labelled `kubevirt.io: virt-launcher` or not owned by a VirtualMachineInstance.
-    NotLauncher,
-    /// A temporary provisioning pod (`kubevirt.io/ephemeral-provisioning: "true"`).
-    Provisioning,
-    /// `kube-metrics-collector.io/inject: disabled` (label or annotation), or an explicit
-    /// `shareProcessNamespace: false`.
-    OptedOut,
-    /// Our container is already there; the answer is an empty patch.
-    AlreadyInjected,
-    /// Dedicated CPUs (`kubevirt.io/cpumanager` node selector).
-    DedicatedCpus,
-    /// Realtime VM (`kubevirt.io/realtime` node selector).
-    Realtime,
-    /// A device-plugin resource other than KubeVirt's own: GPUs, host devices, SR-IOV.
-    VfioDevice,
-    /// SEV / SEV-ES / SNP / TDX.
-    ConfidentialVm,
-    /// The VM locks its memory (`IPC_LOCK` or `SYS_RESOURCE` added to a container).
-    MemoryLock,
-    /// Dynamic resource allocation claims: devices we cannot see from the pod.
-    ResourceClaims,
-    /// Anything we cannot read with confidence: an object that does not parse as a pod, no
-    /// `compute` at `containers[0]`, no user id, a quantity we cannot parse, a name we would add is
-    /// already taken, `hostPID`, pod-level resources.
-    Unparseable,
-}
-
-// === impl SkipReason ===
-
-impl SkipReason {
-    /// Every reason, so metrics can start at 0 for each.
-    pub const ALL: &'static [SkipReason] = &[
-        SkipReason::NotLauncher,
-        SkipReason::Provisioning,
-        SkipReason::OptedOut,
-        SkipReason::AlreadyInjected,
-        SkipReason::DedicatedCpus,
-        SkipReason::Realtime,
-        SkipReason::VfioDevice,
-        SkipReason::ConfidentialVm,
-        SkipReason::MemoryLock,
-        SkipReason::ResourceClaims,
-        SkipReason::Unparseable,
-    ];
-
-    /// The kebab-case name used in labels and annotations.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::NotLauncher => "not-launcher",
-            SkipReason::Provisioning => "provisioning",
-            SkipReason::OptedOut => "opted-out",
-            SkipReason::AlreadyInjected => "already-injected",
-            SkipReason::DedicatedCpus => "dedicated-cpus",
-            SkipReason::Realtime => "realtime",
-            SkipReason::VfioDevice => "vfio-device",
-            SkipReason::ConfidentialVm => "confidential-vm",
-            SkipReason::MemoryLock => "memory-lock",
-            SkipReason::ResourceClaims => "resource-claims",
-            SkipReason::Unparseable => "unparseable",
-        }
-    }
-
-    /// Whether the skip is written on the pod as annotations. Not on a pod that is not a launcher
-    /// (not ours to touch; the webhook's objectSelector should not even send it), and not on an
-    /// injected pod (injection is idempotent: the second pass is an empty patch).
-    pub fn is_annotated(self) -> bool {
-        !matches!(self, SkipReason::NotLauncher | SkipReason::AlreadyInjected)
-    }
-}
-
-/// The same kebab name on both sides (tested), so the annotation and the metric label do not depend
-/// on which source decided.
-impl From<UnsafeReason> for SkipReason {
-    fn from(reason: UnsafeReason) -> Self {
-        match reason {
-            UnsafeReason::DedicatedCpus => SkipReason::DedicatedCpus,
-            UnsafeReason::Realtime => SkipReason::Realtime,
-            UnsafeReason::VfioDevice => SkipReason::VfioDevice,
-            UnsafeReason::ConfidentialVm => SkipReason::ConfidentialVm,
-            UnsafeReason::MemoryLock => SkipReason::MemoryLock,
-        }
-    }
-}
-
-impl std::fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 // === impl Decision ===
@@ -176,11 +84,10 @@ pub fn decide(candidate: &Candidate, policy: &Policy, lookup: &Lookup) -> (Decis
         .as_ref()
         .map(hazards::pid_namespace_hazards_from_pod)
         .unwrap_or_default();
-    // By name. `resource-claims` has no VMI twin (a VMI's DRA devices are its gpus and
-    // hostDevices, hence `vfio-device`), so it counts only when the pod's signals decide.
+    // `resource-claims` has no VMI twin, so it counts only when the pod's signals decide.
     let mapped: Vec<UnsafeReason> = pod_reasons
         .iter()
-        .filter_map(|reason| reason.as_str().parse().ok())
+        .filter_map(|reason| reason.unsafe_reason())
         .collect();
     let free = |wanted: u16, taken: &dyn Fn(u16) -> bool| {
         pod.spec
@@ -198,7 +105,11 @@ pub fn decide(candidate: &Candidate, policy: &Policy, lookup: &Lookup) -> (Decis
         verdict = vmi::verdict(lookup, &mapped, port);
     }
     let unsafe_reason = match verdict.source {
-        Source::Vmi => verdict.unsafe_reasons.first().map(|r| SkipReason::from(*r)),
+        Source::Vmi => verdict
+            .unsafe_reasons
+            .first()
+            .copied()
+            .map(SkipReason::Unsafe),
         Source::PodFallback => pod_reasons.first().copied(),
     };
     if let Some(reason) = unsafe_reason {

@@ -18,7 +18,8 @@
 //! (health and metrics listener), `tls` (certificate parsing and hot reload), `metrics`,
 //! `certgen`, `vmi` (VMI facts and verdict without I/O; `vmi::lookup`, the one I/O edge); the
 //! admission logic is `policy` -> `decide` -> `patch`, all without I/O, with `quantity` (Kubernetes
-//! resource quantities) under both `policy` and `decide`.
+//! resource quantities) under both `policy` and `decide`, and `reason` (the closed set of skip
+//! reasons, shared by `vmi` and `decide`).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
@@ -30,6 +31,7 @@ pub mod metrics;
 pub mod patch;
 pub mod policy;
 pub mod quantity;
+pub mod reason;
 pub mod serve;
 pub mod tls;
 pub mod vmi;

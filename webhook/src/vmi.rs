@@ -10,7 +10,8 @@ pub mod lookup;
 pub mod network;
 pub mod verdict;
 
-pub use facts::{FactsError, UnsafeReason, VmiFacts};
+pub use crate::reason::UnsafeReason;
+pub use facts::{FactsError, VmiFacts};
 pub use lookup::{Lookup, Unavailable, VmiLookup, VmiRef};
 pub use network::{PathDecision, PathReason, ScrapePath};
 pub use verdict::{Source, Verdict, verdict};

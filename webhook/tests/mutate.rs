@@ -11,7 +11,7 @@ use kube_metrics_contract::pod::{
     SCRAPE_RELAY, STATUS,
 };
 use kube_metrics_contract::sidecar::PORT;
-use kube_metrics_webhook::decide::SkipReason;
+use kube_metrics_webhook::decide::{SkipReason, UnsafeReason};
 use kube_metrics_webhook::patch::{self, Outcome, Reviewed};
 use kube_metrics_webhook::policy::{Mode, Policy};
 use kube_metrics_webhook::vmi::{Lookup, VmiFacts};
@@ -118,7 +118,7 @@ fn cases() -> Vec<Case> {
         with_vmi(
             "vmi-dedicated-cpus",
             "dedicated-cpus",
-            skip(SkipReason::DedicatedCpus),
+            skip(UnsafeReason::DedicatedCpus.into()),
         ),
         case("guaranteed", derived(guaranteed), inject.clone()),
         case(
@@ -168,7 +168,7 @@ fn cases() -> Vec<Case> {
                 guaranteed(p);
                 p["spec"]["nodeSelector"]["kubevirt.io/cpumanager"] = json!("true");
             }),
-            skip(SkipReason::DedicatedCpus),
+            skip(UnsafeReason::DedicatedCpus.into()),
         ),
         case(
             "gpu",
@@ -176,7 +176,7 @@ fn cases() -> Vec<Case> {
                 p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/GA102GL_A10"] =
                     json!("1")
             }),
-            skip(SkipReason::VfioDevice),
+            skip(UnsafeReason::VfioDevice.into()),
         ),
         case(
             "provisioning",
@@ -495,10 +495,14 @@ fn skips_are_annotated_except_for_pods_that_are_not_ours() {
             assert_eq!(annotations[REASON], reason.as_str(), "{}", case.name);
             // Only a skip for the VM's type says who judged the VM.
             let source = match (reason, case.vmi) {
-                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, Some(_)) => {
-                    json!(REASON_SOURCE_VMI)
-                }
-                (SkipReason::DedicatedCpus | SkipReason::VfioDevice, None) => {
+                (
+                    SkipReason::Unsafe(UnsafeReason::DedicatedCpus | UnsafeReason::VfioDevice),
+                    Some(_),
+                ) => json!(REASON_SOURCE_VMI),
+                (
+                    SkipReason::Unsafe(UnsafeReason::DedicatedCpus | UnsafeReason::VfioDevice),
+                    None,
+                ) => {
                     json!(REASON_SOURCE_POD_FALLBACK)
                 }
                 _ => Value::Null,

@@ -5,7 +5,7 @@
 //! signals decide only when it cannot be read. No I/O.
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 
-use super::{SkipReason, all_containers};
+use super::{SkipReason, UnsafeReason, all_containers};
 
 /// Node selector keys KubeVirt sets for these VM types.
 const CPU_MANAGER_SELECTOR: &str = "kubevirt.io/cpumanager";
@@ -38,6 +38,8 @@ const MEMORY_LOCK_CAPABILITIES: &[&str] = &[
 /// (the first is the one written on a skipped pod), without duplicates. Used as they are when the VMI could not be read; when it was, the VMI's own
 /// reasons replace them (`vmi::verdict`).
 pub fn pid_namespace_hazards_from_pod(spec: &PodSpec) -> Vec<SkipReason> {
+    use SkipReason::{ResourceClaims, Unsafe};
+    use UnsafeReason::*;
     let mut found = Vec::new();
     let mut push = |reason: SkipReason| {
         if !found.contains(&reason) {
@@ -47,13 +49,13 @@ pub fn pid_namespace_hazards_from_pod(spec: &PodSpec) -> Vec<SkipReason> {
     let selector = spec.node_selector.iter().flatten().map(|(k, _)| k.as_str());
     for key in selector {
         if key.starts_with(SEV_SELECTOR_PREFIX) || key == TDX_SELECTOR {
-            push(SkipReason::ConfidentialVm);
+            push(Unsafe(ConfidentialVm));
         }
         if key == CPU_MANAGER_SELECTOR {
-            push(SkipReason::DedicatedCpus);
+            push(Unsafe(DedicatedCpus));
         }
         if key == REALTIME_SELECTOR {
-            push(SkipReason::Realtime);
+            push(Unsafe(Realtime));
         }
     }
     let resources: Vec<&str> = all_containers(spec).flat_map(resource_names).collect();
@@ -62,21 +64,21 @@ pub fn pid_namespace_hazards_from_pod(spec: &PodSpec) -> Vec<SkipReason> {
             .iter()
             .any(|p| r.starts_with(p))
     }) {
-        push(SkipReason::ConfidentialVm);
+        push(Unsafe(ConfidentialVm));
     }
     let claims =
         all_containers(spec).any(|c| c.resources.as_ref().is_some_and(|r| r.claims.is_some()));
     if claims || spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
-        push(SkipReason::ResourceClaims);
+        push(ResourceClaims);
     }
     if resources.iter().any(|r| is_foreign_device(r)) {
-        push(SkipReason::VfioDevice);
+        push(Unsafe(VfioDevice));
     }
     if all_containers(spec)
         .flat_map(added_capabilities)
         .any(|c| MEMORY_LOCK_CAPABILITIES.contains(&c))
     {
-        push(SkipReason::MemoryLock);
+        push(Unsafe(MemoryLock));
     }
     found
 }

@@ -65,6 +65,7 @@ fn without(mut pod: Value, pointer: &str) -> Value {
 #[test]
 fn skip_reasons() {
     use SkipReason::*;
+    use UnsafeReason::*;
     let a = pod_a;
     let sidecar = json!({"name": CONTAINER_NAME, "image": "x"});
     let table: Vec<(&str, Value, SkipReason)> = vec![
@@ -146,7 +147,7 @@ fn skip_reasons() {
                 "/spec/nodeSelector/kubevirt.io~1cpumanager",
                 json!("true"),
             ),
-            DedicatedCpus,
+            DedicatedCpus.into(),
         ),
         (
             "realtime",
@@ -155,22 +156,22 @@ fn skip_reasons() {
                 "/spec/nodeSelector/kubevirt.io~1realtime",
                 json!("true"),
             ),
-            Realtime,
+            Realtime.into(),
         ),
         (
             "SEV",
             with(a(), "/spec/nodeSelector/kubevirt.io~1sev", json!("")),
-            ConfidentialVm,
+            ConfidentialVm.into(),
         ),
         (
             "SEV-ES",
             with(a(), "/spec/nodeSelector/kubevirt.io~1sev-es", json!("")),
-            ConfidentialVm,
+            ConfidentialVm.into(),
         ),
         (
             "TDX",
             with(a(), "/spec/nodeSelector/kubevirt.io~1tdx", json!("true")),
-            ConfidentialVm,
+            ConfidentialVm.into(),
         ),
         (
             "SEV device",
@@ -179,7 +180,7 @@ fn skip_reasons() {
                 "/spec/containers/0/resources/limits/devices.kubevirt.io~1sev",
                 json!("1"),
             ),
-            ConfidentialVm,
+            ConfidentialVm.into(),
         ),
         (
             "a GPU",
@@ -188,7 +189,7 @@ fn skip_reasons() {
                 "/spec/containers/0/resources/limits/nvidia.com~1GA102GL_A10",
                 json!("1"),
             ),
-            VfioDevice,
+            VfioDevice.into(),
         ),
         (
             "an SR-IOV VF",
@@ -197,7 +198,7 @@ fn skip_reasons() {
                 "/spec/containers/0/resources/requests/intel.com~1sriov_netdevice",
                 json!("1"),
             ),
-            VfioDevice,
+            VfioDevice.into(),
         ),
         (
             "pod resource claims",
@@ -224,7 +225,7 @@ fn skip_reasons() {
                 "/spec/containers/0/securityContext/capabilities/add/-",
                 json!("IPC_LOCK"),
             ),
-            MemoryLock,
+            MemoryLock.into(),
         ),
         (
             "compute not first",
@@ -275,10 +276,7 @@ fn skip_reasons() {
                 ..
             }
         );
-        let vm_type = matches!(
-            want,
-            DedicatedCpus | Realtime | VfioDevice | ConfidentialVm | MemoryLock | ResourceClaims
-        );
+        let vm_type = matches!(want, Unsafe(_) | ResourceClaims);
         assert_eq!(judged, vm_type, "{name}: {decision:?}");
     }
 }

@@ -65,6 +65,7 @@ fn vmi_and_pod_signals_combined() {
     use PathReason::*;
     use SkipReason::*;
     use Source::{PodFallback, Vmi};
+    use UnsafeReason::*;
     let relay = PathDecision::relay;
     let direct = PathDecision::direct;
     let inject = |source, scrape, port| Want::Inject {
@@ -102,7 +103,7 @@ fn vmi_and_pod_signals_combined() {
                 masquerade(),
                 json!({"cpu": {"dedicatedCpuPlacement": true}}),
             ),
-            Want::Unsafe(DedicatedCpus, Vmi),
+            Want::Unsafe(DedicatedCpus.into(), Vmi),
         ),
         (
             "VMI says dedicated CPUs, pod agrees",
@@ -115,13 +116,13 @@ fn vmi_and_pod_signals_combined() {
                 masquerade(),
                 json!({"cpu": {"dedicatedCpuPlacement": true}}),
             ),
-            Want::Unsafe(DedicatedCpus, Vmi),
+            Want::Unsafe(DedicatedCpus.into(), Vmi),
         ),
         (
             "VMI says SEV, pod signals a GPU: the VMI's reason is written",
             gpu_pod(),
             vmi(masquerade(), json!({"launchSecurity": {"sev": {}}})),
-            Want::Unsafe(ConfidentialVm, Vmi),
+            Want::Unsafe(ConfidentialVm.into(), Vmi),
         ),
         (
             "VMI says memory locking",
@@ -130,13 +131,13 @@ fn vmi_and_pod_signals_combined() {
                 masquerade(),
                 json!({"memory": {"reservedOverhead": {"memLock": "Required"}}}),
             ),
-            Want::Unsafe(MemoryLock, Vmi),
+            Want::Unsafe(MemoryLock.into(), Vmi),
         ),
         (
             "timeout: the pod's GPU decides",
             gpu_pod(),
             timeout(),
-            Want::Unsafe(VfioDevice, PodFallback),
+            Want::Unsafe(VfioDevice.into(), PodFallback),
         ),
         (
             "API error, pod clean: injected, scraped through the relay",
@@ -248,18 +249,4 @@ fn the_verdict_is_returned_for_the_log_line() {
     let candidate = precheck(pod).unwrap_or_else(|reason| panic!("{reason}"));
     let (_, verdict) = decide(&candidate, &Policy::default(), &Lookup::NotFound);
     assert_eq!(verdict.describe(), "vfio-device (pod-fallback: not-found)");
-}
-
-#[test]
-fn unsafe_reasons_keep_their_names_as_skip_reasons() {
-    for reason in UnsafeReason::ALL {
-        assert_eq!(SkipReason::from(*reason).as_str(), reason.as_str());
-        assert!(SkipReason::ALL.contains(&SkipReason::from(*reason)));
-    }
-    // And the pod-signal reasons that have a VMI twin map back by name.
-    let twins = SkipReason::ALL
-        .iter()
-        .filter(|r| r.as_str().parse::<UnsafeReason>().is_ok())
-        .count();
-    assert_eq!(twins, UnsafeReason::ALL.len());
 }

@@ -1,6 +1,6 @@
 //! `review` on the fixture AdmissionReview and on broken ones.
 use super::*;
-use crate::vmi::{PathReason, VmiFacts};
+use crate::vmi::{PathReason, UnsafeReason, VmiFacts};
 use kube_metrics_contract::pod;
 use serde_json::json;
 
@@ -139,7 +139,7 @@ fn a_skip_is_annotated_on_the_pod() {
     let (reviewed, _) = answer(&review);
     assert_eq!(
         reviewed.outcome,
-        Outcome::Skipped(SkipReason::DedicatedCpus)
+        Outcome::Skipped(SkipReason::Unsafe(UnsafeReason::DedicatedCpus))
     );
     // status, reason, reason-source.
     assert_eq!(reviewed.patch_len, 3);
@@ -288,7 +288,7 @@ fn a_read_vmi_is_written_on_the_pod() {
     let reviewed = super::answer(&parsed(&review_a()), &Policy::default(), &found);
     assert_eq!(
         reviewed.outcome,
-        Outcome::Skipped(SkipReason::DedicatedCpus)
+        Outcome::Skipped(SkipReason::Unsafe(UnsafeReason::DedicatedCpus))
     );
     let ops = ops_of(&reviewed);
     assert_eq!(

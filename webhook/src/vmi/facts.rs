@@ -5,78 +5,12 @@
 //! does not care about has a surprising type (KubeVirt's round-trip test object has u64 boot orders
 //! and negative ports). Each question reads only the few fields it needs. When a field we do need has
 //! an unexpected type, the answer leans to the safe side: "unsafe" for §3.2, "relay" for §4.
-use std::{collections::BTreeSet, fmt, str::FromStr};
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::network::{NetworkFacts, PathDecision};
-
-/// A VM type that a shared PID namespace breaks (docs/kubevirt.md §3.2): virt-handler looks for QEMU among
-/// virt-launcher's siblings, which fails once QEMU is reparented to `/pause`.
-///
-/// The kebab names are the ones the pod-signal skip reasons use, so either source can fill the same
-/// annotation and metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UnsafeReason {
-    /// `spec.domain.cpu.dedicatedCpuPlacement: true`.
-    DedicatedCpus,
-    /// `spec.domain.cpu.realtime` set (an empty object counts, as in KubeVirt's `IsRealtimeEnabled`).
-    Realtime,
-    /// `spec.domain.devices.gpus`, `spec.domain.devices.hostDevices`, or an interface with `sriov`
-    /// (KubeVirt's `IsVFIOVMI`).
-    VfioDevice,
-    /// `spec.domain.launchSecurity` set: SEV, SEV-ES, SNP, TDX, or s390x Secure Execution.
-    ConfidentialVm,
-    /// `spec.domain.memory.reservedOverhead.memLock: Required`.
-    MemoryLock,
-}
-
-impl UnsafeReason {
-    /// Every reason, so metrics can start at 0 for each.
-    pub const ALL: &'static [UnsafeReason] = &[
-        UnsafeReason::DedicatedCpus,
-        UnsafeReason::Realtime,
-        UnsafeReason::VfioDevice,
-        UnsafeReason::ConfidentialVm,
-        UnsafeReason::MemoryLock,
-    ];
-
-    /// The kebab-case name used in labels and annotations.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnsafeReason::DedicatedCpus => "dedicated-cpus",
-            UnsafeReason::Realtime => "realtime",
-            UnsafeReason::VfioDevice => "vfio-device",
-            UnsafeReason::ConfidentialVm => "confidential-vm",
-            UnsafeReason::MemoryLock => "memory-lock",
-        }
-    }
-}
-
-impl fmt::Display for UnsafeReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A name that is not one of [`UnsafeReason::ALL`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown unsafe-VM reason {0:?}")]
-pub struct UnknownReason(pub String);
-
-impl FromStr for UnsafeReason {
-    type Err = UnknownReason;
-
-    /// The inverse of [`UnsafeReason::as_str`], so the admission code can map its pod-signal skip
-    /// reasons by name.
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        UnsafeReason::ALL
-            .iter()
-            .copied()
-            .find(|reason| reason.as_str() == name)
-            .ok_or_else(|| UnknownReason(name.to_owned()))
-    }
-}
+use crate::reason::UnsafeReason;
 
 /// A JSON value we cannot treat as a VMI at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -391,31 +325,6 @@ mod tests {
                 facts.uid.as_deref()
             ),
             (Some("ns"), Some("vm"), Some("u-1"))
-        );
-    }
-
-    #[test]
-    fn reason_names_round_trip() {
-        let names: Vec<&str> = UnsafeReason::ALL
-            .iter()
-            .map(|reason| reason.as_str())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "dedicated-cpus",
-                "realtime",
-                "vfio-device",
-                "confidential-vm",
-                "memory-lock"
-            ]
-        );
-        for reason in UnsafeReason::ALL {
-            assert_eq!(reason.as_str().parse::<UnsafeReason>(), Ok(*reason));
-        }
-        assert_eq!(
-            "gpu".parse::<UnsafeReason>(),
-            Err(UnknownReason("gpu".into()))
         );
     }
 }

@@ -7,10 +7,10 @@
 use std::{collections::BTreeSet, fmt::Write as _};
 
 use super::{
-    facts::UnsafeReason,
     lookup::Lookup,
     network::{PathDecision, PathReason},
 };
+use crate::reason::UnsafeReason;
 
 /// Which source decided.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,8 +65,8 @@ impl Verdict {
     }
 }
 
-/// Combines a lookup with the pod-spec skip reasons (mapped by name with `UnsafeReason::from_str`)
-/// for the sidecar's `port`.
+/// Combines a lookup with the VM types the pod-spec signals show (`SkipReason::unsafe_reason`) for
+/// the sidecar's `port`.
 pub fn verdict(lookup: &Lookup, pod_reasons: &[UnsafeReason], port: u16) -> Verdict {
     match lookup {
         Lookup::Found(facts) => Verdict {

@@ -1,0 +1,232 @@
+//! Why a pod is not injected: one closed set of kebab-case names, used as the `reason` metric
+//! label, in the `kube-metrics-collector.io/reason` annotation and in logs (docs/webhook.md, "Skip
+//! reasons"). No I/O.
+//!
+//! [`UnsafeReason`] is the part of the set that the VM's type decides, which the VMI and the pod's
+//! signals can both show; [`SkipReason`] is the whole set and wraps it, so each name is written once
+//! and the annotation does not depend on which source decided.
+use std::fmt;
+
+/// A VM type that a shared PID namespace breaks (docs/kubevirt.md §3.2): virt-handler looks for QEMU among
+/// virt-launcher's siblings, which fails once QEMU is reparented to `/pause`. Each is read from the
+/// VMI (`vmi::facts`) or, when it was not read, from the pod's signals (`decide::hazards`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnsafeReason {
+    /// `spec.domain.cpu.dedicatedCpuPlacement: true`; on the pod, the `kubevirt.io/cpumanager`
+    /// node selector.
+    DedicatedCpus,
+    /// `spec.domain.cpu.realtime` set (an empty object counts, as in KubeVirt's `IsRealtimeEnabled`);
+    /// on the pod, the `kubevirt.io/realtime` node selector.
+    Realtime,
+    /// `spec.domain.devices.gpus`, `spec.domain.devices.hostDevices`, or an interface with `sriov`
+    /// (KubeVirt's `IsVFIOVMI`); on the pod, a device-plugin resource other than KubeVirt's own.
+    VfioDevice,
+    /// `spec.domain.launchSecurity` set: SEV, SEV-ES, SNP, TDX, or s390x Secure Execution.
+    ConfidentialVm,
+    /// `spec.domain.memory.reservedOverhead.memLock: Required`; on the pod, `IPC_LOCK` or
+    /// `SYS_RESOURCE` added to a container.
+    MemoryLock,
+}
+
+/// Why a pod was not injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SkipReason {
+    /// Not labelled `kubevirt.io: virt-launcher` or not owned by a VirtualMachineInstance.
+    NotLauncher,
+    /// A temporary provisioning pod (`kubevirt.io/ephemeral-provisioning: "true"`).
+    Provisioning,
+    /// `kube-metrics-collector.io/inject: disabled` (label or annotation), or an explicit
+    /// `shareProcessNamespace: false`.
+    OptedOut,
+    /// Our container is already there; the answer is an empty patch.
+    AlreadyInjected,
+    /// The VM's type forbids a shared PID namespace.
+    Unsafe(UnsafeReason),
+    /// Dynamic resource allocation claims: devices we cannot see from the pod. Only the pod's
+    /// signals give it: a VMI's DRA devices are its gpus and hostDevices, hence `vfio-device`.
+    ResourceClaims,
+    /// Anything we cannot read with confidence: an object that does not parse as a pod, no
+    /// `compute` at `containers[0]`, no user id, a quantity we cannot parse, a name we would add is
+    /// already taken, `hostPID`, pod-level resources.
+    Unparseable,
+}
+
+// === impl UnsafeReason ===
+
+impl UnsafeReason {
+    /// Every reason, in the order of docs/webhook.md.
+    pub const ALL: &'static [UnsafeReason] = &[
+        UnsafeReason::DedicatedCpus,
+        UnsafeReason::Realtime,
+        UnsafeReason::VfioDevice,
+        UnsafeReason::ConfidentialVm,
+        UnsafeReason::MemoryLock,
+    ];
+
+    /// The kebab-case name used in labels and annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsafeReason::DedicatedCpus => "dedicated-cpus",
+            UnsafeReason::Realtime => "realtime",
+            UnsafeReason::VfioDevice => "vfio-device",
+            UnsafeReason::ConfidentialVm => "confidential-vm",
+            UnsafeReason::MemoryLock => "memory-lock",
+        }
+    }
+}
+
+impl fmt::Display for UnsafeReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// === impl SkipReason ===
+
+/// The reasons before and after the VM types, in the order of docs/webhook.md.
+const DECIDED_BEFORE_THE_VM_TYPE: [SkipReason; 4] = [
+    SkipReason::NotLauncher,
+    SkipReason::Provisioning,
+    SkipReason::OptedOut,
+    SkipReason::AlreadyInjected,
+];
+const DECIDED_AFTER_THE_VM_TYPE: [SkipReason; 2] =
+    [SkipReason::ResourceClaims, SkipReason::Unparseable];
+const SKIP_REASON_COUNT: usize =
+    DECIDED_BEFORE_THE_VM_TYPE.len() + UnsafeReason::ALL.len() + DECIDED_AFTER_THE_VM_TYPE.len();
+
+/// [`SkipReason::ALL`], built from [`UnsafeReason::ALL`] so a new VM type is counted without a
+/// second list.
+const fn all_skip_reasons() -> [SkipReason; SKIP_REASON_COUNT] {
+    let mut all = [SkipReason::Unparseable; SKIP_REASON_COUNT];
+    let mut at = 0;
+    let mut i = 0;
+    while i < DECIDED_BEFORE_THE_VM_TYPE.len() {
+        all[at] = DECIDED_BEFORE_THE_VM_TYPE[i];
+        at += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < UnsafeReason::ALL.len() {
+        all[at] = SkipReason::Unsafe(UnsafeReason::ALL[i]);
+        at += 1;
+        i += 1;
+    }
+    i = 0;
+    while i < DECIDED_AFTER_THE_VM_TYPE.len() {
+        all[at] = DECIDED_AFTER_THE_VM_TYPE[i];
+        at += 1;
+        i += 1;
+    }
+    all
+}
+
+impl SkipReason {
+    /// Every reason, so metrics can start at 0 for each.
+    pub const ALL: &'static [SkipReason] = &all_skip_reasons();
+
+    /// The kebab-case name used in labels and annotations.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::NotLauncher => "not-launcher",
+            SkipReason::Provisioning => "provisioning",
+            SkipReason::OptedOut => "opted-out",
+            SkipReason::AlreadyInjected => "already-injected",
+            SkipReason::Unsafe(reason) => reason.as_str(),
+            SkipReason::ResourceClaims => "resource-claims",
+            SkipReason::Unparseable => "unparseable",
+        }
+    }
+
+    /// The VM type behind the skip, if the VMI can show it too.
+    pub fn unsafe_reason(self) -> Option<UnsafeReason> {
+        match self {
+            SkipReason::Unsafe(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the skip is written on the pod as annotations. Not on a pod that is not a launcher
+    /// (not ours to touch; the webhook's objectSelector should not even send it), and not on an
+    /// injected pod (injection is idempotent: the second pass is an empty patch).
+    pub fn is_annotated(self) -> bool {
+        !matches!(self, SkipReason::NotLauncher | SkipReason::AlreadyInjected)
+    }
+}
+
+impl From<UnsafeReason> for SkipReason {
+    fn from(reason: UnsafeReason) -> Self {
+        SkipReason::Unsafe(reason)
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of docs/webhook.md, in its order: metric labels and annotation values.
+    const DOCUMENTED: [&str; 11] = [
+        "not-launcher",
+        "provisioning",
+        "opted-out",
+        "already-injected",
+        "dedicated-cpus",
+        "realtime",
+        "vfio-device",
+        "confidential-vm",
+        "memory-lock",
+        "resource-claims",
+        "unparseable",
+    ];
+
+    #[test]
+    fn every_skip_reason_is_listed_once_under_its_documented_name() {
+        let names: Vec<&str> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(names, DOCUMENTED);
+    }
+
+    #[test]
+    fn every_unsafe_reason_is_a_skip_reason_of_the_same_name() {
+        let names: Vec<&str> = UnsafeReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "dedicated-cpus",
+                "realtime",
+                "vfio-device",
+                "confidential-vm",
+                "memory-lock"
+            ]
+        );
+        for reason in UnsafeReason::ALL {
+            let skip = SkipReason::from(*reason);
+            assert_eq!(skip.as_str(), reason.as_str());
+            assert_eq!(skip.to_string(), reason.to_string());
+            assert_eq!(skip.unsafe_reason(), Some(*reason));
+            assert!(SkipReason::ALL.contains(&skip));
+        }
+        let twins = SkipReason::ALL
+            .iter()
+            .filter_map(|r| r.unsafe_reason())
+            .collect::<Vec<_>>();
+        assert_eq!(twins, UnsafeReason::ALL);
+    }
+
+    #[test]
+    fn only_launchers_not_yet_injected_are_annotated() {
+        let quiet: Vec<_> = SkipReason::ALL
+            .iter()
+            .filter(|r| !r.is_annotated())
+            .collect();
+        assert_eq!(
+            quiet,
+            [&SkipReason::NotLauncher, &SkipReason::AlreadyInjected]
+        );
+    }
+}
