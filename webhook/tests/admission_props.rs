@@ -1,6 +1,9 @@
 //! Property tests of `patch::review` (and of `parse` + `answer` with a VMI read): arbitrary bytes,
 //! arbitrary JSON and mutated fixture reviews never panic; a review with a request uid always gets a valid, allowed AdmissionReview answer with
 //! that uid whose patch (if any) applies to the request's object; anything else is a `ReviewError`.
+mod common;
+
+use common::fixtures;
 use kube_core::DynamicObject;
 use kube_core::admission::AdmissionReview;
 use kube_metrics_webhook::patch;
@@ -8,10 +11,6 @@ use kube_metrics_webhook::policy::Policy;
 use kube_metrics_webhook::vmi::{Lookup, VmiFacts};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-fn fixture() -> Value {
-    serde_json::from_str(include_str!("fixtures/admission/pod-a.json")).unwrap_or_default()
-}
 
 /// A VMI that makes the decision use everything it can: it is read, its passt interface lists our
 /// port (the port moves), and its network allows a direct scrape.
@@ -196,7 +195,7 @@ proptest! {
 
     #[test]
     fn mutated_fixture_reviews(picks in prop::collection::vec((any::<prop::sample::Index>(), mutation()), 1..4)) {
-        let mut review = fixture();
+        let mut review = fixtures::review();
         for (index, mutation) in &picks {
             let mut all = Vec::new();
             pointers(&review, String::new(), &mut all);
@@ -214,7 +213,7 @@ proptest! {
 
 #[test]
 fn the_fixture_itself_satisfies_the_contract() {
-    let body = serde_json::to_vec(&fixture()).unwrap_or_default();
+    let body = serde_json::to_vec(&fixtures::review()).unwrap_or_default();
     assert!(check(&body).is_ok());
     assert!(check_with(&body, &passt_vmi()).is_ok());
     let reviewed = patch::review(&body, &Policy::default()).map(|r| r.patch_len);

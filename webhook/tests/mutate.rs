@@ -5,6 +5,9 @@
 //! `kubernetes-validate --strict`.
 //!
 //! Golden files: `tests/fixtures/admission/<case>.patch.json`; regenerate with `UPDATE_GOLDEN=1`.
+mod common;
+
+use common::fixtures;
 use kube_metrics_contract as contract;
 use kube_metrics_contract::pod::{
     REASON, REASON_SOURCE, REASON_SOURCE_POD_FALLBACK, REASON_SOURCE_VMI, SCRAPE, SCRAPE_DIRECT,
@@ -37,12 +40,8 @@ fn lookup(case: &Case) -> Lookup {
     let Some(name) = case.vmi else {
         return Lookup::NotFound;
     };
-    let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/vmi/{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let vmi: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
     Lookup::Found(Box::new(
-        VmiFacts::from_json(&vmi).unwrap_or_else(|e| panic!("{name}: {e}")),
+        VmiFacts::from_json(&fixtures::vmi(name)).unwrap_or_else(|e| panic!("{name}: {e}")),
     ))
 }
 
@@ -57,14 +56,9 @@ fn expected_port_and_scrape(name: &str) -> (u16, &'static str) {
     }
 }
 
-fn fixture_review() -> Value {
-    let text = include_str!("fixtures/admission/pod-a.json");
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("fixture: {e}"))
-}
-
 /// The fixture review with `edit` applied to its pod.
 fn derived(edit: impl FnOnce(&mut Value)) -> Value {
-    let mut review = fixture_review();
+    let mut review = fixtures::review();
     edit(&mut review["request"]["object"]);
     review
 }
@@ -94,16 +88,16 @@ fn cases() -> Vec<Case> {
     };
     let with_vmi = |name, vmi, want| Case {
         name,
-        review: fixture_review(),
+        review: fixtures::review(),
         policy: Policy::default(),
         vmi: Some(vmi),
         want,
     };
     vec![
-        case("pod-a", fixture_review(), inject.clone()),
+        case("pod-a", fixtures::review(), inject.clone()),
         Case {
             name: "pod-a-container-mode",
-            review: fixture_review(),
+            review: fixtures::review(),
             policy: container_mode,
             vmi: None,
             want: inject.clone(),

@@ -42,19 +42,14 @@ impl VmiSource for FakeSource {
 }
 
 fn vmi_fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/vmi/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut vmi: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut vmi = fixtures::vmi(name);
     vmi["metadata"]["uid"] = json!(OWNER_UID);
     vmi
 }
 
 /// The fixture review, its pod owned by the VMI `vm`.
 fn review_for(vm: &str) -> Vec<u8> {
-    let mut review: Value = serde_json::from_slice(&fixture()).unwrap_or_default();
+    let mut review = fixtures::review();
     let pod = &mut review["request"]["object"];
     pod["metadata"]["ownerReferences"][0]["name"] = json!(vm);
     pod["metadata"]["annotations"]["kubevirt.io/domain"] = json!(vm);

@@ -1,6 +1,9 @@
 //! VMI fixtures (one per binding and per unsafe VM type, plus KubeVirt's round-trip object) through
 //! the public API: facts, scrape path, and the verdict that combines them with pod signals.
-use std::path::PathBuf;
+mod common;
+
+use common::fixtures;
+use std::path::Path;
 
 use PathReason::*;
 use ScrapePath::{Direct, Relay};
@@ -13,24 +16,11 @@ use serde_json::Value;
 /// The default sidecar port.
 const PORT: u16 = kube_metrics_contract::sidecar::PORT;
 
-/// KubeVirt's API round-trip object (`shared/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json`,
-/// copied so a clone tests on its own): every field set, with nonsense values.
+/// KubeVirt's API round-trip object for a VMI (release 1.9): every field set, with nonsense values.
 const ROUND_TRIP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/kubevirt-api-roundtrip-vmi-release-1.9.json"
 );
-
-fn fixture_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/vmi")
-        .join(format!("{name}.json"))
-}
-
-fn load(path: &std::path::Path) -> Value {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-}
 
 fn facts(value: &Value) -> VmiFacts {
     VmiFacts::from_json(value).unwrap_or_else(|error| panic!("fixture should parse: {error}"))
@@ -74,7 +64,7 @@ fn every_fixture() {
         ("memlock", &[MemoryLock], Relay, OtherBinding),
     ];
     let on_disk = std::fs::read_dir(
-        fixture_path("x")
+        fixtures::vmi_path("x")
             .parent()
             .unwrap_or_else(|| panic!("fixture dir")),
     )
@@ -82,7 +72,7 @@ fn every_fixture() {
     .count();
     assert_eq!(on_disk, cases.len(), "every fixture file has a row");
     for (name, reasons, path, reason) in cases {
-        let facts = facts(&load(&fixture_path(name)));
+        let facts = facts(&fixtures::vmi(name));
         assert_eq!(facts.unsafe_reasons, *reasons, "{name}: reasons");
         assert_eq!(
             (facts.scrape_path(PORT).path, facts.scrape_path(PORT).reason),
@@ -104,7 +94,7 @@ fn every_fixture() {
 /// A port outside the ephemeral range changes the answer for passt without `ports` only.
 #[test]
 fn passt_without_ports_depends_on_the_port() {
-    let facts = facts(&load(&fixture_path("passt-plugin")));
+    let facts = facts(&fixtures::vmi("passt-plugin"));
     assert_eq!(facts.scrape_path(9100).path, Relay);
     assert_eq!(facts.scrape_path(9100).reason, PasstMayBindPort);
     assert_eq!(facts.scrape_path(PORT).path, Direct);
@@ -114,7 +104,7 @@ fn passt_without_ports_depends_on_the_port() {
 /// order, `memLock: memLockValue`. It must parse, and the answers must be the conservative ones.
 #[test]
 fn kubevirt_round_trip_object() {
-    let facts = facts(&load(std::path::Path::new(ROUND_TRIP)));
+    let facts = facts(&fixtures::json(Path::new(ROUND_TRIP)));
     // memLock is neither "Required" nor anything KubeVirt acts on: no memory-lock, as in KubeVirt.
     assert_eq!(
         facts.unsafe_reasons,
@@ -135,14 +125,14 @@ fn kubevirt_round_trip_object() {
 /// The VMI's reasons replace the pod's; without the VMI the pod's decide and the path is the relay.
 #[test]
 fn verdict_over_fixtures() {
-    let gpu = Lookup::Found(Box::new(facts(&load(&fixture_path("gpu")))));
+    let gpu = Lookup::Found(Box::new(facts(&fixtures::vmi("gpu"))));
     let from_vmi = verdict(&gpu, &[], PORT);
     assert_eq!(
         (from_vmi.unsafe_reasons.as_slice(), from_vmi.source),
         (&[VfioDevice][..], Source::Vmi)
     );
 
-    let passt = Lookup::Found(Box::new(facts(&load(&fixture_path("passt-plugin")))));
+    let passt = Lookup::Found(Box::new(facts(&fixtures::vmi("passt-plugin"))));
     let direct = verdict(&passt, &[DedicatedCpus], PORT);
     assert!(direct.is_safe(), "the VMI is authoritative");
     assert_eq!(direct.scrape.path, Direct);

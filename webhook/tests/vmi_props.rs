@@ -1,6 +1,9 @@
 //! `VmiFacts::from_json` never panics, on arbitrary JSON and on real VMIs with arbitrary subtrees, and
 //! its answers keep their invariants (a direct path only for masquerade/passt reasons; a passt port
 //! conflict never scrapes directly).
+mod common;
+
+use common::fixtures;
 use kube_metrics_webhook::vmi::{PathReason, ScrapePath, UnsafeReason, VmiFacts};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
@@ -122,15 +125,6 @@ fn check(facts: &VmiFacts, port: u16) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/vmi/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
-}
-
 /// Replaces the value at `path` (object keys only; stops at the first non-object) with `value`.
 fn graft(target: &mut Value, path: &[&str], value: Value) {
     let Some((last, parents)) = path.split_last() else {
@@ -185,7 +179,7 @@ proptest! {
         graft_value in arb_json(),
         port in any::<u16>(),
     ) {
-        let mut vmi = fixture(name);
+        let mut vmi = fixtures::vmi(name);
         graft(&mut vmi, point, graft_value);
         let facts = VmiFacts::from_json(&vmi);
         prop_assert!(facts.is_ok() || point == &["spec"][..], "only replacing spec can make a fixture unreadable");

@@ -114,17 +114,15 @@ fn rejects_a_bad_log_filter() {
     );
 }
 
+/// `certgen` for the Service `kmw` in `ns-0`, with `more` flags.
+fn certgen(more: &[&str]) -> Result<Config, String> {
+    let args = ["certgen", "--service", "kmw", "--namespace", "ns-0"];
+    parse(&[&args[..], more].concat())
+}
+
 #[test]
 fn certgen_to_files_needs_no_cluster_names() {
-    let config = parse(&[
-        "certgen",
-        "--service",
-        "kmw",
-        "--namespace",
-        "ns-0",
-        "--out-dir",
-        "/tmp/x",
-    ]);
+    let config = certgen(&["--out-dir", "/tmp/x"]);
     let Ok(Config::Certgen(config)) = config else {
         panic!("{config:?}")
     };
@@ -134,27 +132,9 @@ fn certgen_to_files_needs_no_cluster_names() {
 
 #[test]
 fn certgen_for_the_cluster_needs_secret_and_webhook_config() {
-    let missing = parse(&[
-        "certgen",
-        "--service",
-        "kmw",
-        "--namespace",
-        "ns-0",
-        "--secret",
-        "s",
-    ]);
+    let missing = certgen(&["--secret", "s"]);
     assert!(missing.unwrap_err().contains("--webhook-config"));
-    let config = parse(&[
-        "certgen",
-        "--service",
-        "kmw",
-        "--namespace",
-        "ns-0",
-        "--secret",
-        "s",
-        "--webhook-config",
-        "w",
-    ]);
+    let config = certgen(&["--secret", "s", "--webhook-config", "w"]);
     let Ok(Config::Certgen(config)) = config else {
         panic!("{config:?}")
     };
@@ -166,17 +146,7 @@ fn certgen_for_the_cluster_needs_secret_and_webhook_config() {
 
 #[test]
 fn certgen_rejects_zero_validity() {
-    let error = parse(&[
-        "certgen",
-        "--service",
-        "a",
-        "--namespace",
-        "b",
-        "--out-dir",
-        "d",
-        "--validity-days",
-        "0",
-    ]);
+    let error = certgen(&["--out-dir", "d", "--validity-days", "0"]);
     assert!(error.unwrap_err().contains("--validity-days"));
 }
 

@@ -3,6 +3,8 @@
 //! certificate it saw.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod fixtures;
+
 use bytes::Bytes;
 use clap::Parser;
 use http::{Request, StatusCode, header};

@@ -4,7 +4,7 @@ use PathReason::*;
 use ScrapePath::{Direct, Relay};
 use serde_json::json;
 
-const PORT: u16 = 48080; // design.md's default, inside the ephemeral range
+const PORT: u16 = 48080; // docs/design.md's default, inside the ephemeral range
 
 /// A VMI spec whose pod network "default" is bound by `iface` (merged into `{"name": "default"}`).
 fn spec_with(iface: Value) -> Value {
