@@ -62,13 +62,31 @@ fn without(mut pod: Value, pointer: &str) -> Value {
     pod
 }
 
+/// Each pod is skipped for `want`, and only the VM-type reasons are judged (and say who judged
+/// them); the rest come first.
+fn assert_skips(table: Vec<(&str, Value, SkipReason)>) {
+    for (name, pod, want) in table {
+        let decision = decide_json(&pod);
+        assert_eq!(decision.skip_reason(), Some(want), "{name}");
+        let judged = matches!(
+            decision,
+            Decision::Unsafe {
+                source: Source::PodFallback,
+                ..
+            }
+        );
+        let vm_type = matches!(want, SkipReason::Unsafe(_) | SkipReason::ResourceClaims);
+        assert_eq!(judged, vm_type, "{name}: {decision:?}");
+    }
+}
+
+/// Pods that are not launchers, or whose owner opted out, or that have the collector already.
 #[test]
-fn skip_reasons() {
+fn skips_pods_that_are_not_ours_to_inject() {
     use SkipReason::*;
-    use UnsafeReason::*;
     let a = pod_a;
     let sidecar = json!({"name": CONTAINER_NAME, "image": "x"});
-    let table: Vec<(&str, Value, SkipReason)> = vec![
+    assert_skips(vec![
         (
             "hotplug pod",
             with(a(), "/metadata/labels/kubevirt.io", json!("hotplug-disk")),
@@ -140,6 +158,15 @@ fn skip_reasons() {
             ),
             AlreadyInjected,
         ),
+    ]);
+}
+
+/// VM types that a shared PID namespace breaks, from the node selectors KubeVirt sets.
+#[test]
+fn skips_vm_types_shown_by_node_selectors() {
+    use UnsafeReason::*;
+    let a = pod_a;
+    assert_skips(vec![
         (
             "dedicated CPUs (Guaranteed)",
             with(
@@ -173,6 +200,16 @@ fn skip_reasons() {
             with(a(), "/spec/nodeSelector/kubevirt.io~1tdx", json!("true")),
             ConfidentialVm.into(),
         ),
+    ]);
+}
+
+/// VM types that a shared PID namespace breaks, from the devices and capabilities the pod asks for.
+#[test]
+fn skips_vm_types_shown_by_devices() {
+    use SkipReason::*;
+    use UnsafeReason::*;
+    let a = pod_a;
+    assert_skips(vec![
         (
             "SEV device",
             with(
@@ -227,6 +264,15 @@ fn skip_reasons() {
             ),
             MemoryLock.into(),
         ),
+    ]);
+}
+
+/// Pods whose shape the patch cannot rely on.
+#[test]
+fn skips_pods_it_cannot_read_with_confidence() {
+    use SkipReason::*;
+    let a = pod_a;
+    assert_skips(vec![
         (
             "compute not first",
             with(a(), "/spec/containers/0/name", json!("other")),
@@ -264,21 +310,7 @@ fn skip_reasons() {
             with(a(), "/spec/resources", json!({"limits": {"cpu": "2"}})),
             Unparseable,
         ),
-    ];
-    for (name, pod, want) in table {
-        let decision = decide_json(&pod);
-        assert_eq!(decision.skip_reason(), Some(want), "{name}");
-        // Only the VM-type reasons are judged (and say who judged them); the rest come first.
-        let judged = matches!(
-            decision,
-            Decision::Unsafe {
-                source: Source::PodFallback,
-                ..
-            }
-        );
-        let vm_type = matches!(want, Unsafe(_) | ResourceClaims);
-        assert_eq!(judged, vm_type, "{name}: {decision:?}");
-    }
+    ]);
 }
 
 #[test]

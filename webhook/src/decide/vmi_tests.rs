@@ -60,14 +60,21 @@ fn got(decision: Decision) -> Want {
     }
 }
 
+fn assert_decisions(cases: Vec<(&str, Value, Lookup, Want)>) {
+    for (name, pod, lookup, want) in cases {
+        let decision = decide_with(&pod, &Policy::default(), &lookup);
+        assert_eq!(got(decision), want, "{name}");
+    }
+}
+
+/// The VM's type: the VMI's reasons when it was read (either way), else the pod's signals.
 #[test]
-fn vmi_and_pod_signals_combined() {
+fn the_vmi_decides_the_vm_type_when_it_was_read() {
     use PathReason::*;
     use SkipReason::*;
     use Source::{PodFallback, Vmi};
     use UnsafeReason::*;
     let relay = PathDecision::relay;
-    let direct = PathDecision::direct;
     let inject = |source, scrape, port| Want::Inject {
         source,
         scrape,
@@ -75,15 +82,7 @@ fn vmi_and_pod_signals_combined() {
     };
     let timeout = || Lookup::Unavailable(Unavailable::Timeout(Duration::from_secs(2)));
     let forbidden = || Lookup::Unavailable(Unavailable::Api("403 forbidden".into()));
-    let no_user = || {
-        let pod = pod_a();
-        let mut pod = with(pod, "/spec/securityContext", json!({}));
-        pod["spec"]["containers"][0]["securityContext"] = json!({});
-        pod
-    };
-    let with_ports = json!({"name": "default", "masquerade": {}, "ports": [{"port": 22}]});
-    let passt_listing = |ports: Value| json!({"name": "default", "passt": {}, "ports": ports});
-    let cases: Vec<(&str, Value, Lookup, Want)> = vec![
+    assert_decisions(vec![
         (
             "VMI safe, pod signals a GPU: the VMI is trusted",
             gpu_pod(),
@@ -151,6 +150,24 @@ fn vmi_and_pod_signals_combined() {
             Lookup::NotFound,
             Want::Unsafe(ResourceClaims, PodFallback),
         ),
+    ]);
+}
+
+/// The scrape path and the sidecar's port, from the VMI's pod-network interface.
+#[test]
+fn the_vmi_decides_the_scrape_path_and_port() {
+    use PathReason::*;
+    use Source::Vmi;
+    let relay = PathDecision::relay;
+    let direct = PathDecision::direct;
+    let inject = |source, scrape, port| Want::Inject {
+        source,
+        scrape,
+        port,
+    };
+    let with_ports = json!({"name": "default", "masquerade": {}, "ports": [{"port": 22}]});
+    let passt_listing = |ports: Value| json!({"name": "default", "passt": {}, "ports": ports});
+    assert_decisions(vec![
         (
             "masquerade with ports that are not ours: direct",
             pod_a(),
@@ -182,6 +199,21 @@ fn vmi_and_pod_signals_combined() {
             ),
             inject(Vmi, direct(PasstPortNotListed), 48084),
         ),
+    ]);
+}
+
+/// The pod's own checks hold whatever the VMI says.
+#[test]
+fn pod_checks_hold_whatever_the_vmi_says() {
+    use SkipReason::*;
+    let no_user = || {
+        let pod = pod_a();
+        let mut pod = with(pod, "/spec/securityContext", json!({}));
+        pod["spec"]["containers"][0]["securityContext"] = json!({});
+        pod
+    };
+    let with_ports = json!({"name": "default", "masquerade": {}, "ports": [{"port": 22}]});
+    assert_decisions(vec![
         (
             "opted out: decided before the VMI counts",
             with(
@@ -201,11 +233,7 @@ fn vmi_and_pod_signals_combined() {
             vmi(with_ports, json!({})),
             Want::Skip(Unparseable),
         ),
-    ];
-    for (name, pod, lookup, want) in cases {
-        let decision = decide_with(&pod, &Policy::default(), &lookup);
-        assert_eq!(got(decision), want, "{name}");
-    }
+    ]);
 }
 
 #[test]

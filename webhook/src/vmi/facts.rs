@@ -172,15 +172,16 @@ mod tests {
         }
     }
 
+    fn assert_reasons(cases: &[(&str, Value, &[UnsafeReason])]) {
+        for (name, spec, expected) in cases {
+            assert_eq!(reasons(spec.clone()), *expected, "{name}");
+        }
+    }
+
+    /// CPU placement and devices handed to the guest.
     #[test]
-    fn unsafe_reasons_table() {
-        let cases: &[(&str, Value, &[UnsafeReason])] = &[
-            (
-                "plain VM",
-                json!({"domain": {"cpu": {"cores": 2}, "devices": {}}}),
-                &[],
-            ),
-            ("empty spec", json!({}), &[]),
+    fn cpu_and_device_reasons() {
+        assert_reasons(&[
             (
                 "dedicated",
                 json!({"domain": {"cpu": {"dedicatedCpuPlacement": true}}}),
@@ -227,6 +228,13 @@ mod tests {
                 json!({"domain": {"devices": {"interfaces": "x"}}}),
                 &[VfioDevice],
             ),
+        ]);
+    }
+
+    /// Confidential VMs and memory locking.
+    #[test]
+    fn launch_security_and_memory_lock_reasons() {
+        assert_reasons(&[
             (
                 "sev",
                 json!({"domain": {"launchSecurity": {"sev": {}}}}),
@@ -267,6 +275,19 @@ mod tests {
                 json!({"domain": {"memory": {"reservedOverhead": {"addedOverhead": "1Gi"}}}}),
                 &[],
             ),
+        ]);
+    }
+
+    /// Specs that are safe, unreadable ones, and every reason at once (sorted).
+    #[test]
+    fn safe_specs_and_every_reason_at_once() {
+        assert_reasons(&[
+            (
+                "plain VM",
+                json!({"domain": {"cpu": {"cores": 2}, "devices": {}}}),
+                &[],
+            ),
+            ("empty spec", json!({}), &[]),
             (
                 "everything",
                 json!({"domain": {
@@ -284,10 +305,7 @@ mod tests {
                 ],
             ),
             ("domain garbage", json!({"domain": 7}), &[]),
-        ];
-        for (name, spec, expected) in cases {
-            assert_eq!(reasons(spec.clone()), *expected, "{name}");
-        }
+        ]);
     }
 
     #[test]

@@ -22,23 +22,33 @@ fn decide(spec: &Value, metadata: &Value, port: u16) -> PathDecision {
     NetworkFacts::from_vmi(spec, metadata).scrape_path(port)
 }
 
+/// One row: the pod interface, the VMI's metadata, our port, and the expected path and reason.
+type Row<'a> = (&'a str, Value, &'a Value, u16, ScrapePath, PathReason);
+
+fn check(cases: &[Row<'_>]) {
+    for (name, iface, metadata, port, path, reason) in cases {
+        let got = decide(&spec_with(iface.clone()), metadata, *port);
+        assert_eq!(
+            got,
+            PathDecision {
+                path: *path,
+                reason: *reason
+            },
+            "{name}"
+        );
+    }
+}
+
+/// masquerade: every port is forwarded unless `ports` lists others.
 #[test]
-fn binding_table() {
+fn masquerade_table() {
     let none = json!({});
-    let istio = json!({"annotations": {ISTIO_INJECT: "true"}});
-    let istio_label = json!({"labels": {ISTIO_INJECT: "true"}});
-    let istio_excluded =
-        json!({"annotations": {ISTIO_INJECT: "true", ISTIO_EXCLUDE_INBOUND: "15020, 48080,x"}});
-    let istio_off = json!({"annotations": {ISTIO_INJECT: "false"}});
     let masq_ports = json!({"masquerade": {}, "ports": [{"port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]});
     let masq_ours = json!({"masquerade": {}, "ports": [{"port": 48080, "protocol": "TCP"}]});
     let masq_ours_udp = json!({"masquerade": {}, "ports": [{"port": 48080, "protocol": "UDP"}]});
     let masq_range = json!({"masquerade": {}, "portRanges": [{"start": 40000, "end": 50000}]});
     let masq_range_udp = json!({"masquerade": {}, "portRanges": [{"protocol": "UDP", "start": 40000, "end": 50000}]});
-    let masq_proto_unknown =
-        json!({"masquerade": {}, "ports": [{"port": 48080, "protocol": "QUIC"}]});
-    let passt_ports = json!({"passt": {}, "ports": [{"port": 22}]});
-    let cases: &[(&str, Value, &Value, u16, ScrapePath, PathReason)] = &[
+    check(&[
         (
             "masquerade, no ports",
             json!({"masquerade": {}}),
@@ -57,7 +67,7 @@ fn binding_table() {
         ),
         (
             "masquerade, other ports",
-            masq_ports.clone(),
+            masq_ports,
             &none,
             PORT,
             Direct,
@@ -65,7 +75,7 @@ fn binding_table() {
         ),
         (
             "masquerade, our port",
-            masq_ours.clone(),
+            masq_ours,
             &none,
             PORT,
             Relay,
@@ -78,14 +88,6 @@ fn binding_table() {
             PORT,
             Direct,
             MasqueradePortNotForwarded,
-        ),
-        (
-            "masquerade, unknown protocol",
-            masq_proto_unknown,
-            &none,
-            PORT,
-            Relay,
-            MasqueradeForwardsPort,
         ),
         (
             "masquerade, range covers",
@@ -110,6 +112,24 @@ fn binding_table() {
             PORT,
             Direct,
             MasqueradePortNotForwarded,
+        ),
+    ]);
+}
+
+/// `ports` the webhook cannot read with confidence: the relay, or the port counted as listed.
+#[test]
+fn unreadable_ports_table() {
+    let none = json!({});
+    let masq_proto_unknown =
+        json!({"masquerade": {}, "ports": [{"port": 48080, "protocol": "QUIC"}]});
+    check(&[
+        (
+            "masquerade, unknown protocol",
+            masq_proto_unknown,
+            &none,
+            PORT,
+            Relay,
+            MasqueradeForwardsPort,
         ),
         (
             "masquerade, negative port",
@@ -143,54 +163,95 @@ fn binding_table() {
             Relay,
             UnreadablePorts,
         ),
+    ]);
+}
+
+/// passt: binds every free port outside the ephemeral range unless `ports` lists some.
+#[test]
+fn passt_table() {
+    let none = json!({});
+    let passt_ports = json!({"passt": {}, "ports": [{"port": 22}]});
+    check(&[
         (
-            "masquerade+istio, other ports",
-            masq_ports.clone(),
-            &istio,
-            PORT,
-            Relay,
-            IstioCapturesPort,
-        ),
-        (
-            "masquerade+istio label",
-            masq_ports.clone(),
-            &istio_label,
-            PORT,
-            Relay,
-            IstioCapturesPort,
-        ),
-        (
-            "masquerade+istio, excluded",
-            masq_ports.clone(),
-            &istio_excluded,
+            "passt core, ephemeral",
+            json!({"passt": {}}),
+            &none,
             PORT,
             Direct,
-            MasqueradePortNotForwarded,
+            PasstEphemeralPort,
         ),
         (
-            "masquerade+istio off",
-            masq_ports,
-            &istio_off,
+            "passt core, range low edge",
+            json!({"passt": {}}),
+            &none,
+            32768,
+            Direct,
+            PasstEphemeralPort,
+        ),
+        (
+            "passt core, range high edge",
+            json!({"passt": {}}),
+            &none,
+            60999,
+            Direct,
+            PasstEphemeralPort,
+        ),
+        (
+            "passt core, below range",
+            json!({"passt": {}}),
+            &none,
+            32767,
+            Relay,
+            PasstMayBindPort,
+        ),
+        (
+            "passt core, above range",
+            json!({"passt": {}}),
+            &none,
+            61000,
+            Relay,
+            PasstMayBindPort,
+        ),
+        (
+            "passtBinding (v1.9)",
+            json!({"passtBinding": {}}),
+            &none,
+            9100,
+            Relay,
+            PasstMayBindPort,
+        ),
+        (
+            "passt plugin, ephemeral",
+            json!({"binding": {"name": "passt"}}),
+            &none,
             PORT,
             Direct,
-            MasqueradePortNotForwarded,
+            PasstEphemeralPort,
         ),
         (
-            "masquerade+istio, no ports, excluded",
-            json!({"masquerade": {}}),
-            &istio_excluded,
-            PORT,
-            Relay,
-            MasqueradeForwardsAll,
+            "passt, other ports",
+            passt_ports,
+            &none,
+            9100,
+            Direct,
+            PasstPortNotListed,
         ),
         (
-            "masquerade+istio, our port, excluded",
-            masq_ours,
-            &istio_excluded,
+            "passt, our port listed",
+            json!({"passt": {}, "ports": [{"port": 48080}]}),
+            &none,
             PORT,
             Relay,
-            MasqueradeForwardsPort,
+            PasstListsPort,
         ),
+    ]);
+}
+
+/// Bindings that hand the pod IP to the guest, and nonsense.
+#[test]
+fn other_bindings_table() {
+    let none = json!({});
+    check(&[
         ("bridge", json!({"bridge": {}}), &none, PORT, Relay, Bridge),
         (
             "bridge with ports",
@@ -250,77 +311,68 @@ fn binding_table() {
             Relay,
             AmbiguousBinding,
         ),
+    ]);
+}
+
+/// Istio can only turn a direct path into the relay.
+#[test]
+fn istio_table() {
+    let istio = json!({"annotations": {ISTIO_INJECT: "true"}});
+    let istio_label = json!({"labels": {ISTIO_INJECT: "true"}});
+    let istio_excluded =
+        json!({"annotations": {ISTIO_INJECT: "true", ISTIO_EXCLUDE_INBOUND: "15020, 48080,x"}});
+    let istio_off = json!({"annotations": {ISTIO_INJECT: "false"}});
+    let masq_ports = json!({"masquerade": {}, "ports": [{"port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}]});
+    let masq_ours = json!({"masquerade": {}, "ports": [{"port": 48080, "protocol": "TCP"}]});
+    let passt_ports = json!({"passt": {}, "ports": [{"port": 22}]});
+    check(&[
         (
-            "passt core, ephemeral",
-            json!({"passt": {}}),
-            &none,
-            PORT,
-            Direct,
-            PasstEphemeralPort,
-        ),
-        (
-            "passt core, range low edge",
-            json!({"passt": {}}),
-            &none,
-            32768,
-            Direct,
-            PasstEphemeralPort,
-        ),
-        (
-            "passt core, range high edge",
-            json!({"passt": {}}),
-            &none,
-            60999,
-            Direct,
-            PasstEphemeralPort,
-        ),
-        (
-            "passt core, below range",
-            json!({"passt": {}}),
-            &none,
-            32767,
-            Relay,
-            PasstMayBindPort,
-        ),
-        (
-            "passt core, above range",
-            json!({"passt": {}}),
-            &none,
-            61000,
-            Relay,
-            PasstMayBindPort,
-        ),
-        (
-            "passtBinding (v1.9)",
-            json!({"passtBinding": {}}),
-            &none,
-            9100,
-            Relay,
-            PasstMayBindPort,
-        ),
-        (
-            "passt plugin, ephemeral",
-            json!({"binding": {"name": "passt"}}),
-            &none,
-            PORT,
-            Direct,
-            PasstEphemeralPort,
-        ),
-        (
-            "passt, other ports",
-            passt_ports.clone(),
-            &none,
-            9100,
-            Direct,
-            PasstPortNotListed,
-        ),
-        (
-            "passt, our port listed",
-            json!({"passt": {}, "ports": [{"port": 48080}]}),
-            &none,
+            "masquerade+istio, other ports",
+            masq_ports.clone(),
+            &istio,
             PORT,
             Relay,
-            PasstListsPort,
+            IstioCapturesPort,
+        ),
+        (
+            "masquerade+istio label",
+            masq_ports.clone(),
+            &istio_label,
+            PORT,
+            Relay,
+            IstioCapturesPort,
+        ),
+        (
+            "masquerade+istio, excluded",
+            masq_ports.clone(),
+            &istio_excluded,
+            PORT,
+            Direct,
+            MasqueradePortNotForwarded,
+        ),
+        (
+            "masquerade+istio off",
+            masq_ports,
+            &istio_off,
+            PORT,
+            Direct,
+            MasqueradePortNotForwarded,
+        ),
+        (
+            "masquerade+istio, no ports, excluded",
+            json!({"masquerade": {}}),
+            &istio_excluded,
+            PORT,
+            Relay,
+            MasqueradeForwardsAll,
+        ),
+        (
+            "masquerade+istio, our port, excluded",
+            masq_ours,
+            &istio_excluded,
+            PORT,
+            Relay,
+            MasqueradeForwardsPort,
         ),
         (
             "passt+istio, ephemeral",
@@ -338,18 +390,7 @@ fn binding_table() {
             Direct,
             PasstPortNotListed,
         ),
-    ];
-    for (name, iface, metadata, port, path, reason) in cases {
-        let got = decide(&spec_with(iface.clone()), metadata, *port);
-        assert_eq!(
-            got,
-            PathDecision {
-                path: *path,
-                reason: *reason
-            },
-            "{name}"
-        );
-    }
+    ]);
 }
 
 #[test]
