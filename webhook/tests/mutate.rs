@@ -291,159 +291,186 @@ fn injected_pods_have_what_the_collector_needs() {
             .and_then(|l| l.last())
             .cloned()
             .unwrap_or_default();
-        assert_eq!(sidecar["name"], contract::sidecar::CONTAINER_NAME, "{name}");
-        assert_eq!(pod["spec"]["shareProcessNamespace"], true, "{name}");
-        assert_eq!(
-            pod["metadata"]["annotations"][STATUS],
-            contract::pod::STATUS_INJECTED,
-            "{name}"
-        );
-        let (port, scrape) = expected_port_and_scrape(name);
-        assert_eq!(pod["metadata"]["labels"][SCRAPE], scrape, "{name}");
-        let source = if case.vmi.is_some() {
-            REASON_SOURCE_VMI
-        } else {
-            REASON_SOURCE_POD_FALLBACK
-        };
-        assert_eq!(
-            pod["metadata"]["annotations"][REASON_SOURCE], source,
-            "{name}"
-        );
-        let want_restart = if case.policy.mode == Mode::Native {
-            json!("Always")
-        } else {
-            Value::Null
-        };
-        assert_eq!(sidecar["restartPolicy"], want_restart, "{name}");
+        assert_marks(&case, &pod, &sidecar);
+        assert_command_and_probe(name, &sidecar);
+        assert_pod_identity_env(name, &sidecar);
+        assert_volumes(name, &pod, &sidecar);
+        assert_locked_down(name, &sidecar);
+        assert_resources(name, &sidecar);
+    }
+}
 
+/// The sidecar is ours, the PID namespace shared, and the pod says how and from what it was judged.
+fn assert_marks(case: &Case, pod: &Value, sidecar: &Value) {
+    let name = case.name;
+    assert_eq!(sidecar["name"], contract::sidecar::CONTAINER_NAME, "{name}");
+    assert_eq!(pod["spec"]["shareProcessNamespace"], true, "{name}");
+    assert_eq!(
+        pod["metadata"]["annotations"][STATUS],
+        contract::pod::STATUS_INJECTED,
+        "{name}"
+    );
+    let (_, scrape) = expected_port_and_scrape(name);
+    assert_eq!(pod["metadata"]["labels"][SCRAPE], scrape, "{name}");
+    let source = if case.vmi.is_some() {
+        REASON_SOURCE_VMI
+    } else {
+        REASON_SOURCE_POD_FALLBACK
+    };
+    assert_eq!(
+        pod["metadata"]["annotations"][REASON_SOURCE], source,
+        "{name}"
+    );
+    let want_restart = if case.policy.mode == Mode::Native {
+        json!("Always")
+    } else {
+        Value::Null
+    };
+    assert_eq!(sidecar["restartPolicy"], want_restart, "{name}");
+}
+
+/// The port, the arguments, and a probe that cannot land in the guest.
+fn assert_command_and_probe(name: &str, sidecar: &Value) {
+    let (port, _) = expected_port_and_scrape(name);
+    assert_eq!(
+        sidecar["ports"],
+        json!([{"name": contract::sidecar::PORT_NAME, "containerPort": port, "protocol": "TCP"}]),
+        "{name}"
+    );
+    let args = json!([
+        "--listen",
+        format!("0.0.0.0:{port}"),
+        "--socket",
+        contract::sidecar::SOCKET_PATH,
+        "--podinfo",
+        contract::sidecar::PODINFO_DIR
+    ]);
+    assert_eq!(sidecar["args"], args, "{name}");
+    let cmdline = format!(
+        "{}{}{}",
+        sidecar["command"], sidecar["args"], sidecar["livenessProbe"]
+    );
+    assert!(
+        !cmdline.contains("qemu-kvm") && !cmdline.contains("qemu-system"),
+        "{name}: {cmdline}"
+    );
+    assert!(
+        sidecar["livenessProbe"]["exec"].is_object()
+            && sidecar["livenessProbe"]["httpGet"].is_null()
+    );
+}
+
+/// The downward-API variables the collector names its series with.
+fn assert_pod_identity_env(name: &str, sidecar: &Value) {
+    for (env, field) in [
+        (contract::sidecar::ENV_POD_NAME, "metadata.name"),
+        (contract::sidecar::ENV_POD_NAMESPACE, "metadata.namespace"),
+        (contract::sidecar::ENV_NODE_NAME, "spec.nodeName"),
+    ] {
+        let found = sidecar["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|e| e["name"] == env);
+        let found = found.unwrap_or_else(|| panic!("{name}: no {env}"));
+        assert_eq!(found["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
+    }
+}
+
+/// The podinfo and socket volumes, mounted where the collector reads them.
+fn assert_volumes(name: &str, pod: &Value, sidecar: &Value) {
+    let volumes = pod["spec"]["volumes"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let podinfo = volumes
+        .iter()
+        .find(|v| v["name"] == contract::sidecar::PODINFO_VOLUME)
+        .cloned()
+        .unwrap_or_default();
+    let items: Vec<&str> = podinfo["downwardAPI"]["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["path"].as_str())
+        .collect();
+    assert_eq!(items, contract::sidecar::PODINFO_FILES, "{name}");
+    assert_eq!(
+        podinfo["downwardAPI"]["items"][3]["resourceFieldRef"],
+        json!({"containerName": "compute", "resource": "limits.memory", "divisor": "1"})
+    );
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["name"] == contract::sidecar::SOCKET_VOLUME && v["emptyDir"] == json!({})),
+        "{name}"
+    );
+    let mounts: Vec<(&str, &str)> = sidecar["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| Some((m["name"].as_str()?, m["mountPath"].as_str()?)))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            (
+                contract::sidecar::PODINFO_VOLUME,
+                contract::sidecar::PODINFO_DIR
+            ),
+            (
+                contract::sidecar::SOCKET_VOLUME,
+                contract::sidecar::SOCKET_DIR
+            )
+        ],
+        "{name}"
+    );
+}
+
+/// The user the plan chose, and nothing more than the collector needs.
+fn assert_locked_down(name: &str, sidecar: &Value) {
+    let sc = &sidecar["securityContext"];
+    let (uid, non_root) = if name == "root-mode" {
+        (0, Value::Null)
+    } else {
+        (107, json!(true))
+    };
+    assert_eq!(
+        (&sc["runAsUser"], &sc["runAsNonRoot"]),
+        (&json!(uid), &non_root),
+        "{name}"
+    );
+    assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+    assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+    assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}), "{name}");
+    assert_eq!(
+        sc["seccompProfile"],
+        json!({"type": "RuntimeDefault"}),
+        "{name}"
+    );
+}
+
+/// Requests equal limits only for a Guaranteed pod; the per-pod overrides apply.
+fn assert_resources(name: &str, sidecar: &Value) {
+    let r = &sidecar["resources"];
+    let equal = r["requests"] == r["limits"];
+    assert_eq!(
+        equal,
+        name == "guaranteed",
+        "{name}: requests == limits only when Guaranteed: {r}"
+    );
+    if name == "overrides" {
         assert_eq!(
-            sidecar["ports"],
-            json!([{"name": contract::sidecar::PORT_NAME, "containerPort": port, "protocol": "TCP"}]),
-            "{name}"
-        );
-        let args = json!([
-            "--listen",
-            format!("0.0.0.0:{port}"),
-            "--socket",
-            contract::sidecar::SOCKET_PATH,
-            "--podinfo",
-            contract::sidecar::PODINFO_DIR
-        ]);
-        assert_eq!(sidecar["args"], args, "{name}");
-        let cmdline = format!(
-            "{}{}{}",
-            sidecar["command"], sidecar["args"], sidecar["livenessProbe"]
+            (&r["limits"]["memory"], &r["limits"]["cpu"]),
+            (&json!("64Mi"), &json!("50m"))
         );
         assert!(
-            !cmdline.contains("qemu-kvm") && !cmdline.contains("qemu-system"),
-            "{name}: {cmdline}"
-        );
-        assert!(
-            sidecar["livenessProbe"]["exec"].is_object()
-                && sidecar["livenessProbe"]["httpGet"].is_null()
-        );
-
-        for (env, field) in [
-            (contract::sidecar::ENV_POD_NAME, "metadata.name"),
-            (contract::sidecar::ENV_POD_NAMESPACE, "metadata.namespace"),
-            (contract::sidecar::ENV_NODE_NAME, "spec.nodeName"),
-        ] {
-            let found = sidecar["env"]
+            sidecar["env"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|e| e["name"] == env);
-            let found = found.unwrap_or_else(|| panic!("{name}: no {env}"));
-            assert_eq!(found["valueFrom"]["fieldRef"]["fieldPath"], field, "{name}");
-        }
-        let volumes = pod["spec"]["volumes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let podinfo = volumes
-            .iter()
-            .find(|v| v["name"] == contract::sidecar::PODINFO_VOLUME)
-            .cloned()
-            .unwrap_or_default();
-        let items: Vec<&str> = podinfo["downwardAPI"]["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["path"].as_str())
-            .collect();
-        assert_eq!(items, contract::sidecar::PODINFO_FILES, "{name}");
-        assert_eq!(
-            podinfo["downwardAPI"]["items"][3]["resourceFieldRef"],
-            json!({"containerName": "compute", "resource": "limits.memory", "divisor": "1"})
+                .any(|e| e == &json!({"name": contract::sidecar::ENV_LOG_LEVEL, "value": "debug"}))
         );
-        assert!(
-            volumes.iter().any(
-                |v| v["name"] == contract::sidecar::SOCKET_VOLUME && v["emptyDir"] == json!({})
-            ),
-            "{name}"
-        );
-        let mounts: Vec<(&str, &str)> = sidecar["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| Some((m["name"].as_str()?, m["mountPath"].as_str()?)))
-            .collect();
-        assert_eq!(
-            mounts,
-            [
-                (
-                    contract::sidecar::PODINFO_VOLUME,
-                    contract::sidecar::PODINFO_DIR
-                ),
-                (
-                    contract::sidecar::SOCKET_VOLUME,
-                    contract::sidecar::SOCKET_DIR
-                )
-            ],
-            "{name}"
-        );
-
-        let sc = &sidecar["securityContext"];
-        let (uid, non_root) = if name == "root-mode" {
-            (0, Value::Null)
-        } else {
-            (107, json!(true))
-        };
-        assert_eq!(
-            (&sc["runAsUser"], &sc["runAsNonRoot"]),
-            (&json!(uid), &non_root),
-            "{name}"
-        );
-        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
-        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
-        assert_eq!(sc["capabilities"], json!({"drop": ["ALL"]}), "{name}");
-        assert_eq!(
-            sc["seccompProfile"],
-            json!({"type": "RuntimeDefault"}),
-            "{name}"
-        );
-
-        let r = &sidecar["resources"];
-        let equal = r["requests"] == r["limits"];
-        assert_eq!(
-            equal,
-            name == "guaranteed",
-            "{name}: requests == limits only when Guaranteed: {r}"
-        );
-        if name == "overrides" {
-            assert_eq!(
-                (&r["limits"]["memory"], &r["limits"]["cpu"]),
-                (&json!("64Mi"), &json!("50m"))
-            );
-            assert!(
-                sidecar["env"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e
-                        == &json!({"name": contract::sidecar::ENV_LOG_LEVEL, "value": "debug"}))
-            );
-        }
     }
 }
 
