@@ -98,24 +98,18 @@ const SKIP_REASON_COUNT: usize =
 /// [`SkipReason::ALL`], built from [`UnsafeReason::ALL`] so a new VM type is counted without a
 /// second list.
 const fn all_skip_reasons() -> [SkipReason; SKIP_REASON_COUNT] {
+    let before = DECIDED_BEFORE_THE_VM_TYPE.len();
+    let vm_types = UnsafeReason::ALL.len();
     let mut all = [SkipReason::Unparseable; SKIP_REASON_COUNT];
-    let mut at = 0;
     let mut i = 0;
-    while i < DECIDED_BEFORE_THE_VM_TYPE.len() {
-        all[at] = DECIDED_BEFORE_THE_VM_TYPE[i];
-        at += 1;
-        i += 1;
-    }
-    i = 0;
-    while i < UnsafeReason::ALL.len() {
-        all[at] = SkipReason::Unsafe(UnsafeReason::ALL[i]);
-        at += 1;
-        i += 1;
-    }
-    i = 0;
-    while i < DECIDED_AFTER_THE_VM_TYPE.len() {
-        all[at] = DECIDED_AFTER_THE_VM_TYPE[i];
-        at += 1;
+    while i < SKIP_REASON_COUNT {
+        all[i] = if i < before {
+            DECIDED_BEFORE_THE_VM_TYPE[i]
+        } else if i < before + vm_types {
+            SkipReason::Unsafe(UnsafeReason::ALL[i - before])
+        } else {
+            DECIDED_AFTER_THE_VM_TYPE[i - before - vm_types]
+        };
         i += 1;
     }
     all
