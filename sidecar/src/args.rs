@@ -7,6 +7,8 @@ use std::time::Duration;
 use kube_metrics_contract::sidecar;
 
 use crate::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
+use crate::collect::GuestMemoryConfig;
+use crate::exposition::{ExcludeError, Exclusions};
 use crate::log::LogArgs;
 use crate::proc::ProcRoot;
 use crate::scrape::ScrapeConfig;
@@ -66,6 +68,20 @@ pub struct Args {
     #[arg(long, env = "KMC_MIN_INTERVAL_MS", default_value_t = 1000)]
     min_interval_ms: u64,
 
+    /// Read QEMU's smaps (guest RAM's resident part) at most this often, in seconds; 0 = never.
+    /// The kernel walks QEMU's page tables for it: see docs/metrics.md, "Guest memory".
+    #[arg(long, env = "KMC_GUEST_MEMORY_INTERVAL_SECS", default_value_t = 300)]
+    guest_memory_interval_secs: u64,
+
+    /// Leave out a metric family, or one memory type as FAMILY:TYPE; repeatable.
+    #[arg(
+        long,
+        env = "KMC_EXCLUDE",
+        value_delimiter = ',',
+        value_name = "FAMILY[:TYPE]"
+    )]
+    exclude: Vec<String>,
+
     #[command(flatten)]
     log: LogArgs,
 }
@@ -112,6 +128,8 @@ pub enum ArgsError {
     Forbidden(&'static str),
     #[error(transparent)]
     Relay(#[from] kube_metrics_relay::RelayArgsError),
+    #[error(transparent)]
+    Exclude(#[from] ExcludeError),
 }
 
 // === impl Args ===
@@ -128,6 +146,8 @@ impl Args {
             roles,
             pss,
             min_interval_ms,
+            guest_memory_interval_secs,
+            exclude,
             log,
         } = self;
         // `--role` values are checked by `RoleRule::from_str`; paths are the other free text on our cmdline.
@@ -140,17 +160,27 @@ impl Args {
                 return Err(ArgsError::Forbidden(bad));
             }
         }
-        let scrape = ScrapeConfig {
+        let mut scrape = ScrapeConfig {
             proc_root: ProcRoot::new(proc_root),
             podinfo,
             roles: Roles::new(&roles),
             pss,
+            guest_memory: GuestMemoryConfig {
+                interval: (guest_memory_interval_secs > 0)
+                    .then(|| Duration::from_secs(guest_memory_interval_secs)),
+                background: true,
+            },
+            exclude: Exclusions::parse(&exclude)?,
         };
         let mode = match (command, dump_metrics) {
             (Some(_), true) => return Err(ArgsError::DumpWithSubcommand),
             (Some(Command::Probe { socket }), false) => Mode::Probe { socket },
             (Some(Command::Relay(relay)), false) => Mode::Relay(relay.into_config()?),
-            (None, true) => Mode::Dump(scrape),
+            (None, true) => {
+                // One collection and exit: nothing would wait for a reader thread.
+                scrape.guest_memory.background = false;
+                Mode::Dump(scrape)
+            }
             (None, false) => Mode::Serve(ServeConfig {
                 scrape,
                 listen: listen.or(socket.is_none().then_some(DEFAULT_LISTEN)),

@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod collection;
+mod guest;
 mod threads;
 
 pub use collection::{ByThreadClass, Collection, CpuTicks, Memory, ProcessCounters, RoleSample};
+pub use guest::{GuestMemoryConfig, GuestSample, Reading, due};
 
 use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
+use crate::guest_memory::GuestMemory;
 use crate::proc::{ErrorCounts, ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
 use crate::totals::Ledger;
 
@@ -37,6 +40,7 @@ pub struct Collector {
     gauges: Vec<RoleSample>,
     /// QEMU threads by tid, as last read from their `stat`.
     threads_read: HashMap<i32, threads::ThreadRead>,
+    guest: guest::GuestSampler,
 }
 
 /// Cached per process: what cannot change while (pid, start time) stays the same.
@@ -46,6 +50,8 @@ struct Known {
     /// Re-classify when `comm` changes: that is what an `exec` does.
     comm: Comm,
     guest_name: Option<String>,
+    /// QEMU's guest RAM as its command line gives it.
+    guest_memory: Option<Arc<GuestMemory>>,
     generation: u64,
 }
 
@@ -56,7 +62,8 @@ struct Comm([u8; 16], usize);
 // === impl Collector ===
 
 impl Collector {
-    pub fn new(root: ProcRoot, roles: Roles, pss: bool) -> Self {
+    pub fn new(root: ProcRoot, roles: Roles, pss: bool, guest: GuestMemoryConfig) -> Self {
+        let guest = guest::GuestSampler::new(guest, root.path().to_owned());
         let mut reader = Reader::new(root);
         let boot_time = match reader.boot_time() {
             Ok(btime) => Some(btime),
@@ -84,6 +91,7 @@ impl Collector {
             tids: Vec::new(),
             gauges: vec![RoleSample::default(); classes],
             threads_read: HashMap::new(),
+            guest,
         }
     }
 
@@ -192,6 +200,7 @@ impl Collector {
                 memory.file = file;
                 memory.shmem = shmem;
                 memory.swap = s.vm_swap.unwrap_or(0);
+                memory.page_tables = s.vm_pte.unwrap_or(0);
                 reading.voluntary_switches = s.voluntary_ctxt_switches.unwrap_or(0);
                 reading.involuntary_switches = s.nonvoluntary_ctxt_switches.unwrap_or(0);
             }
@@ -236,18 +245,23 @@ impl Collector {
             known.generation = generation;
             return known.class;
         }
-        let (class, guest_name) = match self.reader.cmdline(key.pid) {
+        let (class, guest_name, guest_memory) = match self.reader.cmdline(key.pid) {
             Ok(cmdline) => {
                 let class = self.roles.classify(cmdline, comm.bytes());
-                let guest = match class {
-                    Class::Role(Roles::QEMU) => qemu_guest_name(cmdline),
-                    _ => None,
-                };
-                (class, guest)
+                match class {
+                    Class::Role(Roles::QEMU) => (
+                        class,
+                        qemu_guest_name(cmdline),
+                        Some(Arc::new(GuestMemory::from_args(crate::proc::parse::args(
+                            cmdline,
+                        )))),
+                    ),
+                    _ => (class, None, None),
+                }
             }
             Err(error) => {
                 self.count(&error);
-                (self.roles.classify(b"", comm.bytes()), None)
+                (self.roles.classify(b"", comm.bytes()), None, None)
             }
         };
         self.known.insert(
@@ -256,6 +270,7 @@ impl Collector {
                 class,
                 comm,
                 guest_name,
+                guest_memory,
                 generation,
             },
         );
@@ -274,11 +289,17 @@ impl Collector {
         for (class, total) in ThreadClass::ALL.into_iter().zip(self.threads.totals()) {
             qemu_threads[class] = total.counters;
         }
-        let guest_name = self
+        let qemu = self
             .known
-            .values()
-            .filter(|k| k.class == Class::Role(Roles::QEMU))
-            .find_map(|k| k.guest_name.clone());
+            .iter()
+            .filter(|(_, k)| k.class == Class::Role(Roles::QEMU));
+        let guest_name = qemu.clone().find_map(|(_, k)| k.guest_name.clone());
+        // A launcher pod runs one QEMU; the lowest pid is the one kept when there are more.
+        let qemu_memory = qemu
+            .filter_map(|(key, k)| Some((*key, k.guest_memory.as_ref()?)))
+            .min_by_key(|(key, _)| key.pid)
+            .map(|(key, memory)| (key, Arc::clone(memory)));
+        let guest = qemu_memory.map(|(key, memory)| self.guest.sample(key, &memory));
         Collection {
             roles: Arc::clone(&self.roles),
             per_role,
@@ -287,6 +308,7 @@ impl Collector {
             errors: self.errors,
             duration,
             guest_name,
+            guest,
         }
     }
 

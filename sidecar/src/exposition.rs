@@ -4,8 +4,10 @@
 //! The writer (crate `kube-metrics-exposition`) knows the two formats; `families.rs` knows the
 //! names and meanings of docs/metrics.md.
 
+mod exclude;
 mod families;
 
+pub use exclude::{ExcludeError, Exclusions, FAMILIES};
 pub use families::{Metrics, Scope};
 pub use kube_metrics_exposition::{Format, negotiate};
 

@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use crate::classify::Roles;
-use crate::collect::Collector;
-use crate::exposition::{Metrics, Scope};
+use crate::collect::{Collector, GuestMemoryConfig};
+use crate::exposition::{Exclusions, Metrics, Scope};
 use crate::identity::{self, Env, PodInfo};
 use crate::proc::ProcRoot;
 
@@ -21,6 +23,8 @@ pub struct ScrapeConfig {
     pub podinfo: PathBuf,
     pub roles: Roles,
     pub pss: bool,
+    pub guest_memory: GuestMemoryConfig,
+    pub exclude: Exclusions,
 }
 
 /// Owns the collector state and the cached pod identity.
@@ -33,6 +37,7 @@ pub struct Scraper {
     podinfo: PodInfo,
     podinfo_read: Option<Instant>,
     pss: bool,
+    exclude: Arc<Exclusions>,
 }
 
 // === impl Scraper ===
@@ -44,8 +49,10 @@ impl Scraper {
             podinfo,
             roles,
             pss,
+            guest_memory,
+            exclude,
         } = config;
-        let mut collector = Collector::new(proc_root, roles, pss);
+        let mut collector = Collector::new(proc_root, roles, pss, guest_memory);
         let host = env
             .node_name
             .clone()
@@ -59,6 +66,7 @@ impl Scraper {
             podinfo: PodInfo::default(),
             podinfo_read: None,
             pss,
+            exclude: Arc::new(exclude),
         }
     }
 
@@ -78,10 +86,12 @@ impl Scraper {
             domain: domain.to_string(),
             namespace: self.env.pod_namespace.clone(),
             pod: self.env.pod_name.clone(),
+            node: self.env.node_name.clone(),
             memory_overhead: self.podinfo.memory_overhead(),
             memory_request: self.podinfo.memory_request,
             memory_limit: self.podinfo.memory_limit,
             pss: self.pss,
+            exclude: Arc::clone(&self.exclude),
         };
         Metrics { collection, scope }
     }

@@ -426,7 +426,9 @@ fn malformed_downward_api_files_degrade_to_fallbacks() {
     assert_eq!(
         value(
             &out,
-            &format!("{POD_INFO}{{{pod},namespace=\"ns-0\",pod=\"virt-launcher-vm-0-abcde\"}}")
+            &format!(
+                "{POD_INFO}{{{pod},namespace=\"ns-0\",pod=\"virt-launcher-vm-0-abcde\",name=\"virt-launcher-vm-0-abcde\"}}"
+            )
         ),
         Some(1.0)
     );

@@ -22,6 +22,7 @@ fn launcher_pod() -> Tree {
     let mut qemu = mk(20, "/usr/libexec/qemu-kvm", "qemu-kvm");
     qemu.argv
         .extend(["-name".into(), "guest=ns-0_vm-0,debug-threads=on".into()]);
+    qemu.argv.extend(["-m".into(), "size=2097152k".into()]);
     qemu.threads = vec![
         (20, "qemu-kvm".into(), 10, 5),
         (21, "CPU 0/KVM".into(), 300, 40),
@@ -36,7 +37,7 @@ fn stable(text: &str) -> String {
     text.lines()
         .filter(|l| {
             !l.starts_with("kube_metrics_collector_collection_duration_seconds ")
-                && !l.starts_with("kubevirt_info{")
+                && !l.starts_with("kube_metrics_collector_build_info{")
         })
         .map(|l| format!("{l}\n"))
         .collect()

@@ -103,7 +103,10 @@ fn scraped_values(pod: &FakePod, prom: &Prometheus) -> Result<()> {
         Ok((prom.value("count_over_time(up[1m])").unwrap_or(0.0) >= 3.0).then_some(()))
     })?;
     ensure!(prom.value("up")? == 1.0, "up");
-    ensure!(prom.value("kubevirt_info")? == 1.0, "kubevirt_info");
+    ensure!(
+        prom.value("kube_metrics_collector_build_info")? == 1.0,
+        "kube_metrics_collector_build_info"
+    );
     roles_match_the_host(pod, prom)?;
     qemu_memory_matches_the_host(pod, prom)?;
     vcpu_time_is_counted(prom)?;

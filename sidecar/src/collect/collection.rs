@@ -46,6 +46,7 @@ pub struct Memory {
     pub file: u64,
     pub shmem: u64,
     pub swap: u64,
+    pub page_tables: u64,
     /// Only with `--pss`.
     pub pss: Option<u64>,
 }
@@ -79,6 +80,8 @@ pub struct Collection {
     pub duration: Duration,
     /// `<name>` from a live QEMU's `-name guest=<ns>_<name>`.
     pub guest_name: Option<String>,
+    /// QEMU's guest memory.
+    pub guest: Option<super::GuestSample>,
 }
 
 // === impl ProcessCounters ===
@@ -148,6 +151,7 @@ impl Memory {
         self.file += m.file;
         self.shmem += m.shmem;
         self.swap += m.swap;
+        self.page_tables += m.page_tables;
         if let Some(pss) = m.pss {
             self.pss = Some(self.pss.unwrap_or(0) + pss);
         }

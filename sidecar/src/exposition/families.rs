@@ -1,11 +1,14 @@
 //! Writes the metric families of docs/metrics.md from one `Collection`.
 
+use std::sync::Arc;
+
+use super::Exclusions;
 use crate::classify::ThreadClass;
-use crate::collect::{Collection, ProcessCounters, RoleSample};
+use crate::collect::{Collection, GuestSample, ProcessCounters, RoleSample};
 use crate::proc::ErrorKind;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
-/// Version of this build, for `kubevirt_info`.
+/// Version of this build, for `kube_metrics_collector_build_info`.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Source revision, when the build sets `KMC_REVISION`.
 const REVISION: Option<&str> = option_env!("KMC_REVISION");
@@ -17,10 +20,13 @@ pub struct Scope {
     pub domain: String,
     pub namespace: Option<String>,
     pub pod: Option<String>,
+    /// env `NODE_NAME`, for `pod_info`'s `node` (what KubeVirt's own series carry).
+    pub node: Option<String>,
     pub memory_overhead: Option<u64>,
     pub memory_request: Option<u64>,
     pub memory_limit: Option<u64>,
     pub pss: bool,
+    pub exclude: Arc<Exclusions>,
 }
 
 /// One scrape's data, encoded on demand in either format.
@@ -34,6 +40,10 @@ pub struct Metrics {
 #[derive(Debug)]
 struct Builder<'o> {
     w: Writer<'o>,
+    exclude: &'o Exclusions,
+    /// The current family is excluded: its samples are dropped.
+    skip: bool,
+    family: &'static str,
 }
 
 /// Encodes every family of `m` in `format` into `out` (cleared first); families without samples
@@ -46,7 +56,12 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
         ("host", scope.host.as_str()),
         ("domain", scope.domain.as_str()),
     ]);
-    let mut b = Builder { w };
+    let mut b = Builder {
+        w,
+        exclude: &scope.exclude,
+        skip: false,
+        family: "",
+    };
     b.cpu_seconds(c);
     b.memory_amount(c, scope.pss);
     b.info();
@@ -54,8 +69,14 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
     b.io_faults_and_switches(c);
     b.start_time_and_restarts(c);
     b.qemu_thread_cpu_seconds(c);
+    if let Some(guest) = &c.guest {
+        b.guest_memory(guest);
+    }
     b.pod_families(scope);
     b.collector_families(c);
+    if let Some(guest) = &c.guest {
+        b.guest_memory_health(guest);
+    }
     b.w.finish();
 }
 
@@ -81,7 +102,14 @@ fn seconds(ticks: u64, c: &Collection) -> f64 {
 
 impl Builder<'_> {
     fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) {
+        self.skip = self.exclude.family(name);
+        self.family = name;
         self.w.family(name, help, kind);
+    }
+
+    /// Whether `kind` of the current family's `type` label is excluded.
+    fn skips_type(&self, kind: &str) -> bool {
+        self.exclude.kind(self.family, kind)
     }
 
     fn cpu_seconds(&mut self, c: &Collection) {
@@ -105,7 +133,7 @@ impl Builder<'_> {
             "kubevirt_pod_infra_memory_amount_bytes",
             "Memory of the role's live processes from /proc/<pid>/status. resident=VmRSS, virtual=VmSize, \
              shared=RssFile+RssShmem, dirty=VmData+VmStk (data+stack, NOT dirty pages; name kept from the old tool), \
-             anonymous=RssAnon, file=RssFile, shmem=RssShmem, swap=VmSwap, proportional_resident=Pss (--pss only).",
+             anonymous=RssAnon, file=RssFile, shmem=RssShmem, swap=VmSwap, page_tables=VmPTE, proportional_resident=Pss (--pss only).",
             Kind::Gauge,
         );
         for (role, s) in seen(c) {
@@ -119,11 +147,14 @@ impl Builder<'_> {
                 ("file", m.file),
                 ("shmem", m.shmem),
                 ("swap", m.swap),
+                ("page_tables", m.page_tables),
             ];
             for (kind, bytes) in types {
-                self.infra(&[("process", role), ("type", kind)], bytes as f64);
+                if !self.skips_type(kind) {
+                    self.infra(&[("process", role), ("type", kind)], bytes as f64);
+                }
             }
-            if pss {
+            if pss && !self.skips_type("proportional_resident") {
                 self.infra(
                     &[("process", role), ("type", "proportional_resident")],
                     m.pss.unwrap_or(0) as f64,
@@ -134,7 +165,7 @@ impl Builder<'_> {
 
     fn info(&mut self) {
         self.family(
-            "kubevirt_info",
+            "kube_metrics_collector_build_info",
             "Build of kube-metrics-collector; always 1.",
             Kind::Gauge,
         );
@@ -286,23 +317,95 @@ impl Builder<'_> {
 
     /// A sample with `host` and `domain` before `labels`.
     fn infra(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.w.sample(true, labels, value);
+        if !self.skip {
+            self.w.sample(true, labels, value);
+        }
     }
 
     fn plain(&mut self, labels: &[(&str, &str)], value: f64) {
-        self.w.sample(false, labels, value);
+        if !self.skip {
+            self.w.sample(false, labels, value);
+        }
+    }
+
+    /// Guest RAM from QEMU's command line and smaps (docs/metrics.md, "Guest memory").
+    fn guest_memory(&mut self, g: &GuestSample) {
+        self.family(
+            "kubevirt_pod_infra_guest_memory_bytes",
+            "Guest RAM of QEMU: size from its command line; resident, hugetlb and swap from the last smaps read.",
+            Kind::Gauge,
+        );
+        let read = g.reading.map(|r| r.resident);
+        let types = [
+            ("size", g.memory.size()),
+            ("resident", read.map(|r| r.resident)),
+            ("hugetlb", read.map(|r| r.hugetlb)),
+            ("swap", read.map(|r| r.swap)),
+        ];
+        for (kind, bytes) in types {
+            if let (Some(bytes), false) = (bytes, self.skips_type(kind)) {
+                self.infra(&[("type", kind)], bytes as f64);
+            }
+        }
+        self.family(
+            "kubevirt_pod_infra_qemu_own_memory_bytes",
+            "QEMU's resident memory outside guest RAM, from the last smaps read.",
+            Kind::Gauge,
+        );
+        if let Some(r) = read {
+            self.infra(&[], r.other as f64);
+        }
+        self.family(
+            "kubevirt_pod_infra_guest_memory_read_timestamp_seconds",
+            "Unix time of the last smaps read of QEMU.",
+            Kind::Gauge,
+        );
+        if let Some(r) = g.reading {
+            self.infra(&[], r.unix_seconds);
+        }
+    }
+
+    /// What the guest memory reader could not make out; 0 is the healthy value.
+    fn guest_memory_health(&mut self, g: &GuestSample) {
+        self.family(
+            "kube_metrics_collector_guest_memory_unparsed_arguments",
+            "Memory arguments of QEMU's command line that could not be read.",
+            Kind::Gauge,
+        );
+        self.plain(&[], f64::from(g.memory.unparsed));
+        self.family(
+            "kube_metrics_collector_guest_memory_unmatched_backends",
+            "Memory backends of QEMU's command line without a mapping in the last smaps read.",
+            Kind::Gauge,
+        );
+        if let Some(r) = g.reading {
+            self.plain(&[], f64::from(r.resident.unmatched));
+        }
     }
 
     fn pod_families(&mut self, scope: &Scope) {
         self.family(
             kube_metrics_contract::metrics::POD_INFO,
-            "1, with the pod's namespace and name from the downward API.",
+            "1, with the pod's namespace and name from the downward API, and the VMI's name and node \
+             as KubeVirt's own series label them.",
             Kind::Gauge,
         );
         if scope.namespace.is_some() || scope.pod.is_some() {
             let ns = scope.namespace.as_deref().unwrap_or_default();
             let pod = scope.pod.as_deref().unwrap_or_default();
-            self.infra(&[("namespace", ns), ("pod", pod)], 1.0);
+            let name = scope.domain.as_str();
+            match scope.node.as_deref() {
+                Some(node) => self.infra(
+                    &[
+                        ("namespace", ns),
+                        ("pod", pod),
+                        ("name", name),
+                        ("node", node),
+                    ],
+                    1.0,
+                ),
+                None => self.infra(&[("namespace", ns), ("pod", pod), ("name", name)], 1.0),
+            }
         }
         self.family(
             "kubevirt_pod_infra_memory_overhead_estimate_bytes",

@@ -34,6 +34,8 @@ pub struct Status {
     pub vm_data: Option<u64>,
     pub vm_stk: Option<u64>,
     pub vm_swap: Option<u64>,
+    /// Page tables (`VmPTE`).
+    pub vm_pte: Option<u64>,
     pub voluntary_ctxt_switches: Option<u64>,
     pub nonvoluntary_ctxt_switches: Option<u64>,
     /// A known line carried a value we could not parse; the other fields are still good.
@@ -139,6 +141,7 @@ pub fn status(buf: &[u8]) -> Status {
             b"VmData" => &mut out.vm_data,
             b"VmStk" => &mut out.vm_stk,
             b"VmSwap" => &mut out.vm_swap,
+            b"VmPTE" => &mut out.vm_pte,
             b"voluntary_ctxt_switches" => &mut out.voluntary_ctxt_switches,
             b"nonvoluntary_ctxt_switches" => &mut out.nonvoluntary_ctxt_switches,
             _ => continue,

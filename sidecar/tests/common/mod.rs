@@ -6,7 +6,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kube_metrics_collector::classify::Roles;
-use kube_metrics_collector::exposition::{self, Format};
+use kube_metrics_collector::collect::GuestMemoryConfig;
+use kube_metrics_collector::exposition::{self, Exclusions, Format};
 use kube_metrics_collector::identity::Env;
 use kube_metrics_collector::proc::ProcRoot;
 use kube_metrics_collector::scrape::{ScrapeConfig, Scraper};
@@ -151,6 +152,11 @@ impl Tree {
             podinfo: self.podinfo(),
             roles: Roles::new(&[]),
             pss: false,
+            guest_memory: GuestMemoryConfig {
+                interval: Some(std::time::Duration::from_secs(300)),
+                background: false,
+            },
+            exclude: Exclusions::default(),
         };
         Scraper::new(config, env)
     }
