@@ -11,6 +11,7 @@
 //! says clearly what is missing instead of letting a test fail somewhere obscure.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerting;
 pub mod bench;
 pub mod binaries;
 pub mod collector;
