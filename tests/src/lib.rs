@@ -16,6 +16,7 @@ pub mod bench;
 pub mod binaries;
 pub mod collector;
 pub mod exposition;
+pub mod fleet;
 pub mod hostproc;
 pub mod http;
 pub mod launcher;
