@@ -311,7 +311,7 @@ fn alerts_are_in_the_expected_states(prometheus: &Prometheus, fleet: &Fleet) -> 
 
 const DASHBOARDS: &[&str] = &[
     "manifests/components/monitoring/dashboard.json",
-    "manifests/components/openshift/console-dashboard.json",
+    "manifests/components/openshift-console-dashboard/console-dashboard.json",
 ];
 
 /// `(expr, legendFormat)` of every panel target, in either dashboard format (Grafana's panels, the
