@@ -104,67 +104,7 @@ fn recording_rules_give_the_fleets_values(
         );
     }
     for vm in fleet.running() {
-        let sel = selector(vm);
-        let value = |record: &str| {
-            prometheus
-                .value(&format!("{record}{sel}"))
-                .with_context(|| format!("{}/{}", vm.namespace, vm.name))
-        };
-        let vm_name = format!("{}/{}", vm.namespace, vm.name);
-        let exact = [
-            (
-                "vmi:kubevirt_pod_infra_memory_overhead_bytes:sum",
-                vm.overhead(),
-            ),
-            (
-                "vmi:kubevirt_pod_infra_memory_overhead_estimate_bytes:max",
-                vm.estimate,
-            ),
-            (
-                "vmi:kubevirt_pod_infra_memory_overhead_headroom_bytes:max",
-                vm.estimate - vm.overhead(),
-            ),
-            (
-                "vmi:kubevirt_pod_infra_memory_resident_bytes:sum",
-                vm.infra_resident(),
-            ),
-        ];
-        for (record, want) in exact {
-            let got = value(record)?;
-            // The leaking virt-launcher grew a little since the last sample was written.
-            ensure!(
-                close(got, want, 1e-3),
-                "{vm_name} {record}: {got}, want {want}"
-            );
-        }
-        let cpu = value("vmi:kubevirt_pod_infra_cpu_seconds:rate5m")?;
-        let want = fleet::LAUNCHER_CORES + fleet::QEMU_OTHER_CORES;
-        ensure!(
-            close(cpu, want, 0.02),
-            "{vm_name} infra CPU {cpu}, want {want}"
-        );
-        let over = prometheus.query(&format!(
-            "vmi_component:kubevirt_pod_infra_memory_over_budget_bytes:max{sel}"
-        ))?;
-        let mut over: Vec<(String, f64)> = over
-            .iter()
-            .map(|s| (s.label("component").to_owned(), s.value))
-            .collect();
-        over.sort_by(|a, b| a.0.cmp(&b.0));
-        let want: Vec<(String, f64)> = vm
-            .over_budget()
-            .into_iter()
-            .map(|(c, v)| (c.to_owned(), v))
-            .collect();
-        ensure!(
-            over == want,
-            "{vm_name} over budget: {over:?}, want {want:?}"
-        );
-        // Scraped twice or not, each role counts once.
-        let roles = prometheus.query(&format!(
-            "vmi_process:kubevirt_pod_infra_memory_resident_bytes:max{sel}"
-        ))?;
-        ensure!(roles.len() == 5, "{vm_name}: {} roles", roles.len());
+        vm_recordings_match(prometheus, vm)?;
     }
     // Every per-VM series has the same labels, so `:sum` and `:max` series divide and subtract.
     let per_vm = prometheus.query("{__name__=~\"vmi:.+\"}")?;
@@ -176,6 +116,72 @@ fn recording_rules_give_the_fleets_values(
             sample.name
         );
     }
+    Ok(())
+}
+
+/// The per-VM and per-component recordings of one running VM.
+fn vm_recordings_match(prometheus: &Prometheus, vm: &Vm) -> Result<()> {
+    let sel = selector(vm);
+    let value = |record: &str| {
+        prometheus
+            .value(&format!("{record}{sel}"))
+            .with_context(|| format!("{}/{}", vm.namespace, vm.name))
+    };
+    let vm_name = format!("{}/{}", vm.namespace, vm.name);
+    let exact = [
+        (
+            "vmi:kubevirt_pod_infra_memory_overhead_bytes:sum",
+            vm.overhead(),
+        ),
+        (
+            "vmi:kubevirt_pod_infra_memory_overhead_estimate_bytes:max",
+            vm.estimate,
+        ),
+        (
+            "vmi:kubevirt_pod_infra_memory_overhead_headroom_bytes:max",
+            vm.estimate - vm.overhead(),
+        ),
+        (
+            "vmi:kubevirt_pod_infra_memory_resident_bytes:sum",
+            vm.infra_resident(),
+        ),
+    ];
+    for (record, want) in exact {
+        let got = value(record)?;
+        // The leaking virt-launcher grew a little since the last sample was written.
+        ensure!(
+            close(got, want, 1e-3),
+            "{vm_name} {record}: {got}, want {want}"
+        );
+    }
+    let cpu = value("vmi:kubevirt_pod_infra_cpu_seconds:rate5m")?;
+    let want = fleet::LAUNCHER_CORES + fleet::QEMU_OTHER_CORES;
+    ensure!(
+        close(cpu, want, 0.02),
+        "{vm_name} infra CPU {cpu}, want {want}"
+    );
+    let over = prometheus.query(&format!(
+        "vmi_component:kubevirt_pod_infra_memory_over_budget_bytes:max{sel}"
+    ))?;
+    let mut over: Vec<(String, f64)> = over
+        .iter()
+        .map(|s| (s.label("component").to_owned(), s.value))
+        .collect();
+    over.sort_by(|a, b| a.0.cmp(&b.0));
+    let want: Vec<(String, f64)> = vm
+        .over_budget()
+        .into_iter()
+        .map(|(c, v)| (c.to_owned(), v))
+        .collect();
+    ensure!(
+        over == want,
+        "{vm_name} over budget: {over:?}, want {want:?}"
+    );
+    // Scraped twice or not, each role counts once.
+    let roles = prometheus.query(&format!(
+        "vmi_process:kubevirt_pod_infra_memory_resident_bytes:max{sel}"
+    ))?;
+    ensure!(roles.len() == 5, "{vm_name}: {} roles", roles.len());
     Ok(())
 }
 

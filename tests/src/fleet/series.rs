@@ -118,149 +118,14 @@ impl Series {
 
 /// Every series the collector, KubeVirt, cAdvisor and kube-state-metrics publish for one VM.
 pub(super) fn vm_series(vm: &Vm) -> Vec<Series> {
-    let pod = vm.pod();
-    let base = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-        let mut labels = vec![
-            ("namespace", vm.namespace),
-            ("pod", pod.as_str()),
-            ("domain", vm.name),
-            ("host", vm.node),
-        ];
-        labels.extend_from_slice(extra);
-        labels
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect()
-    };
-    let stops_ago = vm.oom_killed_ago;
-    let mut collector = Vec::new();
-    let mut push = |name, extra: &[(&str, &str)], shape| {
-        collector.push(Series {
-            name,
-            labels: base(extra),
-            shape,
-            stops_ago,
-        });
-    };
-    push(
-        "kubevirt_pod_infra_pod_info",
-        &[("name", vm.name), ("node", vm.node)],
-        Shape::Constant(1.0),
-    );
-    for (role, resident) in INFRA_ROLES.iter().zip(vm.infra) {
-        let shape = if *role == "virt-launcher" && vm.leak_per_day > 0.0 {
-            Shape::Linear {
-                value: vm.launcher_at(0),
-                slope: vm.leak_per_day / 86_400.0,
-            }
-        } else {
-            Shape::Constant(resident)
-        };
-        push(
-            "kubevirt_pod_infra_memory_amount_bytes",
-            &[("process", role), ("type", "resident")],
-            shape,
-        );
-        push(
-            "kubevirt_pod_infra_processes",
-            &[("process", role)],
-            Shape::Constant(1.0),
-        );
-    }
-    let qemu = [("process", "qemu")];
-    push("kubevirt_pod_infra_processes", &qemu, Shape::Constant(1.0));
-    push(
-        "kubevirt_pod_infra_memory_amount_bytes",
-        &[("process", "qemu"), ("type", "resident")],
-        Shape::Constant(vm.qemu_resident()),
-    );
-    push(
-        "kubevirt_pod_infra_memory_amount_bytes",
-        &[("process", "qemu"), ("type", "page_tables")],
-        Shape::Constant(vm.page_tables),
-    );
-    push(
-        "kubevirt_pod_infra_qemu_own_memory_bytes",
-        &[],
-        Shape::Constant(vm.qemu_own),
-    );
-    push(
-        "kubevirt_pod_infra_guest_memory_bytes",
-        &[("type", "size")],
-        Shape::Constant(vm.guest_size),
-    );
-    push(
-        "kubevirt_pod_infra_guest_memory_bytes",
-        &[("type", "resident")],
-        Shape::Constant(vm.guest_resident),
-    );
-    let hugetlb = if vm.hugepages { vm.guest_size } else { 0.0 };
-    push(
-        "kubevirt_pod_infra_guest_memory_bytes",
-        &[("type", "hugetlb")],
-        Shape::Constant(hugetlb),
-    );
-    let request = if vm.hugepages {
-        0.0
-    } else {
-        vm.guest_size.min(2.0 * GIB)
-    } + vm.estimate;
-    push(
-        "kubevirt_pod_infra_compute_memory_bytes",
-        &[("type", "request")],
-        Shape::Constant(request),
-    );
-    push(
-        "kubevirt_pod_infra_compute_memory_bytes",
-        &[("type", "limit")],
-        Shape::Constant(vm.limit),
-    );
-    if vm.estimate_source != Estimate::ControllerMetric {
-        push(
-            "kubevirt_pod_infra_memory_overhead_estimate_bytes",
-            &[],
-            Shape::Constant(vm.estimate),
-        );
-    }
-    let rate = |cores: f64| Shape::Linear {
-        value: cores * HISTORY as f64,
-        slope: cores,
-    };
-    push(
-        "kubevirt_pod_infra_cpu_seconds_total",
-        &[("process", "virt-launcher"), ("type", "user")],
-        rate(LAUNCHER_CORES),
-    );
-    push(
-        "kubevirt_pod_infra_cpu_seconds_total",
-        &[("process", "qemu"), ("type", "user")],
-        rate(VCPU_CORES + QEMU_OTHER_CORES),
-    );
-    push(
-        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
-        &[("process", "qemu"), ("class", "vcpu"), ("type", "user")],
-        rate(VCPU_CORES),
-    );
-    push(
-        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
-        &[("process", "qemu"), ("class", "other"), ("type", "user")],
-        rate(QEMU_OTHER_CORES),
-    );
-    push(
-        "kube_metrics_collector_read_errors_total",
-        &[("kind", "vanished")],
-        rate(0.01),
-    );
-    push(
-        "kube_metrics_collector_collection_duration_seconds",
-        &[],
-        Shape::Constant(0.002),
-    );
+    let mut collector = Collector::new(vm);
+    collector.memory();
+    collector.cpu_and_health();
     let mut all: Vec<Series> = if vm.duplicated {
         ["10.0.0.7:9464", "10.0.0.7:9465"]
             .iter()
             .flat_map(|instance| {
-                collector.iter().map(move |s| {
+                collector.series.iter().map(move |s| {
                     let mut s = s.clone();
                     s.labels
                         .push(("instance".to_owned(), (*instance).to_owned()));
@@ -269,10 +134,175 @@ pub(super) fn vm_series(vm: &Vm) -> Vec<Series> {
             })
             .collect()
     } else {
-        collector
+        collector.series
     };
-    all.extend(others(vm, &pod));
+    all.extend(others(vm, &vm.pod()));
     all
+}
+
+/// A metric name, its extra labels and a number (a value, or a rate per second).
+type Row = (&'static str, &'static [(&'static str, &'static str)], f64);
+
+/// One VM's collector series, labelled as the collector labels them.
+struct Collector<'a> {
+    vm: &'a Vm,
+    pod: String,
+    series: Vec<Series>,
+}
+
+impl<'a> Collector<'a> {
+    fn new(vm: &'a Vm) -> Self {
+        Self {
+            vm,
+            pod: vm.pod(),
+            series: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, name: &'static str, extra: &[(&str, &str)], shape: Shape) {
+        let vm = self.vm;
+        let mut labels = vec![
+            ("namespace", vm.namespace),
+            ("pod", self.pod.as_str()),
+            ("domain", vm.name),
+            ("host", vm.node),
+        ];
+        labels.extend_from_slice(extra);
+        let labels = labels
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let stops_ago = vm.oom_killed_ago;
+        self.series.push(Series {
+            name,
+            labels,
+            shape,
+            stops_ago,
+        });
+    }
+
+    fn memory(&mut self) {
+        let vm = self.vm;
+        let info = [("name", vm.name), ("node", vm.node)];
+        self.push("kubevirt_pod_infra_pod_info", &info, Shape::Constant(1.0));
+        for (role, resident) in INFRA_ROLES.iter().zip(vm.infra) {
+            let shape = if *role == "virt-launcher" && vm.leak_per_day > 0.0 {
+                Shape::Linear {
+                    value: vm.launcher_at(0),
+                    slope: vm.leak_per_day / 86_400.0,
+                }
+            } else {
+                Shape::Constant(resident)
+            };
+            let labels = [("process", *role), ("type", "resident")];
+            self.push("kubevirt_pod_infra_memory_amount_bytes", &labels, shape);
+        }
+        let hugetlb = if vm.hugepages { vm.guest_size } else { 0.0 };
+        let guest_request = if vm.hugepages {
+            0.0
+        } else {
+            vm.guest_size.min(2.0 * GIB)
+        };
+        let constants: [Row; 9] = [
+            (
+                "kubevirt_pod_infra_memory_amount_bytes",
+                &[("process", "qemu"), ("type", "resident")],
+                vm.qemu_resident(),
+            ),
+            (
+                "kubevirt_pod_infra_memory_amount_bytes",
+                &[("process", "qemu"), ("type", "page_tables")],
+                vm.page_tables,
+            ),
+            ("kubevirt_pod_infra_qemu_own_memory_bytes", &[], vm.qemu_own),
+            (
+                "kubevirt_pod_infra_guest_memory_bytes",
+                &[("type", "size")],
+                vm.guest_size,
+            ),
+            (
+                "kubevirt_pod_infra_guest_memory_bytes",
+                &[("type", "resident")],
+                vm.guest_resident,
+            ),
+            (
+                "kubevirt_pod_infra_guest_memory_bytes",
+                &[("type", "hugetlb")],
+                hugetlb,
+            ),
+            (
+                "kubevirt_pod_infra_compute_memory_bytes",
+                &[("type", "request")],
+                guest_request + vm.estimate,
+            ),
+            (
+                "kubevirt_pod_infra_compute_memory_bytes",
+                &[("type", "limit")],
+                vm.limit,
+            ),
+            (
+                "kube_metrics_collector_collection_duration_seconds",
+                &[],
+                0.002,
+            ),
+        ];
+        for (name, labels, value) in constants {
+            self.push(name, labels, Shape::Constant(value));
+        }
+        if vm.estimate_source != Estimate::ControllerMetric {
+            let estimate = Shape::Constant(vm.estimate);
+            self.push(
+                "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+                &[],
+                estimate,
+            );
+        }
+    }
+
+    fn cpu_and_health(&mut self) {
+        for role in INFRA_ROLES.iter().chain(&["qemu"]) {
+            let labels = [("process", *role)];
+            self.push(
+                "kubevirt_pod_infra_processes",
+                &labels,
+                Shape::Constant(1.0),
+            );
+        }
+        let rate = |cores: f64| Shape::Linear {
+            value: cores * HISTORY as f64,
+            slope: cores,
+        };
+        let counters: [Row; 5] = [
+            (
+                "kubevirt_pod_infra_cpu_seconds_total",
+                &[("process", "virt-launcher"), ("type", "user")],
+                LAUNCHER_CORES,
+            ),
+            (
+                "kubevirt_pod_infra_cpu_seconds_total",
+                &[("process", "qemu"), ("type", "user")],
+                VCPU_CORES + QEMU_OTHER_CORES,
+            ),
+            (
+                "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+                &[("process", "qemu"), ("class", "vcpu"), ("type", "user")],
+                VCPU_CORES,
+            ),
+            (
+                "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+                &[("process", "qemu"), ("class", "other"), ("type", "user")],
+                QEMU_OTHER_CORES,
+            ),
+            (
+                "kube_metrics_collector_read_errors_total",
+                &[("kind", "vanished")],
+                0.01,
+            ),
+        ];
+        for (name, labels, per_second) in counters {
+            self.push(name, labels, rate(per_second));
+        }
+    }
 }
 
 /// What virt-controller, cAdvisor and kube-state-metrics say about the VM.
