@@ -1,6 +1,6 @@
 //! Custom resources checked against the schemas their CustomResourceDefinitions publish
 //! (`tests/fixtures/crds/`, copied as prometheus-operator publishes them), with Python's
-//! `jsonschema`, as an API server would before pruning. Stricter than the API server in one way:
+//! `jsonschema` (installed with kubernetes-validate), as an API server would before pruning. Stricter than the API server in one way:
 //! a field the schema does not name is an error instead of being dropped silently, so that a
 //! misspelt `jobLabel` fails here rather than doing nothing on a cluster.
 
@@ -26,7 +26,7 @@ pub fn validate(docs: &[Value]) -> Result<usize> {
         .arg(fixtures())
         .arg(&objects)
         .output()
-        .context("cannot run python3 (scripts/setup installs python3-jsonschema)")?;
+        .context("cannot run python3, which needs jsonschema and PyYAML (scripts/setup installs them with kubernetes-validate)")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
