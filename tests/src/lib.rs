@@ -11,16 +11,20 @@
 //! says clearly what is missing instead of letting a test fail somewhere obscure.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerting;
 pub mod bench;
 pub mod binaries;
 pub mod collector;
+pub mod crd;
 pub mod crd_schema;
 pub mod exposition;
+pub mod fleet;
 pub mod hostproc;
 pub mod http;
 pub mod launcher;
 pub mod manifests;
 pub mod network_policy;
+pub mod overlay;
 pub mod pod;
 pub mod process;
 pub mod process_exporter;

@@ -42,12 +42,20 @@ impl Prometheus {
         let dir = tempfile::Builder::new()
             .prefix("e2e-prometheus-")
             .tempdir()?;
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, config_yaml(targets))?;
+        std::fs::write(dir.path().join("prometheus.yml"), config_yaml(targets))?;
+        Self::start_in(dir)
+    }
+
+    /// Starts Prometheus in `dir`, which holds its `prometheus.yml` and whatever that reads, on the
+    /// TSDB in `dir/data` (empty, or blocks made by `promtool tsdb create-blocks-from`).
+    pub fn start_in(dir: TempDir) -> Result<Self> {
         let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
         let mut command = dies_with_parent("prometheus");
         command
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
             .arg(format!(
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
@@ -61,6 +69,43 @@ impl Prometheus {
             child,
             _dir: dir,
         })
+    }
+
+    /// Evaluates `expr` at `time` (Unix seconds); it must give an instant vector.
+    pub fn query_at(&self, expr: &str, time: f64) -> Result<Vec<Sample>> {
+        let data = self.api_path(&format!(
+            "/api/v1/query?query={}&time={time}",
+            http::encode_query(expr)
+        ))?;
+        if data["resultType"] != "vector" {
+            bail!("{expr} gave {}, not a vector", data["resultType"]);
+        }
+        results(&data)?.iter().map(sample).collect()
+    }
+
+    /// Every alert that is pending or firing now: its labels, with `alertstate`.
+    pub fn alerts(&self) -> Result<Vec<Sample>> {
+        let data = self.api_path("/api/v1/alerts")?;
+        let alerts = data["alerts"].as_array().context("no alerts array")?;
+        alerts
+            .iter()
+            .map(|alert| {
+                let mut labels = labels(&alert["labels"])?;
+                let state = alert["state"].as_str().unwrap_or("").to_owned();
+                labels.insert("alertstate".to_owned(), state);
+                let name = labels.get("alertname").cloned().unwrap_or_default();
+                let value = alert["value"]
+                    .as_str()
+                    .unwrap_or("NaN")
+                    .parse()
+                    .unwrap_or(f64::NAN);
+                Ok(Sample {
+                    name,
+                    labels,
+                    value,
+                })
+            })
+            .collect()
     }
 
     /// Prometheus' own log, for failure messages.
@@ -109,12 +154,15 @@ impl Prometheus {
     }
 
     fn api(&self, expr: &str) -> Result<Value> {
-        let path = format!("/api/v1/query?query={}", http::encode_query(expr));
-        let response = http::get(self.addr, &path, &[])?;
+        self.api_path(&format!("/api/v1/query?query={}", http::encode_query(expr)))
+    }
+
+    fn api_path(&self, path: &str) -> Result<Value> {
+        let response = http::get(self.addr, path, &[])?;
         let body: Value = serde_json::from_slice(&response.body)
-            .with_context(|| format!("query {expr}: not JSON: {}", response.text()))?;
+            .with_context(|| format!("GET {path}: not JSON: {}", response.text()))?;
         if body["status"] != "success" {
-            bail!("query {expr} failed: {body}");
+            bail!("GET {path} failed: {body}");
         }
         Ok(body["data"].clone())
     }

@@ -3,7 +3,7 @@
 //! Grafana dashboard use is one the collector or the webhook documents, and (where a bare collector
 //! can show it) one the real collector prints. Needs `kubectl` (with kustomize) and `promtool`.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context as _, Result, ensure};
 use e2e::manifests;
 use e2e::process;
 use e2e::promql::metric_names;
@@ -21,7 +21,17 @@ const WEBHOOK_METRICS: &[&str] = &[
     "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
 ];
 
-/// Every metric name docs/metrics.md lists, plus the webhook's.
+/// Metrics of other exporters the rules read: cAdvisor, kube-state-metrics, Prometheus itself and
+/// KubeVirt's virt-controller. docs/metrics.md names each in its "Read from elsewhere" table.
+const EXTERNAL_METRICS: &[&str] = &[
+    "container_memory_working_set_bytes",
+    "kube_pod_container_status_last_terminated_reason",
+    "kube_pod_container_status_terminated_reason",
+    "up",
+    "kubevirt_vmi_launcher_memory_overhead_bytes",
+];
+
+/// Every metric name docs/metrics.md lists, plus the webhook's and the external ones it names.
 fn documented_metrics() -> Result<BTreeSet<String>> {
     let doc = std::fs::read_to_string(e2e::workspace().join("docs/metrics.md"))?;
     let mut names = manifests::documented_metrics(&doc);
@@ -31,6 +41,13 @@ fn documented_metrics() -> Result<BTreeSet<String>> {
         names.len()
     );
     names.extend(WEBHOOK_METRICS.iter().map(|s| s.to_string()));
+    for external in EXTERNAL_METRICS {
+        ensure!(
+            doc.contains(&format!("| `{external}` |")),
+            "docs/metrics.md does not name {external}"
+        );
+        names.insert((*external).to_owned());
+    }
     Ok(names)
 }
 
@@ -67,13 +84,18 @@ fn rules_and_dashboard_use_only_documented_metrics() -> Result<()> {
         }
     }
     for needed in [
-        "kubevirt_vm:infra_memory_overhead_headroom_bytes:sum",
-        "kubevirt_vm_process:memory_resident_bytes:sum",
-        "kubevirt_vm_process:cpu_seconds:rate5m",
-        "kubevirt_vm:infra_memory_resident_bytes:sum",
-        "kubevirt_vm:infra_cpu_seconds:rate5m",
+        "vmi:kubevirt_pod_infra_memory_overhead_headroom_bytes:max",
+        "vmi_process:kubevirt_pod_infra_memory_resident_bytes:max",
+        "vmi_process:kubevirt_pod_infra_cpu_seconds:rate5m",
+        "vmi:kubevirt_pod_infra_memory_resident_bytes:sum",
+        "vmi:kubevirt_pod_infra_cpu_seconds:rate5m",
+        "vmi_component:kubevirt_pod_infra_memory_over_budget_bytes:max",
         "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+        "kubevirt_vmi_launcher_memory_overhead_bytes",
+        "kubevirt_pod_infra_qemu_own_memory_bytes",
         "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
+        "kube_metrics_collector_relay_targets",
+        "container_memory_working_set_bytes",
     ] {
         ensure!(used.contains(needed), "nothing uses {needed}");
     }
@@ -109,10 +131,13 @@ fn rules_pass_promtool_check_and_unit_tests() -> Result<()> {
     every_alert_is_tested_and_has_a_runbook(&spec, &test_text)
 }
 
-/// Every alert is tested firing (with its labels) and not firing (`exp_alerts: []`), and links its
-/// section of docs/runbooks.md.
+/// Every alert is tested firing (with its labels) and not firing (`exp_alerts: []`), carries the
+/// labels KubeVirt's own alerts carry, and links its section of docs/runbooks.md under the one
+/// configurable base (the PrometheusRule's annotation).
 fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Result<()> {
     let runbooks = std::fs::read_to_string(e2e::workspace().join("docs/runbooks.md"))?;
+    let base = e2e::alerting::runbook_base(manifests::default_install()?)?;
+    ensure!(base.starts_with("https://"), "runbook base {base}");
     let alerts = spec["groups"]
         .as_array()
         .into_iter()
@@ -125,16 +150,17 @@ fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Res
         ensure!(cases >= 2, "{name}: {cases} test cases");
         let url = alert["annotations"]["runbook_url"].as_str().unwrap_or("");
         ensure!(
-            url == format!("docs/runbooks.md#{}", name.to_lowercase()),
+            url == format!("{base}#{}", name.to_lowercase()),
             "{name}: runbook_url {url}"
         );
+        e2e::alerting::check_alert_labels(alert).with_context(|| name.to_owned())?;
         ensure!(
             runbooks.contains(&format!("\n## {name}\n")),
             "{name}: no runbook section"
         );
         count += 1;
     }
-    ensure!(count == 5, "{count} alerts");
+    ensure!(count == 11, "{count} alerts");
     Ok(())
 }
 
@@ -146,20 +172,25 @@ fn real_collector_output_has_the_metrics_the_rules_use() -> Result<()> {
     let output = process::stdout(Command::new(binary).arg("-M"))?;
     let exprs = rule_and_dashboard_exprs(manifests::default_install()?)?;
     // Present only with QEMU, the downward API or KubeVirt v1.9 annotations.
+    // The guest-memory metrics and pod_info need QEMU or the downward API as well.
     let conditional = [
         "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
         "kubevirt_pod_infra_memory_overhead_estimate_bytes",
         "kubevirt_pod_infra_compute_memory_bytes",
+        "kubevirt_pod_infra_qemu_own_memory_bytes",
+        "kubevirt_pod_infra_guest_memory_bytes",
+        "kubevirt_pod_infra_pod_info",
     ];
     let mut checked = 0;
     for name in exprs.iter().flat_map(|e| metric_names(e)) {
         if name.contains(':')
             || !name.starts_with("kube")
             || name.starts_with("kube_metrics_webhook_")
+            || name.starts_with("kube_metrics_collector_relay_")
         {
             continue;
         }
-        if conditional.contains(&name.as_str()) {
+        if conditional.contains(&name.as_str()) || EXTERNAL_METRICS.contains(&name.as_str()) {
             continue;
         }
         let printed = |suffix: char| output.contains(&format!("\n{name}{suffix}"));

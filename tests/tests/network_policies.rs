@@ -26,7 +26,7 @@ const WEBHOOK: &str = "kube-metrics-webhook";
 fn monitoring_namespace(variant: &str) -> Option<&'static str> {
     match variant {
         "base" | "overlays/minimal" => None,
-        "overlays/openshift" => Some("openshift-monitoring"),
+        "overlays/openshift" => Some("openshift-user-workload-monitoring"),
         _ => Some("monitoring"),
     }
 }
