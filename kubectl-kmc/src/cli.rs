@@ -22,6 +22,10 @@ pub struct Cli {
     /// The namespace (check: default the context's; top and recommend: default all).
     #[arg(short, long, global = true, env = "KMC_NAMESPACE")]
     pub namespace: Option<String>,
+    /// Evaluate Prometheus queries at this instant (Unix seconds or RFC 3339) instead of now,
+    /// e.g. the time a launcher pod was OOM-killed.
+    #[arg(long, global = true, env = "KMC_TIME")]
+    pub time: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -82,6 +86,7 @@ pub struct TopArgs {
 pub enum RecommendOutput {
     Table,
     Yaml,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -52,7 +52,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<ExitCode> {
     let cluster = cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
     let prometheus = match &args.prometheus {
-        Some(url) => Some(prom::Prometheus::new(url, now())?),
+        Some(url) => Some(prom::Prometheus::new(url, &at(cli))?),
         None => None,
     };
     let request = check::Request {
@@ -75,7 +75,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
 }
 
 async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode> {
-    let prometheus = prom::Prometheus::new(&args.prometheus, now())?;
+    let prometheus = prom::Prometheus::new(&args.prometheus, &at(cli))?;
     let filter = top::Filter {
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
@@ -86,7 +86,7 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode
 }
 
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Result<ExitCode> {
-    let prometheus = prom::Prometheus::new(&args.prometheus, now())?;
+    let prometheus = prom::Prometheus::new(&args.prometheus, &at(cli))?;
     let settings = args.settings();
     let fleet = recommend::fetch(&prometheus, cli.namespace.as_deref(), &settings).await?;
     let advice = recommend::math::recommend(&fleet, &settings)?;
@@ -94,8 +94,12 @@ async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
+/// `--time`, else now, for Prometheus' `time` parameter.
+fn at(cli: &Cli) -> String {
+    cli.time.clone().unwrap_or_else(|| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        format!("{now:.3}")
+    })
 }

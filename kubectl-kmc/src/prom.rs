@@ -55,12 +55,14 @@ pub struct Prometheus {
     url: String,
     authority: String,
     prefix: String,
-    time: f64,
+    /// Unix seconds or RFC 3339, as the API's `time` parameter takes it.
+    time: String,
 }
 
 impl Prometheus {
-    /// `url` is `http://host:port[/prefix]`; queries are evaluated at `time` (Unix seconds).
-    pub fn new(url: &str, time: f64) -> Result<Self, PromError> {
+    /// `url` is `http://host:port[/prefix]`; queries are evaluated at `time` (Unix seconds or
+    /// RFC 3339, passed to Prometheus as is).
+    pub fn new(url: &str, time: &str) -> Result<Self, PromError> {
         let bad = || PromError::Url(url.to_owned());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         if uri.scheme_str() != Some("http") {
@@ -75,17 +77,17 @@ impl Prometheus {
             url: url.trim_end_matches('/').to_owned(),
             authority,
             prefix: uri.path().trim_end_matches('/').to_owned(),
-            time,
+            time: time.to_owned(),
         })
     }
 
     /// Evaluates `expr`, which must give an instant vector.
     pub async fn query(&self, expr: &str) -> Result<Vec<Sample>, PromError> {
         let path = format!(
-            "{}/api/v1/query?query={}&time={:.3}",
+            "{}/api/v1/query?query={}&time={}",
             self.prefix,
             encode(expr),
-            self.time
+            encode(&self.time)
         );
         let timeout = PromError::Timeout {
             url: self.url.clone(),
@@ -199,22 +201,22 @@ mod tests {
 
     #[test]
     fn urls() {
-        let p = Prometheus::new("http://127.0.0.1:9090/", 0.0).unwrap();
+        let p = Prometheus::new("http://127.0.0.1:9090/", "0").unwrap();
         assert_eq!(
             (p.authority.as_str(), p.prefix.as_str()),
             ("127.0.0.1:9090", "")
         );
-        let p = Prometheus::new("http://prom.example/sub/path", 0.0).unwrap();
+        let p = Prometheus::new("http://prom.example/sub/path", "0").unwrap();
         assert_eq!(
             (p.authority.as_str(), p.prefix.as_str()),
             ("prom.example:80", "/sub/path")
         );
         assert!(matches!(
-            Prometheus::new("https://x:9090", 0.0),
+            Prometheus::new("https://x:9090", "0"),
             Err(PromError::Url(_))
         ));
         assert!(matches!(
-            Prometheus::new("x:9090", 0.0),
+            Prometheus::new("x:9090", "0"),
             Err(PromError::Url(_))
         ));
     }

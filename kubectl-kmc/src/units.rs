@@ -61,7 +61,7 @@ pub fn parse_quantile(text: &str) -> Result<f64, ParseError> {
 /// A duration in Prometheus' range syntax, in the largest unit that divides it.
 pub fn promql_duration(duration: Duration) -> String {
     let seconds = duration.as_secs().max(1);
-    for (unit, size) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3600), ("m", 60)] {
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
         if seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn printing() {
-        assert_eq!(promql_duration(Duration::from_secs(604_800)), "1w");
+        assert_eq!(promql_duration(Duration::from_secs(604_800)), "7d");
         assert_eq!(promql_duration(Duration::from_secs(86_400 * 3)), "3d");
         assert_eq!(promql_duration(Duration::from_secs(5400)), "90m");
         assert_eq!(promql_duration(Duration::from_secs(61)), "61s");

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::units::{MI, ceil_mebibytes, human_duration};
 
 /// What the user asked for.
@@ -19,7 +21,8 @@ pub struct Settings {
 }
 
 /// Where a VM's estimate came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum EstimateSource {
     /// The collector's `kubevirt_pod_infra_memory_overhead_estimate_bytes` (the pod annotation).
     Pod,
@@ -47,7 +50,7 @@ pub struct VmHistory {
 }
 
 /// A role whose peak passed KubeVirt's budget for it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OverBudget {
     pub role: String,
     pub peak: f64,
@@ -55,7 +58,7 @@ pub struct OverBudget {
 }
 
 /// The answer for one VM that counted.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VmAdvice {
     pub namespace: String,
     pub vm: String,
@@ -73,7 +76,7 @@ pub struct VmAdvice {
 }
 
 /// A VM that did not count, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LeftOut {
     pub namespace: String,
     pub vm: String,
@@ -81,7 +84,7 @@ pub struct LeftOut {
 }
 
 /// One group of VMs of the same shape.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Group {
     pub shape: String,
     pub vms: usize,
@@ -89,7 +92,7 @@ pub struct Group {
 }
 
 /// Everything `recommend` prints.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Advice {
     /// The recommended `additionalGuestMemoryOverheadRatio`.
     pub ratio: f64,

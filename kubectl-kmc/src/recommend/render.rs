@@ -13,6 +13,7 @@ pub fn render(advice: &Advice, settings: &Settings, output: RecommendOutput) -> 
     match output {
         RecommendOutput::Table => Ok(render_table(advice, settings)),
         RecommendOutput::Yaml => render_yaml(advice, settings),
+        RecommendOutput::Json => Ok(serde_json::to_string_pretty(advice)? + "\n"),
     }
 }
 
@@ -243,7 +244,7 @@ mod tests {
     fn yaml_patches() {
         let yaml = render(&advice(), &settings(), RecommendOutput::Yaml).unwrap();
         let want = "---
-# additionalGuestMemoryOverheadRatio from 1 VM(s) with 3d to 3d of history each (range 1w, quantile 0.99, margin 10%)
+# additionalGuestMemoryOverheadRatio from 1 VM(s) with 3d to 3d of history each (range 7d, quantile 0.99, margin 10%)
 # kubectl patch kubevirt kubevirt -n kubevirt --type merge -p '{\"spec\":{\"configuration\":{\"additionalGuestMemoryOverheadRatio\":\"1.32\"}}}'
 spec:
   configuration:
