@@ -1,4 +1,4 @@
-//! Flags, with environment defaults.
+//! Flags, with environment defaults (`KUBECTL_KMC_<FLAG>`; not `KMC_`, which is the collector's).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,17 +14,17 @@ use crate::units;
 #[command(name = "kubectl-kmc", bin_name = "kubectl kmc", version)]
 pub struct Cli {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
-    #[arg(long, global = true, env = "KMC_KUBECONFIG")]
+    #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
     /// The kubeconfig context (default: its current context).
-    #[arg(long, global = true, env = "KMC_CONTEXT")]
+    #[arg(long, global = true, env = "KUBECTL_KMC_CONTEXT")]
     pub context: Option<String>,
     /// The namespace (check: default the context's; top and recommend: default all).
-    #[arg(short, long, global = true, env = "KMC_NAMESPACE")]
+    #[arg(short, long, global = true, env = "KUBECTL_KMC_NAMESPACE")]
     pub namespace: Option<String>,
     /// Evaluate Prometheus queries at this instant (Unix seconds or RFC 3339) instead of now,
     /// e.g. the time a launcher pod was OOM-killed.
-    #[arg(long, global = true, env = "KMC_TIME")]
+    #[arg(long, global = true, env = "KUBECTL_KMC_TIME")]
     pub time: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -45,12 +45,12 @@ pub struct CheckArgs {
     /// The VirtualMachine (or VMI) to check.
     pub vm: Option<String>,
     /// Prometheus' base URL (http://host:port), to check that the VM's series arrive.
-    #[arg(long, env = "KMC_PROMETHEUS")]
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
     pub prometheus: Option<String>,
     /// The webhook's MutatingWebhookConfiguration.
     #[arg(
         long,
-        env = "KMC_WEBHOOK_CONFIG",
+        env = "KUBECTL_KMC_WEBHOOK_CONFIG",
         default_value = "kube-metrics-collector"
     )]
     pub webhook_config: String,
@@ -73,8 +73,9 @@ pub struct TopArgs {
     /// Only this VM (the `domain` label: the VMI's name).
     pub vm: Option<String>,
     /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KMC_PROMETHEUS")]
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
     pub prometheus: String,
+    /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: TopOutput,
     /// Order of VMs, and of roles within a VM, largest first.
@@ -92,29 +93,30 @@ pub enum RecommendOutput {
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
     /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KMC_PROMETHEUS")]
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
     pub prometheus: String,
     /// How far back to look for each VM's peak.
-    #[arg(long, default_value = "7d", value_parser = units::parse_duration)]
+    #[arg(long, env = "KUBECTL_KMC_RANGE", default_value = "7d", value_parser = units::parse_duration)]
     pub range: Duration,
     /// Share of VMs the ratio must cover (nearest rank).
-    #[arg(long, default_value = "0.99", value_parser = units::parse_quantile)]
+    #[arg(long, env = "KUBECTL_KMC_QUANTILE", default_value = "0.99", value_parser = units::parse_quantile)]
     pub quantile: f64,
     /// Headroom on top of the peaks: 10% or 0.1.
-    #[arg(long, default_value = "10%", value_parser = units::parse_percent)]
+    #[arg(long, env = "KUBECTL_KMC_MARGIN", default_value = "10%", value_parser = units::parse_percent)]
     pub margin: f64,
     /// A VM whose samples span less than this is left out.
-    #[arg(long, default_value = "24h", value_parser = units::parse_duration)]
+    #[arg(long, env = "KUBECTL_KMC_MIN_HISTORY", default_value = "24h", value_parser = units::parse_duration)]
     pub min_history: Duration,
     /// Refuse to recommend a ratio from fewer VMs with enough history.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "KUBECTL_KMC_MIN_VMS", default_value_t = 3)]
     pub min_vms: usize,
     /// Step of the peak search (a PromQL subquery); peaks between steps are missed.
-    #[arg(long, default_value = "1m", value_parser = units::parse_duration)]
+    #[arg(long, env = "KUBECTL_KMC_RESOLUTION", default_value = "1m", value_parser = units::parse_duration)]
     pub resolution: Duration,
     /// The cluster's current additionalGuestMemoryOverheadRatio, already inside the estimates.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, env = "KUBECTL_KMC_CURRENT_RATIO", default_value_t = 1.0)]
     pub current_ratio: f64,
+    /// Output format: `yaml` prints the patches to apply, each with its kubectl command.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: RecommendOutput,
 }

@@ -128,14 +128,10 @@ fn kmc(api: &FakeApi, args: &[&str]) -> Output {
 }
 
 fn run(mut command: Command) -> Output {
-    for var in [
-        "KUBECONFIG",
-        "KMC_KUBECONFIG",
-        "KMC_CONTEXT",
-        "KMC_NAMESPACE",
-        "KMC_PROMETHEUS",
-        "KMC_WEBHOOK_CONFIG",
-    ] {
+    // A clean environment: no flag defaults from the caller's.
+    for (var, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG")
+    {
         command.env_remove(var);
     }
     command.output().expect("run kubectl-kmc")

@@ -156,7 +156,10 @@ fn kmc(prometheus: &Prometheus, end: i64, args: &[&str]) -> Output {
         "--time",
         &end.to_string(),
     ]);
-    for var in ["KMC_NAMESPACE", "KMC_PROMETHEUS", "KMC_TIME"] {
+    // A clean environment: no flag defaults from the caller's.
+    for (var, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG")
+    {
         command.env_remove(var);
     }
     command.output().expect("run kubectl-kmc")
