@@ -304,13 +304,17 @@ fn recommend_matches_the_hand_computation(prometheus: &Prometheus, end: i64, ser
         "6h of history, less than --min-history 1d"
     );
 
+    recommend_patches_and_table(prometheus, end, ratio, outliers["leak"]);
+}
+
+/// The YAML patches and the table say the same ratio and addedOverhead as the JSON.
+fn recommend_patches_and_table(prometheus: &Prometheus, end: i64, ratio: f64, leak_mi: u64) {
     let yaml = stdout(&kmc(
         prometheus,
         end,
         &["recommend", "--quantile", "0.8", "-o", "yaml"],
     ));
     let ratio_text = format!("{ratio:.2}");
-    let leak_mi = outliers["leak"];
     assert!(yaml.contains(&format!(
         "# kubectl patch kubevirt kubevirt -n kubevirt --type merge -p '{{\"spec\":{{\"configuration\":{{\"additionalGuestMemoryOverheadRatio\":\"{ratio_text}\"}}}}}}'\n"
     )), "{yaml}");
@@ -449,6 +453,7 @@ fn top_matches_the_last_samples(prometheus: &Prometheus, end: i64, series: &[Ser
     }
 
     let table = stdout(&kmc(prometheus, end, &["top", "leak", "-n", "fleet"]));
+    eprintln!("{table}");
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 7, "{table}");
     assert!(lines[0].starts_with("NAMESPACE   VM     ROLE"), "{table}");
