@@ -26,6 +26,17 @@ pub struct Cli {
     /// e.g. the time a launcher pod was OOM-killed.
     #[arg(long, global = true, env = "KUBECTL_KMC_TIME")]
     pub time: Option<String>,
+    /// PEM CA certificates to trust, besides the system's, for an https --prometheus.
+    #[arg(long, global = true, env = "KUBECTL_KMC_PROMETHEUS_CA")]
+    pub prometheus_ca: Option<PathBuf>,
+    /// A bearer token for Prometheus (e.g. `$(oc whoami -t)` for OpenShift's thanos-querier).
+    #[arg(
+        long,
+        global = true,
+        env = "KUBECTL_KMC_PROMETHEUS_TOKEN",
+        hide_env_values = true
+    )]
+    pub prometheus_token: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -52,7 +52,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
 async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<ExitCode> {
     let cluster = cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
     let prometheus = match &args.prometheus {
-        Some(url) => Some(prom::Prometheus::new(url, &at(cli))?),
+        Some(url) => Some(prometheus(cli, url)?),
         None => None,
     };
     let request = check::Request {
@@ -75,7 +75,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
 }
 
 async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode> {
-    let prometheus = prom::Prometheus::new(&args.prometheus, &at(cli))?;
+    let prometheus = prometheus(cli, &args.prometheus)?;
     let filter = top::Filter {
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
@@ -86,12 +86,20 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode
 }
 
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Result<ExitCode> {
-    let prometheus = prom::Prometheus::new(&args.prometheus, &at(cli))?;
+    let prometheus = prometheus(cli, &args.prometheus)?;
     let settings = args.settings();
     let fleet = recommend::fetch(&prometheus, cli.namespace.as_deref(), &settings).await?;
     let advice = recommend::math::recommend(&fleet, &settings)?;
     out.push_str(&recommend::render::render(&advice, &settings, args.output)?);
     Ok(ExitCode::SUCCESS)
+}
+
+fn prometheus(cli: &Cli, url: &str) -> Result<prom::Prometheus, prom::PromError> {
+    let access = prom::Access {
+        ca_file: cli.prometheus_ca.clone(),
+        token: cli.prometheus_token.clone(),
+    };
+    prom::Prometheus::new(url, &at(cli), &access)
 }
 
 /// `--time`, else now, for Prometheus' `time` parameter.
