@@ -169,3 +169,49 @@ fn rendering() {
         "t\n-\n√ a\n× b\n    fix: c\n\nStatus check results are × (1 failed)\n"
     );
 }
+
+#[test]
+fn direct_scrape_and_pod_fallback() {
+    let mut facts = healthy();
+    let p = pod(&mut facts);
+    p.labels = labels(&[(SCRAPE_LABEL, "direct")]);
+    p.annotations = labels(&[
+        (STATUS_ANNOTATION, "injected"),
+        (SOURCE_ANNOTATION, "pod-fallback"),
+    ]);
+    p.series = Some(Series::Missing);
+    let sections = checklist(&facts);
+    let lines = &sections[2].lines;
+    assert_eq!(
+        lines[1].text,
+        "injected (decided from the pod: the VMI was not read)"
+    );
+    assert_eq!(
+        lines[1].detail,
+        ["the webhook could not read the VMI; the scrape path is relay by default"]
+    );
+    assert_eq!(
+        lines[2].text,
+        "scraped directly (podIP:port, PodMonitor kube-metrics-collector-direct)"
+    );
+    assert!(!lines[3].ok);
+    assert!(lines[3].detail[1].contains("PodMonitor kube-metrics-collector-direct"));
+}
+
+#[test]
+fn skipped_from_the_pod_says_to_check_the_vmi_lookup() {
+    let mut facts = healthy();
+    pod(&mut facts).annotations = labels(&[
+        (STATUS_ANNOTATION, "skipped"),
+        (REASON_ANNOTATION, "dedicated-cpus"),
+        (SOURCE_ANNOTATION, "pod-fallback"),
+    ]);
+    let sections = checklist(&facts);
+    let line = &sections[2].lines[1];
+    assert_eq!(
+        line.text,
+        "skipped: dedicated-cpus (decided from the pod: the VMI was not read)"
+    );
+    assert_eq!(line.detail.len(), 4);
+    assert_eq!(line.detail[3], "then: virtctl restart -n vms vm1");
+}
