@@ -1,0 +1,217 @@
+//! Table tests of the checklist's verdicts.
+
+use super::labels;
+use super::verdict::*;
+
+fn healthy() -> Facts {
+    Facts {
+        webhook_name: "kube-metrics-collector".into(),
+        webhook: Some(Webhook {
+            ca_bundle_set: true,
+            service: Some((
+                "kube-metrics-collector".into(),
+                "kube-metrics-webhook".into(),
+            )),
+            excluded_namespaces: vec!["kube-system".into()],
+        }),
+        endpoints: Some(Endpoints {
+            slices: 1,
+            ready: 2,
+            not_ready: 0,
+        }),
+        namespace: Namespace {
+            name: "vms".into(),
+            labels: Some(labels(&[(INJECT_LABEL, "enabled")])),
+        },
+        vm: Some(Vm {
+            name: "vm1".into(),
+            pod: Some(Pod {
+                name: "virt-launcher-vm1-abcde".into(),
+                node: "node-1".into(),
+                annotations: labels(&[(STATUS_ANNOTATION, "injected"), (SOURCE_ANNOTATION, "vmi")]),
+                labels: labels(&[(SCRAPE_LABEL, "relay")]),
+                series: Some(Series::Found),
+            }),
+        }),
+    }
+}
+
+/// The texts of the failed lines.
+fn failures(facts: &Facts) -> Vec<String> {
+    checklist(facts)
+        .into_iter()
+        .flat_map(|s| s.lines)
+        .filter(|l| !l.ok)
+        .map(|l| l.text)
+        .collect()
+}
+
+fn pod(facts: &mut Facts) -> &mut Pod {
+    facts.vm.as_mut().and_then(|v| v.pod.as_mut()).expect("pod")
+}
+
+#[test]
+fn verdicts() {
+    type Edit = fn(&mut Facts);
+    let cases: [(&str, Edit, &[&str]); 12] = [
+        ("healthy", |_| {}, &[]),
+        (
+            "no webhook",
+            |f| f.webhook = None,
+            &["MutatingWebhookConfiguration kube-metrics-collector exists"],
+        ),
+        (
+            "empty caBundle",
+            |f| f.webhook.as_mut().expect("webhook").ca_bundle_set = false,
+            &["its caBundle is set"],
+        ),
+        (
+            "no endpoints",
+            |f| {
+                f.endpoints = Some(Endpoints {
+                    slices: 1,
+                    ready: 0,
+                    not_ready: 1,
+                })
+            },
+            &["Service kube-metrics-collector/kube-metrics-webhook has ready endpoints"],
+        ),
+        (
+            "namespace not labelled",
+            |f| f.namespace.labels = Some(labels(&[])),
+            &["namespace vms opted in (kube-metrics-collector.io/inject=enabled)"],
+        ),
+        (
+            "namespace excluded",
+            |f| f.namespace.name = "kube-system".into(),
+            &["namespace kube-system opted in (kube-metrics-collector.io/inject=enabled)"],
+        ),
+        (
+            "namespace missing",
+            |f| f.namespace.labels = None,
+            &["namespace vms opted in (kube-metrics-collector.io/inject=enabled)"],
+        ),
+        (
+            "no pod",
+            |f| f.vm.as_mut().expect("vm").pod = None,
+            &["the VM has a launcher pod"],
+        ),
+        (
+            "never seen",
+            |f| pod(f).annotations.clear(),
+            &["the webhook saw the pod"],
+        ),
+        (
+            "skipped",
+            |f| {
+                pod(f).annotations = labels(&[
+                    (STATUS_ANNOTATION, "skipped"),
+                    (REASON_ANNOTATION, "vfio-device"),
+                    (SOURCE_ANNOTATION, "vmi"),
+                ]);
+            },
+            &["skipped: vfio-device (decided from the VMI)"],
+        ),
+        (
+            "no scrape label",
+            |f| pod(f).labels.clear(),
+            &["the pod has a scrape path"],
+        ),
+        (
+            "series missing",
+            |f| pod(f).series = Some(Series::Missing),
+            &["Prometheus has its series (kubevirt_pod_infra_pod_info)"],
+        ),
+    ];
+    for (name, edit, want) in cases {
+        let mut facts = healthy();
+        edit(&mut facts);
+        assert_eq!(failures(&facts), want, "{name}");
+        assert_eq!(all_passed(&checklist(&facts)), want.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn passed_lines_of_an_injected_vm() {
+    let mut facts = healthy();
+    pod(&mut facts).series = None;
+    let sections = checklist(&facts);
+    let texts: Vec<&str> = sections[2].lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "launcher pod virt-launcher-vm1-abcde",
+            "injected (decided from the VMI)",
+            "scraped through the node relay on node-1 (PodMonitor kube-metrics-collector-relay)",
+        ]
+    );
+}
+
+#[test]
+fn rendering() {
+    let sections = vec![Section {
+        title: "t".into(),
+        lines: vec![
+            Line {
+                ok: true,
+                text: "a".into(),
+                detail: vec![],
+            },
+            Line {
+                ok: false,
+                text: "b".into(),
+                detail: vec!["fix: c".into()],
+            },
+        ],
+    }];
+    assert_eq!(
+        render(&sections),
+        "t\n-\n√ a\n× b\n    fix: c\n\nStatus check results are × (1 failed)\n"
+    );
+}
+
+#[test]
+fn direct_scrape_and_pod_fallback() {
+    let mut facts = healthy();
+    let p = pod(&mut facts);
+    p.labels = labels(&[(SCRAPE_LABEL, "direct")]);
+    p.annotations = labels(&[
+        (STATUS_ANNOTATION, "injected"),
+        (SOURCE_ANNOTATION, "pod-fallback"),
+    ]);
+    p.series = Some(Series::Missing);
+    let sections = checklist(&facts);
+    let lines = &sections[2].lines;
+    assert_eq!(
+        lines[1].text,
+        "injected (decided from the pod: the VMI was not read)"
+    );
+    assert_eq!(
+        lines[1].detail,
+        ["the webhook could not read the VMI; the scrape path is relay by default"]
+    );
+    assert_eq!(
+        lines[2].text,
+        "scraped directly (podIP:port, PodMonitor kube-metrics-collector-direct)"
+    );
+    assert!(!lines[3].ok);
+    assert!(lines[3].detail[1].contains("PodMonitor kube-metrics-collector-direct"));
+}
+
+#[test]
+fn skipped_from_the_pod_says_to_check_the_vmi_lookup() {
+    let mut facts = healthy();
+    pod(&mut facts).annotations = labels(&[
+        (STATUS_ANNOTATION, "skipped"),
+        (REASON_ANNOTATION, "dedicated-cpus"),
+        (SOURCE_ANNOTATION, "pod-fallback"),
+    ]);
+    let sections = checklist(&facts);
+    let line = &sections[2].lines[1];
+    assert_eq!(
+        line.text,
+        "skipped: dedicated-cpus (decided from the pod: the VMI was not read)"
+    );
+    assert_eq!(line.detail.len(), 4);
+    assert_eq!(line.detail[3], "then: virtctl restart -n vms vm1");
+}

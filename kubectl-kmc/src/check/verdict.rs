@@ -1,0 +1,366 @@
+//! Facts about the cluster to checklist lines; no I/O.
+
+use std::collections::BTreeMap;
+
+use super::advice;
+
+pub const INJECT_LABEL: &str = "kube-metrics-collector.io/inject";
+pub const STATUS_ANNOTATION: &str = "kube-metrics-collector.io/status";
+pub const REASON_ANNOTATION: &str = "kube-metrics-collector.io/reason";
+pub const SOURCE_ANNOTATION: &str = "kube-metrics-collector.io/reason-source";
+pub const SCRAPE_LABEL: &str = "kube-metrics-collector.io/scrape";
+
+/// Everything `check` looked at, as plain data.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// The MutatingWebhookConfiguration's name, as asked for.
+    pub webhook_name: String,
+    /// `None`: it does not exist.
+    pub webhook: Option<Webhook>,
+    /// Ready endpoints of the webhook's Service; `None` when the configuration names no Service.
+    pub endpoints: Option<Endpoints>,
+    pub namespace: Namespace,
+    pub vm: Option<Vm>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Webhook {
+    /// Every webhook entry has a non-empty `clientConfig.caBundle`.
+    pub ca_bundle_set: bool,
+    /// `clientConfig.service` of the first entry: namespace, name.
+    pub service: Option<(String, String)>,
+    /// Namespaces the `namespaceSelector` keeps out whatever their labels (`NotIn` values).
+    pub excluded_namespaces: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Endpoints {
+    pub slices: usize,
+    pub ready: usize,
+    pub not_ready: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Namespace {
+    pub name: String,
+    /// `None`: it does not exist.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Vm {
+    pub name: String,
+    /// The current launcher pod; `None` when the VM runs none.
+    pub pod: Option<Pod>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Pod {
+    pub name: String,
+    pub node: String,
+    pub annotations: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// Present when `--prometheus` was given and the pod was injected.
+    pub series: Option<Series>,
+}
+
+/// Whether Prometheus has the pod's `kubevirt_pod_infra_pod_info`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Series {
+    Found,
+    Missing,
+    /// Prometheus could not be asked; the error's text.
+    Unavailable(String),
+}
+
+/// One line of the checklist.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub ok: bool,
+    pub text: String,
+    /// What is wrong and what to do, for a failed line; notes for a passed one.
+    pub detail: Vec<String>,
+}
+
+impl Line {
+    fn pass(text: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            text: text.into(),
+            detail: Vec::new(),
+        }
+    }
+
+    fn fail(text: impl Into<String>, detail: Vec<String>) -> Self {
+        Self {
+            ok: false,
+            text: text.into(),
+            detail,
+        }
+    }
+
+    fn with(mut self, note: impl Into<String>) -> Self {
+        self.detail.push(note.into());
+        self
+    }
+}
+
+/// A titled group of lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub title: String,
+    pub lines: Vec<Line>,
+}
+
+/// The whole checklist, in order.
+pub fn checklist(facts: &Facts) -> Vec<Section> {
+    let mut sections = vec![
+        Section {
+            title: "kube-metrics-webhook".into(),
+            lines: webhook_lines(facts),
+        },
+        Section {
+            title: format!("namespace {}", facts.namespace.name),
+            lines: vec![namespace_line(facts)],
+        },
+    ];
+    if let Some(vm) = &facts.vm {
+        sections.push(Section {
+            title: format!("VM {}/{}", facts.namespace.name, vm.name),
+            lines: vm_lines(&facts.namespace.name, vm),
+        });
+    }
+    sections
+}
+
+fn webhook_lines(facts: &Facts) -> Vec<Line> {
+    let name = &facts.webhook_name;
+    let Some(webhook) = &facts.webhook else {
+        return vec![Line::fail(
+            format!("MutatingWebhookConfiguration {name} exists"),
+            vec![
+                "it is not installed: nothing injects the collector".into(),
+                "fix: kubectl apply -k manifests/ (or the overlay you use)".into(),
+            ],
+        )];
+    };
+    let mut lines = vec![Line::pass(format!(
+        "MutatingWebhookConfiguration {name} exists"
+    ))];
+    lines.push(if webhook.ca_bundle_set {
+        Line::pass("its caBundle is set")
+    } else {
+        Line::fail(
+            "its caBundle is set",
+            vec![
+                "caBundle is empty: the API server cannot verify the webhook and, with failurePolicy Ignore, admits every pod without the collector".into(),
+                "fix: the certificate variant sets it: check cert-manager's cainjector, the certgen Job's log, or set it yourself (bring-your-own)".into(),
+            ],
+        )
+    });
+    let Some((ns, svc)) = &webhook.service else {
+        lines.push(Line::fail(
+            "its clientConfig names a Service",
+            vec!["clientConfig has no service; reapply manifests/base".into()],
+        ));
+        return lines;
+    };
+    let text = format!("Service {ns}/{svc} has ready endpoints");
+    let endpoints = facts.endpoints.clone().unwrap_or_default();
+    lines.push(if endpoints.ready > 0 {
+        Line::pass(text)
+    } else {
+        let found = if endpoints.slices == 0 {
+            "no EndpointSlice for the Service".to_owned()
+        } else {
+            format!(
+                "{} endpoint(s), none ready, in {} EndpointSlice(s)",
+                endpoints.not_ready, endpoints.slices
+            )
+        };
+        Line::fail(
+            text,
+            vec![
+                format!("{found}: pods are admitted without the collector (failurePolicy Ignore)"),
+                format!("fix: kubectl -n {ns} rollout status deployment/{svc}; kubectl -n {ns} describe pods -l app.kubernetes.io/name={svc}"),
+            ],
+        )
+    });
+    lines
+}
+
+fn namespace_line(facts: &Facts) -> Line {
+    let ns = &facts.namespace.name;
+    let text = format!("namespace {ns} opted in ({INJECT_LABEL}=enabled)");
+    let Some(labels) = &facts.namespace.labels else {
+        return Line::fail(text, vec![format!("namespace {ns} does not exist")]);
+    };
+    let excluded = facts
+        .webhook
+        .as_ref()
+        .is_some_and(|w| w.excluded_namespaces.iter().any(|n| n == ns));
+    if excluded {
+        return Line::fail(
+            text,
+            vec![format!(
+                "the webhook's namespaceSelector excludes {ns} whatever its labels; run VMs in another namespace"
+            )],
+        );
+    }
+    match labels.get(INJECT_LABEL).map(String::as_str) {
+        Some("enabled") => Line::pass(text),
+        other => Line::fail(
+            text,
+            vec![
+                match other {
+                    Some(value) => format!("the label is {INJECT_LABEL}={value}"),
+                    None => "the namespace has no such label".into(),
+                },
+                format!(
+                    "fix: kubectl label namespace {ns} {INJECT_LABEL}=enabled --overwrite, then restart its VMs"
+                ),
+            ],
+        ),
+    }
+}
+
+fn vm_lines(ns: &str, vm: &Vm) -> Vec<Line> {
+    let Some(pod) = &vm.pod else {
+        return vec![Line::fail(
+            "the VM has a launcher pod",
+            vec![format!(
+                "no pod labelled kubevirt.io=virt-launcher belongs to {ns}/{}: start it with virtctl start -n {ns} {}",
+                vm.name, vm.name
+            )],
+        )];
+    };
+    let restart = format!("virtctl restart -n {ns} {}", vm.name);
+    let mut lines = vec![Line::pass(format!("launcher pod {}", pod.name))];
+    let status = pod.annotations.get(STATUS_ANNOTATION).map(String::as_str);
+    let source = pod.annotations.get(SOURCE_ANNOTATION).map(String::as_str);
+    match status {
+        Some("injected") => {
+            let mut line = Line::pass(format!("injected ({})", decided_by(source)));
+            if source == Some("pod-fallback") {
+                line = line.with(
+                    "the webhook could not read the VMI; the scrape path is relay by default",
+                );
+            }
+            lines.push(line);
+            lines.push(scrape_line(pod));
+            if let Some(series) = &pod.series {
+                lines.push(series_line(pod, series));
+            }
+        }
+        Some("skipped") => {
+            let reason = pod
+                .annotations
+                .get(REASON_ANNOTATION)
+                .map_or("", String::as_str);
+            let mut detail = vec![format!("why: {}", advice::meaning(reason))];
+            detail.extend(advice::fix(reason, source, &restart));
+            lines.push(Line::fail(
+                format!("skipped: {reason} ({})", decided_by(source)),
+                detail,
+            ));
+        }
+        other => lines.push(Line::fail(
+            "the webhook saw the pod",
+            vec![
+                match other {
+                    Some(value) => format!("{STATUS_ANNOTATION} is {value:?}, not injected or skipped"),
+                    None => format!("no {STATUS_ANNOTATION} annotation: the pod was created before its namespace opted in, or while the webhook was unreachable (failurePolicy Ignore)"),
+                },
+                format!("fix: once the checks above pass, {restart}"),
+            ],
+        )),
+    }
+    lines
+}
+
+fn decided_by(source: Option<&str>) -> &'static str {
+    match source {
+        Some("vmi") => "decided from the VMI",
+        Some("pod-fallback") => "decided from the pod: the VMI was not read",
+        _ => "decided from the pod alone",
+    }
+}
+
+fn scrape_line(pod: &Pod) -> Line {
+    match pod.labels.get(SCRAPE_LABEL).map(String::as_str) {
+        Some("direct") => {
+            Line::pass("scraped directly (podIP:port, PodMonitor kube-metrics-collector-direct)")
+        }
+        Some("relay") => Line::pass(format!(
+            "scraped through the node relay on {} (PodMonitor kube-metrics-collector-relay)",
+            pod.node
+        )),
+        other => Line::fail(
+            "the pod has a scrape path",
+            vec![format!(
+                "label {SCRAPE_LABEL} is {}: neither PodMonitor selects the pod",
+                other.map_or("missing".into(), |v| format!("{v:?}"))
+            )],
+        ),
+    }
+}
+
+fn series_line(pod: &Pod, series: &Series) -> Line {
+    let text = "Prometheus has its series (kubevirt_pod_infra_pod_info)";
+    let path_fix = match pod.labels.get(SCRAPE_LABEL).map(String::as_str) {
+        Some("direct") => "fix: check that Prometheus selects PodMonitor kube-metrics-collector-direct and that its targets page shows the pod's podIP:port up".to_owned(),
+        _ => format!(
+            "fix: check that DaemonSet kube-metrics-collector-relay runs on node {} (kubectl -n kube-metrics-collector get pods -o wide) and that Prometheus selects PodMonitor kube-metrics-collector-relay",
+            pod.node
+        ),
+    };
+    match series {
+        Series::Found => Line::pass(text),
+        Series::Missing => Line::fail(
+            text,
+            vec![
+                "no kubevirt_pod_infra_pod_info for this pod (scrapes may take a minute after the VM starts)".into(),
+                path_fix,
+            ],
+        ),
+        Series::Unavailable(error) => Line::fail(text, vec![error.clone()]),
+    }
+}
+
+/// The checklist as text: a title per section, `√`/`×` per line, details indented.
+pub fn render(sections: &[Section]) -> String {
+    let mut out = String::new();
+    for section in sections {
+        out.push_str(&format!(
+            "{}\n{}\n",
+            section.title,
+            "-".repeat(section.title.chars().count())
+        ));
+        for line in &section.lines {
+            out.push_str(&format!(
+                "{} {}\n",
+                if line.ok { "√" } else { "×" },
+                line.text
+            ));
+            for detail in &line.detail {
+                out.push_str(&format!("    {detail}\n"));
+            }
+        }
+        out.push('\n');
+    }
+    let failed = sections
+        .iter()
+        .flat_map(|s| &s.lines)
+        .filter(|l| !l.ok)
+        .count();
+    out.push_str(&match failed {
+        0 => "Status check results are √\n".to_owned(),
+        n => format!("Status check results are × ({n} failed)\n"),
+    });
+    out
+}
+
+/// Whether every line passed.
+pub fn all_passed(sections: &[Section]) -> bool {
+    sections.iter().flat_map(|s| &s.lines).all(|l| l.ok)
+}

@@ -1,0 +1,147 @@
+//! Flags, with environment defaults (`KUBECTL_KMC_<FLAG>`; not `KMC_`, which is the collector's).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::recommend::math::Settings;
+use crate::units;
+
+/// kubectl plugin of kube-metrics-collector: check injection, show per-process usage, recommend
+/// KubeVirt's memory overhead settings.
+#[derive(Debug, Parser)]
+#[command(name = "kubectl-kmc", bin_name = "kubectl kmc", version)]
+pub struct Cli {
+    /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    #[arg(long, global = true, env = "KUBECTL_KMC_CONTEXT")]
+    pub context: Option<String>,
+    /// The namespace (check: default the context's; top and recommend: default all).
+    #[arg(short, long, global = true, env = "KUBECTL_KMC_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Evaluate Prometheus queries at this instant (Unix seconds or RFC 3339) instead of now,
+    /// e.g. the time a launcher pod was OOM-killed.
+    #[arg(long, global = true, env = "KUBECTL_KMC_TIME")]
+    pub time: Option<String>,
+    /// PEM CA certificates to trust, besides the system's, for an https --prometheus.
+    #[arg(long, global = true, env = "KUBECTL_KMC_PROMETHEUS_CA")]
+    pub prometheus_ca: Option<PathBuf>,
+    /// A bearer token for Prometheus (e.g. `$(oc whoami -t)` for OpenShift's thanos-querier).
+    #[arg(
+        long,
+        global = true,
+        env = "KUBECTL_KMC_PROMETHEUS_TOKEN",
+        hide_env_values = true
+    )]
+    pub prometheus_token: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Checklist of the injection path, and of one VM when named; exit 1 when a check fails.
+    Check(CheckArgs),
+    /// Memory and CPU per VM and per process role, from Prometheus.
+    Top(TopArgs),
+    /// additionalGuestMemoryOverheadRatio and per-VM addedOverhead from the measured history.
+    Recommend(RecommendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The VirtualMachine (or VMI) to check.
+    pub vm: Option<String>,
+    /// Prometheus' base URL (http://host:port), to check that the VM's series arrive.
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
+    pub prometheus: Option<String>,
+    /// The webhook's MutatingWebhookConfiguration.
+    #[arg(
+        long,
+        env = "KUBECTL_KMC_WEBHOOK_CONFIG",
+        default_value = "kube-metrics-collector"
+    )]
+    pub webhook_config: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TopOutput {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SortBy {
+    Memory,
+    Cpu,
+}
+
+#[derive(Debug, Args)]
+pub struct TopArgs {
+    /// Only this VM (the `domain` label: the VMI's name).
+    pub vm: Option<String>,
+    /// Prometheus' base URL (http://host:port).
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
+    pub prometheus: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: TopOutput,
+    /// Order of VMs, and of roles within a VM, largest first.
+    #[arg(long, value_enum, default_value = "memory")]
+    pub sort_by: SortBy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RecommendOutput {
+    Table,
+    Yaml,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// Prometheus' base URL (http://host:port).
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
+    pub prometheus: String,
+    /// How far back to look for each VM's peak.
+    #[arg(long, env = "KUBECTL_KMC_RANGE", default_value = "7d", value_parser = units::parse_duration)]
+    pub range: Duration,
+    /// Share of VMs the ratio must cover (nearest rank).
+    #[arg(long, env = "KUBECTL_KMC_QUANTILE", default_value = "0.99", value_parser = units::parse_quantile)]
+    pub quantile: f64,
+    /// Headroom on top of the peaks: 10% or 0.1.
+    #[arg(long, env = "KUBECTL_KMC_MARGIN", default_value = "10%", value_parser = units::parse_percent)]
+    pub margin: f64,
+    /// A VM whose samples span less than this is left out.
+    #[arg(long, env = "KUBECTL_KMC_MIN_HISTORY", default_value = "24h", value_parser = units::parse_duration)]
+    pub min_history: Duration,
+    /// Refuse to recommend a ratio from fewer VMs with enough history.
+    #[arg(long, env = "KUBECTL_KMC_MIN_VMS", default_value_t = 3)]
+    pub min_vms: usize,
+    /// Step of the peak search (a PromQL subquery); peaks between steps are missed.
+    #[arg(long, env = "KUBECTL_KMC_RESOLUTION", default_value = "1m", value_parser = units::parse_duration)]
+    pub resolution: Duration,
+    /// The cluster's current additionalGuestMemoryOverheadRatio, already inside the estimates.
+    #[arg(long, env = "KUBECTL_KMC_CURRENT_RATIO", default_value_t = 1.0)]
+    pub current_ratio: f64,
+    /// Output format: `yaml` prints the patches to apply, each with its kubectl command.
+    #[arg(short, long, value_enum, default_value = "table")]
+    pub output: RecommendOutput,
+}
+
+impl RecommendArgs {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            range: self.range,
+            quantile: self.quantile,
+            margin: self.margin,
+            min_history: self.min_history,
+            min_vms: self.min_vms,
+            resolution: self.resolution,
+            current_ratio: self.current_ratio,
+        }
+    }
+}

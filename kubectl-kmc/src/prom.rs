@@ -1,0 +1,327 @@
+//! The Prometheus HTTP API (`GET /api/v1/query`) over HTTP/1.1, plain or TLS ([`tls`]): the only
+//! module that talks to Prometheus.
+
+mod tls;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, StatusCode, Uri};
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::ServerName;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// How long one query may take, connection included.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Why a query gave no answer; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PromError {
+    #[error("--prometheus {0:?}: not an http:// or https:// URL")]
+    Url(String),
+    #[error("TLS to Prometheus: {reason}")]
+    Tls { reason: String },
+    #[error("Prometheus at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Prometheus at {url} did not answer within {}s", QUERY_TIMEOUT.as_secs())]
+    Timeout { url: String },
+    #[error("Prometheus rejected the query {query}: {status} {message}")]
+    Rejected {
+        query: String,
+        status: StatusCode,
+        message: String,
+    },
+    #[error("Prometheus at {url} refused the request: {status} (check --prometheus-token)")]
+    Denied { url: String, status: StatusCode },
+    #[error("Prometheus at {url} answered something that is not its API: {reason}")]
+    NotPrometheus { url: String, reason: String },
+}
+
+/// One sample of an instant vector.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+}
+
+impl Sample {
+    /// The value of `name`, empty when the series lacks it.
+    pub fn label(&self, name: &str) -> &str {
+        self.labels.get(name).map_or("", String::as_str)
+    }
+}
+
+/// How to reach Prometheus beyond its URL.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    /// PEM CA certificates to trust besides the system's, for https.
+    pub ca_file: Option<PathBuf>,
+    /// Sent as `Authorization: Bearer` (e.g. to OpenShift's thanos-querier).
+    pub token: Option<String>,
+}
+
+/// A Prometheus server, and the instant every query is evaluated at.
+#[derive(Clone)]
+pub struct Prometheus {
+    url: String,
+    authority: String,
+    prefix: String,
+    /// `Some` for https: the configuration and the name the certificate must carry.
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    token: Option<String>,
+    /// Unix seconds or RFC 3339, as the API's `time` parameter takes it.
+    time: String,
+}
+
+impl std::fmt::Debug for Prometheus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Prometheus")
+            .field("url", &self.url)
+            .field("time", &self.time)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prometheus {
+    /// `url` is `http[s]://host[:port][/prefix]`; queries are evaluated at `time` (Unix seconds or
+    /// RFC 3339, passed to Prometheus as is).
+    pub fn new(url: &str, time: &str, access: &Access) -> Result<Self, PromError> {
+        let bad = || PromError::Url(url.to_owned());
+        let uri: Uri = url.parse().map_err(|_| bad())?;
+        let (https, default_port) = match uri.scheme_str() {
+            Some("http") => (false, 80),
+            Some("https") => (true, 443),
+            _ => return Err(bad()),
+        };
+        let authority = uri.authority().ok_or_else(bad)?;
+        let tls = if https {
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            let name = ServerName::try_from(host.to_owned()).map_err(|_| bad())?;
+            Some((tls::client_config(access.ca_file.as_deref())?, name))
+        } else {
+            None
+        };
+        let port = authority.port_u16().unwrap_or(default_port);
+        Ok(Self {
+            url: url.trim_end_matches('/').to_owned(),
+            authority: format!("{}:{port}", authority.host()),
+            prefix: uri.path().trim_end_matches('/').to_owned(),
+            tls,
+            token: access.token.clone(),
+            time: time.to_owned(),
+        })
+    }
+
+    /// Evaluates `expr`, which must give an instant vector.
+    pub async fn query(&self, expr: &str) -> Result<Vec<Sample>, PromError> {
+        let path = format!(
+            "{}/api/v1/query?query={}&time={}",
+            self.prefix,
+            encode(expr),
+            encode(&self.time)
+        );
+        let timeout = PromError::Timeout {
+            url: self.url.clone(),
+        };
+        let (status, body) = tokio::time::timeout(QUERY_TIMEOUT, self.get(&path))
+            .await
+            .map_err(|_| timeout)??;
+        parse_response(&self.url, expr, status, &body)
+    }
+
+    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), PromError> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|e| self.unreachable(e.to_string()))?;
+        let Some((config, name)) = &self.tls else {
+            return self.send(stream, path).await;
+        };
+        let stream = tokio_rustls::TlsConnector::from(config.clone())
+            .connect(name.clone(), stream)
+            .await
+            .map_err(|e| PromError::Tls {
+                reason: format!("{}: {e}", self.url),
+            })?;
+        self.send(stream, path).await
+    }
+
+    fn unreachable(&self, reason: String) -> PromError {
+        PromError::Unreachable {
+            url: self.url.clone(),
+            reason,
+        }
+    }
+
+    async fn send<S>(&self, stream: S, path: &str) -> Result<(StatusCode, Bytes), PromError>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
+        let unreachable = |e: &dyn std::fmt::Display| self.unreachable(e.to_string());
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        // The connection task ends when the response has been read and the sender dropped.
+        tokio::spawn(connection);
+        let mut request = Request::get(path)
+            .header(http::header::HOST, &self.authority)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(token) = &self.token {
+            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| unreachable(&e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| unreachable(&e))?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| unreachable(&e))?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// The API's JSON envelope to samples, or the error it carries.
+fn parse_response(
+    url: &str,
+    query: &str,
+    status: StatusCode,
+    body: &[u8],
+) -> Result<Vec<Sample>, PromError> {
+    let not_prometheus = |reason: String| PromError::NotPrometheus {
+        url: url.to_owned(),
+        reason,
+    };
+    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        return Err(PromError::Denied {
+            url: url.to_owned(),
+            status,
+        });
+    }
+    let json: Value = serde_json::from_slice(body)
+        .map_err(|_| not_prometheus(format!("HTTP {status}, not JSON")))?;
+    if json["status"] != "success" {
+        return Err(PromError::Rejected {
+            query: query.to_owned(),
+            status,
+            message: json["error"].as_str().unwrap_or("no error text").to_owned(),
+        });
+    }
+    let data = &json["data"];
+    if data["resultType"] != "vector" {
+        return Err(not_prometheus(format!(
+            "result type {} where a vector was expected",
+            data["resultType"]
+        )));
+    }
+    let results = data["result"]
+        .as_array()
+        .ok_or_else(|| not_prometheus("no result array".into()))?;
+    results
+        .iter()
+        .map(|r| sample(r).ok_or_else(|| not_prometheus(format!("malformed sample {r}"))))
+        .collect()
+}
+
+fn sample(result: &Value) -> Option<Sample> {
+    let labels = result["metric"]
+        .as_object()?
+        .iter()
+        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect::<Option<_>>()?;
+    let value = result["value"].get(1)?.as_str()?.parse().ok()?;
+    Some(Sample { labels, value })
+}
+
+/// Percent-encoding of a query parameter (RFC 3986 unreserved characters pass).
+fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// A PromQL string literal (double-quoted, escaped).
+pub fn quote(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let access = Access::default();
+        let cases = [
+            (
+                "http://127.0.0.1:9090/",
+                Some(("127.0.0.1:9090", "", false)),
+            ),
+            (
+                "http://prom.example/sub/path",
+                Some(("prom.example:80", "/sub/path", false)),
+            ),
+            ("https://prom.example", Some(("prom.example:443", "", true))),
+            ("https://[::1]:9091/p/", Some(("[::1]:9091", "/p", true))),
+            ("ftp://x:9090", None),
+            ("x:9090", None),
+        ];
+        for (url, want) in cases {
+            let got = Prometheus::new(url, "0", &access).ok();
+            let got = got
+                .as_ref()
+                .map(|p| (p.authority.as_str(), p.prefix.as_str(), p.tls.is_some()));
+            assert_eq!(got, want, "{url}");
+        }
+    }
+
+    #[test]
+    fn responses() {
+        let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
+            {"metric":{"pod":"p"},"value":[1,"2.5"]}]}}"#;
+        let got = parse_response("u", "q", StatusCode::OK, ok).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].label("pod"), got[0].label("x"), got[0].value),
+            ("p", "", 2.5)
+        );
+        let bad = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        let error = parse_response("u", "q", StatusCode::BAD_REQUEST, bad).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Prometheus rejected the query q: 400 Bad Request parse error"
+        );
+        let html = b"<html>";
+        assert!(matches!(
+            parse_response("u", "q", StatusCode::OK, html),
+            Err(PromError::NotPrometheus { .. })
+        ));
+    }
+
+    #[test]
+    fn encoding() {
+        assert_eq!(encode(r#"a{b="c d"}"#), "a%7Bb%3D%22c%20d%22%7D");
+        assert_eq!(quote(r#"x"y"#), r#""x\"y""#);
+    }
+}

@@ -1,0 +1,41 @@
+//! Left-aligned columns separated by three spaces, as kubectl prints them; no I/O.
+
+/// Renders `header` and `rows`; every row has as many cells as the header.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}   "));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn aligns() {
+        let rows = vec![
+            vec!["a".to_owned(), "long".to_owned(), "x".to_owned()],
+            vec!["bbb".to_owned(), "".to_owned(), "y".to_owned()],
+        ];
+        assert_eq!(
+            super::render(&["A", "B", "C"], &rows),
+            "A     B      C\na     long   x\nbbb          y\n"
+        );
+    }
+}
