@@ -1,16 +1,18 @@
 //! A pod, the policy and what the VMI lookup found -> `Decision`: inject the collector, or skip with a
 //! reason from a closed set. Two steps, so the server can look the VMI up in between and only for
-//! pods that need it: [`precheck`] (the pod alone: launcher, provisioning, injected, opted out, shape)
+//! pods that need it: [`precheck`] (the pod alone: launcher, provisioning, the node's namespaces,
+//! injected, opted out, shape)
 //! and [`decide`] (the VM's type and network, from the VMI or else the pod's signals). Reads the typed
 //! pod only; the patch is built on the raw JSON by `patch`. No I/O, no logging.
 pub mod hazards;
 mod plan;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube_metrics_contract as contract;
 
 use crate::policy::Policy;
-use crate::vmi::{self, Lookup, Source, Verdict};
+use crate::vmi::{self, Lookup, PathDecision, PathReason, Source, Verdict};
 
 pub use crate::reason::{SkipReason, UnsafeReason};
 pub use plan::{LOG_LEVELS, Plan, RunAs};
@@ -22,6 +24,8 @@ pub const COMPUTE: &str = "compute";
 const LAUNCHER_LABEL: (&str, &str) = ("kubevirt.io", "virt-launcher");
 const PROVISIONING_ANNOTATION: (&str, &str) = ("kubevirt.io/ephemeral-provisioning", "true");
 const VMI_KIND: &str = "VirtualMachineInstance";
+/// The API group of KubeVirt's VMI; any version.
+const KUBEVIRT_GROUP: &str = "kubevirt.io";
 
 /// What to do with one pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -130,6 +134,20 @@ pub fn decide(candidate: &Candidate, policy: &Policy, lookup: &Lookup) -> (Decis
     (decision, verdict)
 }
 
+/// What a pod that already has a container named like ours is marked with: who judged its VM and
+/// its scrape path, derived as on the first pass from the VMI lookup and the port that container
+/// declares, whatever the pod's own labels say. A pass over our own patch thus yields the same marks
+/// (an empty patch), and a pod created with such a container gets no more than the webhook would
+/// give it. The VM's type is not judged again: nothing is injected. No readable port: the relay.
+pub fn reinvoked(port: Option<u16>, policy: &Policy, lookup: &Lookup) -> (Source, PathDecision) {
+    let verdict = vmi::verdict(lookup, &[], port.unwrap_or(policy.port));
+    let scrape = match port {
+        Some(_) => plan::scrape_path(policy, &verdict),
+        None => PathDecision::relay(PathReason::UnreadablePorts),
+    };
+    (verdict.source, scrape)
+}
+
 /// The first check that fails, of those that need only the pod.
 fn skip_reason(pod: &Pod) -> Option<SkipReason> {
     let meta = &pod.metadata;
@@ -149,7 +167,7 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
         .owner_references
         .iter()
         .flatten()
-        .any(|o| o.kind == VMI_KIND);
+        .any(is_vmi_controller);
     if label(LAUNCHER_LABEL.0) != Some(LAUNCHER_LABEL.1) || !owned_by_vmi {
         return Some(SkipReason::NotLauncher);
     }
@@ -159,8 +177,18 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
     let Some(spec) = pod.spec.as_ref() else {
         return Some(SkipReason::Unparseable);
     };
+    // The node's namespaces: the collector would bind the node's port, or see the node's processes.
+    // Before "already injected": such a pod is never marked as having our sidecar.
+    let host = [
+        (spec.host_network, SkipReason::HostNetwork),
+        (spec.host_pid, SkipReason::HostPid),
+        (spec.host_ipc, SkipReason::HostIpc),
+    ];
+    if let Some((_, reason)) = host.iter().find(|(flag, _)| *flag == Some(true)) {
+        return Some(*reason);
+    }
     // Before the opt-out: a second pass must be an empty patch whatever else changed.
-    if all_containers(spec).any(|c| c.name == contract::sidecar::CONTAINER_NAME) {
+    if injected_port(spec).is_some() {
         return Some(SkipReason::AlreadyInjected);
     }
     let disabled = Some(contract::pod::INJECT_DISABLED);
@@ -177,15 +205,36 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
     None
 }
 
-/// What the patch relies on: `compute` first, our volume names free, a PID namespace we may share
-/// (the API server rejects `hostPID` together with `shareProcessNamespace`), and no pod-level
-/// resources (they change the QoS rules we follow).
+/// What the patch relies on: `compute` first, our volume names free, and no pod-level resources
+/// (they change the QoS rules we follow).
 fn has_the_expected_shape(spec: &PodSpec) -> bool {
     let compute_first = spec.containers.first().is_some_and(|c| c.name == COMPUTE);
     let names_free = spec.volumes.iter().flatten().all(|v| {
         v.name != contract::sidecar::PODINFO_VOLUME && v.name != contract::sidecar::SOCKET_VOLUME
     });
-    compute_first && names_free && spec.host_pid != Some(true) && spec.resources.is_none()
+    compute_first && names_free && spec.resources.is_none()
+}
+
+/// A controller owner reference to a VMI of KubeVirt's group (`kubevirt.io/<any version>`): what
+/// virt-controller sets on every launcher pod. A `VirtualMachineInstance` of another group, or a
+/// mere co-owner, does not make a pod a launcher.
+pub fn is_vmi_controller(owner: &OwnerReference) -> bool {
+    let group = owner.api_version.split_once('/').map(|(group, _)| group);
+    owner.kind == VMI_KIND && group == Some(KUBEVIRT_GROUP) && owner.controller == Some(true)
+}
+
+/// When the pod has a container named like ours: `Some` with the port of its `kmc-metrics`
+/// containerPort (`None` inside when it has none we can read). What the webhook says about such a
+/// pod is derived from that port (`patch`), never copied from the pod's own labels.
+pub fn injected_port(spec: &PodSpec) -> Option<Option<u16>> {
+    let ours = all_containers(spec).find(|c| c.name == contract::sidecar::CONTAINER_NAME)?;
+    let port = ours
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some(contract::sidecar::PORT_NAME))
+        .and_then(|p| u16::try_from(p.container_port).ok());
+    Some(port)
 }
 
 /// Regular and init containers: what QoS, ports and hazards are computed over.

@@ -62,6 +62,12 @@ enum Stage {
         candidate: Candidate,
         vmi: Option<VmiRef>,
     },
+    /// A container named like ours is there: nothing is injected, and the marks are derived again
+    /// from the VMI and that container's `port` (`decide::reinvoked`).
+    Reinvoked {
+        port: Option<u16>,
+        vmi: Option<VmiRef>,
+    },
 }
 
 /// The answer to one review, plus what the server needs for its log line and metrics.
@@ -127,15 +133,20 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
     let metadata = object.get("metadata");
     let namespace = string(request.get("namespace"))
         .or_else(|| string(metadata.and_then(|m| m.get("namespace"))));
+    let vmi = || VmiRef::from_pod(&object, namespace.as_deref().unwrap_or_default());
     let stage = match pod_of(request, &object) {
         Err(error) => Stage::Error(truncated(error)),
-        Ok(pod) => match decide::precheck(pod) {
-            Err(reason) => Stage::Skip(reason),
-            Ok(candidate) => Stage::Candidate {
-                vmi: VmiRef::from_pod(&object, namespace.as_deref().unwrap_or_default()),
-                candidate,
-            },
-        },
+        Ok(pod) => {
+            let port = pod.spec.as_ref().and_then(decide::injected_port).flatten();
+            match decide::precheck(pod) {
+                Err(SkipReason::AlreadyInjected) => Stage::Reinvoked { port, vmi: vmi() },
+                Err(reason) => Stage::Skip(reason),
+                Ok(candidate) => Stage::Candidate {
+                    vmi: vmi(),
+                    candidate,
+                },
+            }
+        }
     };
     Ok(Parsed {
         uid,
@@ -171,6 +182,15 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
             (Outcome::Error(error.clone()), Vec::new())
         }
         Stage::Skip(reason) => skip(*reason),
+        Stage::Reinvoked { port, .. } => {
+            let (judged, path) = decide::reinvoked(*port, policy, lookup);
+            (source, scrape) = (Some(judged), Some(path));
+            let marks = ops::Marks::injected(judged, path);
+            (
+                Outcome::Skipped(SkipReason::AlreadyInjected),
+                ops::mark_operations(object, marks),
+            )
+        }
         Stage::Candidate { candidate, .. } => {
             let (decision, verdict) = decide::decide(candidate, policy, lookup);
             source = Some(verdict.source);
@@ -215,7 +235,7 @@ impl Parsed {
     /// The VMI to look up before [`answer`]: `None` when the pod is decided without it.
     pub fn vmi_ref(&self) -> Option<&VmiRef> {
         match &self.stage {
-            Stage::Candidate { vmi, .. } => vmi.as_ref(),
+            Stage::Candidate { vmi, .. } | Stage::Reinvoked { vmi, .. } => vmi.as_ref(),
             Stage::Error(_) | Stage::Skip(_) => None,
         }
     }

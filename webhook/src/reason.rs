@@ -31,14 +31,23 @@ pub enum UnsafeReason {
 /// Why a pod was not injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SkipReason {
-    /// Not labelled `kubevirt.io: virt-launcher` or not owned by a VirtualMachineInstance.
+    /// Not labelled `kubevirt.io: virt-launcher`, or no controller owner reference of kind
+    /// `VirtualMachineInstance` in the `kubevirt.io` group.
     NotLauncher,
     /// A temporary provisioning pod (`kubevirt.io/ephemeral-provisioning: "true"`).
     Provisioning,
+    /// `hostNetwork: true`: the collector would listen on the node's network.
+    HostNetwork,
+    /// `hostPID: true`: a shared PID namespace would be the node's (the API server also rejects it
+    /// together with `shareProcessNamespace`).
+    HostPid,
+    /// `hostIPC: true`: the pod shares the node's IPC namespace.
+    HostIpc,
     /// `kube-metrics-collector.io/inject: disabled` (label or annotation), or an explicit
     /// `shareProcessNamespace: false`.
     OptedOut,
-    /// Our container is already there; the answer is an empty patch.
+    /// Our container is already there: nothing is injected, and the webhook's keys are set again
+    /// from its own decision (`patch`), so a second pass of its own patch is an empty patch.
     AlreadyInjected,
     /// The VM's type forbids a shared PID namespace.
     Unsafe(UnsafeReason),
@@ -47,7 +56,7 @@ pub enum SkipReason {
     ResourceClaims,
     /// Anything we cannot read with confidence: an object that does not parse as a pod, no
     /// `compute` at `containers[0]`, no user id, a quantity we cannot parse, a name we would add is
-    /// already taken, `hostPID`, pod-level resources.
+    /// already taken, pod-level resources.
     Unparseable,
 }
 
@@ -84,9 +93,12 @@ impl fmt::Display for UnsafeReason {
 // === impl SkipReason ===
 
 /// The reasons before and after the VM types, in the order of docs/webhook.md.
-const DECIDED_BEFORE_THE_VM_TYPE: [SkipReason; 4] = [
+const DECIDED_BEFORE_THE_VM_TYPE: [SkipReason; 7] = [
     SkipReason::NotLauncher,
     SkipReason::Provisioning,
+    SkipReason::HostNetwork,
+    SkipReason::HostPid,
+    SkipReason::HostIpc,
     SkipReason::OptedOut,
     SkipReason::AlreadyInjected,
 ];
@@ -124,6 +136,9 @@ impl SkipReason {
         match self {
             SkipReason::NotLauncher => "not-launcher",
             SkipReason::Provisioning => "provisioning",
+            SkipReason::HostNetwork => "host-network",
+            SkipReason::HostPid => "host-pid",
+            SkipReason::HostIpc => "host-ipc",
             SkipReason::OptedOut => "opted-out",
             SkipReason::AlreadyInjected => "already-injected",
             SkipReason::Unsafe(reason) => reason.as_str(),
@@ -141,8 +156,8 @@ impl SkipReason {
     }
 
     /// Whether the skip is written on the pod as annotations. Not on a pod that is not a launcher
-    /// (not ours to touch; the webhook's objectSelector should not even send it), and not on an
-    /// injected pod (injection is idempotent: the second pass is an empty patch).
+    /// (not ours to mark; the webhook's objectSelector should not even send it: only keys of ours
+    /// that it carries are removed), and not on a pod with our container (it is marked as injected).
     pub fn is_annotated(self) -> bool {
         !matches!(self, SkipReason::NotLauncher | SkipReason::AlreadyInjected)
     }
@@ -165,9 +180,12 @@ mod tests {
     use super::*;
 
     /// The table of docs/webhook.md, in its order: metric labels and annotation values.
-    const DOCUMENTED: [&str; 11] = [
+    const DOCUMENTED: [&str; 14] = [
         "not-launcher",
         "provisioning",
+        "host-network",
+        "host-pid",
+        "host-ipc",
         "opted-out",
         "already-injected",
         "dedicated-cpus",

@@ -195,6 +195,118 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Every key of ours set by the pod's creator, as a tenant can on a VM template: the webhook's
+/// decision must replace or remove each of them.
+fn forged_marks(pod: &mut Value) {
+    let annotations = &mut pod["metadata"]["annotations"];
+    annotations[STATUS] = json!("injected");
+    annotations[REASON] = json!("none");
+    annotations[REASON_SOURCE] = json!(REASON_SOURCE_VMI);
+    // A tenant input: kept.
+    annotations[contract::pod::LOG_LEVEL] = json!("debug");
+    pod["metadata"]["labels"][SCRAPE] = json!(SCRAPE_DIRECT);
+}
+
+/// A container named like ours, with our port, in the pod as created.
+fn forged_sidecar(pod: &mut Value) {
+    if let Some(list) = pod["spec"]["containers"].as_array_mut() {
+        list.push(
+            json!({"name": contract::sidecar::CONTAINER_NAME, "image": "evil",
+            "ports": [{"name": contract::sidecar::PORT_NAME, "containerPort": PORT}]}),
+        );
+    }
+}
+
+/// Pods whose creator set our keys. Not in [`cases`]: their existing members change, on purpose.
+fn tenant_cases() -> Vec<Case> {
+    let case = |name, vmi, edit: fn(&mut Value), want| Case {
+        name,
+        review: derived(|p| {
+            forged_marks(p);
+            edit(p)
+        }),
+        policy: Policy::default(),
+        vmi,
+        want,
+    };
+    vec![
+        // masquerade without ports forwards every port to the guest: relay, whatever the pod said.
+        case(
+            "tenant-marks-masquerade",
+            Some("masquerade"),
+            |_| {},
+            Outcome::Injected,
+        ),
+        case(
+            "tenant-marks-direct-kept-by-the-vmi",
+            Some("masquerade-ports"),
+            |_| {},
+            Outcome::Injected,
+        ),
+        case(
+            "tenant-marks-unsafe",
+            Some("dedicated-cpus"),
+            |_| {},
+            Outcome::Skipped(UnsafeReason::DedicatedCpus.into()),
+        ),
+        case(
+            "tenant-marks-opted-out",
+            None,
+            |p| p["metadata"]["labels"][contract::pod::INJECT] = json!("disabled"),
+            Outcome::Skipped(SkipReason::OptedOut),
+        ),
+        case(
+            "tenant-marks-not-launcher",
+            None,
+            |p| p["metadata"]["ownerReferences"][0]["apiVersion"] = json!("evil.io/v1"),
+            Outcome::Skipped(SkipReason::NotLauncher),
+        ),
+        case(
+            "tenant-marks-host-network",
+            None,
+            |p| p["spec"]["hostNetwork"] = json!(true),
+            Outcome::Skipped(SkipReason::HostNetwork),
+        ),
+        case(
+            "tenant-forged-sidecar",
+            Some("masquerade"),
+            forged_sidecar,
+            Outcome::Skipped(SkipReason::AlreadyInjected),
+        ),
+        case(
+            "tenant-forged-sidecar-direct-vmi",
+            Some("masquerade-ports"),
+            forged_sidecar,
+            Outcome::Skipped(SkipReason::AlreadyInjected),
+        ),
+    ]
+}
+
+/// What each tenant case must end with on our four keys: (status, reason, reason-source, scrape).
+fn tenant_marks(name: &str) -> [Option<&'static str>; 4] {
+    let skipped = Some(contract::pod::STATUS_SKIPPED);
+    let injected = Some(contract::pod::STATUS_INJECTED);
+    let vmi = Some(REASON_SOURCE_VMI);
+    match name {
+        "tenant-marks-masquerade" | "tenant-forged-sidecar" => {
+            [injected, None, vmi, Some(SCRAPE_RELAY)]
+        }
+        "tenant-marks-direct-kept-by-the-vmi" | "tenant-forged-sidecar-direct-vmi" => {
+            [injected, None, vmi, Some(SCRAPE_DIRECT)]
+        }
+        "tenant-marks-unsafe" => [skipped, Some("dedicated-cpus"), vmi, None],
+        "tenant-marks-opted-out" => [skipped, Some("opted-out"), None, None],
+        "tenant-marks-host-network" => [skipped, Some("host-network"), None, None],
+        "tenant-marks-not-launcher" => [None, None, None, None],
+        other => panic!("no marks for {other}"),
+    }
+}
+
+/// Every case with a golden file.
+fn all_cases() -> Vec<Case> {
+    cases().into_iter().chain(tenant_cases()).collect()
+}
+
 /// Both steps, as the server runs them, with the case's lookup in between.
 fn run(review: &Value, case: &Case) -> Reviewed {
     let body = serde_json::to_vec(review).unwrap_or_else(|e| panic!("{e}"));
@@ -255,7 +367,7 @@ fn assert_untouched(before: &Value, after: &Value, at: &str) {
 #[test]
 fn patches_match_their_golden_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/admission");
-    for case in cases() {
+    for case in all_cases() {
         let (_, ops) = patched(&case);
         let file = dir.join(format!("{}.patch.json", case.name));
         if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -535,7 +647,7 @@ fn skips_are_annotated_except_for_pods_that_are_not_ours() {
 
 #[test]
 fn a_second_pass_yields_an_empty_patch() {
-    for case in cases() {
+    for case in all_cases() {
         let (pod, _) = patched(&case);
         let mut again = case.review.clone();
         again["request"]["object"] = pod;
@@ -557,11 +669,53 @@ fn a_second_pass_yields_an_empty_patch() {
     }
 }
 
+/// Our keys end as the decision says, whatever the pod's creator set; everything else (the tenant's
+/// own `kube-metrics-collector.io/` inputs included) is untouched.
+#[test]
+fn the_decision_is_the_only_source_of_our_keys() {
+    let ours = [
+        ("annotations", STATUS),
+        ("annotations", REASON),
+        ("annotations", REASON_SOURCE),
+        ("labels", SCRAPE),
+    ];
+    for case in tenant_cases() {
+        let (after, ops) = patched(&case);
+        let got = ours.map(|(map, key)| after["metadata"][map][key].as_str());
+        assert_eq!(got, tenant_marks(case.name), "{}: {ops}", case.name);
+        assert_eq!(
+            after["metadata"]["annotations"][contract::pod::LOG_LEVEL],
+            "debug",
+            "{}",
+            case.name
+        );
+        let mut before = case.review["request"]["object"].clone();
+        for (map, key) in ours {
+            before["metadata"][map]
+                .as_object_mut()
+                .map(|m| m.remove(key));
+        }
+        assert_untouched(&before, &after, case.name);
+        // Only our keys are replaced or removed.
+        for op in ops.as_array().into_iter().flatten() {
+            if op["op"] != "add" {
+                let path = op["path"].as_str().unwrap_or_default();
+                assert!(
+                    path.starts_with("/metadata/annotations/kube-metrics-collector.io~1")
+                        || path.starts_with("/metadata/labels/kube-metrics-collector.io~1"),
+                    "{}: {op}",
+                    case.name
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn patched_pods_pass_strict_schema_validation() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut files: Vec<PathBuf> = Vec::new();
-    for case in cases() {
+    for case in all_cases() {
         let (mut pod, _) = patched(&case);
         // The API server fills the name from generateName after the webhooks; the schema needs one.
         pod["metadata"]["name"] = json!(format!(

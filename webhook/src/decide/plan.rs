@@ -95,12 +95,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
         }
         valid.then(|| value.to_owned())
     });
-    let scrape = match policy.scrape {
-        Scrape::Relay if verdict.scrape.path == ScrapePath::Direct => {
-            PathDecision::relay(PathReason::RelayOnly)
-        }
-        Scrape::Auto | Scrape::Relay => verdict.scrape,
-    };
+    let scrape = scrape_path(policy, verdict);
     Some(Plan {
         image: policy.image.clone(),
         mode: policy.mode,
@@ -113,6 +108,16 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
         log_level,
         warnings,
     })
+}
+
+/// The verdict's scrape path, unless `--scrape relay` rules `direct` out.
+pub(super) fn scrape_path(policy: &Policy, verdict: &Verdict) -> PathDecision {
+    match policy.scrape {
+        Scrape::Relay if verdict.scrape.path == ScrapePath::Direct => {
+            PathDecision::relay(PathReason::RelayOnly)
+        }
+        Scrape::Auto | Scrape::Relay => verdict.scrape,
+    }
 }
 
 /// Accepts a limit between the policy's request and `max`, so request <= limit still holds.

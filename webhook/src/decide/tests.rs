@@ -161,6 +161,83 @@ fn skips_pods_that_are_not_ours_to_inject() {
     ]);
 }
 
+/// Only a KubeVirt VMI as controller makes a launcher; the node's namespaces are never shared with
+/// the collector, even when the sidecar is already there.
+#[test]
+fn skips_foreign_owners_and_the_nodes_namespaces() {
+    use SkipReason::*;
+    let a = pod_a;
+    let owner = "/metadata/ownerReferences/0";
+    let sidecar = json!({"name": CONTAINER_NAME, "image": "x"});
+    assert_skips(vec![
+        (
+            "VMI kind of another group",
+            with(a(), &format!("{owner}/apiVersion"), json!("evil.io/v1")),
+            NotLauncher,
+        ),
+        (
+            "group that only starts like KubeVirt's",
+            with(
+                a(),
+                &format!("{owner}/apiVersion"),
+                json!("kubevirt.io.evil/v1"),
+            ),
+            NotLauncher,
+        ),
+        (
+            "apiVersion without a group",
+            with(a(), &format!("{owner}/apiVersion"), json!("v1")),
+            NotLauncher,
+        ),
+        (
+            "not the controller",
+            with(a(), &format!("{owner}/controller"), json!(false)),
+            NotLauncher,
+        ),
+        (
+            "controller unset",
+            without(a(), &format!("{owner}/controller")),
+            NotLauncher,
+        ),
+        (
+            "hostNetwork",
+            with(a(), "/spec/hostNetwork", json!(true)),
+            HostNetwork,
+        ),
+        ("hostPID", with(a(), "/spec/hostPID", json!(true)), HostPid),
+        ("hostIPC", with(a(), "/spec/hostIPC", json!(true)), HostIpc),
+        (
+            "hostNetwork with the sidecar already there",
+            with(
+                with(a(), "/spec/hostNetwork", json!(true)),
+                "/spec/containers/-",
+                sidecar,
+            ),
+            HostNetwork,
+        ),
+        (
+            "hostNetwork before hostPID",
+            with(
+                with(a(), "/spec/hostPID", json!(true)),
+                "/spec/hostNetwork",
+                json!(true),
+            ),
+            HostNetwork,
+        ),
+    ]);
+    for version in ["kubevirt.io/v1", "kubevirt.io/v1alpha3", "kubevirt.io/v2"] {
+        let pod = with(a(), &format!("{owner}/apiVersion"), json!(version));
+        assert!(
+            matches!(decide_json(&pod), Decision::Inject(_)),
+            "{version}"
+        );
+    }
+    for flag in ["hostNetwork", "hostPID", "hostIPC"] {
+        let pod = with(a(), &format!("/spec/{flag}"), json!(false));
+        assert!(matches!(decide_json(&pod), Decision::Inject(_)), "{flag}");
+    }
+}
+
 /// VM types that a shared PID namespace breaks, from the node selectors KubeVirt sets.
 #[test]
 fn skips_vm_types_shown_by_node_selectors() {
@@ -298,11 +375,6 @@ fn skips_pods_it_cannot_read_with_confidence() {
         (
             "our volume name taken",
             with(a(), "/spec/volumes/0/name", json!(PODINFO_VOLUME)),
-            Unparseable,
-        ),
-        (
-            "hostPID",
-            with(a(), "/spec/hostPID", json!(true)),
             Unparseable,
         ),
         (
@@ -480,7 +552,7 @@ fn invalid_overrides_are_ignored_with_a_warning() {
 fn every_reason_has_a_distinct_kebab_case_name() {
     let names: std::collections::BTreeSet<_> = SkipReason::ALL.iter().map(|r| r.as_str()).collect();
     assert_eq!(names.len(), SkipReason::ALL.len());
-    assert_eq!(names.len(), 11);
+    assert_eq!(names.len(), 14);
     assert!(
         names
             .iter()

@@ -1,8 +1,10 @@
-//! `Decision` + the raw pod JSON -> RFC 6902 `add` operations. Built on the raw JSON so nothing the
-//! typed structs do not know is dropped; only `add`, only to absent members or list ends, so nothing
-//! existing is replaced or reordered. No I/O.
+//! `Decision` + the raw pod JSON -> RFC 6902 operations. Built on the raw JSON so nothing the typed
+//! structs do not know is dropped. The injection only adds, to absent members or list ends, so
+//! nothing existing is replaced or reordered; the webhook's own keys ([`Marks`]) are the exception:
+//! the decision is their only source, so each is added, replaced or removed to match it, whatever
+//! the pod (a VM template, a tenant) set there. No I/O.
 use json_patch::jsonptr::PointerBuf;
-use json_patch::{AddOperation, PatchOperation};
+use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use kube_metrics_contract::pod::{
     REASON, REASON_SOURCE, SCRAPE, STATUS, STATUS_INJECTED, STATUS_SKIPPED,
 };
@@ -11,44 +13,104 @@ use serde_json::{Map, Value, json};
 use super::sidecar;
 use crate::decide::{Decision, Plan, SkipReason};
 use crate::policy::Mode;
+use crate::vmi::{PathDecision, Source};
 
 /// The pod's JSON is not shaped as its typed form promised (a member of the wrong type).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("pod field {0} has an unexpected type")]
 pub struct ShapeError(pub String);
 
-/// The operations that carry out `decision` on `pod`.
-pub fn operations(pod: &Value, decision: &Decision) -> Result<Vec<PatchOperation>, ShapeError> {
-    match decision {
-        Decision::Inject(plan) => inject(pod, plan),
-        Decision::Skip(reason) if reason.is_annotated() => {
-            let entries = [(STATUS, STATUS_SKIPPED), (REASON, reason.as_str())];
-            let mut ops = Vec::new();
-            add_entries(pod, &["metadata", "annotations"], &entries, &mut ops)?;
-            Ok(ops)
+/// Every label and annotation the webhook owns, with the value its decision gives it; `None`: the
+/// key must be absent. The tenant's inputs (`inject`, `memory-limit`, `cpu-limit`, `log-level`) are
+/// not among them and are never touched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Marks {
+    /// Annotation [`STATUS`].
+    pub status: Option<&'static str>,
+    /// Annotation [`REASON`].
+    pub reason: Option<&'static str>,
+    /// Annotation [`REASON_SOURCE`].
+    pub reason_source: Option<&'static str>,
+    /// Label [`SCRAPE`]: only a pod with our sidecar has one.
+    pub scrape: Option<&'static str>,
+}
+
+// === impl Marks ===
+
+impl Marks {
+    /// What `decision` writes. A pod that is not a launcher gets none of our keys (those it carries
+    /// are removed).
+    pub fn of(decision: &Decision) -> Marks {
+        match decision {
+            Decision::Inject(plan) => Marks::injected(plan.source, plan.scrape),
+            Decision::Skip(reason) if reason.is_annotated() => Marks {
+                status: Some(STATUS_SKIPPED),
+                reason: Some(reason.as_str()),
+                ..Marks::default()
+            },
+            Decision::Skip(_) => Marks::default(),
+            Decision::Unsafe { reason, source } => Marks {
+                status: Some(STATUS_SKIPPED),
+                reason: Some(reason.as_str()),
+                reason_source: Some(source.as_str()),
+                scrape: None,
+            },
         }
-        Decision::Skip(_) => Ok(Vec::new()),
-        Decision::Unsafe { reason, source } => {
-            let entries = [
-                (STATUS, STATUS_SKIPPED),
-                (REASON, reason.as_str()),
-                (REASON_SOURCE, source.as_str()),
-            ];
-            let mut ops = Vec::new();
-            add_entries(pod, &["metadata", "annotations"], &entries, &mut ops)?;
-            Ok(ops)
+    }
+
+    /// A pod with our sidecar, judged by `source`, scraped by `scrape`.
+    pub fn injected(source: Source, scrape: PathDecision) -> Marks {
+        Marks {
+            status: Some(STATUS_INJECTED),
+            reason: None,
+            reason_source: Some(source.as_str()),
+            scrape: Some(scrape.path.as_str()),
         }
     }
 }
 
-/// Annotations for a skip, when the pod's metadata can take them; nothing otherwise (a skip never
+/// The operations that carry out `decision` on `pod`.
+pub fn operations(pod: &Value, decision: &Decision) -> Result<Vec<PatchOperation>, ShapeError> {
+    let mut ops = Vec::new();
+    if let Decision::Inject(plan) = decision {
+        inject(pod, plan, &mut ops)?;
+    }
+    mark(pod, Marks::of(decision), &mut ops)?;
+    Ok(ops)
+}
+
+/// The marks for a skip, when the pod's metadata can take them; nothing otherwise (a skip never
 /// fails).
 pub fn skip_operations(pod: &Value, reason: SkipReason) -> Vec<PatchOperation> {
     operations(pod, &Decision::Skip(reason)).unwrap_or_default()
 }
 
-fn inject(pod: &Value, plan: &Plan) -> Result<Vec<PatchOperation>, ShapeError> {
+/// Sets our keys to `marks`: annotations first, then the label; none when the pod's metadata
+/// cannot take them (nothing is written then).
+pub fn mark_operations(pod: &Value, marks: Marks) -> Vec<PatchOperation> {
     let mut ops = Vec::new();
+    match mark(pod, marks, &mut ops) {
+        Ok(()) => ops,
+        Err(_) => Vec::new(),
+    }
+}
+
+fn mark(pod: &Value, marks: Marks, ops: &mut Vec<PatchOperation>) -> Result<(), ShapeError> {
+    set_entries(
+        pod,
+        &["metadata", "annotations"],
+        &[
+            (STATUS, marks.status),
+            (REASON, marks.reason),
+            (REASON_SOURCE, marks.reason_source),
+        ],
+        ops,
+    )?;
+    set_entries(pod, &["metadata", "labels"], &[(SCRAPE, marks.scrape)], ops)
+}
+
+/// The sidecar, its volumes and `shareProcessNamespace`; the marks follow.
+fn inject(pod: &Value, plan: &Plan, ops: &mut Vec<PatchOperation>) -> Result<(), ShapeError> {
     match pod.pointer("/spec/shareProcessNamespace") {
         None | Some(Value::Null) => ops.push(add(&["spec", "shareProcessNamespace"], json!(true))),
         Some(Value::Bool(true)) => {}
@@ -58,34 +120,8 @@ fn inject(pod: &Value, plan: &Plan) -> Result<Vec<PatchOperation>, ShapeError> {
         Mode::Native => "initContainers",
         Mode::Container => "containers",
     };
-    append(
-        pod,
-        &["spec", list],
-        vec![sidecar::container(plan)],
-        &mut ops,
-    )?;
-    append(
-        pod,
-        &["spec", "volumes"],
-        sidecar::volumes().into(),
-        &mut ops,
-    )?;
-    add_entries(
-        pod,
-        &["metadata", "annotations"],
-        &[
-            (STATUS, STATUS_INJECTED),
-            (REASON_SOURCE, plan.source.as_str()),
-        ],
-        &mut ops,
-    )?;
-    add_entries(
-        pod,
-        &["metadata", "labels"],
-        &[(SCRAPE, plan.scrape.path.as_str())],
-        &mut ops,
-    )?;
-    Ok(ops)
+    append(pod, &["spec", list], vec![sidecar::container(plan)], ops)?;
+    append(pod, &["spec", "volumes"], sidecar::volumes().into(), ops)
 }
 
 /// Appends `items` to the list at `path`, creating the list when absent.
@@ -106,26 +142,35 @@ fn append(
     Ok(())
 }
 
-/// Adds the string entries that are not in the map at `path` yet, creating the map when absent. An
-/// entry that exists is left alone, whoever set it: `add` would overwrite it.
-fn add_entries(
+/// Makes each of `entries` in the map at `path` what it says: `Some` is added when absent and
+/// replaced when different, `None` is removed when present (RFC 6902 `remove` fails on an absent
+/// member). An absent map is created with the `Some` entries, when there are any.
+fn set_entries(
     pod: &Value,
     path: &[&str],
-    entries: &[(&str, &str)],
+    entries: &[(&str, Option<&str>)],
     ops: &mut Vec<PatchOperation>,
 ) -> Result<(), ShapeError> {
     match get(pod, path)? {
         None | Some(Value::Null) => {
             let map: Map<String, Value> = entries
                 .iter()
-                .map(|(k, v)| ((*k).to_owned(), json!(v)))
+                .filter_map(|(k, v)| v.map(|v| ((*k).to_owned(), json!(v))))
                 .collect();
-            ops.push(add(path, Value::Object(map)));
+            if !map.is_empty() {
+                ops.push(add(path, Value::Object(map)));
+            }
         }
         Some(Value::Object(map)) => {
-            for (key, value) in entries.iter().filter(|(k, _)| !map.contains_key(*k)) {
+            for (key, wanted) in entries {
                 let full: Vec<&str> = path.iter().copied().chain([*key]).collect();
-                ops.push(add(&full, json!(value)));
+                match (map.get(*key), wanted) {
+                    (Some(have), Some(want)) if have.as_str() == Some(*want) => {}
+                    (Some(_), Some(want)) => ops.push(replace(&full, json!(want))),
+                    (None, Some(want)) => ops.push(add(&full, json!(want))),
+                    (Some(_), None) => ops.push(remove(&full)),
+                    (None, None) => {}
+                }
             }
         }
         Some(_) => return Err(ShapeError(pointer(path).to_string())),
@@ -162,6 +207,19 @@ fn add(path: &[&str], value: Value) -> PatchOperation {
     })
 }
 
+fn replace(path: &[&str], value: Value) -> PatchOperation {
+    PatchOperation::Replace(ReplaceOperation {
+        path: pointer(path),
+        value,
+    })
+}
+
+fn remove(path: &[&str]) -> PatchOperation {
+    PatchOperation::Remove(RemoveOperation {
+        path: pointer(path),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,10 +239,10 @@ mod tests {
     #[test]
     fn creates_an_absent_map_with_all_entries() {
         let mut ops = Vec::new();
-        add_entries(
+        set_entries(
             &json!({"metadata": {}}),
             &["metadata", "annotations"],
-            &[("a/b", "1")],
+            &[("a/b", Some("1")), ("c", None)],
             &mut ops,
         )
         .ok();
@@ -196,17 +254,68 @@ mod tests {
     }
 
     #[test]
-    fn leaves_existing_entries_alone() {
-        let pod = json!({"metadata": {"annotations": {"a/b": "theirs"}}});
+    fn sets_existing_entries_to_the_decision_and_removes_only_present_ones() {
+        let pod =
+            json!({"metadata": {"annotations": {"a/b": "theirs", "same": "1", "gone~x": "t"}}});
         let mut ops = Vec::new();
-        add_entries(
+        set_entries(
             &pod,
             &["metadata", "annotations"],
-            &[("a/b", "ours"), ("c", "1")],
+            &[
+                ("a/b", Some("ours")),
+                ("same", Some("1")),
+                ("c", Some("1")),
+                ("gone~x", None),
+                ("absent", None),
+            ],
             &mut ops,
         )
         .ok();
-        assert_eq!(paths(&ops), ["/metadata/annotations/c"]);
+        assert_eq!(
+            serde_json::to_value(&ops).ok(),
+            Some(json!([
+                {"op": "replace", "path": "/metadata/annotations/a~1b", "value": "ours"},
+                {"op": "add", "path": "/metadata/annotations/c", "value": "1"},
+                {"op": "remove", "path": "/metadata/annotations/gone~0x"},
+            ]))
+        );
+        let mut patched = pod.clone();
+        let patch = json_patch::Patch(ops);
+        assert!(json_patch::patch(&mut patched, &patch).is_ok());
+        assert_eq!(
+            patched,
+            json!({"metadata": {"annotations": {"a/b": "ours", "same": "1", "c": "1"}}})
+        );
+    }
+
+    #[test]
+    fn nothing_to_set_on_an_absent_map_is_no_operation() {
+        let mut ops = Vec::new();
+        let got = set_entries(
+            &json!({"metadata": {"labels": null}}),
+            &["metadata", "labels"],
+            &[("a", None)],
+            &mut ops,
+        );
+        assert_eq!((got, ops.len()), (Ok(()), 0));
+    }
+
+    #[test]
+    fn a_not_launcher_loses_our_keys_and_keeps_the_tenants() {
+        let pod = json!({"metadata": {
+            "annotations": {STATUS: "injected", REASON_SOURCE: "vmi", "kube-metrics-collector.io/memory-limit": "64Mi"},
+            "labels": {SCRAPE: "direct", "kube-metrics-collector.io/inject": "enabled"},
+        }});
+        let ops = skip_operations(&pod, SkipReason::NotLauncher);
+        assert_eq!(
+            paths(&ops),
+            [
+                "/metadata/annotations/kube-metrics-collector.io~1status",
+                "/metadata/annotations/kube-metrics-collector.io~1reason-source",
+                "/metadata/labels/kube-metrics-collector.io~1scrape",
+            ]
+        );
+        assert!(ops.iter().all(|op| matches!(op, PatchOperation::Remove(_))));
     }
 
     #[test]
@@ -241,7 +350,7 @@ mod tests {
             &mut ops,
         );
         assert_eq!(got, Err(ShapeError("/spec/volumes".into())));
-        let got = add_entries(
+        let got = set_entries(
             &json!({"metadata": {"labels": []}}),
             &["metadata", "labels"],
             &[],

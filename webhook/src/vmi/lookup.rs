@@ -48,18 +48,20 @@ impl VmiRef {
                 .filter(|text| !text.is_empty())
                 .map(str::to_owned)
         };
-        let owner = metadata
-            .get("ownerReferences")
-            .and_then(Value::as_array)
-            .and_then(|owners| {
-                owners.iter().find(|owner| {
-                    owner.get("kind").and_then(Value::as_str) == Some("VirtualMachineInstance")
-                        && owner
-                            .get("apiVersion")
-                            .and_then(Value::as_str)
-                            .is_some_and(|api| api.starts_with("kubevirt.io/"))
-                })
-            });
+        let owners = metadata.get("ownerReferences").and_then(Value::as_array);
+        let is_vmi = |owner: &&Value| {
+            owner.get("kind").and_then(Value::as_str) == Some("VirtualMachineInstance")
+                && owner
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .is_some_and(|api| api.starts_with("kubevirt.io/"))
+        };
+        // The controller first: virt-controller's own reference, not one a pod's creator added.
+        let controller = |owner: &&Value| owner.get("controller") == Some(&Value::Bool(true));
+        let owner = owners.and_then(|owners| {
+            let mut vmis = owners.iter().filter(is_vmi);
+            vmis.clone().find(controller).or_else(|| vmis.next())
+        });
         let (name, uid) = match owner {
             Some(owner) => (text(owner.get("name"))?, text(owner.get("uid"))),
             None => (
