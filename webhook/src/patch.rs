@@ -7,7 +7,9 @@
 //!
 //! The review is read as raw JSON, not as kube-core's typed `AdmissionReview`: a review with a
 //! request uid always gets an answer (allowed; the webhook never denies a pod), even when another
-//! field is missing or of the wrong type. Only a body without a request or uid is a [`ReviewError`].
+//! field is missing or of the wrong type. Only a body without a request or uid is a [`ReviewError`],
+//! and one over the [`complexity::LIMIT`], checked on the bytes before anything is built.
+pub mod complexity;
 pub mod ops;
 pub mod sidecar;
 
@@ -97,6 +99,9 @@ pub struct Reviewed {
 pub enum ReviewError {
     #[error("body is not an AdmissionReview")]
     Malformed(#[source] serde_json::Error),
+    /// Refused before parsing: what it would cost to parse is not bounded by its size alone.
+    #[error("body is too complex to parse")]
+    TooComplex(#[source] complexity::TooComplex),
     #[error("AdmissionReview has no request")]
     MissingRequest,
     /// Without the uid no answer can be matched to the request.
@@ -112,6 +117,7 @@ pub fn review(body: &[u8], policy: &Policy) -> Result<Reviewed, ReviewError> {
 
 /// Reads one AdmissionReview and runs the checks that need only the pod.
 pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
+    complexity::check(body, complexity::LIMIT).map_err(ReviewError::TooComplex)?;
     let mut review: Value = serde_json::from_slice(body).map_err(ReviewError::Malformed)?;
     let api_version = match review.get("apiVersion").and_then(Value::as_str) {
         Some(V1BETA1) => V1BETA1,

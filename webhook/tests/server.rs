@@ -152,6 +152,48 @@ async fn refuses_bad_requests_with_clear_statuses() {
     );
 }
 
+/// Bodies under the byte cap whose parse would cost far more than their size: refused like a
+/// malformed body (400, `bad_request`), before any of it is built; a real review still passes.
+#[tokio::test]
+async fn refuses_bodies_over_the_complexity_limit_like_malformed_ones() {
+    let (_secret, server, connector) = ready_server().await;
+    let mut conn = Conn::open(&connector, server.addr()).await.unwrap();
+    let n = 200_000;
+    let shapes = [
+        ("strings", format!("[{}\"\"]", "\"\",".repeat(n))),
+        ("nesting", format!("{}{}", "[".repeat(100), "]".repeat(100))),
+        (
+            "members",
+            format!(
+                "{{{}\"z\":0}}",
+                (0..n).map(|i| format!("\"a{i}\":0,")).collect::<String>()
+            ),
+        ),
+    ];
+    for (name, body) in shapes {
+        let (status, body) = conn
+            .send(
+                Method::POST,
+                "/mutate",
+                Some("application/json"),
+                body.into_bytes(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{name}");
+        assert_eq!(&body[..], b"malformed AdmissionReview\n", "{name}");
+    }
+    assert_eq!(conn.review_fixture().await.unwrap().0, StatusCode::OK);
+    let (_, metrics) = server.admin_get("/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "kube_metrics_webhook_requests_total{result=\"bad_request\"}"
+        ),
+        Some(3.0)
+    );
+}
+
 #[tokio::test]
 async fn caps_a_chunked_body_while_reading_it() {
     let (_secret, server, connector) = ready_server().await;
