@@ -4,7 +4,9 @@
 //! - [`facts`]: raw VMI JSON -> [`VmiFacts`]; no I/O.
 //! - [`network`]: the pod-network interface -> [`ScrapePath`]; no I/O.
 //! - [`verdict`]: VMI facts or pod-spec signals -> one [`Verdict`] that says which source decided; no I/O.
-//! - [`lookup`]: the only I/O: a watch-backed cache of VMIs with a GET on a miss, inside a time budget.
+//! - [`cache`]: the facts of every VMI, fed by the watch; no I/O.
+//! - [`lookup`]: the only I/O: the watch behind that cache, with a GET on a miss, inside a time budget.
+pub mod cache;
 pub mod facts;
 pub mod lookup;
 pub mod network;

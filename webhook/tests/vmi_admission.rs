@@ -7,7 +7,7 @@ mod common;
 use common::*;
 use http::{Method, StatusCode};
 use kube_metrics_webhook::serve::VmiLookups;
-use kube_metrics_webhook::vmi::{VmiLookup, VmiRef, lookup::VmiSource};
+use kube_metrics_webhook::vmi::{VmiLookup, VmiRef, cache::CachedVmi, lookup::VmiSource};
 use serde_json::{Value, json};
 use std::{
     collections::HashMap,
@@ -27,9 +27,9 @@ struct FakeSource {
 }
 
 impl VmiSource for FakeSource {
-    fn cached(&self, vmi: &VmiRef) -> Option<Value> {
+    fn cached(&self, vmi: &VmiRef) -> Option<CachedVmi> {
         (vmi.namespace == "vm-demo")
-            .then(|| self.vmis.get(&vmi.name).cloned())
+            .then(|| self.vmis.get(&vmi.name).map(CachedVmi::from_json))
             .flatten()
     }
 

@@ -1,23 +1,21 @@
 //! The real `KubeVmiSource` (kube client, reflector, GET) against a fake Kubernetes API server on
 //! loopback. There is no cluster here: the fake answers the three requests the lookup makes (list,
 //! watch, get) with real API shapes; the watch is held open without events, as an idle API server does.
+mod common;
+
 use std::{
     collections::HashMap,
-    convert::Infallible,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::{body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use common::fake_api;
+use http::StatusCode;
 use kube_metrics_webhook::vmi::{
     Lookup, Unavailable, UnsafeReason, VmiLookup, VmiRef, lookup::KubeVmiSource,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 /// Requests seen, by "METHOD path?watch" key.
 type Seen = Arc<Mutex<HashMap<String, usize>>>;
@@ -28,18 +26,15 @@ fn vmi(name: &str, uid: &str, dedicated: bool) -> Value {
            "spec": {"domain": {"cpu": {"dedicatedCpuPlacement": dedicated}, "devices": {}}}})
 }
 
-async fn answer(
-    request: Request<Incoming>,
-    seen: Seen,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_owned();
+async fn answer(request: http::request::Parts, seen: Seen) -> (StatusCode, Bytes) {
+    let path = request.uri.path().to_owned();
     let watch = request
-        .uri()
+        .uri
         .query()
         .is_some_and(|query| query.contains("watch=true"));
     let key = format!(
         "{} {path}{}",
-        request.method(),
+        request.method,
         if watch { " watch" } else { "" }
     );
     if let Ok(mut seen) = seen.lock() {
@@ -64,41 +59,16 @@ async fn answer(
             tokio::time::sleep(Duration::from_secs(30)).await;
             (StatusCode::OK, vmi("slow", "u-slow", false).to_string())
         }
-        _ => (
-            StatusCode::NOT_FOUND,
-            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                   "message": "not found", "reason": "NotFound", "code": 404})
-            .to_string(),
-        ),
+        _ => return fake_api::not_found(),
     };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
+    (status, Bytes::from(body))
 }
 
 async fn fake_api_server(seen: Seen) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|error| panic!("bind: {error}"));
-    let address = listener
-        .local_addr()
-        .unwrap_or_else(|error| panic!("address: {error}"));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |request| answer(request, seen.clone()));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    address
+    fake_api::serve(Arc::new(move |request| {
+        Box::pin(answer(request, seen.clone()))
+    }))
+    .await
 }
 
 fn vm_ref(name: &str) -> VmiRef {
@@ -119,13 +89,7 @@ fn count(seen: &Seen, key: &str) -> usize {
 async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
     let seen = Seen::default();
     let address = fake_api_server(seen.clone()).await;
-    let config = kube::Config::new(
-        format!("http://{address}")
-            .parse()
-            .unwrap_or_else(|error| panic!("uri: {error}")),
-    );
-    let client = kube::Client::try_from(config).unwrap_or_else(|error| panic!("client: {error}"));
-    let (source, task) = KubeVmiSource::spawn(client);
+    let (source, task) = KubeVmiSource::spawn(fake_api::client(address));
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while !source.is_synced() {

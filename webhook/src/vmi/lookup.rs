@@ -2,28 +2,32 @@
 //! a miss, all inside a time budget well under the 5 s admission timeout.
 //!
 //! The fallback logic lives in [`VmiLookup`] over the small [`VmiSource`] trait, so it is tested with
-//! an in-memory fake; [`KubeVmiSource`] is the real source (a `kube` reflector over all namespaces,
-//! VMIs as `DynamicObject`s: no KubeVirt crate). RBAC: `get`, `list`, `watch` on
-//! `virtualmachineinstances.kubevirt.io`, cluster-wide; nothing else.
+//! an in-memory fake; [`KubeVmiSource`] is the real source (a `kube` watcher over all namespaces
+//! feeding a [`VmiCache`] of facts; GETs as `DynamicObject`s: no KubeVirt crate). RBAC: `get`,
+//! `list`, `watch` on `virtualmachineinstances.kubevirt.io`, cluster-wide; nothing else.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use kube::{
     Api, Client,
     api::{ApiResource, DynamicObject, GroupVersionKind},
-    runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
-        watcher,
-    },
+    runtime::{WatchStreamExt, watcher},
 };
 use serde_json::Value;
 
+use super::cache::{CachedVmi, VmiCache, VmiSubset};
 use super::facts::{FactsError, VmiFacts};
 
 /// The default time budget: well under the API server's 5 s webhook timeout, leaving room for the
 /// rest of the admission and for the network.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
+
+/// VMIs per list page. Each page is decoded whole before its VMIs become facts, and what a page
+/// takes stays in the allocator's heap; at ~23 KiB per full VMI (status and cloud-init included)
+/// 50 keep a page near 1 MiB, where kube's default of 500 takes ~12 MiB at a time
+/// (`tests/memory_bench.rs`: 10,000 VMIs synced at ~45 MiB RSS with 50 per page, ~58 MiB with
+/// 100). 10,000 VMIs are then 200 small requests at start and on a re-list.
+const LIST_PAGE_SIZE: u32 = 50;
 
 /// Which VMI a pod belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +137,7 @@ impl Unavailable {
 /// Where VMIs come from: a cache that answers at once, and a GET that may be slow.
 pub trait VmiSource: Send + Sync {
     /// The cached VMI, if the cache has it. Never waits (an unsynced cache simply misses).
-    fn cached(&self, vmi: &VmiRef) -> Option<Value>;
+    fn cached(&self, vmi: &VmiRef) -> Option<CachedVmi>;
     /// A GET from the API server: `Ok(None)` on 404.
     fn get(&self, vmi: &VmiRef) -> impl Future<Output = Result<Option<Value>, String>> + Send;
 }
@@ -160,12 +164,15 @@ impl<S: VmiSource> VmiLookup<S> {
 
     async fn lookup_unbounded(&self, vmi: &VmiRef) -> Lookup {
         // A cached object with another uid is stale (the VMI was recreated): ask the API server.
-        if let Some(object) = self
+        if let Some(cached) = self
             .source
             .cached(vmi)
-            .filter(|object| uid_matches(object, vmi))
+            .filter(|cached| same_uid(cached.uid.as_deref(), vmi))
         {
-            return facts(&object);
+            return match cached.facts {
+                Ok(facts) => Lookup::Found(Box::new(VmiFacts::clone(&facts))),
+                Err(error) => Lookup::Unavailable(error.into()),
+            };
         }
         match self.source.get(vmi).await {
             Ok(Some(object)) if uid_matches(&object, vmi) => facts(&object),
@@ -203,6 +210,10 @@ fn uid_matches(object: &Value, vmi: &VmiRef) -> bool {
         .get("metadata")
         .and_then(|metadata| metadata.get("uid"))
         .and_then(Value::as_str);
+    same_uid(uid, vmi)
+}
+
+fn same_uid(uid: Option<&str>, vmi: &VmiRef) -> bool {
     match (&vmi.uid, uid) {
         (Some(wanted), Some(uid)) => wanted == uid,
         _ => true, // nothing to compare
@@ -222,18 +233,19 @@ pub fn vmi_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(&gvk, "virtualmachineinstances")
 }
 
-/// The real source: a reflector cache of every VMI in the cluster, and the API server for GETs.
+/// The real source: the facts of every VMI in the cluster, kept by a watch, and the API server for
+/// GETs.
 #[derive(Clone)]
 pub struct KubeVmiSource {
     client: Client,
     resource: ApiResource,
-    store: Store<DynamicObject>,
+    cache: Arc<VmiCache>,
 }
 
 impl std::fmt::Debug for KubeVmiSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeVmiSource")
-            .field("cached", &self.store.len())
+            .field("cached", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -243,52 +255,41 @@ impl KubeVmiSource {
     /// once: until the first list arrives every lookup is a cache miss served by a GET. The task runs
     /// until the runtime stops; watch errors are logged and retried with backoff.
     pub fn spawn(client: Client) -> (KubeVmiSource, tokio::task::JoinHandle<()>) {
-        let resource = vmi_resource();
-        let writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
-        let stream = reflector::reflector(
-            writer,
-            // managedFields are most of a VMI's bytes and never read here.
-            watcher(api, watcher::Config::default())
-                .default_backoff()
-                .modify(|vmi: &mut DynamicObject| {
-                    vmi.metadata.managed_fields = None;
-                }),
-        );
+        let cache = Arc::new(VmiCache::default());
+        let api: Api<VmiSubset> = Api::all(client.clone());
+        let config = watcher::Config::default().page_size(LIST_PAGE_SIZE);
+        let stream = watcher(api, config).default_backoff();
+        let writer = cache.clone();
         let task = tokio::spawn(async move {
             stream
-                .for_each(|event| async move {
-                    if let Err(error) = event {
-                        tracing::warn!(%error, "VMI watch failed; retrying with backoff");
+                .for_each(|event| {
+                    match event {
+                        Ok(event) => writer.apply(event),
+                        Err(error) => {
+                            tracing::warn!(%error, "VMI watch failed; retrying with backoff");
+                        }
                     }
+                    std::future::ready(())
                 })
                 .await;
         });
-        (
-            KubeVmiSource {
-                client,
-                resource,
-                store,
-            },
-            task,
-        )
+        let source = KubeVmiSource {
+            client,
+            resource: vmi_resource(),
+            cache,
+        };
+        (source, task)
     }
 
     /// True once the first full list is in the cache.
     pub fn is_synced(&self) -> bool {
-        // Ready resolves at once after the first list, and never before.
-        matches!(self.store.wait_until_ready().now_or_never(), Some(Ok(())))
+        self.cache.is_synced()
     }
 }
 
 impl VmiSource for KubeVmiSource {
-    fn cached(&self, vmi: &VmiRef) -> Option<Value> {
-        let key = ObjectRef::<DynamicObject>::new_with(&vmi.name, self.resource.clone())
-            .within(&vmi.namespace);
-        self.store
-            .get(&key)
-            .and_then(|object| serde_json::to_value(&*object).ok())
+    fn cached(&self, vmi: &VmiRef) -> Option<CachedVmi> {
+        self.cache.get(&vmi.namespace, &vmi.name)
     }
 
     async fn get(&self, vmi: &VmiRef) -> Result<Option<Value>, String> {

@@ -19,10 +19,10 @@ struct FakeSource {
 }
 
 impl VmiSource for FakeSource {
-    fn cached(&self, vmi: &VmiRef) -> Option<Value> {
+    fn cached(&self, vmi: &VmiRef) -> Option<CachedVmi> {
         self.cache
             .get(&(vmi.namespace.clone(), vmi.name.clone()))
-            .cloned()
+            .map(CachedVmi::from_json)
     }
 
     async fn get(&self, _vmi: &VmiRef) -> Result<Option<Value>, String> {

@@ -3,6 +3,7 @@
 //! certificate it saw.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod fake_api;
 pub mod fixtures;
 
 use bytes::Bytes;
@@ -316,8 +317,28 @@ impl Binary {
     /// Starts `kube-metrics-webhook serve` with `extra` flags appended, and waits for its
     /// "Listening" log line to learn both addresses.
     pub fn start(secret: &SecretDir, extra: &[&str], log: ServerLog) -> Binary {
+        let mut args = vec!["--vmi-lookup", "off"];
+        args.extend(extra);
+        Self::spawn(
+            std::path::Path::new(env!("CARGO_BIN_EXE_kube-metrics-webhook")),
+            secret,
+            &args,
+            &[],
+            log,
+        )
+    }
+
+    /// Starts `program serve` (this build's webhook or another, e.g. an older build to compare
+    /// with) with `args` and `envs`, VMI lookups as `args` say.
+    pub fn spawn(
+        program: &Path,
+        secret: &SecretDir,
+        args: &[&str],
+        envs: &[(&str, &std::ffi::OsStr)],
+        log: ServerLog,
+    ) -> Binary {
         use std::io::{BufRead, BufReader};
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
+        let mut child = std::process::Command::new(program)
             .args([
                 "serve",
                 "--listen",
@@ -325,12 +346,13 @@ impl Binary {
                 "--admin-listen",
                 "127.0.0.1:0",
             ])
-            .args(["--log-format", "json", "--vmi-lookup", "off"])
+            .args(["--log-format", "json"])
             .arg("--tls-cert")
             .arg(secret.cert())
             .arg("--tls-key")
             .arg(secret.key())
-            .args(extra)
+            .args(args)
+            .envs(envs.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
