@@ -181,6 +181,22 @@ fn worst_bodies() -> Vec<(&'static str, Vec<u8>)> {
             fill("{", &|i| format!("\"k{i}\":0"), "}"),
         ),
         ("[0,...]", fill("[", &|_| "0".to_owned(), "]")),
+        // Just inside the complexity limit (100,000 tokens): these are parsed.
+        (
+            "[\"\",...] at the limit",
+            format!("[{}\"\"]", "\"\",".repeat(49_998)).into_bytes(),
+        ),
+        (
+            "{\"<120-byte name>\":0,...} at the limit",
+            format!(
+                "{{{}}}",
+                (0..49_999)
+                    .map(|i| format!("\"{i:0>120}\":0"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+            .into_bytes(),
+        ),
     ]
 }
 

@@ -1,4 +1,4 @@
-//! The real `KubeVmiSource` (kube client, reflector, GET) against a fake Kubernetes API server on
+//! The real `KubeVmiSource` (kube client, watcher-fed cache, GET) against a fake Kubernetes API server on
 //! loopback. There is no cluster here: the fake answers the three requests the lookup makes (list,
 //! watch, get) with real API shapes; the watch is held open without events, as an idle API server does.
 mod common;

@@ -40,7 +40,8 @@ pub struct VmiFacts {
 }
 
 impl VmiFacts {
-    /// Reads the facts from a VMI as the API server returns it (or as a reflector caches it).
+    /// Reads the facts from a VMI as the API server returns it (or as `cache` rebuilds it from the
+    /// subset the watch decodes).
     pub fn from_json(vmi: &Value) -> Result<VmiFacts, FactsError> {
         let object = vmi.as_object().ok_or(FactsError::NotAnObject)?;
         // `kind`/`apiVersion` are absent on objects some clients hand over; only a wrong value is an
