@@ -55,8 +55,9 @@ pub struct Parsed {
 /// How far the pod-only checks got.
 #[derive(Debug)]
 enum Stage {
-    /// An internal error: admitted unpatched with a warning.
-    Error(String),
+    /// An internal error: admitted without the sidecar, with a warning. `strip`: the object is a
+    /// Pod at CREATE that did not read as one, whose keys of ours (if any) are still removed.
+    Error { error: String, strip: bool },
     /// Decided from the pod alone.
     Skip(SkipReason),
     /// The VM decides; `vmi` is what to look up (none when the pod does not name its VMI fully).
@@ -141,7 +142,10 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
         .or_else(|| string(metadata.and_then(|m| m.get("namespace"))));
     let vmi = || VmiRef::from_pod(&object, namespace.as_deref().unwrap_or_default());
     let stage = match pod_of(request, &object) {
-        Err(error) => Stage::Error(truncated(error)),
+        Err((error, strip)) => Stage::Error {
+            error: truncated(error),
+            strip,
+        },
         Ok(pod) => {
             let port = pod.spec.as_ref().and_then(decide::injected_port).flatten();
             match decide::precheck(pod) {
@@ -181,11 +185,15 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
     };
     let (mut source, mut scrape, mut warnings) = (None, None, Vec::new());
     let (outcome, ops) = match &parsed.stage {
-        Stage::Error(error) => {
+        Stage::Error { error, strip } => {
             warnings.push(format!(
                 "kube-metrics-webhook: {error}; pod admitted without the metrics sidecar"
             ));
-            (Outcome::Error(error.clone()), Vec::new())
+            let ops = match strip {
+                true => ops::mark_operations(object, ops::Marks::default()),
+                false => Vec::new(),
+            };
+            (Outcome::Error(error.clone()), ops)
         }
         Stage::Skip(reason) => skip(*reason),
         Stage::Reinvoked { port, .. } => {
@@ -242,16 +250,18 @@ impl Parsed {
     pub fn vmi_ref(&self) -> Option<&VmiRef> {
         match &self.stage {
             Stage::Candidate { vmi, .. } | Stage::Reinvoked { vmi, .. } => vmi.as_ref(),
-            Stage::Error(_) | Stage::Skip(_) => None,
+            Stage::Error { .. } | Stage::Skip(_) => None,
         }
     }
 }
 
-/// The request's object as a typed pod, or why it is not one we can answer for.
-fn pod_of(request: &Value, object: &Value) -> Result<Pod, String> {
+/// The request's object as a typed pod, or why it is not one we can answer for, and whether it is a
+/// Pod at CREATE all the same (only its typed read failed).
+fn pod_of(request: &Value, object: &Value) -> Result<Pod, (String, bool)> {
+    let not_ours = |error: String| (error, false);
     let operation = request.get("operation").and_then(Value::as_str);
     if operation != Some("CREATE") {
-        return Err(format!("operation {operation:?} is not CREATE"));
+        return Err(not_ours(format!("operation {operation:?} is not CREATE")));
     }
     let kind = request.pointer("/kind/kind").and_then(Value::as_str);
     if kind.is_some_and(|k| k != "Pod")
@@ -260,13 +270,13 @@ fn pod_of(request: &Value, object: &Value) -> Result<Pod, String> {
             .and_then(Value::as_str)
             .is_some_and(|k| k != "Pod")
     {
-        return Err("the object is not a Pod".to_owned());
+        return Err(not_ours("the object is not a Pod".to_owned()));
     }
     if !object.is_object() {
-        return Err("the request has no object".to_owned());
+        return Err(not_ours("the request has no object".to_owned()));
     }
     // Typed, for reading only; the patch is built on `object` itself.
-    Pod::deserialize(object).map_err(|e| format!("the object is not a readable Pod: {e}"))
+    Pod::deserialize(object).map_err(|e| (format!("the object is not a readable Pod: {e}"), true))
 }
 
 /// The serialized answer: always allowed, with the patch when there are operations.

@@ -132,6 +132,38 @@ fn internal_errors_admit_unpatched_with_a_warning() {
     }
 }
 
+/// A Pod at CREATE that does not read as one is admitted without the sidecar, and still loses the
+/// keys of ours it carries; the rest stays.
+#[test]
+fn an_unreadable_pod_loses_a_preset_scrape_label() {
+    let mut review = review_a();
+    let pod = &mut review["request"]["object"];
+    pod["spec"]["containers"] = json!("compute");
+    pod["metadata"]["labels"][pod::SCRAPE] = json!(pod::SCRAPE_DIRECT);
+    let (reviewed, answer) = answer(&review);
+    assert!(matches!(reviewed.outcome, Outcome::Error(_)));
+    let bytes: Vec<u8> =
+        serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
+    let ops: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    assert_eq!(
+        ops,
+        json!([{"op": "remove", "path": "/metadata/labels/kube-metrics-collector.io~1scrape"}])
+    );
+    // Not a Pod, or not a CREATE: nothing at all.
+    for (pointer, value) in [
+        ("/request/kind/kind", json!("Secret")),
+        ("/request/operation", json!("UPDATE")),
+    ] {
+        let mut other = review.clone();
+        if let Some(slot) = other.pointer_mut(pointer) {
+            *slot = value;
+        }
+        let (reviewed, answer) = self::answer(&other);
+        assert!(matches!(reviewed.outcome, Outcome::Error(_)), "{pointer}");
+        assert_eq!(answer["response"].get("patch"), None, "{pointer}");
+    }
+}
+
 #[test]
 fn a_skip_is_annotated_on_the_pod() {
     let mut review = review_a();
