@@ -189,9 +189,10 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
             warnings.push(format!(
                 "kube-metrics-webhook: {error}; pod admitted without the metrics sidecar"
             ));
-            let ops = match strip {
-                true => ops::mark_operations(object, ops::Marks::default()),
-                false => Vec::new(),
+            let ops = if *strip {
+                ops::mark_operations(object, ops::Marks::default())
+            } else {
+                Vec::new()
             };
             (Outcome::Error(error.clone()), ops)
         }
