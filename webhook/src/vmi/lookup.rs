@@ -24,9 +24,9 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 
 /// VMIs per list page. Each page is decoded whole before its VMIs become facts, and what a page
 /// takes stays in the allocator's heap; at ~23 KiB per full VMI (status and cloud-init included)
-/// 50 keep a page near 1 MiB, where kube's default of 500 takes ~12 MiB at a time
-/// (`tests/memory_bench.rs`, debug build: 10,000 VMIs synced at ~45 MiB RSS with 50 per page, ~58 with
-/// 100). 10,000 VMIs are then 200 small requests at start and on a re-list.
+/// 50 keep a page near 1 MiB, where kube's default of 500 takes ~12 MiB at a time. In
+/// `tests/memory_bench.rs` (debug build) 10,000 VMIs synced at ~45 MiB RSS with 50 per page, ~58
+/// with 100. 10,000 VMIs are then 200 small requests at start and on a re-list.
 const LIST_PAGE_SIZE: u32 = 50;
 
 /// Which VMI a pod belongs to.
