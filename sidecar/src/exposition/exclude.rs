@@ -1,6 +1,6 @@
 //! `--exclude`: families, or memory types of one family, an installation does not want.
 //!
-//! A launcher pod exports about 230 series (docs/metrics.md, "Cardinality"); KubeVirt users have
+//! A launcher pod exports about 140 series (docs/metrics.md, "Cardinality"); KubeVirt users have
 //! seen per-VMI series cost Prometheus gigabytes, so each family can be left out at the source.
 
 use kube_metrics_contract::metrics::POD_INFO;

@@ -88,6 +88,23 @@ fn joins_split_anonymous_mappings() {
 }
 
 #[test]
+fn a_neighbour_with_the_same_permissions_is_not_guest_ram() {
+    let smaps = mk_smaps(&[
+        ("7f0000000000-7f0000100000", "", 1024),
+        ("7f0000100000-7f0000101000", "", 4),
+    ]);
+    let memory = GuestMemory {
+        backends: vec![ram("pc.ram", MIB)],
+        ..GuestMemory::default()
+    };
+    let found = resident(smaps.as_bytes(), &memory);
+    assert_eq!(
+        (found.matched, found.resident, found.other),
+        (1, MIB, 4 * KIB)
+    );
+}
+
+#[test]
 fn each_mapping_serves_one_backend() {
     let smaps = mk_smaps(&[("7f0000000000-7f0000100000", "", 1024)]);
     let memory = GuestMemory {
