@@ -61,11 +61,11 @@ fn kube_prometheus_stack_release_label_is_added_and_replaceable() -> Result<()> 
             })
             .collect()
     };
-    ensure!(monitoring_objects(&kps).len() == 4);
+    ensure!(monitoring_objects(kps).len() == 4);
     ensure!(
-        releases(&kps) == BTreeSet::from(["kube-prometheus-stack".to_owned()]),
+        releases(kps) == BTreeSet::from(["kube-prometheus-stack".to_owned()]),
         "{:?}",
-        releases(&kps)
+        releases(kps)
     );
     // Only the monitoring objects get it: no workload selector may change.
     let others = kps
