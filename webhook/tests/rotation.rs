@@ -145,14 +145,14 @@ async fn swapping_the_secret_fails_no_request() {
     }
     let fresh: Vec<_> = progress.iter().step_by(2).cloned().collect();
 
-    // Every client is served the first version before the first swap.
-    let served = |leaf: Vec<u8>| {
-        let fresh = fresh.clone();
-        move || fresh.iter().all(|client| client.last_leaf() == leaf)
+    let served = |clients: &[Arc<Progress>], leaf: Vec<u8>| {
+        let clients = clients.to_vec();
+        move || clients.iter().all(|client| client.last_leaf() == leaf)
     };
+    // Every client, keep-alive ones included, is served the first version before the first swap.
     wait_until(
-        "every fresh client served version 0",
-        served(leaf_der(&bundles[0])),
+        "every client served version 0",
+        served(&progress, leaf_der(&bundles[0])),
     )
     .await;
     for (version, bundle) in bundles.iter().enumerate().skip(1) {
@@ -161,7 +161,7 @@ async fn swapping_the_secret_fails_no_request() {
         wait_for_reloads(&server, "success", version + 1).await;
         wait_until(
             &format!("every fresh client served version {version}"),
-            served(leaf_der(bundle)),
+            served(&fresh, leaf_der(bundle)),
         )
         .await;
     }
