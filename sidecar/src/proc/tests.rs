@@ -231,6 +231,17 @@ fn thread_runtime_stays_while_a_thread_sleeps_and_grows_while_it_runs() {
     );
     go_tx.send(()).unwrap();
     worker.join().unwrap();
+    // `join` returns once the thread has stopped running; the kernel releases its task entry just
+    // after that.
+    let task = format!("/proc/{me}/task/{tid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&task).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{task} still there 5 s after join"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // Gone: the kept fd says so, and so does a fresh open.
     let gone = reader.thread_runtime(me, tid).unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::Vanished);
