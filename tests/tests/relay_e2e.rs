@@ -138,8 +138,12 @@ fn failures_are_contained(
             )
         },
     )?;
-    // Let a couple more scrapes happen in this state.
-    std::thread::sleep(Duration::from_secs(3));
+    // A couple more scrapes in this state, so what follows sees it hold, not a single scrape.
+    let scrapes = || prometheus.value("count_over_time(up{job=\"kmc\"}[1h])");
+    let seen = scrapes()?;
+    wait_for("two more scrapes of the relay", SCRAPE_WAIT, || {
+        Ok((scrapes()? >= seen + 2.0).then_some(()))
+    })?;
     let want: BTreeSet<_> = pods
         .iter()
         .map(Pod::identity)
