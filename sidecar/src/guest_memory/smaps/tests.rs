@@ -1,6 +1,7 @@
 //! Guest RAM in smaps captured from a real QEMU 7.2 (KVM, paused with `-S`), and synthetic cases.
 
 use super::*;
+use crate::guest_memory::tests::ram;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -29,17 +30,6 @@ fn mk_smaps(maps: &[(&str, &str, u64)]) -> String {
         ));
     }
     out
-}
-
-fn ram(id: &str, size: u64) -> Backend {
-    Backend {
-        id: id.into(),
-        kind: BackendKind::Ram,
-        size,
-        hugetlb: false,
-        prealloc: false,
-        mem_path: None,
-    }
 }
 
 #[test]
