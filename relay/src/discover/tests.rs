@@ -8,10 +8,31 @@ fn layout(root: &Path) -> Layout {
         kubelet_root: root.to_owned(),
         volume: "vol".into(),
         socket: "metrics.sock".into(),
+        podinfo_volume: "info".into(),
     }
 }
 
+/// Writes pod `uid`'s downward-API volume as the kubelet does: files in a
+/// timestamped directory, reached through `..data` and one symlink each.
+fn podinfo(root: &Path, uid: &str, scrape: &str) {
+    let dir = podinfo_path(&layout(root), uid);
+    let data = dir.join("..2024_01_01_00_00_00.123456789");
+    fs::create_dir_all(&data).unwrap();
+    let labels = format!("kube-metrics-collector.io/scrape=\"{scrape}\"\n");
+    for (file, value) in [
+        ("uid", uid),
+        ("namespace", "ns"),
+        ("name", uid),
+        ("labels", labels.as_str()),
+    ] {
+        fs::write(data.join(file), value).unwrap();
+        let _ = symlink(format!("..data/{file}"), dir.join(file));
+    }
+    let _ = symlink("..2024_01_01_00_00_00.123456789", dir.join("..data"));
+}
+
 fn volume_dir(root: &Path, uid: &str) -> PathBuf {
+    podinfo(root, uid, "relay");
     let dir = root
         .join("pods")
         .join(uid)
@@ -69,6 +90,13 @@ fn finds_sockets_and_skips_symlinks_and_non_sockets() {
     volume_dir(root, "pod-h");
     // A stray file among the pod directories.
     fs::write(root.join("pods/stray"), "x").unwrap();
+    // A pod Prometheus scrapes directly, and one injected before pods had a uid file.
+    let direct = volume_dir(root, "pod-i");
+    podinfo(root, "pod-i", "direct");
+    let _i = bind_at(root, &direct.join("metrics.sock"));
+    let old = volume_dir(root, "pod-j");
+    fs::remove_file(podinfo_path(&layout(root), "pod-j").join("uid")).unwrap();
+    let _j = bind_at(root, &old.join("metrics.sock"));
 
     let found = discover(&layout(root)).unwrap();
     assert_eq!(
@@ -80,9 +108,16 @@ fn finds_sockets_and_skips_symlinks_and_non_sockets() {
                 ("pod-c", Skipped::Symlink),
                 ("pod-d", Skipped::Symlink),
                 ("pod-e", Skipped::NotSocket),
+                ("pod-j", Skipped::Attest(AttestError::Missing)),
                 ("stray", Skipped::Unreadable),
             ]
         )
+    );
+    assert_eq!(found.direct, vec!["pod-i"]);
+    let a = found.targets.first().unwrap();
+    assert_eq!(
+        (a.identity.namespace.as_str(), a.identity.pod.as_str()),
+        ("ns", "pod-a")
     );
 }
 
@@ -96,7 +131,8 @@ fn connect_path_reaches_the_socket_past_the_sun_path_limit() {
     };
     let path = socket_path(&long, uid);
     assert!(path.as_os_str().len() > 108, "{}", path.display());
-    volume_dir(tmp.path(), uid);
+    podinfo(tmp.path(), uid, "relay");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
     let listener = bind_at(tmp.path(), &path);
     let found = discover(&long).unwrap();
     let target = found.targets.first().unwrap();
