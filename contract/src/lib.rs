@@ -134,6 +134,10 @@ pub mod relay {
     /// through which every projected file is a symlink (`labels -> ..data/labels`).
     pub const DOWNWARD_API_DATA: &str = "..data";
 
+    /// The kubelet's pod log directory, with one entry `<namespace>_<name>_<uid>` per pod: the
+    /// relay's default `--pod-logs-dir`, the DaemonSet's second hostPath.
+    pub const POD_LOGS_DIR: &str = "/var/log/pods";
+
     /// The relay's default TCP port: its default `--listen`, the DaemonSet's containerPort.
     pub const PORT: u16 = 48081;
     /// Name of the relay's containerPort in the DaemonSet, selected by the relay PodMonitor.

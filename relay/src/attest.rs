@@ -1,13 +1,18 @@
-//! Who owns a socket, as the kubelet says: the pod's downward-API volume
+//! Who owns a socket, as the kubelet says: the pod's log directory names its
+//! namespace and name (`logs`), and its downward-API volume
 //! `<root>/pods/<uid>/volumes/kubernetes.io~downward-api/<volume>/`, in which
-//! the webhook projects the pod's `uid`, `namespace`, `name` and `labels`.
-//! Blocking file I/O; callers run it off the async workers.
+//! the webhook projects the pod's `labels`, `uid`, `namespace` and `name`,
+//! says whether the webhook sent it to the relay. Blocking file I/O; callers
+//! run it off the async workers.
 //!
 //! The collector's own `kubevirt_pod_infra_pod_info` is whatever the process
-//! behind the socket chooses to write; these files are what the API server
-//! holds for the pod that owns the directory. The kubelet writes them through
-//! symlinks (`labels -> ..data/labels`, `..data -> ..2024_01_01_...`); the
-//! walk follows exactly those two shapes and nothing that leaves the volume.
+//! behind the socket chooses to write. The volume's files are written by the
+//! kubelet, but which field each holds is the pod spec's choice, and a tenant
+//! writes its pods' specs: a file called `namespace` may hold an annotation.
+//! So the names come from the log directory, and the volume's uid, namespace
+//! and name, where present, must agree with it. The kubelet writes the files
+//! through symlinks (`labels -> ..data/labels`, `..data -> ..2024_01_01_...`);
+//! the walk follows exactly those two shapes and nothing that leaves the volume.
 
 use std::os::fd::OwnedFd;
 
@@ -45,10 +50,13 @@ pub enum Route {
 /// Why a pod's socket cannot be attributed to anyone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AttestError {
-    /// No volume, or no uid, namespace or name in it (pods injected by an
-    /// older webhook have labels only).
+    /// No log directory for the pod's uid, or no downward-API volume.
     #[error("no attested identity")]
     Missing,
+    /// The volume's namespace or name is not the one the kubelet's log
+    /// directory gives: the pod's spec projects something else under that name.
+    #[error("projected identity differs from the kubelet's")]
+    Mismatch,
     /// A symlink that leaves the volume, a file that is not regular, too
     /// large or not UTF-8.
     #[error("attestation files are not what the kubelet writes")]
@@ -79,6 +87,7 @@ impl AttestError {
     pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "no_attested_identity",
+            Self::Mismatch => "attestation_mismatch",
             Self::Unsafe => "attestation_unsafe",
             Self::UidMismatch => "uid_mismatch",
             Self::NotRelay => "not_relay",
@@ -124,20 +133,28 @@ fn unquote(quoted: &str) -> Option<String> {
     Some(out)
 }
 
-/// Decides what to do with the socket of the pod in directory `dir_uid`.
-pub fn decide(dir_uid: &str, projected: &Projected) -> Result<Route, AttestError> {
+/// Decides what to do with the socket of the pod in directory `dir_uid`,
+/// whose log directory names it `logged`. The volume's uid, namespace and
+/// name are optional (pods injected before the webhook projected them have
+/// labels only) but must agree when present.
+pub fn decide(
+    dir_uid: &str,
+    projected: &Projected,
+    logged: Option<&Identity>,
+) -> Result<Route, AttestError> {
     fn non_empty(v: &Option<String>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|v| !v.is_empty())
     }
-    let (Some(uid), Some(namespace), Some(name)) = (
-        non_empty(&projected.uid),
-        non_empty(&projected.namespace),
-        non_empty(&projected.name),
-    ) else {
+    let Some(logged) = logged else {
         return Err(AttestError::Missing);
     };
-    if uid != dir_uid {
+    if non_empty(&projected.uid).is_some_and(|uid| uid != dir_uid) {
         return Err(AttestError::UidMismatch);
+    }
+    let namespace = non_empty(&projected.namespace);
+    let name = non_empty(&projected.name);
+    if namespace.is_some_and(|ns| ns != logged.namespace) || name.is_some_and(|n| n != logged.pod) {
+        return Err(AttestError::Mismatch);
     }
     match projected
         .labels
@@ -145,10 +162,7 @@ pub fn decide(dir_uid: &str, projected: &Projected) -> Result<Route, AttestError
         .and_then(scrape_label)
         .as_deref()
     {
-        Some(SCRAPE_RELAY) => Ok(Route::Relay(Identity {
-            namespace: namespace.to_owned(),
-            pod: name.to_owned(),
-        })),
+        Some(SCRAPE_RELAY) => Ok(Route::Relay(logged.clone())),
         Some(SCRAPE_DIRECT) => Ok(Route::Direct),
         _ => Err(AttestError::NotRelay),
     }

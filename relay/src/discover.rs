@@ -18,7 +18,10 @@ use kube_metrics_contract::relay::{DOWNWARD_API_DIR, EMPTY_DIR, PODS_DIR, VOLUME
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
+use std::collections::HashMap;
+
 use crate::attest::{self, AttestError, Route};
+use crate::logs;
 use crate::merge::Identity;
 
 /// Where the collectors' sockets are.
@@ -31,6 +34,8 @@ pub struct Layout {
     pub socket: String,
     /// Name of the webhook's downward-API volume in the pod.
     pub podinfo_volume: String,
+    /// The kubelet's pod log directory, whose entries name each pod uid's namespace and name.
+    pub pod_logs: PathBuf,
 }
 
 /// A collector socket found under the kubelet root, held open.
@@ -114,6 +119,11 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
     .map_err(error)?;
     let pods =
         rustix::fs::openat(&root_fd, PODS_DIR, dir_flags(false), Mode::empty()).map_err(error)?;
+    let logged = logs::read(&layout.pod_logs).unwrap_or_else(|error| {
+        // Every pod is then left out as unattested, and counted so.
+        tracing::warn!(%error, path = %layout.pod_logs.display(), "Cannot list pod log directories");
+        HashMap::new()
+    });
     let mut discovery = Discovery::default();
     for entry in Dir::read_from(&pods).map_err(error)? {
         let entry = match entry {
@@ -127,7 +137,7 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
             continue;
         };
         let found = find_socket(&pods, uid, layout).and_then(|socket| match socket {
-            Some(socket) => route(&pods, uid, layout).map(|route| Some((socket, route))),
+            Some(socket) => route(&pods, uid, layout, logged.get(uid)).map(|r| Some((socket, r))),
             None => Ok(None),
         });
         match found {
@@ -147,8 +157,13 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
     Ok(discovery)
 }
 
-/// Reads pod `uid`'s downward-API volume and decides from it alone.
-fn route(pods: &OwnedFd, uid: &str, layout: &Layout) -> Result<Route, Skipped> {
+/// Reads pod `uid`'s downward-API volume and decides with the kubelet's names for it.
+fn route(
+    pods: &OwnedFd,
+    uid: &str,
+    layout: &Layout,
+    logged: Option<&Identity>,
+) -> Result<Route, Skipped> {
     let missing = Skipped::Attest(AttestError::Missing);
     let mut dir = open_dir(pods, uid)?.ok_or(missing)?;
     for name in [VOLUMES_DIR, DOWNWARD_API_DIR] {
@@ -166,7 +181,7 @@ fn route(pods: &OwnedFd, uid: &str, layout: &Layout) -> Result<Route, Skipped> {
         Err(_) => return Err(Skipped::Attest(AttestError::Unsafe)),
     };
     let projected = attest::read(&volume).map_err(Skipped::Attest)?;
-    attest::decide(uid, &projected).map_err(Skipped::Attest)
+    attest::decide(uid, &projected, logged).map_err(Skipped::Attest)
 }
 
 /// Directory entries that can be a pod uid: not `.`/`..`, valid UTF-8.

@@ -2,14 +2,14 @@
 //! belongs to the VM (docs/design.md, docs/kubevirt.md §4).
 //!
 //! At each scrape of its `/metrics` it finds the collectors' Unix sockets under
-//! the kubelet root, keeps those of pods whose downward-API volume (written by
-//! the kubelet) names them and labels them `scrape=relay`, fetches them all
-//! concurrently with a per-target timeout and body cap, and serves one
-//! exposition in which each series carries the `namespace` and `pod` the
-//! kubelet attests. It needs read access to the kubelet root and write access
-//! to the sockets only: no hostPID, no hostNetwork, no writes to the host. It
-//! follows no symlink below the kubelet root, except the kubelet's own inside a
-//! downward-API volume (`attest`).
+//! the kubelet root, keeps those of pods whose downward-API volume labels them
+//! `scrape=relay`, fetches them all concurrently with a per-target timeout and
+//! body cap, and serves one exposition in which each series carries the
+//! `namespace` and `pod` the kubelet's pod log directory gives for that uid
+//! (`attest`, `logs`). It needs read access to the kubelet root and the names
+//! in the pod log directory, and write access to the sockets only: no hostPID,
+//! no hostNetwork, no writes to the host. It follows no symlink below the
+//! kubelet root, except the kubelet's own inside a downward-API volume.
 //!
 //! The collector must still state the same identity in its
 //! `kubevirt_pod_infra_pod_info`; a socket that says otherwise, or nothing, is
@@ -21,6 +21,7 @@ pub mod attest;
 
 pub mod discover;
 pub mod gather;
+pub mod logs;
 pub mod merge;
 pub mod parse;
 pub mod scrape;
@@ -88,6 +89,14 @@ pub struct RelayArgs {
         default_value = sidecar::PODINFO_VOLUME
     )]
     podinfo_volume: String,
+
+    /// The kubelet's pod log directory (mounted read-only; only its entries' names are read).
+    #[arg(
+        long,
+        env = "KMC_RELAY_POD_LOGS_DIR",
+        default_value = relay::POD_LOGS_DIR
+    )]
+    pod_logs_dir: PathBuf,
 }
 
 /// Validated relay settings.
@@ -118,6 +127,7 @@ impl RelayArgs {
             socket_volume,
             socket_name,
             podinfo_volume,
+            pod_logs_dir,
         } = self;
         if timeout_ms == 0 {
             return Err(RelayArgsError::ZeroTimeout);
@@ -132,6 +142,7 @@ impl RelayArgs {
                 volume,
                 socket,
                 podinfo_volume,
+                pod_logs: pod_logs_dir,
             },
             limits: Limits {
                 timeout: Duration::from_millis(timeout_ms),
@@ -202,6 +213,7 @@ mod tests {
         assert_eq!(config.layout.volume, sidecar::SOCKET_VOLUME);
         assert_eq!(config.layout.socket, sidecar::SOCKET_NAME);
         assert_eq!(config.layout.podinfo_volume, sidecar::PODINFO_VOLUME);
+        assert_eq!(config.layout.pod_logs, PathBuf::from(relay::POD_LOGS_DIR));
         assert_eq!(config.limits.timeout, Duration::from_secs(2));
     }
 

@@ -10,7 +10,7 @@ use super::merge::{DropCounts, Dropped};
 
 /// Every `reason` the failure counter can carry, exported from the start at 0
 /// so that `rate()` and `increase()` see the first failure.
-pub const FAILURE_REASONS: [&str; 22] = [
+pub const FAILURE_REASONS: [&str; 23] = [
     "discovery",
     "symlink",
     "not_socket",
@@ -26,6 +26,7 @@ pub const FAILURE_REASONS: [&str; 22] = [
     "ambiguous_identity",
     "duplicate_identity",
     "no_attested_identity",
+    "attestation_mismatch",
     "attestation_unsafe",
     "uid_mismatch",
     "not_relay",

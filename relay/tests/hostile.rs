@@ -98,7 +98,8 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
         exposition("ns-a", "victim-a"),
         Duration::ZERO,
     );
-    // 5: injected by an older webhook: labels, but no uid, namespace or name.
+    // 5: injected by an older webhook: labels, but no uid, namespace or name. Not hostile: its
+    // identity comes from its log directory, and it is relayed.
     let old = Projected {
         uid: None,
         ..Projected::relay(&uid(5), "ns-old", "old")
@@ -169,6 +170,17 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
         12,
         format!("{}broken{{ 1\n", exposition("evil", "evil-12")),
     );
+    // 13: its spec projects annotations as `namespace` and `name`: victim a's.
+    let forged_files = Projected {
+        real: Some(("evil".into(), "evil-13".into())),
+        ..Projected::relay(&uid(13), "ns-a", "victim-a")
+    };
+    project(root, &uid(13), &forged_files);
+    serve_text(
+        bind(root, &uid(13)),
+        exposition("ns-a", "victim-a"),
+        Duration::ZERO,
+    );
     // The victims, after every hostile pod in uid order.
     healthy(root, 20, "ns-a", "victim-a");
     healthy(root, 21, "ns-b", "victim-b");
@@ -183,7 +195,12 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
     for (ns, pod) in [("ns-a", "victim-a"), ("ns-b", "victim-b")] {
         assert_eq!(lines_of(&text, ns, pod), forwarded(ns, pod), "{text}");
     }
-    // Pod 8 keeps exactly its own real series; the others send nothing.
+    // Pod 8 keeps exactly its own real series, so does the old pod; the others send nothing.
+    assert_eq!(
+        lines_of(&text, "ns-old", "old"),
+        forwarded("ns-old", "old"),
+        "{text}"
+    );
     assert_eq!(
         lines_of(&text, "evil", "evil-8"),
         forwarded("evil", "evil-8"),
@@ -193,7 +210,7 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("kube_metrics_collector_relay_"))
         .collect();
-    assert_eq!(collectors.len(), 9, "{text}");
+    assert_eq!(collectors.len(), 12, "{text}");
     for absent in [
         "up",
         "ALERTS",
@@ -219,7 +236,8 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
         ("type_conflict", 1),
         ("untyped", 1),
         ("identity_mismatch", 1),
-        ("no_attested_identity", 2),
+        ("no_attested_identity", 1),
+        ("attestation_mismatch", 1),
         ("attestation_unsafe", 2),
         ("too_large", 1),
         ("uid_mismatch", 1),
@@ -232,8 +250,8 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
         assert_eq!(dropped(&text, reason), Some(n), "{reason}\n{text}");
     }
     assert_eq!(targets(&text, "skipped_direct"), Some(1));
-    assert_eq!(targets(&text, "ok"), Some(3));
-    // 1, 2, 3, 12 (merge), 9 (fetch), 4-7, 11 (attestation)
+    assert_eq!(targets(&text, "ok"), Some(4));
+    // 1, 2, 3, 12 (merge), 9 (fetch), 4, 6, 7, 11, 13 (attestation)
     assert_eq!(targets(&text, "failed"), Some(10));
 
     // The 100 MB answer was cut at the cap: what the server wrote is the cap plus what the
@@ -247,10 +265,11 @@ async fn hostile_pods_cannot_touch_the_victims_series_and_are_counted() {
 }
 
 #[tokio::test]
-async fn pods_injected_before_the_upgrade_are_counted_until_restarted() {
+async fn pods_without_a_log_directory_or_injected_before_the_upgrade() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     std::fs::create_dir_all(root.join("pods")).unwrap();
+    // Injected before the webhook projected uid, namespace and name: relayed by its log directory.
     let old = Projected {
         uid: None,
         ..Projected::relay(&uid(1), "ns-old", "old")
@@ -261,17 +280,16 @@ async fn pods_injected_before_the_upgrade_are_counted_until_restarted() {
         exposition("ns-old", "old"),
         Duration::ZERO,
     );
+    // No log directory: the kubelet names it nowhere.
+    healthy(root, 2, "ns-b", "unlogged");
+    std::fs::remove_dir(root.join("logs").join(format!("ns-b_unlogged_{}", uid(2)))).unwrap();
     let relay = common::relay(root, TIMEOUT);
     let text = relay.scrape().await;
-    assert!(lines_of(&text, "ns-old", "old").is_empty(), "{text}");
-    assert_eq!(failures(&text, "no_attested_identity"), Some(1));
-
-    // Restarted: the new pod has a new uid and the webhook's current volume.
-    std::fs::remove_dir_all(root.join("pods").join(uid(1))).unwrap();
-    healthy(root, 2, "ns-old", "old-restarted");
-    let text = relay.scrape().await;
     assert_eq!(
-        lines_of(&text, "ns-old", "old-restarted"),
-        forwarded("ns-old", "old-restarted")
+        lines_of(&text, "ns-old", "old"),
+        forwarded("ns-old", "old"),
+        "{text}"
     );
+    assert!(lines_of(&text, "ns-b", "unlogged").is_empty(), "{text}");
+    assert_eq!(failures(&text, "no_attested_identity"), Some(1));
 }

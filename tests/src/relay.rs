@@ -31,6 +31,8 @@ pub struct Podinfo {
     pub name: String,
     /// The value of `kube-metrics-collector.io/scrape` in the pod's labels, as the webhook set it.
     pub scrape: String,
+    /// The pod's real namespace and name, for its log directory, when the files say otherwise.
+    pub real: Option<(String, String)>,
 }
 
 /// A relay serving on a free loopback port.
@@ -47,7 +49,13 @@ impl Kubelet {
     pub fn new(prefix: &str) -> Result<Self> {
         let root = tempfile::Builder::new().prefix(prefix).tempdir()?;
         std::fs::create_dir(root.path().join("pods"))?;
+        std::fs::create_dir(root.path().join("logs"))?;
         Ok(Self { root })
+    }
+
+    /// The kubelet's pod log directory (`/var/log/pods` on a node), here beside `pods`.
+    pub fn pod_logs(&self) -> PathBuf {
+        self.root().join("logs")
     }
 
     pub fn root(&self) -> &Path {
@@ -74,7 +82,9 @@ impl Kubelet {
     /// Writes pod `uid`'s downward-API volume where the kubelet shows it,
     /// `<root>/pods/<uid>/volumes/kubernetes.io~downward-api/<volume>/`, as its atomic writer
     /// does: the files in a timestamped directory, `..data` pointing at that, and each file a
-    /// symlink `<file> -> ..data/<file>`. Returns the volume directory.
+    /// symlink `<file> -> ..data/<file>`; and the pod's log directory
+    /// `<namespace>_<name>_<uid>`, from which the relay takes its names. Returns the volume
+    /// directory.
     pub fn project(&self, uid: &str, podinfo: &Podinfo) -> Result<PathBuf> {
         let dir = self
             .root()
@@ -93,6 +103,12 @@ impl Kubelet {
             )?;
         }
         symlink(DATA_DIR, dir.join(relay::DOWNWARD_API_DATA))?;
+        let (namespace, name) = podinfo
+            .real
+            .clone()
+            .unwrap_or_else(|| (podinfo.namespace.clone(), podinfo.name.clone()));
+        let logs = format!("{namespace}_{name}_{uid}");
+        std::fs::create_dir_all(self.pod_logs().join(logs))?;
         Ok(dir)
     }
 
@@ -116,6 +132,7 @@ impl Podinfo {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             scrape: pod::SCRAPE_RELAY.to_owned(),
+            real: None,
         }
     }
 
@@ -124,6 +141,17 @@ impl Podinfo {
         Self {
             scrape: pod::SCRAPE_DIRECT.to_owned(),
             ..Self::relay(uid, namespace, name)
+        }
+    }
+
+    /// The same pod, its spec projecting `namespace` and `name` files from annotations that say
+    /// `namespace`/`name`: what a tenant can write in its own pod's spec.
+    pub fn claiming(self, namespace: &str, name: &str) -> Self {
+        Self {
+            real: Some((self.namespace.clone(), self.name.clone())),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            ..self
         }
     }
 
@@ -178,6 +206,8 @@ impl Relay {
             .arg(addr.to_string())
             .arg("--kubelet-root")
             .arg(kubelet.root())
+            .arg("--pod-logs-dir")
+            .arg(kubelet.pod_logs())
             .args(extra);
         let mut guard = Guarded::spawn("relay", command, kubelet.root())?;
         guard.wait_until_ok(&Endpoint::Tcp(addr), "/healthz", START_TIMEOUT)?;
@@ -249,5 +279,6 @@ mod tests {
             )
             .unwrap();
         assert!(!old.join("uid").exists() && old.join("labels").exists());
+        assert!(kubelet.pod_logs().join("ns_pod_uid-0").is_dir());
     }
 }

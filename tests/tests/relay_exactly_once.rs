@@ -3,15 +3,16 @@
 //! and the node relay with `honor_labels: true`. On the node: a direct pod (whose socket the relay
 //! also finds), a relay pod, a pod whose tenant labelled it `scrape: direct` but that the webhook
 //! sent to the relay (its attested labels file is what the webhook wrote: `relay`), a pod injected
-//! before the upgrade (no uid, namespace or name files), and a pod whose collector claims to be the
-//! relay pod. Checked through the Prometheus API: exactly one series per pod that should be
-//! scraped, none for the others, and the relay's counters say why.
+//! before the upgrade (no uid, namespace or name files: named by its log directory), a pod whose
+//! collector claims to be the relay pod, and a pod whose own spec projects the relay pod's
+//! namespace and name into its downward-API files. Checked through the Prometheus API: exactly one
+//! series per pod that should be scraped, none for the others, and the relay's counters say why.
 
 use anyhow::{Result, ensure};
 use e2e::pod::{FakePod, PodInfo};
 use e2e::prometheus::{Prometheus, SCRAPE_INTERVAL};
 use e2e::relay::{self, Kubelet, Podinfo, Relay};
-use e2e::{Guarded, collector, launcher, wait_for};
+use e2e::{Guarded, collector, http, launcher, wait_for};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -36,8 +37,20 @@ fn every_pod_is_scraped_exactly_once_across_both_paths() {
     let relay = Relay::start(&kubelet, &[]).unwrap();
     let prometheus = start_prometheus(node.direct_addr, relay.addr).unwrap();
     if let Err(error) = check(&prometheus) {
+        let own: String = http::get(relay.addr, "/metrics", &[])
+            .map(|r| r.text())
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.starts_with("kube_metrics_collector_relay_"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let tree = std::process::Command::new("find")
+            .arg(kubelet.root())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
         panic!(
-            "{error:#}\n--- relay log:\n{}\n--- prometheus log:\n{}",
+            "{error:#}\n--- kubelet tree:\n{tree}--- relay's own metrics:\n{own}--- relay log:\n{}\n--- prometheus log:\n{}",
             relay.log(),
             prometheus.log()
         );
@@ -75,6 +88,15 @@ fn start_pods(kubelet: &Kubelet) -> Result<Node> {
         kubelet,
         &uid,
         ("ns-evil", "evil-pod"),
+        ("ns-relay", "relay-pod"),
+    )?);
+    // A tenant's pod whose spec also projects the relay pod's names as `namespace` and `name`.
+    let uid = relay::pod_uid(6);
+    let forged = Podinfo::relay(&uid, "ns-evil", "evil-pod-2").claiming("ns-relay", "relay-pod");
+    running.push(socket_pod_with(
+        kubelet,
+        &uid,
+        &forged,
         ("ns-relay", "relay-pod"),
     )?);
     Ok(Node {
@@ -145,6 +167,7 @@ fn check(prometheus: &Prometheus) -> Result<()> {
         (collector::POD_NAMESPACE, collector::POD_NAME),
         ("ns-relay", "relay-pod"),
         ("ns-tenant", "tenant-pod"),
+        ("ns-old", "old-pod"),
     ]
     .into_iter()
     .map(|(ns, pod)| ((ns.to_owned(), pod.to_owned()), 1.0))
@@ -177,7 +200,6 @@ fn check(prometheus: &Prometheus) -> Result<()> {
         .query("count by (namespace, pod) (kubevirt_pod_infra_processes{process=\"qemu\"}) == 1")?;
     ensure!(once.len() == want.len(), "exactly once: {once:?}");
     for absent in [
-        "{namespace=\"ns-old\"}",
         "{namespace=\"ns-evil\"}",
         "{__name__=~\"kubevirt_.*\",job=\"kube-metrics-collector-relay\",pod=\"virt-launcher-e2e-abcde\"}",
         "{__name__=~\"kubevirt_.*\",namespace=\"kube-metrics-collector\"}",
@@ -186,7 +208,7 @@ fn check(prometheus: &Prometheus) -> Result<()> {
         ensure!(found.is_empty(), "{absent}: {found:?}");
     }
     for (expr, want) in [
-        ("kube_metrics_collector_relay_targets{state=\"ok\"}", 2.0),
+        ("kube_metrics_collector_relay_targets{state=\"ok\"}", 3.0),
         (
             "kube_metrics_collector_relay_targets{state=\"skipped_direct\"}",
             1.0,
@@ -199,7 +221,7 @@ fn check(prometheus: &Prometheus) -> Result<()> {
         let value = prometheus.value(expr)?;
         ensure!(value == want, "{expr} = {value}, want {want}");
     }
-    for reason in ["no_attested_identity", "identity_mismatch"] {
+    for reason in ["attestation_mismatch", "identity_mismatch"] {
         let expr =
             format!("kube_metrics_collector_relay_target_failures_total{{reason=\"{reason}\"}}");
         ensure!(prometheus.value(&expr)? >= 1.0, "{expr} did not count");

@@ -236,6 +236,7 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let layout = Layout {
         kubelet_root: root.path().to_owned(),
+        pod_logs: root.path().join("logs"),
         ..layout
     };
     let path = root.path().join(&in_root);
@@ -260,6 +261,14 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
     for (path, text) in projected(&patched) {
         std::fs::write(podinfo_dir.join(path), text).unwrap_or_else(|e| panic!("{e}"));
     }
+    // The kubelet's log directory names the pod: `<namespace>_<name>_<uid>`.
+    let namespace = patched.pod["metadata"]["namespace"]
+        .as_str()
+        .expect("a namespace");
+    let logs = layout
+        .pod_logs
+        .join(format!("{namespace}_{POD_NAME}_{POD_UID}"));
+    std::fs::create_dir_all(logs).unwrap_or_else(|e| panic!("{e}"));
     let found = discover::discover(&layout).unwrap_or_else(|e| panic!("{e}"));
     let scrape = &patched.pod["metadata"]["labels"][kube_metrics_contract::pod::SCRAPE];
     let targets: Vec<(&str, &str, &str)> = found
@@ -270,9 +279,6 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
             (t.pod_uid.as_str(), id.namespace.as_str(), id.pod.as_str())
         })
         .collect();
-    let namespace = patched.pod["metadata"]["namespace"]
-        .as_str()
-        .expect("a namespace");
     if scrape == kube_metrics_contract::pod::SCRAPE_RELAY {
         assert_eq!(targets, vec![(POD_UID, namespace, POD_NAME)]);
     } else {

@@ -61,47 +61,73 @@ fn table_of_scrape_labels() {
 fn table_of_decisions() {
     let relay = "kube-metrics-collector.io/scrape=\"relay\"\n";
     let direct = "kube-metrics-collector.io/scrape=\"direct\"\n";
-    let id = |ns: &str, pod: &str| {
-        Ok(Route::Relay(Identity {
-            namespace: ns.into(),
-            pod: pod.into(),
-        }))
+    let logged = Identity {
+        namespace: "ns".into(),
+        pod: "p".into(),
     };
-    for (dir, p, want) in [
-        ("u1", projected("u1", "ns", "p", relay), id("ns", "p")),
-        ("u1", projected("u1\n", "ns", "p", relay), id("ns", "p")),
-        ("u1", projected("u1", "ns", "p", direct), Ok(Route::Direct)),
+    let relayed = Ok(Route::Relay(logged.clone()));
+    let old = Projected {
+        labels: Some(relay.into()),
+        ..Projected::default()
+    };
+    for (case, p, log, want) in [
         (
-            "u1",
+            "all agree",
+            projected("u1", "ns", "p", relay),
+            true,
+            relayed.clone(),
+        ),
+        (
+            "trailing newline",
+            projected("u1\n", "ns\n", "p", relay),
+            true,
+            relayed.clone(),
+        ),
+        ("before the upgrade", old.clone(), true, relayed.clone()),
+        (
+            "direct",
+            projected("u1", "ns", "p", direct),
+            true,
+            Ok(Route::Direct),
+        ),
+        (
+            "another uid",
             projected("u2", "ns", "p", relay),
+            true,
             Err(AttestError::UidMismatch),
         ),
         (
-            "u1",
-            projected("", "ns", "p", relay),
+            "forged namespace",
+            projected("u1", "victim", "p", relay),
+            true,
+            Err(AttestError::Mismatch),
+        ),
+        (
+            "forged name",
+            projected("u1", "ns", "victim", relay),
+            true,
+            Err(AttestError::Mismatch),
+        ),
+        (
+            "no log directory",
+            projected("u1", "ns", "p", relay),
+            false,
             Err(AttestError::Missing),
         ),
         (
-            "u1",
-            projected("u1", "", "p", relay),
-            Err(AttestError::Missing),
-        ),
-        (
-            "u1",
-            projected("u1", "ns", " ", relay),
-            Err(AttestError::Missing),
-        ),
-        (
-            "u1",
+            "no labels",
             projected("u1", "ns", "p", ""),
+            true,
             Err(AttestError::NotRelay),
         ),
         (
-            "u1",
+            "no scrape label",
             projected("u1", "ns", "p", "a=\"b\""),
+            true,
             Err(AttestError::NotRelay),
         ),
     ] {
-        assert_eq!(decide(dir, &p), want, "{dir} {p:?}");
+        let log = log.then_some(&logged);
+        assert_eq!(decide("u1", &p, log), want, "{case}");
     }
 }

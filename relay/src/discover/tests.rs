@@ -9,6 +9,7 @@ fn layout(root: &Path) -> Layout {
         volume: "vol".into(),
         socket: "metrics.sock".into(),
         podinfo_volume: "info".into(),
+        pod_logs: root.join("logs"),
     }
 }
 
@@ -29,6 +30,7 @@ fn podinfo(root: &Path, uid: &str, scrape: &str) {
         let _ = symlink(format!("..data/{file}"), dir.join(file));
     }
     let _ = symlink("..2024_01_01_00_00_00.123456789", dir.join("..data"));
+    let _ = fs::create_dir_all(root.join("logs").join(format!("ns_{uid}_{uid}")));
 }
 
 fn volume_dir(root: &Path, uid: &str) -> PathBuf {
@@ -90,25 +92,29 @@ fn finds_sockets_and_skips_symlinks_and_non_sockets() {
     volume_dir(root, "pod-h");
     // A stray file among the pod directories.
     fs::write(root.join("pods/stray"), "x").unwrap();
-    // A pod Prometheus scrapes directly, and one injected before pods had a uid file.
+    // A pod Prometheus scrapes directly, one injected before pods had a uid file, and one
+    // without a log directory.
     let direct = volume_dir(root, "pod-i");
     podinfo(root, "pod-i", "direct");
     let _i = bind_at(root, &direct.join("metrics.sock"));
     let old = volume_dir(root, "pod-j");
     fs::remove_file(podinfo_path(&layout(root), "pod-j").join("uid")).unwrap();
     let _j = bind_at(root, &old.join("metrics.sock"));
+    let unlogged = volume_dir(root, "pod-k");
+    fs::remove_dir(root.join("logs/ns_pod-k_pod-k")).unwrap();
+    let _k = bind_at(root, &unlogged.join("metrics.sock"));
 
     let found = discover(&layout(root)).unwrap();
     assert_eq!(
         summary(&found),
         (
-            vec!["pod-a"],
+            vec!["pod-a", "pod-j"],
             vec![
                 ("pod-b", Skipped::Symlink),
                 ("pod-c", Skipped::Symlink),
                 ("pod-d", Skipped::Symlink),
                 ("pod-e", Skipped::NotSocket),
-                ("pod-j", Skipped::Attest(AttestError::Missing)),
+                ("pod-k", Skipped::Attest(AttestError::Missing)),
                 ("stray", Skipped::Unreadable),
             ]
         )

@@ -29,6 +29,7 @@ pub fn layout(root: &Path) -> Layout {
         volume: SOCKET_VOLUME.into(),
         socket: SOCKET_NAME.into(),
         podinfo_volume: PODINFO_VOLUME.into(),
+        pod_logs: root.join("logs"),
     }
 }
 
@@ -61,9 +62,12 @@ pub fn bind(root: &Path, uid: &str) -> UnixListener {
 #[derive(Clone, Debug)]
 pub struct Projected {
     pub uid: Option<String>,
+    /// What the volume's `namespace` and `name` files hold.
     pub namespace: String,
     pub name: String,
     pub scrape: String,
+    /// The pod's real namespace and name, for its log directory; None: the files' values.
+    pub real: Option<(String, String)>,
 }
 
 impl Projected {
@@ -73,6 +77,7 @@ impl Projected {
             namespace: namespace.into(),
             name: name.into(),
             scrape: "relay".into(),
+            real: None,
         }
     }
 
@@ -87,7 +92,8 @@ impl Projected {
 
 /// Writes pod `uid`'s downward-API volume as the kubelet's atomic writer does: the files in a
 /// timestamped directory, `..data` pointing at it, and each file a symlink through `..data`.
-/// Without a uid (pods injected by an older webhook) only the older files are written.
+/// Without a uid (pods injected by an older webhook) only the older files are written. Also
+/// makes the pod's log directory, `<root>/logs/<namespace>_<name>_<uid>`.
 pub fn project(root: &Path, uid: &str, projected: &Projected) -> PathBuf {
     let dir = discover::podinfo_path(&layout(root), uid);
     let data = dir.join(DATA_DIR);
@@ -111,7 +117,18 @@ pub fn project(root: &Path, uid: &str, projected: &Projected) -> PathBuf {
         symlink(format!("..data/{file}"), dir.join(file)).unwrap();
     }
     symlink(DATA_DIR, dir.join("..data")).unwrap();
+    let (namespace, name) = projected
+        .real
+        .clone()
+        .unwrap_or((projected.namespace.clone(), projected.name.clone()));
+    log_dir(root, &namespace, &name, uid);
     dir
+}
+
+/// The kubelet's log directory of pod `namespace/name` with `uid`.
+pub fn log_dir(root: &Path, namespace: &str, name: &str, uid: &str) {
+    let dir = root.join("logs").join(format!("{namespace}_{name}_{uid}"));
+    std::fs::create_dir_all(dir).unwrap();
 }
 
 /// What a collector of pod `pod` in `ns` serves: pod_info, one gauge, one counter.
