@@ -16,6 +16,7 @@ use kube_metrics_exposition::{Format, Kind, Line, Writer};
 use super::parse::{Family, Parsed, Sample};
 pub use identity::identity;
 use seen::{Seen, Span};
+use vet::{check_identity, family_kind, vet};
 
 /// Families under this prefix are the relay's own; a target may not send them.
 pub const RESERVED_PREFIX: &str = "kube_metrics_collector_relay_";
@@ -232,50 +233,6 @@ pub fn merge<S: AsRef<str>>(targets: &[(Identity, S)]) -> Merged {
     }
 }
 
-/// The target must state exactly the identity the kubelet attests, and be
-/// the first to be served under it in this scrape.
-fn check_identity(
-    attested: &Identity,
-    text: &str,
-    served: &HashSet<&Identity>,
-) -> Result<(), Rejected> {
-    if identity(text)? != *attested {
-        return Err(Rejected::IdentityMismatch);
-    }
-    if served.contains(attested) {
-        return Err(Rejected::DuplicateIdentity);
-    }
-    Ok(())
-}
-
-/// Rejects a target with a malformed line, or with one of the collector's
-/// families untyped or of another type; counts the lines at fault.
-fn vet(target: &Parsed<'_>, dropped: &mut DropCounts) -> Result<(), Rejected> {
-    if target.malformed > 0 {
-        dropped.add(Dropped::Malformed, target.malformed);
-        return Err(Rejected::Malformed);
-    }
-    let mut verdict = Ok(());
-    for family in &target.families {
-        let Some(want) = family_kind(&family.name) else {
-            continue;
-        };
-        let fault = match family.kind {
-            Some(kind) if kind == want => continue,
-            None | Some(Kind::Untyped) => Rejected::Untyped,
-            Some(_) => Rejected::TypeConflict,
-        };
-        dropped.add(Dropped::TypeConflict, family.samples.len() as u64);
-        verdict = verdict.and(Err(fault));
-    }
-    verdict
-}
-
-/// The collector's declared type of family `name`, if it is one of its families.
-fn family_kind(name: &str) -> Option<Kind> {
-    metrics::family_type(name).and_then(Kind::from_text)
-}
-
 /// Where accepted families go.
 struct Out<'s> {
     slots: &'s mut Vec<Slot>,
@@ -397,6 +354,7 @@ fn render(slots: &[Slot]) -> String {
 
 mod identity;
 mod seen;
+mod vet;
 
 #[cfg(test)]
 mod tests;
