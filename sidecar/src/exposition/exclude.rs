@@ -92,6 +92,29 @@ impl Exclusions {
 mod tests {
     use super::*;
 
+    /// The relay forwards exactly the contract's families with the contract's types: the list
+    /// here and what the collector declares must both agree with it.
+    #[test]
+    fn families_and_their_types_match_the_contract() {
+        let names: Vec<&str> = kube_metrics_contract::metrics::FAMILIES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(names, FAMILIES);
+        let golden = include_str!("../../tests/fixtures/golden/launcher-pod.prom");
+        let mut typed = 0;
+        for line in golden.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = line.split_once(' ').unwrap();
+            assert_eq!(
+                kube_metrics_contract::metrics::family_type(name),
+                Some(kind),
+                "{name}"
+            );
+            typed += 1;
+        }
+        assert!(typed >= 15, "{typed} TYPE lines in the golden exposition");
+    }
+
     fn parse(values: &[&str]) -> Result<Exclusions, ExcludeError> {
         Exclusions::parse(&values.iter().map(|v| v.to_string()).collect::<Vec<_>>())
     }
