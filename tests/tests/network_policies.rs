@@ -479,8 +479,9 @@ fn host_paths_are_mounted_read_only_in_every_variant() -> Result<()> {
                 }
             }
         }
-        // The relay's one mount of the kubelet's pod directory, and nothing else.
-        ensure!(mounts == 1, "{variant}: {mounts} hostPath mounts");
+        // The relay's two: the kubelet's pod directory and its pod log directory, whose names
+        // attest each pod's identity (docs/threat-model.md); nothing else.
+        ensure!(mounts == 2, "{variant}: {mounts} hostPath mounts");
     }
     Ok(())
 }
