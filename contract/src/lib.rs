@@ -67,12 +67,24 @@ pub mod sidecar {
     pub const PODINFO_MEMORY_REQUEST: &str = "compute_memory_request";
     /// Downward-API file projected by the webhook, read by the collector: `compute`'s memory limit.
     pub const PODINFO_MEMORY_LIMIT: &str = "compute_memory_limit";
+    /// Downward-API file projected by the webhook (`metadata.uid`), read by the relay from the
+    /// kubelet's copy of the volume: the pod's uid, which must equal its kubelet directory's.
+    pub const PODINFO_UID: &str = "uid";
+    /// Downward-API file projected by the webhook (`metadata.namespace`), read by the relay: the
+    /// namespace it attributes the pod's series to.
+    pub const PODINFO_NAMESPACE: &str = "namespace";
+    /// Downward-API file projected by the webhook (`metadata.name`), read by the relay: the pod
+    /// name it attributes the pod's series to.
+    pub const PODINFO_NAME: &str = "name";
     /// Every file of [`PODINFO_VOLUME`], in the order the webhook projects them.
-    pub const PODINFO_FILES: [&str; 4] = [
+    pub const PODINFO_FILES: [&str; 7] = [
         PODINFO_LABELS,
         PODINFO_ANNOTATIONS,
         PODINFO_MEMORY_REQUEST,
         PODINFO_MEMORY_LIMIT,
+        PODINFO_UID,
+        PODINFO_NAMESPACE,
+        PODINFO_NAME,
     ];
 
     /// `emptyDir` volume written by the webhook, served on by the collector, found on the node by
@@ -116,6 +128,15 @@ pub mod relay {
     pub const VOLUMES_DIR: &str = "volumes";
     /// Below `volumes`: the kubelet's directory of `emptyDir` volumes, one per volume name.
     pub const EMPTY_DIR: &str = "kubernetes.io~empty-dir";
+    /// Below `volumes`: the kubelet's directory of downward-API volumes, one per volume name.
+    pub const DOWNWARD_API_DIR: &str = "kubernetes.io~downward-api";
+    /// Inside a downward-API volume: the kubelet's symlink to the current timestamped directory,
+    /// through which every projected file is a symlink (`labels -> ..data/labels`).
+    pub const DOWNWARD_API_DATA: &str = "..data";
+
+    /// The kubelet's pod log directory, with one entry `<namespace>_<name>_<uid>` per pod: the
+    /// relay's default `--pod-logs-dir`, the DaemonSet's second hostPath.
+    pub const POD_LOGS_DIR: &str = "/var/log/pods";
 
     /// The relay's default TCP port: its default `--listen`, the DaemonSet's containerPort.
     pub const PORT: u16 = 48081;
@@ -134,6 +155,54 @@ pub mod metrics {
     /// Written by the collector (`1` with the pod's `namespace` and `pod`), read by the relay to
     /// label what it forwards, queried by the tests.
     pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
+
+    /// Every family the collector writes, in exposition order, with its declared TYPE (the text
+    /// format's word). The collector's `--exclude` names them; the relay forwards only these, and
+    /// only with this type.
+    pub const FAMILIES: [(&str, &str); 22] = [
+        ("kubevirt_pod_infra_cpu_seconds_total", "counter"),
+        ("kubevirt_pod_infra_memory_amount_bytes", "gauge"),
+        ("kube_metrics_collector_build_info", "gauge"),
+        ("kubevirt_pod_infra_processes", "gauge"),
+        ("kubevirt_pod_infra_threads", "gauge"),
+        ("kubevirt_pod_infra_open_fds", "gauge"),
+        ("kubevirt_pod_infra_io_bytes_total", "counter"),
+        ("kubevirt_pod_infra_page_faults_total", "counter"),
+        ("kubevirt_pod_infra_context_switches_total", "counter"),
+        ("kubevirt_pod_infra_start_time_seconds", "gauge"),
+        ("kubevirt_pod_infra_process_restarts_total", "counter"),
+        (
+            "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+            "counter",
+        ),
+        ("kubevirt_pod_infra_guest_memory_bytes", "gauge"),
+        ("kubevirt_pod_infra_qemu_own_memory_bytes", "gauge"),
+        (
+            "kubevirt_pod_infra_guest_memory_read_timestamp_seconds",
+            "gauge",
+        ),
+        (POD_INFO, "gauge"),
+        ("kubevirt_pod_infra_memory_overhead_estimate_bytes", "gauge"),
+        ("kubevirt_pod_infra_compute_memory_bytes", "gauge"),
+        (
+            "kube_metrics_collector_collection_duration_seconds",
+            "gauge",
+        ),
+        ("kube_metrics_collector_read_errors_total", "counter"),
+        (
+            "kube_metrics_collector_guest_memory_unparsed_arguments",
+            "gauge",
+        ),
+        (
+            "kube_metrics_collector_guest_memory_unmatched_backends",
+            "gauge",
+        ),
+    ];
+
+    /// The declared TYPE of collector family `name`, if the collector writes it.
+    pub fn family_type(name: &str) -> Option<&'static str> {
+        FAMILIES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+    }
 }
 
 #[cfg(test)]
@@ -154,6 +223,28 @@ mod tests {
             relay::socket_path("uid-0", sidecar::SOCKET_VOLUME, sidecar::SOCKET_NAME),
             "pods/uid-0/volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket/metrics.sock"
         );
+    }
+
+    #[test]
+    fn families_are_unique_and_typed_as_the_text_format_spells_it() {
+        for (i, (name, kind)) in metrics::FAMILIES.iter().enumerate() {
+            assert!(matches!(*kind, "counter" | "gauge"), "{name}: {kind}");
+            assert_eq!(metrics::family_type(name), Some(*kind));
+            assert!(
+                metrics::FAMILIES[..i].iter().all(|(n, _)| n != name),
+                "{name} twice"
+            );
+        }
+        assert_eq!(metrics::family_type("up"), None);
+        assert_eq!(metrics::family_type(metrics::POD_INFO), Some("gauge"));
+    }
+
+    #[test]
+    fn podinfo_files_are_distinct_file_names() {
+        for (i, file) in sidecar::PODINFO_FILES.iter().enumerate() {
+            assert!(!file.contains('/') && !file.starts_with('.'), "{file}");
+            assert!(!sidecar::PODINFO_FILES[..i].contains(file), "{file} twice");
+        }
     }
 
     #[test]

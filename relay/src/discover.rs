@@ -1,7 +1,8 @@
 //! Finds the collectors' Unix sockets under the kubelet root. Blocking file
 //! I/O; callers run it off the async workers.
 //!
-//! Layout (docs/design.md): `<root>/pods/<pod-uid>/volumes/kubernetes.io~empty-dir/<volume>/<socket>`.
+//! Layout (docs/design.md): `<root>/pods/<pod-uid>/volumes/kubernetes.io~empty-dir/<volume>/<socket>`;
+//! a pod with a socket is then attested from its downward-API volume (`attest`).
 //! Every component below the root is opened relative to its parent with
 //! `O_NOFOLLOW`, so no symlink can lead the relay out of the kubelet root; the
 //! socket itself is held as an `O_PATH` descriptor and connected through
@@ -13,9 +14,15 @@ use std::ffi::CStr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use kube_metrics_contract::relay::{EMPTY_DIR, PODS_DIR, VOLUMES_DIR};
+use kube_metrics_contract::relay::{DOWNWARD_API_DIR, EMPTY_DIR, PODS_DIR, VOLUMES_DIR};
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
 use rustix::io::Errno;
+
+use std::collections::HashMap;
+
+use crate::attest::{self, AttestError, Route};
+use crate::logs;
+use crate::merge::Identity;
 
 /// Where the collectors' sockets are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,12 +32,18 @@ pub struct Layout {
     pub volume: String,
     /// File name of the socket inside that volume.
     pub socket: String,
+    /// Name of the webhook's downward-API volume in the pod.
+    pub podinfo_volume: String,
+    /// The kubelet's pod log directory, whose entries name each pod uid's namespace and name.
+    pub pod_logs: PathBuf,
 }
 
 /// A collector socket found under the kubelet root, held open.
 #[derive(Debug)]
 pub struct Target {
     pub pod_uid: String,
+    /// Who the kubelet says owns the socket.
+    pub identity: Identity,
     /// `O_PATH` descriptor of the socket inode itself.
     socket: OwnedFd,
 }
@@ -44,6 +57,8 @@ pub enum Skipped {
     NotSocket,
     /// A component could not be opened (permissions, odd file types).
     Unreadable,
+    /// The pod's downward-API volume does not attribute the socket to it.
+    Attest(AttestError),
 }
 
 /// Everything one walk of the kubelet root found.
@@ -52,6 +67,8 @@ pub struct Discovery {
     /// Sorted by pod uid.
     pub targets: Vec<Target>,
     pub skipped: Vec<(String, Skipped)>,
+    /// Pods with a socket that Prometheus scrapes directly, sorted.
+    pub direct: Vec<String>,
 }
 
 /// The pods directory itself could not be listed.
@@ -81,6 +98,7 @@ impl Skipped {
             Self::Symlink => "symlink",
             Self::NotSocket => "not_socket",
             Self::Unreadable => "unreadable",
+            Self::Attest(error) => error.reason(),
         }
     }
 }
@@ -101,6 +119,11 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
     .map_err(error)?;
     let pods =
         rustix::fs::openat(&root_fd, PODS_DIR, dir_flags(false), Mode::empty()).map_err(error)?;
+    let logged = logs::read(&layout.pod_logs).unwrap_or_else(|error| {
+        // Every pod is then left out as unattested, and counted so.
+        tracing::warn!(%error, path = %layout.pod_logs.display(), "Cannot list pod log directories");
+        HashMap::new()
+    });
     let mut discovery = Discovery::default();
     for entry in Dir::read_from(&pods).map_err(error)? {
         let entry = match entry {
@@ -113,18 +136,52 @@ pub fn discover(layout: &Layout) -> Result<Discovery, DiscoverError> {
         let Some(uid) = pod_uid(entry.file_name()) else {
             continue;
         };
-        match find_socket(&pods, uid, layout) {
-            Ok(Some(socket)) => discovery.targets.push(Target {
+        let found = find_socket(&pods, uid, layout).and_then(|socket| match socket {
+            Some(socket) => route(&pods, uid, layout, logged.get(uid)).map(|r| Some((socket, r))),
+            None => Ok(None),
+        });
+        match found {
+            Ok(Some((socket, Route::Relay(identity)))) => discovery.targets.push(Target {
                 pod_uid: uid.to_owned(),
+                identity,
                 socket,
             }),
+            Ok(Some((_, Route::Direct))) => discovery.direct.push(uid.to_owned()),
             Ok(None) => {}
             Err(skipped) => discovery.skipped.push((uid.to_owned(), skipped)),
         }
     }
     discovery.targets.sort_by(|a, b| a.pod_uid.cmp(&b.pod_uid));
     discovery.skipped.sort_by(|a, b| a.0.cmp(&b.0));
+    discovery.direct.sort();
     Ok(discovery)
+}
+
+/// Reads pod `uid`'s downward-API volume and decides with the kubelet's names for it.
+fn route(
+    pods: &OwnedFd,
+    uid: &str,
+    layout: &Layout,
+    logged: Option<&Identity>,
+) -> Result<Route, Skipped> {
+    let missing = Skipped::Attest(AttestError::Missing);
+    let mut dir = open_dir(pods, uid)?.ok_or(missing)?;
+    for name in [VOLUMES_DIR, DOWNWARD_API_DIR] {
+        dir = open_dir(&dir, name)?.ok_or(missing)?;
+    }
+    // Listing needs a real descriptor, not O_PATH, for the files below.
+    let volume = match rustix::fs::openat(
+        &dir,
+        layout.podinfo_volume.as_str(),
+        dir_flags(false),
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Err(missing),
+        Err(_) => return Err(Skipped::Attest(AttestError::Unsafe)),
+    };
+    let projected = attest::read(&volume).map_err(Skipped::Attest)?;
+    attest::decide(uid, &projected, logged).map_err(Skipped::Attest)
 }
 
 /// Directory entries that can be a pod uid: not `.`/`..`, valid UTF-8.
@@ -190,6 +247,16 @@ fn dir_flags(path_only: bool) -> OFlags {
     } else {
         base | OFlags::RDONLY
     }
+}
+
+/// Where a pod's downward-API volume is, for tests.
+pub fn podinfo_path(layout: &Layout, pod_uid: &str) -> PathBuf {
+    let base: &Path = &layout.kubelet_root;
+    base.join(PODS_DIR)
+        .join(pod_uid)
+        .join(VOLUMES_DIR)
+        .join(DOWNWARD_API_DIR)
+        .join(&layout.podinfo_volume)
 }
 
 /// Where a pod's socket is, for logs and tests.

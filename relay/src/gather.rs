@@ -1,13 +1,15 @@
 //! One scrape of the node: discover the sockets, fetch them all at once, merge,
-//! and account for every target that did not make it.
+//! and account for every target that did not make it. Concurrent requests
+//! share one scrape.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::discover::{Discovery, Layout, discover};
-use super::merge::merge;
+use super::merge::{Identity, merge};
 use super::scrape::{Limits, ScrapeError, fetch};
 use super::stats::{LastScrape, Stats};
 
@@ -17,10 +19,16 @@ pub struct Relay {
     layout: Layout,
     limits: Limits,
     stats: Mutex<Stats>,
+    /// The latest body and when it was finished. Held across a scrape, so a
+    /// request arriving meanwhile waits and takes that scrape's body.
+    latest: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
 }
 
 /// What one target's fetch gave.
-type Fetched = (usize, String, Result<String, ScrapeError>);
+type Fetched = (usize, String, Identity, Result<String, ScrapeError>);
+
+/// The targets that answered, in discovery order: pod uid, attested identity, body.
+type Answered = Vec<(String, Identity, String)>;
 
 // === impl Relay ===
 
@@ -30,7 +38,25 @@ impl Relay {
             layout,
             limits,
             stats: Mutex::new(Stats::default()),
+            latest: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The `/metrics` body of a scrape that finished after this call began:
+    /// the one under way if there is one, otherwise a new one. However many
+    /// requests arrive together, the node is scraped once for them, so memory
+    /// stays that of one scrape plus one shared body.
+    pub async fn shared_scrape(self: &Arc<Self>) -> Bytes {
+        let arrived = Instant::now();
+        let mut latest = self.latest.lock().await;
+        if let Some((finished, body)) = latest.as_ref()
+            && *finished >= arrived
+        {
+            return body.clone();
+        }
+        let body = Bytes::from(self.scrape().await);
+        *latest = Some((Instant::now(), body.clone()));
+        body
     }
 
     /// The whole `/metrics` body: every collector's series, then the relay's own.
@@ -45,7 +71,12 @@ impl Relay {
             tracing::debug!(%pod_uid, reason = skipped.reason(), "Skipping pod socket");
             failures.push(skipped.reason());
         }
-        let (uids, bodies) = self.fetch_all(discovery, &mut failures, &mut last).await;
+        last.skipped_direct = discovery.direct.len() as u64;
+        let answered = self.fetch_all(discovery, &mut failures, &mut last).await;
+        let (uids, bodies): (Vec<String>, Vec<(Identity, String)>) = answered
+            .into_iter()
+            .map(|(uid, id, body)| (uid, (id, body)))
+            .unzip();
 
         // Parsing a few MB of text is CPU work; keep it off the async workers.
         let merged = tokio::task::spawn_blocking(move || merge(&bodies)).await;
@@ -105,26 +136,25 @@ impl Relay {
         }
     }
 
-    /// Fetches every target concurrently; returns the uids and bodies of the
-    /// ones that answered, in discovery order.
+    /// Fetches every target concurrently; returns the ones that answered.
     async fn fetch_all(
         &self,
         discovery: Discovery,
         failures: &mut Vec<&'static str>,
         last: &mut LastScrape,
-    ) -> (Vec<String>, Vec<String>) {
+    ) -> Answered {
         let mut tasks = JoinSet::new();
         for (index, target) in discovery.targets.into_iter().enumerate() {
             let limits = self.limits;
             tasks.spawn(async move {
                 let result = fetch(&target.connect_path(), limits).await;
                 // `target` (and its descriptor) lives until the fetch is done.
-                (index, target.pod_uid, result)
+                (index, target.pod_uid, target.identity, result)
             });
         }
-        let mut answered: Vec<(usize, String, String)> = Vec::new();
+        let mut answered: Vec<(usize, String, Identity, String)> = Vec::new();
         while let Some(joined) = tasks.join_next().await {
-            let (index, pod_uid, result): Fetched = match joined {
+            let (index, pod_uid, identity, result): Fetched = match joined {
                 Ok(fetched) => fetched,
                 Err(error) => {
                     tracing::error!(%error, "Scrape task failed");
@@ -133,7 +163,7 @@ impl Relay {
                 }
             };
             match result {
-                Ok(body) => answered.push((index, pod_uid, body)),
+                Ok(body) => answered.push((index, pod_uid, identity, body)),
                 Err(error) => {
                     let reason = error.reason();
                     if matches!(error, ScrapeError::Timeout) {
@@ -145,10 +175,10 @@ impl Relay {
                 }
             }
         }
-        answered.sort_by_key(|(index, _, _)| *index);
+        answered.sort_by_key(|(index, _, _, _)| *index);
         answered
             .into_iter()
-            .map(|(_, uid, body)| (uid, body))
-            .unzip()
+            .map(|(_, uid, id, body)| (uid, id, body))
+            .collect()
     }
 }

@@ -2,21 +2,26 @@
 //! belongs to the VM (docs/design.md, docs/kubevirt.md §4).
 //!
 //! At each scrape of its `/metrics` it finds the collectors' Unix sockets under
-//! the kubelet root, fetches them all concurrently with a per-target timeout
-//! and body cap, and serves one exposition in which each series carries the
-//! `namespace` and `pod` that its collector states in
-//! `kubevirt_pod_infra_pod_info`. It needs read access to the kubelet root
-//! and write access to the sockets only: no hostPID, no hostNetwork, no
-//! writes to the host. It follows no symlink below the kubelet root.
+//! the kubelet root, keeps those of pods whose downward-API volume labels them
+//! `scrape=relay`, fetches them all concurrently with a per-target timeout and
+//! body cap, and serves one exposition in which each series carries the
+//! `namespace` and `pod` the kubelet's pod log directory gives for that uid
+//! (`attest`, `logs`). It needs read access to the kubelet root and the names
+//! in the pod log directory, and write access to the sockets only: no hostPID,
+//! no hostNetwork, no writes to the host. It follows no symlink below the
+//! kubelet root, except the kubelet's own inside a downward-API volume.
 //!
-//! A collector without `kubevirt_pod_infra_pod_info` is left out (and counted
-//! as `no_identity`) rather than labelled with its pod uid: the identity must come
-//! from the collector itself, every forwarded series must have the
-//! same `namespace`/`pod` labels for dashboards to join on, and a socket that
-//! cannot say who it is may not be our collector at all.
+//! The collector must still state the same identity in its
+//! `kubevirt_pod_infra_pod_info`; a socket that says otherwise, or nothing, is
+//! left out and counted: it may not be our collector at all. Only the
+//! collector's families, with their declared types, are forwarded
+//! (docs/threat-model.md).
+
+pub mod attest;
 
 pub mod discover;
 pub mod gather;
+pub mod logs;
 pub mod merge;
 pub mod parse;
 pub mod scrape;
@@ -76,6 +81,22 @@ pub struct RelayArgs {
     /// File name of the collector's socket inside that volume.
     #[arg(long, env = "KMC_RELAY_SOCKET_NAME", default_value = sidecar::SOCKET_NAME)]
     socket_name: String,
+
+    /// Name of the webhook's downward-API volume in the pod, which attests its identity.
+    #[arg(
+        long,
+        env = "KMC_RELAY_PODINFO_VOLUME",
+        default_value = sidecar::PODINFO_VOLUME
+    )]
+    podinfo_volume: String,
+
+    /// The kubelet's pod log directory (mounted read-only; only its entries' names are read).
+    #[arg(
+        long,
+        env = "KMC_RELAY_POD_LOGS_DIR",
+        default_value = relay::POD_LOGS_DIR
+    )]
+    pod_logs_dir: PathBuf,
 }
 
 /// Validated relay settings.
@@ -105,18 +126,23 @@ impl RelayArgs {
             timeout_ms,
             socket_volume,
             socket_name,
+            podinfo_volume,
+            pod_logs_dir,
         } = self;
         if timeout_ms == 0 {
             return Err(RelayArgsError::ZeroTimeout);
         }
         let volume = file_name("socket-volume", socket_volume)?;
         let socket = file_name("socket-name", socket_name)?;
+        let podinfo_volume = file_name("podinfo-volume", podinfo_volume)?;
         Ok(RelayConfig {
             listen,
             layout: Layout {
                 kubelet_root,
                 volume,
                 socket,
+                podinfo_volume,
+                pod_logs: pod_logs_dir,
             },
             limits: Limits {
                 timeout: Duration::from_millis(timeout_ms),
@@ -186,6 +212,8 @@ mod tests {
         );
         assert_eq!(config.layout.volume, sidecar::SOCKET_VOLUME);
         assert_eq!(config.layout.socket, sidecar::SOCKET_NAME);
+        assert_eq!(config.layout.podinfo_volume, sidecar::PODINFO_VOLUME);
+        assert_eq!(config.layout.pod_logs, PathBuf::from(relay::POD_LOGS_DIR));
         assert_eq!(config.limits.timeout, Duration::from_secs(2));
     }
 

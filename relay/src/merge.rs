@@ -1,21 +1,22 @@
 //! Merges the expositions of many collectors into one, labelling each series
 //! with the pod it came from. No I/O.
 //!
-//! Guarantees of the output, whatever the targets send: every family appears
-//! once (HELP and TYPE once, then all its samples), every series carries the
-//! `namespace` and `pod` of its target, no series appears twice, and the
-//! relay's own family names cannot be forged by a target.
+//! Guarantees of the output, whatever the targets send: only the collector's
+//! families appear, each once (HELP and TYPE once, then all its samples) and
+//! with the collector's type; every series carries the `namespace` and `pod`
+//! the kubelet attests for its target and no label Prometheus sets; no series
+//! appears twice; and what one target sends never removes a line of another.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::{Index, IndexMut};
 
+use kube_metrics_contract::metrics;
 use kube_metrics_exposition::{Format, Kind, Line, Writer};
 
-use super::parse::{Family, Parsed, Sample, belongs_to};
+use super::parse::{Family, Parsed, Sample};
 pub use identity::identity;
-use identity::reject_duplicates;
 use seen::{Seen, Span};
+use vet::{check_identity, family_kind, vet};
 
 /// Families under this prefix are the relay's own; a target may not send them.
 pub const RESERVED_PREFIX: &str = "kube_metrics_collector_relay_";
@@ -34,21 +35,34 @@ pub enum Rejected {
     NoIdentity,
     /// Several different identities in one exposition.
     AmbiguousIdentity,
-    /// Another target claims the same identity; neither is trusted.
+    /// The identity stated is not the one the kubelet attests.
+    IdentityMismatch,
+    /// An earlier target was already served under the same attested
+    /// identity (a pod recreated under its old name); only this one is left out.
     DuplicateIdentity,
+    /// A line that is not valid text format 0.0.4.
+    Malformed,
+    /// One of the collector's families declared with another type.
+    TypeConflict,
+    /// One of the collector's families sent without a type.
+    Untyped,
 }
 
 /// Why a line from a target was not copied to the output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dropped {
-    /// Not valid text format 0.0.4.
+    /// Not valid text format 0.0.4 (its whole target is left out).
     Malformed,
-    /// The family was declared with another TYPE by an earlier target.
+    /// Samples of a family with the wrong type, or none (its whole target is left out).
     TypeConflict,
     /// The same series (name and labels) was already emitted.
     Duplicate,
     /// A name under [`RESERVED_PREFIX`].
     Reserved,
+    /// A family the collector does not write.
+    NotAllowed,
+    /// A sample carrying a label Prometheus or the relay sets.
+    ReservedLabel,
 }
 
 /// Dropped line counts, one per [`Dropped`] reason.
@@ -58,6 +72,8 @@ pub struct DropCounts {
     pub type_conflict: u64,
     pub duplicate: u64,
     pub reserved: u64,
+    pub not_allowed: u64,
+    pub reserved_label: u64,
 }
 
 /// What happened to one target.
@@ -79,7 +95,8 @@ pub struct Merged {
 struct Slot {
     name: String,
     help: Option<String>,
-    kind: Option<Kind>,
+    /// The collector's type of the family, from the contract.
+    kind: Kind,
     /// Sample lines, written by `relabel`.
     lines: Vec<u8>,
 }
@@ -92,7 +109,11 @@ impl Rejected {
         match self {
             Self::NoIdentity => "no_identity",
             Self::AmbiguousIdentity => "ambiguous_identity",
+            Self::IdentityMismatch => "identity_mismatch",
             Self::DuplicateIdentity => "duplicate_identity",
+            Self::Malformed => "malformed",
+            Self::TypeConflict => "type_conflict",
+            Self::Untyped => "untyped",
         }
     }
 }
@@ -100,11 +121,13 @@ impl Rejected {
 // === impl Dropped ===
 
 impl Dropped {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::Malformed,
         Self::TypeConflict,
         Self::Duplicate,
         Self::Reserved,
+        Self::NotAllowed,
+        Self::ReservedLabel,
     ];
 
     /// The `reason` label value of the relay's dropped-lines counter.
@@ -114,6 +137,8 @@ impl Dropped {
             Self::TypeConflict => "type_conflict",
             Self::Duplicate => "duplicate",
             Self::Reserved => "reserved",
+            Self::NotAllowed => "not_allowed",
+            Self::ReservedLabel => "reserved_label",
         }
     }
 }
@@ -147,6 +172,8 @@ impl Index<Dropped> for DropCounts {
             Dropped::TypeConflict => &self.type_conflict,
             Dropped::Duplicate => &self.duplicate,
             Dropped::Reserved => &self.reserved,
+            Dropped::NotAllowed => &self.not_allowed,
+            Dropped::ReservedLabel => &self.reserved_label,
         }
     }
 }
@@ -158,150 +185,151 @@ impl IndexMut<Dropped> for DropCounts {
             Dropped::TypeConflict => &mut self.type_conflict,
             Dropped::Duplicate => &mut self.duplicate,
             Dropped::Reserved => &mut self.reserved,
+            Dropped::NotAllowed => &mut self.not_allowed,
+            Dropped::ReservedLabel => &mut self.reserved_label,
         }
     }
 }
 
-/// Merges target expositions (in the order given) into one text exposition.
+/// Merges target expositions (in the order given), each with the identity
+/// the kubelet attests for it, into one text exposition.
 ///
-/// Identities are settled first, from the pod_info lines alone; then each
-/// target is parsed, written into its families and dropped before the next,
-/// so only one parsed target is alive at a time.
-pub fn merge<S: AsRef<str>>(bodies: &[S]) -> Merged {
-    let mut identities: Vec<Result<Identity, Rejected>> =
-        bodies.iter().map(|b| identity(b.as_ref())).collect();
-    reject_duplicates(&mut identities);
-
+/// A target is all or nothing: it must state its attested identity, every
+/// line must parse and each of the collector's families it sends must carry
+/// the collector's type, or none of its lines is forwarded. Types come from
+/// the contract, never from a target, so no target can change how another's
+/// family is declared. Targets are parsed one at a time.
+pub fn merge<S: AsRef<str>>(targets: &[(Identity, S)]) -> Merged {
     let mut slots: Vec<Slot> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
     let mut seen = Seen::default();
-    let mut targets = Vec::with_capacity(bodies.len());
-    for (body, identity) in bodies.iter().zip(identities) {
-        let target = Parsed::from_text(body.as_ref());
+    let mut served: HashSet<&Identity> = HashSet::new();
+    let mut reports = Vec::with_capacity(targets.len());
+    for (attested, body) in targets {
         let mut dropped = DropCounts::default();
-        dropped.add(Dropped::Malformed, target.malformed);
-        if let Ok(id) = &identity {
+        let identity = check_identity(attested, body.as_ref(), &served).and_then(|()| {
+            let target = Parsed::from_text(body.as_ref());
+            vet(&target, &mut dropped)?;
+            served.insert(attested);
             // Every accepted target has its own identity, and its series all
             // carry it: a series can only repeat within one target.
             seen.clear();
             for family in target.families {
-                add_family(
-                    family,
-                    id,
-                    &mut slots,
-                    &mut by_name,
-                    &mut seen,
-                    &mut dropped,
-                );
+                let mut out = Out {
+                    slots: &mut slots,
+                    by_name: &mut by_name,
+                    seen: &mut seen,
+                    dropped: &mut dropped,
+                };
+                out.add_family(family, attested);
             }
-        }
-        targets.push(TargetReport { identity, dropped });
+            Ok(attested.clone())
+        });
+        reports.push(TargetReport { identity, dropped });
     }
     Merged {
         text: render(&slots),
-        targets,
+        targets: reports,
     }
 }
 
-fn add_family(
-    family: Family<'_>,
-    id: &Identity,
-    slots: &mut Vec<Slot>,
-    by_name: &mut HashMap<String, usize>,
-    seen: &mut Seen,
-    dropped: &mut DropCounts,
-) {
-    let count = family.samples.len() as u64;
-    if family.name.starts_with(RESERVED_PREFIX) {
-        dropped.add(Dropped::Reserved, count);
-        return;
-    }
-    let index = match by_name.get(family.name.as_str()) {
-        Some(index) => *index,
-        None => {
-            slots.push(Slot {
-                name: family.name.clone(),
-                help: None,
-                kind: None,
-                lines: Vec::new(),
-            });
-            by_name.insert(family.name, slots.len() - 1);
-            slots.len() - 1
-        }
-    };
-    let Some(slot) = slots.get_mut(index) else {
-        return;
-    };
-    // An untyped declaration fits any family; two explicit types must agree.
-    if let (Some(have), Some(new)) = (slot.kind, family.kind)
-        && have != new
-    {
-        dropped.add(Dropped::TypeConflict, count);
-        return;
-    }
-    if slot.kind.is_none() && family.kind.is_some() {
-        // Samples already in the slot must still fit the newly learned type.
-        if !slot.lines.is_empty() && family.kind.is_some_and(|k| k != Kind::Untyped) {
-            dropped.add(Dropped::TypeConflict, count);
+/// Where accepted families go.
+struct Out<'s> {
+    slots: &'s mut Vec<Slot>,
+    by_name: &'s mut HashMap<String, usize>,
+    seen: &'s mut Seen,
+    dropped: &'s mut DropCounts,
+}
+
+impl Out<'_> {
+    fn add_family(&mut self, family: Family<'_>, id: &Identity) {
+        let count = family.samples.len() as u64;
+        if family.name.starts_with(RESERVED_PREFIX) {
+            self.dropped.add(Dropped::Reserved, count);
             return;
         }
-        slot.kind = family.kind;
-    }
-    if slot.help.is_none() {
-        slot.help = family.help.map(Cow::into_owned);
-    }
-    for sample in family.samples {
-        let Some(slot) = slots.get_mut(index) else {
+        let Some(kind) = family_kind(&family.name) else {
+            self.dropped.add(Dropped::NotAllowed, count);
             return;
         };
-        if !belongs_to(sample.name, &slot.name, slot.kind) {
-            dropped.add(Dropped::TypeConflict, 1);
-            continue;
-        }
-        let start = slot.lines.len();
-        let Some(key_end) = relabel(&mut slot.lines, &sample, id) else {
-            slot.lines.truncate(start);
-            dropped.add(Dropped::Malformed, 1);
-            continue;
-        };
-        let key = Span {
-            slot: index,
-            start,
-            end: key_end,
-        };
-        if !seen.insert(slots, key) {
-            if let Some(slot) = slots.get_mut(index) {
-                slot.lines.truncate(start);
+        let index = match self.by_name.get(family.name.as_str()) {
+            Some(index) => *index,
+            None => {
+                self.slots.push(Slot {
+                    name: family.name.clone(),
+                    help: family.help.as_deref().map(str::to_owned),
+                    kind,
+                    lines: Vec::new(),
+                });
+                self.by_name.insert(family.name, self.slots.len() - 1);
+                self.slots.len() - 1
             }
-            dropped.add(Dropped::Duplicate, 1);
+        };
+        let Some(slot) = self.slots.get_mut(index) else {
+            return;
+        };
+        // HELP is shown only while every target agrees on it.
+        if slot.help.as_deref() != family.help.as_deref() {
+            slot.help = None;
+        }
+        for sample in family.samples {
+            let Some(slot) = self.slots.get_mut(index) else {
+                return;
+            };
+            let start = slot.lines.len();
+            let Some(key_end) = relabel(&mut slot.lines, &sample, id, &slot.name) else {
+                self.dropped.add(Dropped::ReservedLabel, 1);
+                continue;
+            };
+            let key = Span {
+                slot: index,
+                start,
+                end: key_end,
+            };
+            if !self.seen.insert(self.slots, key) {
+                if let Some(slot) = self.slots.get_mut(index) {
+                    slot.lines.truncate(start);
+                }
+                self.dropped.add(Dropped::Duplicate, 1);
+            }
         }
     }
 }
 
-/// Appends one sample to `lines` with `namespace` and `pod` first. A target's
-/// own label of that name is dropped when it agrees with the identity and
-/// kept as `exported_<name>` when it does not, as Prometheus does with
-/// `honor_labels: false`. Returns None when even that name is taken (the
-/// caller removes what was written); otherwise where the series key ends:
-/// name and labels, before the value.
-fn relabel(lines: &mut Vec<u8>, sample: &Sample<'_>, id: &Identity) -> Option<usize> {
+/// Whether a target's label would pass for one Prometheus or the relay sets:
+/// `job`, `instance`, `node` (but on pod_info, where the collector writes
+/// it), `exported_*`, `__*`, and a `namespace` or `pod` other than the
+/// attested one. With `honorLabels: true` such a label would win over the
+/// real one.
+pub fn reserved_label(name: &str, value: &str, id: &Identity, family: &str) -> bool {
+    match name {
+        "namespace" => value != id.namespace,
+        "pod" => value != id.pod,
+        "node" => family != metrics::POD_INFO,
+        "job" | "instance" => true,
+        _ => name.starts_with("exported_") || name.starts_with("__"),
+    }
+}
+
+/// Appends one sample to `lines` with `namespace` and `pod` first; the
+/// target's own copies (equal to them) are left out. Returns None, writing
+/// nothing, when the sample carries a reserved label: it is dropped rather
+/// than renamed, since the collector never writes one and a renamed label
+/// would still forward what a forger chose. Otherwise returns where the
+/// series key ends: name and labels, before the value.
+fn relabel(lines: &mut Vec<u8>, sample: &Sample<'_>, id: &Identity, family: &str) -> Option<usize> {
+    if sample
+        .labels
+        .iter()
+        .any(|(name, value)| reserved_label(name, value, id, family))
+    {
+        return None;
+    }
     let mut line = Line::new(lines, sample.name);
     line.label("namespace", &id.namespace).label("pod", &id.pod);
-    let wanted = [("namespace", &id.namespace), ("pod", &id.pod)];
     for (name, value) in &sample.labels {
-        match wanted.iter().find(|(w, _)| w == name) {
-            Some((_, v)) if v.as_str() == &**value => continue,
-            Some(_) => {
-                let taken = |n: &str| n.strip_prefix(EXPORTED) == Some(*name);
-                if sample.labels.iter().any(|(n, _)| taken(n)) {
-                    return None;
-                }
-                // Rare: only a target contradicting its own identity pays for this name.
-                line.label(&format!("{EXPORTED}{name}"), value);
-            }
-            None => {
-                line.label(name, value);
-            }
+        if !matches!(*name, "namespace" | "pod") {
+            line.label(name, value);
         }
     }
     // Labels keep the target's order, so two lines naming the same labels in
@@ -312,14 +340,11 @@ fn relabel(lines: &mut Vec<u8>, sample: &Sample<'_>, id: &Identity) -> Option<us
     Some(key_end)
 }
 
-/// The prefix Prometheus gives a target label that clashes with a target one.
-const EXPORTED: &str = "exported_";
-
 fn render(slots: &[Slot]) -> String {
     let mut out = Vec::with_capacity(slots.iter().map(|s| s.lines.len() + 64).sum());
     let mut writer = Writer::new(&mut out, Format::Text);
     for slot in slots {
-        writer.declared(&slot.name, slot.help.as_deref(), slot.kind);
+        writer.declared(&slot.name, slot.help.as_deref(), Some(slot.kind));
         writer.lines(&slot.lines);
     }
     writer.finish();
@@ -329,6 +354,7 @@ fn render(slots: &[Slot]) -> String {
 
 mod identity;
 mod seen;
+mod vet;
 
 #[cfg(test)]
 mod tests;

@@ -29,7 +29,7 @@ pub async fn serve(listener: Listener, relay: Arc<Relay>, shutdown: Shutdown) {
 pub async fn route(req: Request<Incoming>, relay: &Arc<Relay>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/metrics") => {
-            let mut response = Response::new(Full::new(Bytes::from(relay.scrape().await)));
+            let mut response = Response::new(Full::new(relay.shared_scrape().await));
             response
                 .headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));

@@ -10,7 +10,7 @@ use super::merge::{DropCounts, Dropped};
 
 /// Every `reason` the failure counter can carry, exported from the start at 0
 /// so that `rate()` and `increase()` see the first failure.
-pub const FAILURE_REASONS: [&str; 14] = [
+pub const FAILURE_REASONS: [&str; 23] = [
     "discovery",
     "symlink",
     "not_socket",
@@ -25,6 +25,15 @@ pub const FAILURE_REASONS: [&str; 14] = [
     "no_identity",
     "ambiguous_identity",
     "duplicate_identity",
+    "no_attested_identity",
+    "attestation_mismatch",
+    "attestation_unsafe",
+    "uid_mismatch",
+    "not_relay",
+    "identity_mismatch",
+    "malformed",
+    "type_conflict",
+    "untyped",
 ];
 
 /// Counters that only grow, for the life of the process.
@@ -40,6 +49,8 @@ pub struct LastScrape {
     pub ok: u64,
     pub failed: u64,
     pub timeout: u64,
+    /// Sockets of pods Prometheus scrapes directly: left alone, not failed.
+    pub skipped_direct: u64,
     pub duration: Duration,
 }
 
@@ -82,6 +93,7 @@ impl Stats {
             ("ok", last.ok),
             ("failed", last.failed),
             ("timeout", last.timeout),
+            ("skipped_direct", last.skipped_direct),
         ] {
             w.sample(false, &[("state", state)], n as f64);
         }
@@ -127,12 +139,16 @@ mod tests {
             ok: 3,
             failed: 1,
             timeout: 2,
+            skipped_direct: 4,
             duration: Duration::from_millis(1500),
         };
         let text = stats.render(&last);
         for line in [
             "kube_metrics_collector_relay_targets{state=\"ok\"} 3",
             "kube_metrics_collector_relay_targets{state=\"timeout\"} 2",
+            "kube_metrics_collector_relay_targets{state=\"skipped_direct\"} 4",
+            "kube_metrics_collector_relay_target_failures_total{reason=\"identity_mismatch\"} 0",
+            "kube_metrics_collector_relay_dropped_lines_total{reason=\"not_allowed\"} 0",
             "kube_metrics_collector_relay_target_failures_total{reason=\"timeout\"} 2",
             "kube_metrics_collector_relay_target_failures_total{reason=\"connect\"} 0",
             "kube_metrics_collector_relay_dropped_lines_total{reason=\"malformed\"} 0",

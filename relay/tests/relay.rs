@@ -2,47 +2,22 @@
 //! healthy collectors, one that never answers, one that speaks garbage, one
 //! with a hostile exposition, one too large, a dead socket and a symlink.
 
-use std::convert::Infallible;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use kube_metrics_contract::metrics::POD_INFO;
-use kube_metrics_contract::sidecar::{SOCKET_NAME, SOCKET_VOLUME};
-use kube_metrics_relay::{Layout, Limits, Relay, discover, serve};
+use kube_metrics_relay::{Relay, discover, serve};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
+
+mod common;
+
+use common::{Projected, bind, layout, project, uid};
 
 const TIMEOUT: Duration = Duration::from_millis(400);
 /// Generous: the check is that a hung target costs its timeout, not more.
 const MARGIN: Duration = Duration::from_millis(600);
-
-fn layout(root: &Path) -> Layout {
-    Layout {
-        kubelet_root: root.to_owned(),
-        volume: SOCKET_VOLUME.into(),
-        socket: SOCKET_NAME.into(),
-    }
-}
-
-fn uid(n: u32) -> String {
-    format!("00000000-0000-0000-0000-{n:012}")
-}
-
-/// Binds the socket of pod `uid`. The full kubelet path exceeds sun_path, so
-/// bind at a short path and move the socket into place.
-fn bind(root: &Path, uid: &str) -> UnixListener {
-    let path = discover::socket_path(&layout(root), uid);
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let short = root.join(format!("{}.sock", &uid[uid.len() - 4..]));
-    let listener = UnixListener::bind(&short).unwrap();
-    std::fs::rename(&short, &path).unwrap();
-    listener
-}
 
 fn exposition(ns: &str, pod: &str) -> String {
     format!(
@@ -53,22 +28,18 @@ fn exposition(ns: &str, pod: &str) -> String {
     )
 }
 
-/// A tiny HTTP server on the socket that always answers `body`.
 fn serve_text(listener: UnixListener, body: String) {
-    let body = Bytes::from(body);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let body = body.clone();
-            let service = service_fn(move |_req| {
-                let body = body.clone();
-                async move { Ok::<_, Infallible>(hyper::Response::new(Full::new(body))) }
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
+    common::serve_text(listener, body, Duration::ZERO);
+}
+
+/// The kubelet's downward-API volume of pod `n`, naming it `ns-<n>/pod-<n>`.
+fn attest(root: &Path, n: u32) {
+    let uid = uid(n);
+    project(
+        root,
+        &uid,
+        &Projected::relay(&uid, &format!("ns-{n}"), &format!("pod-{n}")),
+    );
 }
 
 /// Accepts connections and never answers.
@@ -96,11 +67,15 @@ struct Node {
 }
 
 /// Pods 1-3 healthy, 4 silent, 5 garbage, 6 hostile text, 7 too large,
-/// 8 dead socket, 9 symlinked socket, 10 no identity.
+/// 8 dead socket, 9 symlinked socket, 10 no identity. All but 9 attested by
+/// their downward-API volume.
 fn node() -> Node {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().to_owned();
     std::fs::create_dir_all(root.join("pods")).unwrap();
+    for n in [1, 2, 3, 4, 5, 6, 7, 8, 10] {
+        attest(&root, n);
+    }
     for n in 1..=3 {
         serve_text(
             bind(&root, &uid(n)),
@@ -109,8 +84,9 @@ fn node() -> Node {
     }
     serve_silence(bind(&root, &uid(4)));
     serve_garbage(bind(&root, &uid(5)));
+    // A malformed line would leave out all of pod 6 (tests/hostile.rs); these drop lines only.
     let hostile = format!(
-        "{}broken{{ 1\nkube_metrics_collector_relay_targets{{state=\"ok\"}} 1000\n\
+        "{}kube_metrics_collector_relay_targets{{state=\"ok\"}} 1000\n\
          kubevirt_pod_infra_processes{{host=\"n\",domain=\"pod-6\",process=\"qemu\"}} 2\n",
         exposition("ns-6", "pod-6")
     );
@@ -125,20 +101,10 @@ fn node() -> Node {
 }
 
 fn relay(root: &Path) -> Arc<Relay> {
-    Arc::new(Relay::new(
-        layout(root),
-        Limits {
-            timeout: TIMEOUT,
-            max_body_bytes: 512 * 1024,
-        },
-    ))
+    common::relay(root, TIMEOUT)
 }
 
-fn own_line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-}
+use common::own_line;
 
 #[tokio::test]
 async fn merges_exactly_the_healthy_collectors_within_the_timeout() {
@@ -205,8 +171,8 @@ async fn merges_exactly_the_healthy_collectors_within_the_timeout() {
     ] {
         assert_eq!(stats.failures(reason), n, "{reason}");
     }
-    // Pod 6: `broken{ 1` malformed, the forged relay metric reserved, the repeated series a duplicate.
-    for (reason, n) in [("malformed", "1"), ("reserved", "1"), ("duplicate", "1")] {
+    // Pod 6: the forged relay metric reserved, the repeated series a duplicate.
+    for (reason, n) in [("malformed", "0"), ("reserved", "1"), ("duplicate", "1")] {
         let prefix =
             format!("kube_metrics_collector_relay_dropped_lines_total{{reason=\"{reason}\"}}");
         assert_eq!(own_line(&text, &prefix), Some(n), "{reason}");

@@ -12,9 +12,20 @@ const FAKE_PROCESS: &str = "fake-process";
 /// This package.
 const E2E_PACKAGE: &str = "e2e";
 
+/// Names a collector binary to use as it is, instead of the one of our own profile: the benchmark
+/// measures the binary the image ships (another profile or target).
+pub const COLLECTOR_OVERRIDE: &str = "KMC_COLLECTOR_BINARY";
+
 /// The collector binary of the profile we were built with, rebuilt when `sidecar/` or a crate it
-/// links changed since.
+/// links changed since; or the one `$KMC_COLLECTOR_BINARY` names.
 pub fn collector() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(COLLECTOR_OVERRIDE) {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("{COLLECTOR_OVERRIDE}={} is not a file", path.display());
+        }
+        return Ok(path);
+    }
     let workspace = crate::workspace();
     let sources = [
         workspace.join("sidecar"),

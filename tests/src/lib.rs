@@ -16,7 +16,6 @@ pub mod bench;
 pub mod binaries;
 pub mod collector;
 pub mod crd;
-pub mod crd_schema;
 pub mod exposition;
 pub mod fleet;
 pub mod hostproc;

@@ -24,6 +24,7 @@ pub const VARIANTS: &[&str] = &[
     "overlays/bring-your-own",
     "overlays/openshift",
     "overlays/minimal",
+    "overlays/kube-prometheus-stack",
 ];
 /// Fewer objects than this means a kustomization lost its resources.
 const MIN_OBJECTS: usize = 10;
@@ -231,6 +232,29 @@ fn render_all() -> Result<Vec<Rendered>> {
         rendered.push(Rendered { variant, docs });
     }
     Ok(rendered)
+}
+
+/// Kubernetes releases the core objects are validated against (`kubernetes-validate --strict`).
+pub const KUBERNETES_VERSIONS: &[&str] = &["1.33.0", "1.37.0"];
+
+/// `kubernetes-validate --strict` over `docs`, each written to `<name>.json` so that a failure
+/// names the object, for every release in [`KUBERNETES_VERSIONS`].
+pub fn kubernetes_validate(docs: &[(String, &Value)]) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut files = Vec::new();
+    for (name, doc) in docs {
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec(doc)?)?;
+        files.push(path);
+    }
+    for version in KUBERNETES_VERSIONS {
+        crate::process::stdout(
+            std::process::Command::new("kubernetes-validate")
+                .args(["--strict", "--quiet", "-k", version])
+                .args(&files),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

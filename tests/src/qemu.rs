@@ -14,7 +14,7 @@ use crate::process::{Guarded, wait_for};
 pub const QEMU_ARGV0: &str = "/usr/libexec/qemu-kvm";
 
 /// Debian's binary.
-const QEMU_BINARY: &str = "qemu-system-x86_64";
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
 
 /// How long QEMU may take to start and preallocate a small guest.
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);

@@ -3,8 +3,9 @@
 use crate::http::{self, Endpoint};
 use crate::process::Guarded;
 use anyhow::{Context as _, Result};
-use kube_metrics_contract::{relay, sidecar};
+use kube_metrics_contract::{pod, relay, sidecar};
 use std::net::SocketAddr;
+use std::os::unix::fs::symlink;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,6 +19,20 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 #[derive(Debug)]
 pub struct Kubelet {
     root: TempDir,
+}
+
+/// What the webhook projects in a pod's downward-API volume and the relay reads back from the
+/// kubelet's copy: the pod's uid, namespace, name and its `scrape` label.
+#[derive(Clone, Debug)]
+pub struct Podinfo {
+    /// None for a pod injected by a webhook older than these files: labels only.
+    pub uid: Option<String>,
+    pub namespace: String,
+    pub name: String,
+    /// The value of `kube-metrics-collector.io/scrape` in the pod's labels, as the webhook set it.
+    pub scrape: String,
+    /// The pod's real namespace and name, for its log directory, when the files say otherwise.
+    pub real: Option<(String, String)>,
 }
 
 /// A relay serving on a free loopback port.
@@ -34,7 +49,13 @@ impl Kubelet {
     pub fn new(prefix: &str) -> Result<Self> {
         let root = tempfile::Builder::new().prefix(prefix).tempdir()?;
         std::fs::create_dir(root.path().join("pods"))?;
+        std::fs::create_dir(root.path().join("logs"))?;
         Ok(Self { root })
+    }
+
+    /// The kubelet's pod log directory (`/var/log/pods` on a node), here beside `pods`.
+    pub fn pod_logs(&self) -> PathBuf {
+        self.root().join("logs")
     }
 
     pub fn root(&self) -> &Path {
@@ -58,6 +79,39 @@ impl Kubelet {
         Ok(target)
     }
 
+    /// Writes pod `uid`'s downward-API volume where the kubelet shows it,
+    /// `<root>/pods/<uid>/volumes/kubernetes.io~downward-api/<volume>/`, as its atomic writer
+    /// does: the files in a timestamped directory, `..data` pointing at that, and each file a
+    /// symlink `<file> -> ..data/<file>`; and the pod's log directory
+    /// `<namespace>_<name>_<uid>`, from which the relay takes its names. Returns the volume
+    /// directory.
+    pub fn project(&self, uid: &str, podinfo: &Podinfo) -> Result<PathBuf> {
+        let dir = self
+            .root()
+            .join(relay::PODS_DIR)
+            .join(uid)
+            .join(relay::VOLUMES_DIR)
+            .join(relay::DOWNWARD_API_DIR)
+            .join(sidecar::PODINFO_VOLUME);
+        let data = dir.join(DATA_DIR);
+        std::fs::create_dir_all(&data)?;
+        for (file, text) in podinfo.files() {
+            std::fs::write(data.join(file), text)?;
+            symlink(
+                format!("{}/{file}", relay::DOWNWARD_API_DATA),
+                dir.join(file),
+            )?;
+        }
+        symlink(DATA_DIR, dir.join(relay::DOWNWARD_API_DATA))?;
+        let (namespace, name) = podinfo
+            .real
+            .clone()
+            .unwrap_or_else(|| (podinfo.namespace.clone(), podinfo.name.clone()));
+        let logs = format!("{namespace}_{name}_{uid}");
+        std::fs::create_dir_all(self.pod_logs().join(logs))?;
+        Ok(dir)
+    }
+
     /// A listener at pod `uid`'s socket path: bound at a short path, then moved into place.
     pub fn bind(&self, uid: &str) -> Result<UnixListener> {
         let short = self.root().join("bind.sock");
@@ -67,6 +121,72 @@ impl Kubelet {
         Ok(listener)
     }
 }
+
+// === impl Podinfo ===
+
+impl Podinfo {
+    /// A pod the webhook sent to the relay.
+    pub fn relay(uid: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            uid: Some(uid.to_owned()),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            scrape: pod::SCRAPE_RELAY.to_owned(),
+            real: None,
+        }
+    }
+
+    /// A pod Prometheus scrapes directly.
+    pub fn direct(uid: &str, namespace: &str, name: &str) -> Self {
+        Self {
+            scrape: pod::SCRAPE_DIRECT.to_owned(),
+            ..Self::relay(uid, namespace, name)
+        }
+    }
+
+    /// The same pod, its spec projecting `namespace` and `name` files from annotations that say
+    /// `namespace`/`name`: what a tenant can write in its own pod's spec.
+    pub fn claiming(self, namespace: &str, name: &str) -> Self {
+        Self {
+            real: Some((self.namespace.clone(), self.name.clone())),
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            ..self
+        }
+    }
+
+    /// The same pod as injected before the webhook projected uid, namespace and name.
+    pub fn before_upgrade(self) -> Self {
+        Self { uid: None, ..self }
+    }
+
+    /// `(file, text)` of every file, as the kubelet writes them: labels as `key="value"` lines.
+    fn files(&self) -> Vec<(&'static str, String)> {
+        let labels = format!(
+            "kubevirt.io=\"virt-launcher\"\n{}=\"{}\"\nvm.kubevirt.io/name=\"{}\"",
+            pod::SCRAPE,
+            self.scrape,
+            self.name
+        );
+        let mut files = vec![
+            (sidecar::PODINFO_LABELS, labels),
+            (sidecar::PODINFO_ANNOTATIONS, String::new()),
+            (sidecar::PODINFO_MEMORY_REQUEST, "1073741824".to_owned()),
+            (sidecar::PODINFO_MEMORY_LIMIT, "1073741824".to_owned()),
+        ];
+        if let Some(uid) = &self.uid {
+            files.extend([
+                (sidecar::PODINFO_UID, uid.clone()),
+                (sidecar::PODINFO_NAMESPACE, self.namespace.clone()),
+                (sidecar::PODINFO_NAME, self.name.clone()),
+            ]);
+        }
+        files
+    }
+}
+
+/// The timestamped directory of the kubelet's atomic writer, which `..data` points to.
+const DATA_DIR: &str = "..2026_12_01_00_00_00.000000001";
 
 /// The UID of fake pod `i`: shaped like a real one, and different for every `i`.
 pub fn pod_uid(i: usize) -> String {
@@ -86,6 +206,8 @@ impl Relay {
             .arg(addr.to_string())
             .arg("--kubelet-root")
             .arg(kubelet.root())
+            .arg("--pod-logs-dir")
+            .arg(kubelet.pod_logs())
             .args(extra);
         let mut guard = Guarded::spawn("relay", command, kubelet.root())?;
         guard.wait_until_ok(&Endpoint::Tcp(addr), "/healthz", START_TIMEOUT)?;
@@ -126,5 +248,37 @@ mod tests {
         let file_type = std::fs::metadata(&path).unwrap().file_type();
         assert!(std::os::unix::fs::FileTypeExt::is_socket(&file_type));
         assert!(!kubelet.root().join("bind.sock").exists());
+    }
+
+    #[test]
+    fn projected_files_are_reached_through_data() {
+        let kubelet = Kubelet::new("e2e-unit-kubelet-").unwrap();
+        let dir = kubelet
+            .project("uid-0", &Podinfo::relay("uid-0", "ns", "pod"))
+            .unwrap();
+        assert!(dir.ends_with(
+            "pods/uid-0/volumes/kubernetes.io~downward-api/kube-metrics-collector-podinfo"
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dir.join("namespace")).unwrap(),
+            "ns"
+        );
+        assert_eq!(
+            std::fs::read_link(dir.join("uid")).unwrap(),
+            Path::new("..data/uid")
+        );
+        let labels = std::fs::read_to_string(dir.join("labels")).unwrap();
+        assert!(
+            labels.contains("kube-metrics-collector.io/scrape=\"relay\""),
+            "{labels}"
+        );
+        let old = kubelet
+            .project(
+                "uid-1",
+                &Podinfo::direct("uid-1", "ns", "p").before_upgrade(),
+            )
+            .unwrap();
+        assert!(!old.join("uid").exists() && old.join("labels").exists());
+        assert!(kubelet.pod_logs().join("ns_pod_uid-0").is_dir());
     }
 }

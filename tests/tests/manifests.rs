@@ -8,34 +8,9 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use e2e::manifests::{self, NAMESPACE, kind, of_kind};
-use e2e::process;
 use kube_metrics_contract::{pod, relay, sidecar};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::Command;
-
-/// Kubernetes releases the core kinds are validated against: native sidecars are on by default
-/// from 1.29 on; 1.33 is the oldest that k8s-openapi 0.29 covers, 1.37 the newest.
-const KUBERNETES_VERSIONS: &[&str] = &["1.33.0", "1.37.0"];
-/// `kubernetes-validate --strict` on `(name, object)` pairs, all in one run per Kubernetes version
-/// (each run spends half a second loading schemas); an error names the failing file.
-fn kubernetes_validate(docs: &[(String, &Value)]) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut files = Vec::new();
-    for (name, doc) in docs {
-        let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, serde_json::to_vec(doc)?)?;
-        files.push(path);
-    }
-    for version in KUBERNETES_VERSIONS {
-        process::stdout(
-            Command::new("kubernetes-validate")
-                .args(["--strict", "--quiet", "-k", version])
-                .args(&files),
-        )?;
-    }
-    Ok(())
-}
 
 #[test]
 fn core_kinds_pass_strict_validation_in_every_variant() -> Result<()> {
@@ -53,12 +28,12 @@ fn core_kinds_pass_strict_validation_in_every_variant() -> Result<()> {
         let count = core.len() - before;
         ensure!(count >= 10, "{variant}: {count} core objects");
     }
-    kubernetes_validate(&core)?;
+    manifests::kubernetes_validate(&core)?;
     // The validator really rejects: a Deployment with a misspelt field must fail.
     let bad: Value = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "x"}, "spec": {"replicas": 1, "selectr": {}, "template": {}}});
     ensure!(
-        kubernetes_validate(&[("bad".to_owned(), &bad)]).is_err(),
+        manifests::kubernetes_validate(&[("bad".to_owned(), &bad)]).is_err(),
         "validator accepted a bad Deployment"
     );
     Ok(())

@@ -34,9 +34,6 @@ fn monitoring_resources_pass_their_crd_schemas_in_every_variant() -> Result<()> 
         );
         all.extend(objects.into_iter().cloned());
     }
-    let kps =
-        manifests::kustomize(&e2e::workspace().join("manifests/overlays/kube-prometheus-stack"))?;
-    all.extend(monitoring_objects(&kps).into_iter().cloned());
     let validated = crd::validate(&all)?;
     ensure!(
         validated == all.len() && validated >= 20,
@@ -48,8 +45,11 @@ fn monitoring_resources_pass_their_crd_schemas_in_every_variant() -> Result<()> 
 
 #[test]
 fn kube_prometheus_stack_release_label_is_added_and_replaceable() -> Result<()> {
-    let kps =
-        manifests::kustomize(&e2e::workspace().join("manifests/overlays/kube-prometheus-stack"))?;
+    let kps = &manifests::rendered()?
+        .iter()
+        .find(|r| r.variant == "overlays/kube-prometheus-stack")
+        .context("no kube-prometheus-stack variant")?
+        .docs;
     let releases = |docs: &[Value]| -> BTreeSet<String> {
         monitoring_objects(docs)
             .iter()
@@ -61,11 +61,11 @@ fn kube_prometheus_stack_release_label_is_added_and_replaceable() -> Result<()> 
             })
             .collect()
     };
-    ensure!(monitoring_objects(&kps).len() == 4);
+    ensure!(monitoring_objects(kps).len() == 4);
     ensure!(
-        releases(&kps) == BTreeSet::from(["kube-prometheus-stack".to_owned()]),
+        releases(kps) == BTreeSet::from(["kube-prometheus-stack".to_owned()]),
         "{:?}",
-        releases(&kps)
+        releases(kps)
     );
     // Only the monitoring objects get it: no workload selector may change.
     let others = kps

@@ -6,15 +6,13 @@
 //! alone. Needs `kubectl` (with kustomize), `openssl` and `kubernetes-validate` (scripts/setup).
 
 use anyhow::{Context, Result, bail, ensure};
+use e2e::crd;
 use e2e::manifests::{self, NAMESPACE, of_kind};
 use e2e::network_policy::{self as np, Port};
-use e2e::{crd_schema, process};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::process::Command;
 
 /// As in manifests.rs: the oldest and newest releases k8s-openapi 0.29 covers.
-const KUBERNETES_VERSIONS: &[&str] = &["1.33.0", "1.37.0"];
 /// The collector's default port (docs/design.md), which the VM-namespace templates name by number.
 const COLLECTOR_PORT: u16 = 48080;
 /// The VM-namespace templates, relative to `manifests/`.
@@ -47,25 +45,6 @@ fn rules(policy: &Value) -> &[Value] {
     policy["spec"]["ingress"]
         .as_array()
         .map_or(&[], Vec::as_slice)
-}
-
-/// `kubernetes-validate --strict` on all `docs` in one run per Kubernetes version.
-fn kubernetes_validate(docs: &[&Value]) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let mut files = Vec::new();
-    for (i, doc) in docs.iter().enumerate() {
-        let path = dir.path().join(format!("{i}.json"));
-        std::fs::write(&path, serde_json::to_vec(doc)?)?;
-        files.push(path);
-    }
-    for version in KUBERNETES_VERSIONS {
-        process::stdout(
-            Command::new("kubernetes-validate")
-                .args(["--strict", "--quiet", "-k", version])
-                .args(&files),
-        )?;
-    }
-    Ok(())
 }
 
 fn templates() -> Result<Vec<(&'static str, Vec<Value>)>> {
@@ -300,11 +279,16 @@ fn network_policies_pass_strict_validation() -> Result<()> {
         "{} policies, not {want}",
         policies.len()
     );
-    kubernetes_validate(&policies)?;
+    let named: Vec<(String, &Value)> = policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("policy-{i}"), *p))
+        .collect();
+    manifests::kubernetes_validate(&named)?;
     let bad = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": {"name": "x"}, "spec": {"podSelectr": {}, "ingress": [{"ports": [{"port": 1}]}]}});
     ensure!(
-        kubernetes_validate(&[&bad]).is_err(),
+        manifests::kubernetes_validate(&[("bad".to_owned(), &bad)]).is_err(),
         "validator accepted a bad policy"
     );
     Ok(())
@@ -364,13 +348,13 @@ fn documented_selector_patch_changes_every_policy() -> Result<()> {
 
 #[test]
 fn relay_scc_validates_against_the_openshift_crd() -> Result<()> {
-    let crd_yaml = std::fs::read_to_string(e2e::workspace().join("tests/crds/scc.yaml"))?;
+    let crd_yaml = std::fs::read_to_string(e2e::crd::fixtures().join("scc.yaml"))?;
     let crd = manifests::parse_documents(&crd_yaml)?
         .into_iter()
         .next()
         .context("empty CRD file")?;
     ensure!(crd["spec"]["scope"] == "Cluster");
-    let schema = crd_schema::schema(&crd, "v1")?;
+    let schema = crd::schema::schema(&crd, "v1")?;
     let openshift = manifests::rendered()?
         .iter()
         .find(|r| r.variant == "overlays/openshift")
@@ -379,7 +363,7 @@ fn relay_scc_validates_against_the_openshift_crd() -> Result<()> {
     let [scc] = sccs.as_slice() else {
         bail!("{} SCCs", sccs.len());
     };
-    let found = crd_schema::violations(schema, scc);
+    let found = crd::schema::violations(schema, scc);
     ensure!(found.is_empty(), "{found:?}");
     ensure!(scc["priority"] == 0, "priority: {}", scc["priority"]);
     ensure!(
@@ -394,11 +378,11 @@ fn relay_scc_validates_against_the_openshift_crd() -> Result<()> {
         .as_object_mut()
         .context("object")?
         .remove("priority");
-    ensure!(crd_schema::violations(schema, &without) == [".priority: Required value"]);
+    ensure!(crd::schema::violations(schema, &without) == [".priority: Required value"]);
     let mut with_paths = (*scc).clone();
     with_paths["allowedHostPaths"] =
         json!([{"pathPrefix": "/var/lib/kubelet/pods", "readOnly": true}]);
-    ensure!(crd_schema::violations(schema, &with_paths) == [".allowedHostPaths: unknown field"]);
+    ensure!(crd::schema::violations(schema, &with_paths) == [".allowedHostPaths: unknown field"]);
     Ok(())
 }
 
@@ -495,8 +479,9 @@ fn host_paths_are_mounted_read_only_in_every_variant() -> Result<()> {
                 }
             }
         }
-        // The relay's one mount of the kubelet's pod directory, and nothing else.
-        ensure!(mounts == 1, "{variant}: {mounts} hostPath mounts");
+        // The relay's two: the kubelet's pod directory and its pod log directory, whose names
+        // attest each pod's identity (docs/threat-model.md); nothing else.
+        ensure!(mounts == 2, "{variant}: {mounts} hostPath mounts");
     }
     Ok(())
 }

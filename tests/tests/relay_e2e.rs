@@ -121,7 +121,12 @@ fn failures_are_contained(
     let killed = pods.get_mut(1).context("pod 2")?;
     drop(killed.collector.take());
     let killed = killed.identity();
-    let silent = kubelet.bind("0000dead-0000-4000-8000-00000000511e")?;
+    let silent_uid = "0000dead-0000-4000-8000-00000000511e";
+    kubelet.project(
+        silent_uid,
+        &relay::Podinfo::relay(silent_uid, "ns-silent", "silent"),
+    )?;
+    let silent = kubelet.bind(silent_uid)?;
 
     let targets = |state: &str| {
         prometheus.value(&format!(
@@ -138,8 +143,12 @@ fn failures_are_contained(
             )
         },
     )?;
-    // Let a couple more scrapes happen in this state.
-    std::thread::sleep(Duration::from_secs(3));
+    // A couple more scrapes in this state, so what follows sees it hold, not a single scrape.
+    let scrapes = || prometheus.value("count_over_time(up{job=\"kmc\"}[1h])");
+    let seen = scrapes()?;
+    wait_for("two more scrapes of the relay", SCRAPE_WAIT, || {
+        Ok((scrapes()? >= seen + 2.0).then_some(()))
+    })?;
     let want: BTreeSet<_> = pods
         .iter()
         .map(Pod::identity)
@@ -208,7 +217,9 @@ fn start_pod(kubelet: &Kubelet, i: usize) -> Result<Pod> {
         .filter(|spec| spec.key == "virt-launcher-monitor" || spec.key == "qemu");
     let fake = FakePod::with_processes(&PodInfo::launcher(&vm, 1 << 28), specs)?;
     let (collector, socket) = collector::start_on_socket(&fake, &namespace, &name)?;
-    kubelet.move_socket(&socket, &relay::pod_uid(i))?;
+    let uid = relay::pod_uid(i);
+    kubelet.project(&uid, &relay::Podinfo::relay(&uid, &namespace, &name))?;
+    kubelet.move_socket(&socket, &uid)?;
     Ok(Pod {
         namespace,
         name,

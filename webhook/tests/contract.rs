@@ -122,6 +122,48 @@ fn relay_layout() -> Layout {
     }
 }
 
+/// What the kubelet would project for `compute`'s memory request and limit.
+const REQUEST: u64 = 1_073_741_824;
+const LIMIT: u64 = 2_147_483_648;
+
+/// The files the kubelet would write in the patched pod's downward-API volume: `(path, text)`.
+fn projected(patched: &Patched) -> Vec<(String, String)> {
+    let pod = &patched.pod;
+    let (volume, _) = patched.mounted("downwardAPI");
+    let map_file = |map: &Value| -> String {
+        let entries = map.as_object().into_iter().flatten();
+        entries
+            .map(|(k, v)| format!("{k}={:?}\n", v.as_str().unwrap_or("")))
+            .collect()
+    };
+    let compute = &pod["spec"]["containers"][0]["name"];
+    let namespace = pod["metadata"]["namespace"].as_str().expect("a namespace");
+    let items = volume["downwardAPI"]["items"].as_array().cloned();
+    let mut files = Vec::new();
+    for item in items.into_iter().flatten() {
+        let text = match (
+            item["fieldRef"]["fieldPath"].as_str(),
+            &item["resourceFieldRef"],
+        ) {
+            (Some("metadata.labels"), _) => map_file(&pod["metadata"]["labels"]),
+            (Some("metadata.annotations"), _) => map_file(&pod["metadata"]["annotations"]),
+            (Some("metadata.uid"), _) => POD_UID.to_owned(),
+            (Some("metadata.namespace"), _) => namespace.to_owned(),
+            (Some("metadata.name"), _) => POD_NAME.to_owned(),
+            (None, resource) if &resource["containerName"] == compute => {
+                match resource["resource"].as_str() {
+                    Some("requests.memory") => REQUEST.to_string(),
+                    Some("limits.memory") => LIMIT.to_string(),
+                    other => panic!("unexpected resource {other:?}"),
+                }
+            }
+            _ => panic!("unexpected item {item}"),
+        };
+        files.push((item["path"].as_str().expect("a path").to_owned(), text));
+    }
+    files
+}
+
 #[test]
 fn the_collector_accepts_the_injected_command_lines() {
     let patched = patched(|_| {});
@@ -194,6 +236,7 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
     let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let layout = Layout {
         kubelet_root: root.path().to_owned(),
+        pod_logs: root.path().join("logs"),
         ..layout
     };
     let path = root.path().join(&in_root);
@@ -202,9 +245,49 @@ fn the_relay_finds_the_socket_where_the_kubelet_shows_the_volume() {
     let short = root.path().join("s.sock");
     let _listener = UnixListener::bind(&short).unwrap_or_else(|e| panic!("{e}"));
     std::fs::rename(&short, &path).unwrap_or_else(|e| panic!("{e}"));
+    // The relay attributes it only through the downward-API volume the patch added, as the
+    // kubelet shows it: pods/<uid>/volumes/kubernetes.io~downward-api/<volume>.
+    let (podinfo, _) = patched.mounted("downwardAPI");
+    let podinfo = podinfo["name"].as_str().expect("a volume name");
+    assert_eq!(layout.podinfo_volume, podinfo);
+    let podinfo_dir = root
+        .path()
+        .join("pods")
+        .join(POD_UID)
+        .join("volumes/kubernetes.io~downward-api")
+        .join(podinfo);
+    assert_eq!(discover::podinfo_path(&layout, POD_UID), podinfo_dir);
+    std::fs::create_dir_all(&podinfo_dir).unwrap_or_else(|e| panic!("{e}"));
+    for (path, text) in projected(&patched) {
+        std::fs::write(podinfo_dir.join(path), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    // The kubelet's log directory names the pod: `<namespace>_<name>_<uid>`.
+    let namespace = patched.pod["metadata"]["namespace"]
+        .as_str()
+        .expect("a namespace");
+    let logs = layout
+        .pod_logs
+        .join(format!("{namespace}_{POD_NAME}_{POD_UID}"));
+    std::fs::create_dir_all(logs).unwrap_or_else(|e| panic!("{e}"));
     let found = discover::discover(&layout).unwrap_or_else(|e| panic!("{e}"));
-    let uids: Vec<&str> = found.targets.iter().map(|t| t.pod_uid.as_str()).collect();
-    assert_eq!((uids, found.skipped.len()), (vec![POD_UID], 0));
+    let scrape = &patched.pod["metadata"]["labels"][kube_metrics_contract::pod::SCRAPE];
+    let targets: Vec<(&str, &str, &str)> = found
+        .targets
+        .iter()
+        .map(|t| {
+            let id = &t.identity;
+            (t.pod_uid.as_str(), id.namespace.as_str(), id.pod.as_str())
+        })
+        .collect();
+    if scrape == kube_metrics_contract::pod::SCRAPE_RELAY {
+        assert_eq!(targets, vec![(POD_UID, namespace, POD_NAME)]);
+    } else {
+        assert_eq!(
+            (targets.len(), found.direct.clone()),
+            (0, vec![POD_UID.to_owned()])
+        );
+    }
+    assert_eq!(found.skipped.len(), 0);
 }
 
 #[test]
@@ -240,37 +323,9 @@ fn the_downward_api_gives_the_collector_its_identity() {
     );
 
     // Files: what the kubelet would project for each item, read with the collector's reader.
-    let (volume, _) = patched.mounted("downwardAPI");
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let map_file = |map: &Value| -> String {
-        let entries = map.as_object().into_iter().flatten();
-        entries
-            .map(|(k, v)| format!("{k}={:?}\n", v.as_str().unwrap_or("")))
-            .collect()
-    };
-    let (request, limit) = (1_073_741_824_u64, 2_147_483_648_u64);
-    let compute = &pod["spec"]["containers"][0]["name"];
-    for item in volume["downwardAPI"]["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let text = match (
-            item["fieldRef"]["fieldPath"].as_str(),
-            &item["resourceFieldRef"],
-        ) {
-            (Some("metadata.labels"), _) => map_file(&pod["metadata"]["labels"]),
-            (Some("metadata.annotations"), _) => map_file(&pod["metadata"]["annotations"]),
-            (None, resource) if &resource["containerName"] == compute => {
-                match resource["resource"].as_str() {
-                    Some("requests.memory") => request.to_string(),
-                    Some("limits.memory") => limit.to_string(),
-                    other => panic!("unexpected resource {other:?}"),
-                }
-            }
-            _ => panic!("unexpected item {item}"),
-        };
-        let path = item["path"].as_str().expect("a path");
+    let (request, limit) = (REQUEST, LIMIT);
+    for (path, text) in projected(&patched) {
         std::fs::write(dir.path().join(path), text).unwrap_or_else(|e| panic!("{e}"));
     }
     let info = PodInfo::read(dir.path());

@@ -8,10 +8,10 @@ use http::StatusCode;
 use std::{
     collections::HashSet,
     sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 use tokio_rustls::TlsConnector;
 
@@ -24,14 +24,39 @@ struct Seen {
     leaves: Vec<Vec<u8>>,
 }
 
+/// What one client loop has done so far, readable while it runs: the test waits on it instead of
+/// sleeping for a guessed time.
+#[derive(Debug, Default)]
+struct Progress {
+    ok: AtomicU64,
+    last_leaf: Mutex<Vec<u8>>,
+}
+
+impl Progress {
+    fn ok(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    fn last_leaf(&self) -> Vec<u8> {
+        self.last_leaf.lock().unwrap().clone()
+    }
+}
+
 impl Seen {
-    fn record(&mut self, leaf: &[u8], result: anyhow::Result<(StatusCode, bytes::Bytes)>) {
+    fn record(
+        &mut self,
+        progress: &Progress,
+        leaf: &[u8],
+        result: anyhow::Result<(StatusCode, bytes::Bytes)>,
+    ) {
         if self.leaves.last().map(Vec::as_slice) != Some(leaf) {
             self.leaves.push(leaf.to_vec());
+            *progress.last_leaf.lock().unwrap() = leaf.to_vec();
         }
         match result {
             Ok((StatusCode::OK, body)) if answer_uid(&body).as_deref() == Some(FIXTURE_UID) => {
-                self.ok += 1
+                self.ok += 1;
+                progress.ok.fetch_add(1, Ordering::Relaxed);
             }
             Ok((status, body)) => self
                 .failures
@@ -46,6 +71,7 @@ async fn fresh_connections(
     connector: TlsConnector,
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Seen {
     let mut seen = Seen::default();
     // Bounded: the test stops it after a few seconds; the cap is a backstop.
@@ -56,7 +82,7 @@ async fn fresh_connections(
         match Conn::open(&connector, addr).await {
             Ok(mut conn) => {
                 let result = conn.review_fixture().await;
-                seen.record(&conn.peer_leaf.clone(), result);
+                seen.record(&progress, &conn.peer_leaf.clone(), result);
             }
             Err(error) => seen.failures.push(format!("connect: {error:#}")),
         }
@@ -69,6 +95,7 @@ async fn keep_alive(
     connector: TlsConnector,
     addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Seen {
     let mut seen = Seen::default();
     let mut conn = match Conn::open(&connector, addr).await {
@@ -83,7 +110,7 @@ async fn keep_alive(
             break;
         }
         let result = conn.review_fixture().await;
-        seen.record(&conn.peer_leaf.clone(), result);
+        seen.record(&progress, &conn.peer_leaf.clone(), result);
     }
     seen
 }
@@ -100,32 +127,58 @@ async fn swapping_the_secret_fails_no_request() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
-    for _ in 0..2 {
+    // Index i: fresh connections when even, one keep-alive connection when odd.
+    let progress: Vec<Arc<Progress>> = (0..4).map(|_| Arc::default()).collect();
+    for pair in progress.chunks(2) {
         clients.push(tokio::spawn(fresh_connections(
             connector.clone(),
             server.addr(),
             stop.clone(),
+            pair[0].clone(),
         )));
         clients.push(tokio::spawn(keep_alive(
             connector.clone(),
             server.addr(),
             stop.clone(),
+            pair[1].clone(),
         )));
     }
+    let fresh: Vec<_> = progress.iter().step_by(2).cloned().collect();
 
-    for bundle in &bundles[1..] {
-        // Several reload intervals per version, so every version is picked up and served.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    let served = |clients: &[Arc<Progress>], leaf: Vec<u8>| {
+        let clients = clients.to_vec();
+        move || clients.iter().all(|client| client.last_leaf() == leaf)
+    };
+    // Every client, keep-alive ones included, is served the first version before the first swap.
+    wait_until(
+        "every client served version 0",
+        served(&progress, leaf_der(&bundles[0])),
+    )
+    .await;
+    for (version, bundle) in bundles.iter().enumerate().skip(1) {
         secret.publish_bundle(bundle);
+        // Picked up by the server, and then served to every client that connects anew.
+        wait_for_reloads(&server, "success", version + 1).await;
+        wait_until(
+            &format!("every fresh client served version {version}"),
+            served(&fresh, leaf_der(bundle)),
+        )
+        .await;
     }
-    tokio::time::sleep(Duration::from_millis(400)).await;
     // A broken pair (key of another certificate): the last good one must stay.
     let stranger = bundle();
     secret.publish(&bundles[ROTATIONS].cert_pem, &stranger.key_pem);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_for_reloads(&server, "failure", 1).await;
+    requests_after(&progress, "the broken pair").await;
     // And an empty certificate file.
     secret.publish("", &bundles[ROTATIONS].key_pem);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_for_reloads(&server, "failure", 2).await;
+    requests_after(&progress, "the empty certificate").await;
+    // Enough requests per client for the count assertion below.
+    wait_until("more than 10 requests per client", || {
+        progress.iter().all(|client| client.ok() > 10)
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
 
     // Leaves as bundle indices, for readable assertions.
@@ -179,4 +232,49 @@ async fn swapping_the_secret_fails_no_request() {
     );
     assert_eq!(reloads("failure"), Some(2.0), "{metrics}");
     assert_eq!(server.admin_get("/readyz").await.0, StatusCode::OK);
+}
+
+/// How long any one stage of the rotation may take; far above what it needs.
+const STAGE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Polls `done` until it holds; panics after [`STAGE_DEADLINE`].
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + STAGE_DEADLINE;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "not done after {STAGE_DEADLINE:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Polls the server's `certificate_reloads_total{result}` until it reaches `count`.
+async fn wait_for_reloads(server: &Server, result: &str, count: usize) {
+    let series = format!("kube_metrics_webhook_certificate_reloads_total{{result=\"{result}\"}}");
+    let deadline = Instant::now() + STAGE_DEADLINE;
+    loop {
+        let (_, metrics) = server.admin_get("/metrics").await;
+        if metric(&metrics, &series) >= Some(count as f64) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} not at {count} after {STAGE_DEADLINE:?}:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until every client has had a few more requests answered, so the server's current
+/// state (here: a rejected pair on disk) is exercised by fresh and keep-alive connections alike.
+async fn requests_after(progress: &[Arc<Progress>], what: &str) {
+    let before: Vec<u64> = progress.iter().map(|client| client.ok()).collect();
+    wait_until(&format!("3 more requests per client after {what}"), || {
+        progress
+            .iter()
+            .zip(&before)
+            .all(|(client, before)| client.ok() >= before + 3)
+    })
+    .await;
 }

@@ -18,6 +18,73 @@ fn sigterm(child: &Child) {
     assert!(status.success());
 }
 
+/// Waits until the server has read every byte this connection sent: acknowledged by its kernel
+/// (nothing left in our send queue) and taken out of its socket (nothing left in its receive
+/// queue). Only then is the request in flight in the server rather than in a kernel buffer; a
+/// connection whose request head the server has not read yet is idle and closed at once by the
+/// graceful shutdown.
+async fn wait_until_read(server: std::net::SocketAddr, client: std::net::SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let queued = |local: u16, remote: u16| {
+            tcp_queues(&tcp, local, remote)
+                .unwrap_or_else(|| panic!("no socket {local} -> {remote} in /proc/net/tcp:\n{tcp}"))
+        };
+        let (client_tx, _) = queued(client.port(), server.port());
+        let (_, server_rx) = queued(server.port(), client.port());
+        if client_tx == 0 && server_rx == 0 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server has not read the request 5 s after it was sent \
+             (client send queue {client_tx}, server receive queue {server_rx})"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The (send, receive) queue lengths of the established IPv4 socket from port `local` to port
+/// `remote`, from the text of /proc/net/tcp.
+fn tcp_queues(table: &str, local: u16, remote: u16) -> Option<(u64, u64)> {
+    let port = |address: &str| u16::from_str_radix(address.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (from, to, state, queues) = (
+            fields.get(1)?,
+            fields.get(2)?,
+            fields.get(3)?,
+            fields.get(4)?,
+        );
+        if port(from)? != local || port(to)? != remote || *state != "01" {
+            return None;
+        }
+        let (tx, rx) = queues.split_once(':')?;
+        Some((
+            u64::from_str_radix(tx, 16).ok()?,
+            u64::from_str_radix(rx, 16).ok()?,
+        ))
+    })
+}
+
+#[test]
+fn tcp_queues_reads_the_socket_of_a_port_pair() {
+    let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:A2B4 01 00000000:0000002A 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 0100007F:A2B4 0100007F:1F90 01 00000010:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 20 4 30 10 -1
+";
+    assert_eq!(tcp_queues(table, 0x1F90, 0xA2B4), Some((0, 0x2A)));
+    assert_eq!(tcp_queues(table, 0xA2B4, 0x1F90), Some((0x10, 0)));
+    assert_eq!(
+        tcp_queues(table, 0x1F90, 0),
+        None,
+        "listening, not established"
+    );
+    assert_eq!(tcp_queues(table, 1, 2), None);
+}
+
 #[tokio::test]
 async fn in_flight_request_completes_after_sigterm() {
     let bundle = bundle();
@@ -39,7 +106,8 @@ async fn in_flight_request_completes_after_sigterm() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
     stream.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = stream.get_ref().0.local_addr().unwrap();
+    wait_until_read(addr, client).await;
 
     sigterm(&server.child);
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -8,10 +8,33 @@ fn layout(root: &Path) -> Layout {
         kubelet_root: root.to_owned(),
         volume: "vol".into(),
         socket: "metrics.sock".into(),
+        podinfo_volume: "info".into(),
+        pod_logs: root.join("logs"),
     }
 }
 
+/// Writes pod `uid`'s downward-API volume as the kubelet does: files in a
+/// timestamped directory, reached through `..data` and one symlink each.
+fn podinfo(root: &Path, uid: &str, scrape: &str) {
+    let dir = podinfo_path(&layout(root), uid);
+    let data = dir.join("..2024_01_01_00_00_00.123456789");
+    fs::create_dir_all(&data).unwrap();
+    let labels = format!("kube-metrics-collector.io/scrape=\"{scrape}\"\n");
+    for (file, value) in [
+        ("uid", uid),
+        ("namespace", "ns"),
+        ("name", uid),
+        ("labels", labels.as_str()),
+    ] {
+        fs::write(data.join(file), value).unwrap();
+        let _ = symlink(format!("..data/{file}"), dir.join(file));
+    }
+    let _ = symlink("..2024_01_01_00_00_00.123456789", dir.join("..data"));
+    let _ = fs::create_dir_all(root.join("logs").join(format!("ns_{uid}_{uid}")));
+}
+
 fn volume_dir(root: &Path, uid: &str) -> PathBuf {
+    podinfo(root, uid, "relay");
     let dir = root
         .join("pods")
         .join(uid)
@@ -69,20 +92,38 @@ fn finds_sockets_and_skips_symlinks_and_non_sockets() {
     volume_dir(root, "pod-h");
     // A stray file among the pod directories.
     fs::write(root.join("pods/stray"), "x").unwrap();
+    // A pod Prometheus scrapes directly, one injected before pods had a uid file, and one
+    // without a log directory.
+    let direct = volume_dir(root, "pod-i");
+    podinfo(root, "pod-i", "direct");
+    let _i = bind_at(root, &direct.join("metrics.sock"));
+    let old = volume_dir(root, "pod-j");
+    fs::remove_file(podinfo_path(&layout(root), "pod-j").join("uid")).unwrap();
+    let _j = bind_at(root, &old.join("metrics.sock"));
+    let unlogged = volume_dir(root, "pod-k");
+    fs::remove_dir(root.join("logs/ns_pod-k_pod-k")).unwrap();
+    let _k = bind_at(root, &unlogged.join("metrics.sock"));
 
     let found = discover(&layout(root)).unwrap();
     assert_eq!(
         summary(&found),
         (
-            vec!["pod-a"],
+            vec!["pod-a", "pod-j"],
             vec![
                 ("pod-b", Skipped::Symlink),
                 ("pod-c", Skipped::Symlink),
                 ("pod-d", Skipped::Symlink),
                 ("pod-e", Skipped::NotSocket),
+                ("pod-k", Skipped::Attest(AttestError::Missing)),
                 ("stray", Skipped::Unreadable),
             ]
         )
+    );
+    assert_eq!(found.direct, vec!["pod-i"]);
+    let a = found.targets.first().unwrap();
+    assert_eq!(
+        (a.identity.namespace.as_str(), a.identity.pod.as_str()),
+        ("ns", "pod-a")
     );
 }
 
@@ -96,7 +137,8 @@ fn connect_path_reaches_the_socket_past_the_sun_path_limit() {
     };
     let path = socket_path(&long, uid);
     assert!(path.as_os_str().len() > 108, "{}", path.display());
-    volume_dir(tmp.path(), uid);
+    podinfo(tmp.path(), uid, "relay");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
     let listener = bind_at(tmp.path(), &path);
     let found = discover(&long).unwrap();
     let target = found.targets.first().unwrap();

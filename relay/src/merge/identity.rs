@@ -1,7 +1,4 @@
-//! Who a target says it is: the one identity of its `kubevirt_pod_infra_pod_info`, and which
-//! identities more than one target claims.
-
-use std::collections::HashMap;
+//! Who a target says it is: the one identity of its `kubevirt_pod_infra_pod_info`.
 
 use kube_metrics_contract::metrics::POD_INFO;
 
@@ -37,21 +34,4 @@ pub fn identity(text: &str) -> Result<Identity, Rejected> {
         });
     }
     found.ok_or(Rejected::NoIdentity)
-}
-
-/// Rejects every target whose identity another target also claims: one of
-/// them is lying and the relay cannot tell which, so neither is attributed.
-pub(super) fn reject_duplicates(identities: &mut [Result<Identity, Rejected>]) {
-    let mut counts: HashMap<Identity, usize> = HashMap::new();
-    for id in identities.iter().flatten() {
-        *counts.entry(id.clone()).or_default() += 1;
-    }
-    for slot in identities.iter_mut() {
-        if slot
-            .as_ref()
-            .is_ok_and(|id| counts.get(id).copied().unwrap_or(0) > 1)
-        {
-            *slot = Err(Rejected::DuplicateIdentity);
-        }
-    }
 }

@@ -1,6 +1,6 @@
 //! `--exclude`: families, or memory types of one family, an installation does not want.
 //!
-//! A launcher pod exports about 230 series (docs/metrics.md, "Cardinality"); KubeVirt users have
+//! A launcher pod exports about 140 series (docs/metrics.md, "Cardinality"); KubeVirt users have
 //! seen per-VMI series cost Prometheus gigabytes, so each family can be left out at the source.
 
 use kube_metrics_contract::metrics::POD_INFO;
@@ -91,6 +91,29 @@ impl Exclusions {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The relay forwards exactly the contract's families with the contract's types: the list
+    /// here and what the collector declares must both agree with it.
+    #[test]
+    fn families_and_their_types_match_the_contract() {
+        let names: Vec<&str> = kube_metrics_contract::metrics::FAMILIES
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
+        assert_eq!(names, FAMILIES);
+        let golden = include_str!("../../tests/fixtures/golden/launcher-pod.prom");
+        let mut typed = 0;
+        for line in golden.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+            let (name, kind) = line.split_once(' ').unwrap();
+            assert_eq!(
+                kube_metrics_contract::metrics::family_type(name),
+                Some(kind),
+                "{name}"
+            );
+            typed += 1;
+        }
+        assert!(typed >= 15, "{typed} TYPE lines in the golden exposition");
+    }
 
     fn parse(values: &[&str]) -> Result<Exclusions, ExcludeError> {
         Exclusions::parse(&values.iter().map(|v| v.to_string()).collect::<Vec<_>>())

@@ -3,8 +3,9 @@
 //!
 //! QEMU maps each memory backend as one region of exactly the backend's size: anonymous memory for
 //! `memory-backend-ram`, `/memfd:...` for memfd, a file under `mem-path` for file backends. The
-//! kernel may split a region into several adjacent mappings (madvise, KSM, THP), so adjacent
-//! anonymous mappings with the same permissions are joined before sizes are compared.
+//! kernel may split a region into several adjacent mappings (madvise, KSM, THP), and may place
+//! other anonymous memory right next to it, so a run of adjacent mappings counts only when no
+//! single mapping has the backend's size.
 
 use super::{Backend, BackendKind, GuestMemory};
 use crate::proc::parse::number;
@@ -41,25 +42,75 @@ struct Mapping<'a> {
 
 /// The guest-RAM part of `smaps` for the backends in `memory`.
 pub fn resident(smaps: &[u8], memory: &GuestMemory) -> Resident {
-    let mut mappings = joined(parse(smaps));
+    let mappings = parse(smaps);
+    let mut used = vec![false; mappings.len()];
     let mut found = Resident::default();
     for backend in &memory.backends {
-        let at = mappings.iter().position(|m| holds(m, backend));
-        match at.map(|i| mappings.swap_remove(i)) {
-            Some(m) => {
-                found.resident += m.rss;
-                found.hugetlb += m.hugetlb;
-                found.swap += m.swap;
-                found.matched += 1;
-            }
-            None => found.unmatched += 1,
+        let Some(range) = region(&mappings, &used, backend) else {
+            found.unmatched += 1;
+            continue;
+        };
+        found.matched += 1;
+        for (m, used) in mappings
+            .get(range.clone())
+            .unwrap_or_default()
+            .iter()
+            .zip(&mut used[range])
+        {
+            *used = true;
+            found.resident += m.rss;
+            found.hugetlb += m.hugetlb;
+            found.swap += m.swap;
         }
     }
-    found.other = mappings.iter().map(|m| m.rss).sum();
+    found.other = mappings
+        .iter()
+        .zip(&used)
+        .filter(|(_, used)| !**used)
+        .map(|(m, _)| m.rss)
+        .sum();
     found
 }
 
-/// Whether `mapping` is the region QEMU mapped for `backend`.
+/// The mappings QEMU mapped for `backend`: one mapping of exactly its size, else (anonymous RAM
+/// only) a run of adjacent anonymous mappings with the same permissions that adds up to it. The
+/// single mapping is tried first: a neighbour with the same permissions but other flags is not
+/// guest RAM.
+fn region(
+    mappings: &[Mapping<'_>],
+    used: &[bool],
+    backend: &Backend,
+) -> Option<std::ops::Range<usize>> {
+    let free = |i: usize| !used.get(i).copied().unwrap_or(true);
+    let single = (0..mappings.len())
+        .find(|&i| free(i) && mappings.get(i).is_some_and(|m| holds(m, backend)));
+    if let Some(i) = single {
+        return Some(i..i + 1);
+    }
+    if backend.kind != BackendKind::Ram {
+        return None;
+    }
+    (0..mappings.len()).find_map(|start| {
+        let first = mappings.get(start)?;
+        let mut size = 0;
+        for (end, m) in mappings.iter().enumerate().skip(start) {
+            let joins = end == start
+                || mappings
+                    .get(end - 1)
+                    .is_some_and(|prev| prev.end == m.start && prev.perms == first.perms);
+            if !free(end) || !is_anonymous(m.path) || !joins {
+                return None;
+            }
+            size += m.end - m.start;
+            if size >= backend.size {
+                return (size == backend.size).then_some(start..end + 1);
+            }
+        }
+        None
+    })
+}
+
+/// Whether `mapping` alone is the region QEMU mapped for `backend`.
 fn holds(mapping: &Mapping<'_>, backend: &Backend) -> bool {
     if mapping.end - mapping.start != backend.size {
         return false;
@@ -99,28 +150,6 @@ fn parse(smaps: &[u8]) -> Vec<Mapping<'_>> {
         }
     }
     mappings
-}
-
-/// Adjacent anonymous mappings with the same permissions, joined into one.
-fn joined(mappings: Vec<Mapping<'_>>) -> Vec<Mapping<'_>> {
-    let mut out: Vec<Mapping<'_>> = Vec::with_capacity(mappings.len());
-    for m in mappings {
-        match out.last_mut() {
-            Some(last)
-                if last.end == m.start
-                    && last.perms == m.perms
-                    && is_anonymous(last.path)
-                    && is_anonymous(m.path) =>
-            {
-                last.end = m.end;
-                last.rss += m.rss;
-                last.hugetlb += m.hugetlb;
-                last.swap += m.swap;
-            }
-            _ => out.push(m),
-        }
-    }
-    out
 }
 
 /// `start-end perms offset dev inode [path]`.

@@ -8,7 +8,8 @@ fn parse(argv: &[&str]) -> GuestMemory {
     GuestMemory::from_args(argv.iter().map(|a| a.as_bytes()))
 }
 
-fn ram(id: &str, size: u64) -> Backend {
+/// An anonymous RAM backend, as most tests want one.
+pub(super) fn ram(id: &str, size: u64) -> Backend {
     Backend {
         id: id.into(),
         kind: BackendKind::Ram,

@@ -166,6 +166,27 @@ fn a_fixture_tree_is_reread_after_each_listing() {
     assert_eq!(reader.io(7).unwrap().read_bytes, Some(9));
 }
 
+/// Polls `/proc/<pid>/task/<tid>/stat` until the thread is in an interruptible sleep (`S`).
+fn wait_until_sleeping(pid: i32, tid: i32) {
+    let path = format!("/proc/{pid}/task/{tid}/stat");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stat = fs::read_to_string(&path).unwrap();
+        // The state follows the command name, which is in parentheses and may contain spaces.
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
+        if state == Some('S') {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "thread {tid} not sleeping after 5 s: state {state:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 #[test]
 fn thread_runtime_stays_while_a_thread_sleeps_and_grows_while_it_runs() {
     let (tid_tx, tid_rx) = std::sync::mpsc::channel();
@@ -184,9 +205,9 @@ fn thread_runtime_stays_while_a_thread_sleeps_and_grows_while_it_runs() {
         go_rx.recv().unwrap();
     });
     let tid = tid_rx.recv().unwrap();
-    // Let it reach `recv` and sleep, so its run time is settled.
-    std::thread::sleep(std::time::Duration::from_millis(50));
     let me = std::process::id() as i32;
+    // Blocked in `recv`, so its run time is settled.
+    wait_until_sleeping(me, tid);
     let mut reader = Reader::new(ProcRoot::new("/proc"));
     let mut tids = Vec::new();
     reader.tids(me, &mut tids).unwrap();
@@ -194,11 +215,13 @@ fn thread_runtime_stays_while_a_thread_sleeps_and_grows_while_it_runs() {
     let (first, fresh) = reader.thread_runtime(me, tid).unwrap();
     assert!(fresh, "the first read opens the fd");
     assert!(first.unwrap() > 0);
+    // The subject: time passes while the thread sleeps, and its run time must not move.
     std::thread::sleep(std::time::Duration::from_millis(20));
     assert_eq!(reader.thread_runtime(me, tid).unwrap(), (first, false));
     go_tx.send(()).unwrap();
     tid_rx.recv().unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Back in `recv`: the kernel has accounted the spin.
+    wait_until_sleeping(me, tid);
     let (after, fresh) = reader.thread_runtime(me, tid).unwrap();
     assert!(!fresh);
     assert!(
@@ -208,6 +231,17 @@ fn thread_runtime_stays_while_a_thread_sleeps_and_grows_while_it_runs() {
     );
     go_tx.send(()).unwrap();
     worker.join().unwrap();
+    // `join` returns once the thread has stopped running; the kernel releases its task entry just
+    // after that.
+    let task = format!("/proc/{me}/task/{tid}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&task).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{task} still there 5 s after join"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     // Gone: the kept fd says so, and so does a fresh open.
     let gone = reader.thread_runtime(me, tid).unwrap_err();
     assert_eq!(gone.kind(), ErrorKind::Vanished);

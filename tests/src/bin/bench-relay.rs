@@ -91,11 +91,11 @@ fn measure_node(template: &str, n: usize, scrapes: usize) -> Result<Measurement>
     let kubelet = Kubelet::new("bench-kubelet-")?;
     let original = identity(collector::POD_NAMESPACE, collector::POD_NAME);
     for i in 0..n {
-        let body = template.replace(
-            &original,
-            &identity(&format!("ns-{i}"), &format!("pod-{i}")),
-        );
-        let listener = kubelet.bind(&relay::pod_uid(i))?;
+        let (namespace, pod) = (format!("ns-{i}"), format!("pod-{i}"));
+        let body = template.replace(&original, &identity(&namespace, &pod));
+        let uid = relay::pod_uid(i);
+        kubelet.project(&uid, &relay::Podinfo::relay(&uid, &namespace, &pod))?;
+        let listener = kubelet.bind(&uid)?;
         std::thread::spawn(move || serve(listener, body.as_bytes()));
     }
     let relay = Relay::start(&kubelet, &[])?;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use e2e::bench;
+use e2e::qemu::{Guest, QEMU_BINARY};
 
 /// Times smaps reads of a real QEMU with 1, 4, 16 GiB of guest RAM resident.
 #[derive(Debug, Parser)]
@@ -137,36 +138,17 @@ struct Qemu {
 
 impl Qemu {
     fn start(bytes: u64, thp: bool) -> Result<Self> {
-        let object = format!(
-            r#"{{"qom-type":"memory-backend-ram","id":"pc.ram","size":{bytes},"prealloc":true}}"#
-        );
-        let memory = format!("size={}k", bytes / 1024);
-        let qemu_args = [
-            "qemu-system-x86_64",
-            "-name",
-            "guest=bench_vm,debug-threads=on",
-            "-S",
-            "-machine",
-            "q35,memory-backend=pc.ram",
-            "-accel",
-            "kvm",
-            "-accel",
-            "tcg",
-            "-m",
-            &memory,
-            "-object",
-            &object,
-            "-display",
-            "none",
-            "-nodefaults",
-            "-no-user-config",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-        ];
+        let guest = Guest {
+            namespace: "bench".into(),
+            vm: "vm".into(),
+            memory_mib: bytes >> 20,
+            prealloc: true,
+            spin: false,
+        };
+        // argv[0] stays Debian's binary: outside a pod nothing classifies it.
+        let argv = guest.argv(std::path::Path::new("/dev/null"));
         let mut command = if thp {
-            Command::new(qemu_args[0])
+            Command::new(QEMU_BINARY)
         } else {
             // PR_SET_THP_DISABLE (41) is inherited across exec.
             let mut c = Command::new("python3");
@@ -174,10 +156,10 @@ impl Qemu {
                 "-c",
                 "import ctypes,os,sys; ctypes.CDLL(None).prctl(41,1,0,0,0); os.execvp(sys.argv[1], sys.argv[1:])",
             ]);
-            c.arg(qemu_args[0]);
+            c.arg(QEMU_BINARY);
             c
         };
-        command.args(&qemu_args[1..]);
+        command.args(argv.iter().skip(1));
         let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -3,7 +3,8 @@
 use kube_metrics_contract::sidecar::{
     CONTAINER_NAME, ENV_LOG_LEVEL, ENV_NODE_NAME, ENV_POD_NAME, ENV_POD_NAMESPACE,
     PODINFO_ANNOTATIONS, PODINFO_DIR, PODINFO_LABELS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
-    PODINFO_VOLUME, PORT_NAME, SOCKET_DIR, SOCKET_PATH, SOCKET_VOLUME,
+    PODINFO_NAME, PODINFO_NAMESPACE, PODINFO_UID, PODINFO_VOLUME, PORT_NAME, SOCKET_DIR,
+    SOCKET_PATH, SOCKET_VOLUME,
 };
 use serde_json::{Value, json};
 
@@ -92,6 +93,10 @@ pub fn volumes() -> [Value; 2] {
             {"path": PODINFO_ANNOTATIONS, "fieldRef": {"fieldPath": "metadata.annotations"}},
             memory(PODINFO_MEMORY_REQUEST, "requests.memory"),
             memory(PODINFO_MEMORY_LIMIT, "limits.memory"),
+            // The relay attributes the pod's socket by these, as the kubelet wrote them.
+            {"path": PODINFO_UID, "fieldRef": {"fieldPath": "metadata.uid"}},
+            {"path": PODINFO_NAMESPACE, "fieldRef": {"fieldPath": "metadata.namespace"}},
+            {"path": PODINFO_NAME, "fieldRef": {"fieldPath": "metadata.name"}},
         ]},
     });
     [podinfo, json!({"name": SOCKET_VOLUME, "emptyDir": {}})]

@@ -1,6 +1,7 @@
 //! Guest RAM in smaps captured from a real QEMU 7.2 (KVM, paused with `-S`), and synthetic cases.
 
 use super::*;
+use crate::guest_memory::tests::ram;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -29,17 +30,6 @@ fn mk_smaps(maps: &[(&str, &str, u64)]) -> String {
         ));
     }
     out
-}
-
-fn ram(id: &str, size: u64) -> Backend {
-    Backend {
-        id: id.into(),
-        kind: BackendKind::Ram,
-        size,
-        hugetlb: false,
-        prealloc: false,
-        mem_path: None,
-    }
 }
 
 #[test]
@@ -85,6 +75,23 @@ fn joins_split_anonymous_mappings() {
     assert_eq!(found.other, 4 * KIB, "the stack is QEMU's own");
     assert_eq!(found.swap, 8 * KIB);
     assert_eq!(found.matched, 1);
+}
+
+#[test]
+fn a_neighbour_with_the_same_permissions_is_not_guest_ram() {
+    let smaps = mk_smaps(&[
+        ("7f0000000000-7f0000100000", "", 1024),
+        ("7f0000100000-7f0000101000", "", 4),
+    ]);
+    let memory = GuestMemory {
+        backends: vec![ram("pc.ram", MIB)],
+        ..GuestMemory::default()
+    };
+    let found = resident(smaps.as_bytes(), &memory);
+    assert_eq!(
+        (found.matched, found.resident, found.other),
+        (1, MIB, 4 * KIB)
+    );
 }
 
 #[test]

@@ -1,0 +1,170 @@
+//! A real QEMU (Debian's `qemu-system-x86`, KVM where `/dev/kvm` opens, TCG otherwise) in a fake
+//! launcher pod's PID namespace, next to the other launcher processes, read by `-M`: guest RAM's
+//! size and resident part, QEMU's own memory, page tables and the vCPU class against the host's
+//! `/proc`.
+
+use anyhow::{Context as _, Result, ensure};
+use e2e::collector;
+use e2e::exposition::{self, Sample};
+use e2e::hostproc;
+use e2e::launcher;
+use e2e::pod::{FakePod, PodInfo};
+use e2e::qemu::{Guest, Qemu};
+
+const NAMESPACE: &str = "e2e";
+const MIB: f64 = 1024.0 * 1024.0;
+/// Two reads of a running process a moment apart differ by a few pages.
+const DRIFT: f64 = 512.0 * 1024.0;
+
+fn guest(vm: &str, memory_mib: u64, prealloc: bool, spin: bool) -> Guest {
+    Guest {
+        namespace: NAMESPACE.into(),
+        vm: vm.into(),
+        memory_mib,
+        prealloc,
+        spin,
+    }
+}
+
+/// A launcher pod whose QEMU is the real one.
+fn pod_with(guest: &Guest) -> Result<(FakePod, Qemu)> {
+    e2e::preflight(&["unshare", "nsenter", "qemu-system-x86_64"])?;
+    let others = launcher::core_processes(NAMESPACE, &guest.vm, None)
+        .into_iter()
+        .filter(|spec| spec.key != "qemu");
+    let pod = FakePod::with_processes(&PodInfo::launcher(&guest.vm, 1), others)?;
+    let qemu = guest.start(&pod)?;
+    Ok((pod, qemu))
+}
+
+fn dump(pod: &FakePod) -> Result<Vec<Sample>> {
+    let podinfo = pod.podinfo_dir().to_string_lossy().into_owned();
+    let output = collector::run_once(pod, None, &["-M", "--podinfo", &podinfo])?;
+    exposition::parse(&String::from_utf8(output.stdout).context("-M printed non-UTF-8")?)
+}
+
+fn guest_bytes(samples: &[Sample], kind: &str) -> Result<f64> {
+    exposition::value(
+        samples,
+        "kubevirt_pod_infra_guest_memory_bytes",
+        &[("type", kind)],
+    )
+}
+
+fn qemu_memory(samples: &[Sample], kind: &str) -> Result<f64> {
+    exposition::value(
+        samples,
+        "kubevirt_pod_infra_memory_amount_bytes",
+        &[("process", "qemu"), ("type", kind)],
+    )
+}
+
+#[test]
+fn preallocated_guest_ram_is_told_apart_from_qemus_own_memory() -> Result<()> {
+    let spec = guest("prealloc", 256, true, false);
+    let (pod, qemu) = pod_with(&spec)?;
+    // QEMU may still be settling after its RAM is resident: its own memory must lie between what
+    // the host showed just before and just after the collector read it.
+    let status = |field| hostproc::status_bytes(qemu.pid, field).map(|b| b as f64);
+    let (rss_before, pte_before) = (status("VmRSS")?, status("VmPTE")?);
+    let samples = dump(&pod)?;
+    let (rss_after, pte_after) = (status("VmRSS")?, status("VmPTE")?);
+
+    let size = guest_bytes(&samples, "size")?;
+    ensure!(
+        size == 256.0 * MIB,
+        "guest size {size}, asked for 256 MiB ({:?})",
+        qemu.argv
+    );
+    let resident = guest_bytes(&samples, "resident")?;
+    ensure!(
+        (size - resident).abs() <= 16.0 * 4096.0,
+        "preallocated guest RAM resident {resident} of {size}"
+    );
+    let own = exposition::value(&samples, "kubevirt_pod_infra_qemu_own_memory_bytes", &[])?;
+    ensure!(
+        rss_before - resident - DRIFT <= own && own <= rss_after - resident + DRIFT,
+        "QEMU's own {own} vs VmRSS {rss_before}..{rss_after} - guest {resident}"
+    );
+    ensure!(
+        own > 4.0 * MIB,
+        "QEMU's own memory is its code and heap: {own}"
+    );
+    let pages = qemu_memory(&samples, "page_tables")?;
+    ensure!(
+        pte_before - DRIFT <= pages && pages <= pte_after + DRIFT,
+        "page tables {pages} vs VmPTE {pte_before}..{pte_after}"
+    );
+    for health in [
+        "kube_metrics_collector_guest_memory_unparsed_arguments",
+        "kube_metrics_collector_guest_memory_unmatched_backends",
+    ] {
+        ensure!(exposition::value(&samples, health, &[])? == 0.0, "{health}");
+    }
+    // The series of one launcher pod, as docs/metrics.md ("Cardinality") counts them.
+    println!("series of one launcher pod: {}", samples.len());
+    ensure!(samples.len() <= 160, "{} series per pod", samples.len());
+    let domain = samples
+        .iter()
+        .find(|s| s.name == "kubevirt_pod_infra_guest_memory_bytes");
+    ensure!(
+        domain.is_some_and(|s| s.label("domain") == "prealloc"),
+        "{domain:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn untouched_guest_ram_is_small_but_its_size_is_exact() -> Result<()> {
+    let spec = guest("lazy", 512, false, false);
+    let (pod, _qemu) = pod_with(&spec)?;
+    let samples = dump(&pod)?;
+    ensure!(guest_bytes(&samples, "size")? == 512.0 * MIB, "size");
+    let resident = guest_bytes(&samples, "resident")?;
+    ensure!(
+        resident < 32.0 * MIB,
+        "a paused guest touched {resident} bytes"
+    );
+    ensure!(
+        guest_bytes(&samples, "hugetlb")? == 0.0,
+        "no hugetlbfs here"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_spinning_guest_burns_vcpu_time() -> Result<()> {
+    let spec = guest("spin", 64, false, true);
+    let (pod, qemu) = pod_with(&spec)?;
+    let vcpu = |samples: &[Sample]| -> Result<f64> {
+        ["user", "system"]
+            .into_iter()
+            .map(|kind| {
+                exposition::value(
+                    samples,
+                    "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+                    &[("class", "vcpu"), ("type", kind)],
+                )
+            })
+            .sum()
+    };
+    let samples = e2e::wait_for(
+        "the vCPU to burn 0.3 s",
+        std::time::Duration::from_secs(60),
+        || {
+            let samples = dump(&pod)?;
+            Ok((vcpu(&samples)? >= 0.3).then_some(samples))
+        },
+    )
+    .with_context(|| format!("QEMU {:?}", qemu.argv))?;
+    let other = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+        &[("class", "other"), ("type", "user")],
+    )?;
+    ensure!(
+        vcpu(&samples)? > other,
+        "the guest's CPU is in the vcpu class"
+    );
+    Ok(())
+}
