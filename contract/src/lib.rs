@@ -25,6 +25,24 @@ pub mod pod {
 
     /// Annotation written by the webhook on a skip, read by users and tests: why, from a closed set.
     pub const REASON: &str = "kube-metrics-collector.io/reason";
+    /// Every value of [`REASON`] and of the webhook's `skips_total{reason}`, in docs/webhook.md's
+    /// order; the webhook's `SkipReason::ALL` is held to it, kubectl-kmc explains each.
+    pub const SKIP_REASONS: [&str; 14] = [
+        "not-launcher",
+        "provisioning",
+        "host-network",
+        "host-pid",
+        "host-ipc",
+        "opted-out",
+        "already-injected",
+        "dedicated-cpus",
+        "realtime",
+        "vfio-device",
+        "confidential-vm",
+        "memory-lock",
+        "resource-claims",
+        "unparseable",
+    ];
 
     /// Annotation written by the webhook once the VM was judged, read by users and tests:
     /// [`REASON_SOURCE_VMI`] or [`REASON_SOURCE_POD_FALLBACK`].

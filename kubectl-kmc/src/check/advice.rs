@@ -6,6 +6,13 @@ pub fn meaning(reason: &str) -> &'static str {
         "provisioning" => {
             "the pod only provisions the VM's disks (kubevirt.io/ephemeral-provisioning)"
         }
+        "host-network" => {
+            "the pod uses the node's network (hostNetwork): the collector would listen on the node's address"
+        }
+        "host-pid" => {
+            "the pod shares the node's PID namespace (hostPID): it would see every process of the node"
+        }
+        "host-ipc" => "the pod shares the node's IPC namespace (hostIPC)",
         "opted-out" => {
             "the VM opted out: kube-metrics-collector.io/inject=disabled, or shareProcessNamespace: false"
         }
@@ -26,7 +33,7 @@ pub fn meaning(reason: &str) -> &'static str {
             "the pod claims DRA resources, typically devices that need virt-handler to find QEMU"
         }
         "unparseable" => {
-            "the pod did not have the shape the webhook can patch safely (compute not first, a volume name taken, hostPID, pod-level resources, or a quantity it could not read)"
+            "the pod did not have the shape the webhook can patch safely (compute not first, a volume name taken, pod-level resources, or a quantity it could not read)"
         }
         "" => "the pod names no reason",
         _ => "a reason this kubectl-kmc does not know; see docs/webhook.md of your release",
@@ -37,6 +44,9 @@ pub fn meaning(reason: &str) -> &'static str {
 pub fn fix(reason: &str, source: Option<&str>, restart: &str) -> Vec<String> {
     let change = match reason {
         "provisioning" => "nothing: check the VM's running launcher pod once it starts",
+        "host-network" | "host-pid" | "host-ipc" => {
+            "by design: a pod sharing a namespace of the node is not a KubeVirt launcher pod the collector can be given"
+        }
         "opted-out" => {
             "remove kube-metrics-collector.io/inject: disabled from the VM's spec.template.metadata (labels and annotations) and any shareProcessNamespace: false"
         }
@@ -84,20 +94,13 @@ pub fn fix(reason: &str, source: Option<&str>, restart: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// Every reason the webhook writes has its own meaning and change.
+    /// Every reason the webhook writes on a pod has its own meaning and change (`not-launcher`
+    /// and `already-injected` are never written as a pod's reason).
     #[test]
     fn every_written_reason_has_advice() {
-        let reasons = [
-            "provisioning",
-            "opted-out",
-            "dedicated-cpus",
-            "realtime",
-            "vfio-device",
-            "confidential-vm",
-            "memory-lock",
-            "resource-claims",
-            "unparseable",
-        ];
+        let reasons = kube_metrics_contract::pod::SKIP_REASONS
+            .into_iter()
+            .filter(|r| !matches!(*r, "not-launcher" | "already-injected"));
         let unknown = meaning("no-such-reason");
         let unknown_fix = fix("no-such-reason", None, "r");
         for reason in reasons {

@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 
 use super::advice;
 
-pub const INJECT_LABEL: &str = "kube-metrics-collector.io/inject";
-pub const STATUS_ANNOTATION: &str = "kube-metrics-collector.io/status";
-pub const REASON_ANNOTATION: &str = "kube-metrics-collector.io/reason";
-pub const SOURCE_ANNOTATION: &str = "kube-metrics-collector.io/reason-source";
-pub const SCRAPE_LABEL: &str = "kube-metrics-collector.io/scrape";
+pub use kube_metrics_contract::pod::{
+    INJECT as INJECT_LABEL, REASON as REASON_ANNOTATION, REASON_SOURCE as SOURCE_ANNOTATION,
+    SCRAPE as SCRAPE_LABEL, STATUS as STATUS_ANNOTATION,
+};
 
 /// Everything `check` looked at, as plain data.
 #[derive(Clone, Debug, Default)]
