@@ -1,0 +1,115 @@
+//! The node collector on a fake node: two fake launcher pods whose processes run in real cgroups
+//! named as the kubelet names them (systemd driver, cgroup v2, under a test-owned subtree), one
+//! injected by the webhook (its pod directory has the collector's socket emptyDir) and one
+//! skipped. `kube-metrics-collector node --once` over the real `/proc` must report the skipped
+//! pod, under the identity its pod log directory gives, with the process count, threads and RSS
+//! `/proc` shows, and nothing of the injected one.
+
+use anyhow::{Context as _, Result, ensure};
+use e2e::cgroups::CgroupTree;
+use e2e::exposition::{self, Sample};
+use e2e::hostproc;
+use e2e::node::{self, NodePod};
+use e2e::relay::Kubelet;
+
+const SKIPPED_UID: &str = "0b5e7a1c-1111-4000-8000-00000000e2e1";
+const INJECTED_UID: &str = "0b5e7a1c-2222-4000-8000-00000000e2e2";
+
+#[test]
+fn reports_the_skipped_pod_once_under_its_attested_identity() {
+    e2e::preflight(&["unshare", "nsenter"]).unwrap();
+    let mut tree = match CgroupTree::new() {
+        Ok(tree) => tree,
+        Err(error) => {
+            // Not on a machine without a writable cgroup2 hierarchy: say so instead of passing.
+            panic!("this test needs a writable cgroup2 mount, as root: {error:#}");
+        }
+    };
+    let kubelet = Kubelet::new("e2e-kubelet-node-").unwrap();
+    let skipped =
+        NodePod::start(&mut tree, &kubelet, SKIPPED_UID, "vms-a", "gpu-vm", false).unwrap();
+    let injected =
+        NodePod::start(&mut tree, &kubelet, INJECTED_UID, "vms-b", "plain-vm", true).unwrap();
+    let text = node::scrape_once(&kubelet).unwrap();
+    if let Err(error) = check(&text, &skipped, &injected) {
+        panic!("{error:#}\n--- node collector output:\n{text}");
+    }
+    drop((skipped, injected));
+    drop(tree);
+}
+
+fn check(text: &str, skipped: &NodePod, injected: &NodePod) -> Result<()> {
+    let samples = exposition::parse(text)?;
+    let count = |state: &str| {
+        exposition::value(
+            &samples,
+            "kube_metrics_collector_node_pods",
+            &[("state", state)],
+        )
+    };
+    ensure!(count("collected")? == 1.0, "collected pods");
+    ensure!(count("injected")? == 1.0, "injected pods");
+    ensure!(count("unattested")? == 0.0, "unattested pods");
+    ensure!(
+        !samples.iter().any(|s| s.label("pod") == injected.name),
+        "the injected pod's series must come from its own collector only"
+    );
+    let id = [
+        ("namespace", skipped.namespace.as_str()),
+        ("pod", skipped.name.as_str()),
+    ];
+    let info = exposition::select(&samples, "kubevirt_pod_infra_pod_info", &id);
+    ensure!(info.len() == 1, "pod_info of the skipped pod: {info:?}");
+    for spec in skipped.pod.specs() {
+        let role = spec.key.as_str();
+        let pid = skipped.pod.pid(role)?;
+        let sel = |extra: &[(&'static str, &'static str)]| -> Vec<(&str, &str)> {
+            let mut s = vec![id[0], id[1], ("process", role)];
+            s.extend_from_slice(extra);
+            s
+        };
+        let processes = exposition::value(&samples, "kubevirt_pod_infra_processes", &sel(&[]))?;
+        ensure!(processes == 1.0, "{role}: {processes} processes");
+        let threads = exposition::value(&samples, "kubevirt_pod_infra_threads", &sel(&[]))?;
+        let host_threads = hostproc::threads(pid)?;
+        ensure!(
+            threads == host_threads as f64,
+            "{role}: {threads} threads, /proc says {host_threads}"
+        );
+        let resident = exposition::value(
+            &samples,
+            "kubevirt_pod_infra_memory_amount_bytes",
+            &sel(&[("type", "resident")]),
+        )?;
+        let vm_rss = hostproc::status_bytes(pid, "VmRSS")? as f64;
+        ensure!(
+            (resident - vm_rss).abs() <= (vm_rss * 0.05).max(1024.0 * 1024.0),
+            "{role}: resident {resident} vs VmRSS {vm_rss}"
+        );
+    }
+    let every_series_is_the_pods = samples
+        .iter()
+        .filter(|s: &&Sample| s.name.starts_with("kubevirt_pod_infra_"))
+        .all(|s| s.matches(&id));
+    ensure!(
+        every_series_is_the_pods,
+        "a kubevirt_pod_infra_ series without the pod's labels"
+    );
+    let qemu_memory = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_memory_amount_bytes",
+        &[id[0], id[1], ("process", "qemu"), ("type", "anonymous")],
+    )
+    .context("qemu anonymous memory")?;
+    ensure!(
+        qemu_memory >= 64.0 * 1024.0 * 1024.0,
+        "qemu touched 64 MiB: {qemu_memory}"
+    );
+    eprintln!(
+        "checked: {} samples of {}/{}",
+        samples.len(),
+        skipped.namespace,
+        skipped.name
+    );
+    Ok(())
+}
