@@ -10,6 +10,17 @@ use anyhow::{Context as _, Result};
 use kube_metrics_contract::{relay, sidecar};
 use std::process::Command;
 
+/// What the kubelet shows of a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// The webhook skipped it: a log directory, no collector volume.
+    Skipped,
+    /// The webhook injected it: the collector's socket emptyDir is in its pod directory.
+    Injected,
+    /// No log directory: nobody attests who it is.
+    Unattested,
+}
+
 /// One fake launcher pod on the fake node.
 #[derive(Debug)]
 pub struct NodePod {
@@ -23,14 +34,14 @@ pub struct NodePod {
 
 impl NodePod {
     /// Starts the core launcher processes of `vm` and moves each into pod `uid`'s scope; the
-    /// kubelet gets the pod's log directory, and with `injected` the collector's socket emptyDir.
+    /// kubelet gets what `kind` says.
     pub fn start(
         tree: &mut CgroupTree,
         kubelet: &Kubelet,
         uid: &str,
         namespace: &str,
         vm: &str,
-        injected: bool,
+        kind: Kind,
     ) -> Result<Self> {
         let name = format!("virt-launcher-{vm}-abcde");
         let specs = launcher::core_processes(namespace, vm, None);
@@ -42,14 +53,17 @@ impl NodePod {
             CgroupTree::enter(&scope, pid)?;
             tree.check_member(&scope, pid)?;
         }
-        std::fs::create_dir_all(kubelet.pod_logs().join(format!("{namespace}_{name}_{uid}")))?;
+        if kind != Kind::Unattested {
+            let logs = kubelet.pod_logs().join(format!("{namespace}_{name}_{uid}"));
+            std::fs::create_dir_all(logs)?;
+        }
         let volumes = kubelet
             .root()
             .join(relay::PODS_DIR)
             .join(uid)
             .join(relay::VOLUMES_DIR);
         std::fs::create_dir_all(&volumes)?;
-        if injected {
+        if kind == Kind::Injected {
             std::fs::create_dir_all(volumes.join(relay::EMPTY_DIR).join(sidecar::SOCKET_VOLUME))?;
         }
         Ok(Self {

@@ -1,19 +1,20 @@
 //! The node collector on a fake node: two fake launcher pods whose processes run in real cgroups
 //! named as the kubelet names them (systemd driver, cgroup v2, under a test-owned subtree), one
 //! injected by the webhook (its pod directory has the collector's socket emptyDir) and one
-//! skipped. `kube-metrics-collector node --once` over the real `/proc` must report the skipped
+//! skipped, and a third without a pod log directory. `kube-metrics-collector node --once` over the real `/proc` must report the skipped
 //! pod, under the identity its pod log directory gives, with the process count, threads and RSS
-//! `/proc` shows, and nothing of the injected one.
+//! `/proc` shows, nothing of the injected one, and count the unattested one's processes.
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::cgroups::CgroupTree;
 use e2e::exposition::{self, Sample};
 use e2e::hostproc;
-use e2e::node::{self, NodePod};
+use e2e::node::{self, Kind, NodePod};
 use e2e::relay::Kubelet;
 
 const SKIPPED_UID: &str = "0b5e7a1c-1111-4000-8000-00000000e2e1";
 const INJECTED_UID: &str = "0b5e7a1c-2222-4000-8000-00000000e2e2";
+const UNATTESTED_UID: &str = "0b5e7a1c-3333-4000-8000-00000000e2e3";
 
 #[test]
 fn reports_the_skipped_pod_once_under_its_attested_identity() {
@@ -26,19 +27,21 @@ fn reports_the_skipped_pod_once_under_its_attested_identity() {
         }
     };
     let kubelet = Kubelet::new("e2e-kubelet-node-").unwrap();
-    let skipped =
-        NodePod::start(&mut tree, &kubelet, SKIPPED_UID, "vms-a", "gpu-vm", false).unwrap();
-    let injected =
-        NodePod::start(&mut tree, &kubelet, INJECTED_UID, "vms-b", "plain-vm", true).unwrap();
+    let mut start = |uid, namespace, vm, kind| {
+        NodePod::start(&mut tree, &kubelet, uid, namespace, vm, kind).unwrap()
+    };
+    let skipped = start(SKIPPED_UID, "vms-a", "gpu-vm", Kind::Skipped);
+    let injected = start(INJECTED_UID, "vms-b", "plain-vm", Kind::Injected);
+    let unattested = start(UNATTESTED_UID, "vms-c", "ghost-vm", Kind::Unattested);
     let text = node::scrape_once(&kubelet).unwrap();
-    if let Err(error) = check(&text, &skipped, &injected) {
+    if let Err(error) = check(&text, &skipped, &injected, &unattested) {
         panic!("{error:#}\n--- node collector output:\n{text}");
     }
-    drop((skipped, injected));
+    drop((skipped, injected, unattested));
     drop(tree);
 }
 
-fn check(text: &str, skipped: &NodePod, injected: &NodePod) -> Result<()> {
+fn check(text: &str, skipped: &NodePod, injected: &NodePod, unattested: &NodePod) -> Result<()> {
     let samples = exposition::parse(text)?;
     let count = |state: &str| {
         exposition::value(
@@ -49,10 +52,22 @@ fn check(text: &str, skipped: &NodePod, injected: &NodePod) -> Result<()> {
     };
     ensure!(count("collected")? == 1.0, "collected pods");
     ensure!(count("injected")? == 1.0, "injected pods");
-    ensure!(count("unattested")? == 0.0, "unattested pods");
+    ensure!(count("unattested")? == 1.0, "unattested pods");
+    let left_out = exposition::value(
+        &samples,
+        "kube_metrics_collector_node_unattested_processes",
+        &[],
+    )?;
     ensure!(
-        !samples.iter().any(|s| s.label("pod") == injected.name),
-        "the injected pod's series must come from its own collector only"
+        left_out == unattested.pod.specs().count() as f64,
+        "{left_out} unattested processes"
+    );
+    ensure!(count("unverified")? == 0.0, "unverified pods");
+    ensure!(
+        !samples
+            .iter()
+            .any(|s| s.label("pod") == injected.name || s.label("pod") == unattested.name),
+        "the injected pod's series come from its own collector only, the unattested pod's from none"
     );
     let id = [
         ("namespace", skipped.namespace.as_str()),

@@ -44,6 +44,8 @@ enum Verdict {
 pub struct PodCounts {
     pub collected: u64,
     pub injected: u64,
+    /// Launcher pods whose pods directory could not be read (left out: they may be injected).
+    pub unverified: u64,
     /// Launcher pods without an attested identity (no single log directory for the uid).
     pub unattested: u64,
     /// Processes of unattested pods, left out.
@@ -119,6 +121,7 @@ impl NodeScraper {
             match self.decide(uid, *launcher, &identities) {
                 Decision::NotLauncher => continue,
                 Decision::Injected => counts.injected += 1,
+                Decision::Unverified => counts.unverified += 1,
                 Decision::Unattested => {
                     counts.unattested += 1;
                     counts.unattested_processes += pids.len() as u64;
@@ -220,8 +223,14 @@ impl NodeScraper {
             .join(VOLUMES_DIR)
             .join(EMPTY_DIR)
             .join(&self.layout.socket_volume);
-        if std::fs::symlink_metadata(&socket_dir).is_ok() {
-            return Decision::Injected;
+        match std::fs::symlink_metadata(&socket_dir) {
+            Ok(_) => return Decision::Injected,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            // Cannot tell (the pod directory is not readable): collecting could count it twice.
+            Err(error) => {
+                tracing::debug!(%error, pod_uid = uid, "Cannot check for the collector's volume");
+                return Decision::Unverified;
+            }
         }
         match identities.get(uid) {
             Some(identity) => Decision::Collect(identity.clone()),
@@ -274,6 +283,8 @@ impl NodeScraper {
 enum Decision {
     NotLauncher,
     Injected,
+    /// Whether the webhook injected it cannot be read from the kubelet's pods directory.
+    Unverified,
     Unattested,
     Collect(Identity),
 }
@@ -304,6 +315,7 @@ fn own_families(counts: &PodCounts, duration: f64) -> String {
     let PodCounts {
         collected,
         injected,
+        unverified,
         unattested,
         unattested_processes,
     } = *counts;
@@ -312,6 +324,7 @@ fn own_families(counts: &PodCounts, duration: f64) -> String {
          # TYPE kube_metrics_collector_node_pods gauge\n\
          kube_metrics_collector_node_pods{{state=\"collected\"}} {collected}\n\
          kube_metrics_collector_node_pods{{state=\"injected\"}} {injected}\n\
+         kube_metrics_collector_node_pods{{state=\"unverified\"}} {unverified}\n\
          kube_metrics_collector_node_pods{{state=\"unattested\"}} {unattested}\n\
          # HELP kube_metrics_collector_node_unattested_processes Processes of launcher pods left out because the kubelet attests no identity for their pod.\n\
          # TYPE kube_metrics_collector_node_unattested_processes gauge\n\
@@ -355,6 +368,7 @@ mod tests {
             &PodCounts {
                 collected: 2,
                 injected: 1,
+                unverified: 4,
                 unattested: 3,
                 unattested_processes: 7,
             },
@@ -363,6 +377,7 @@ mod tests {
         for line in [
             "kube_metrics_collector_node_pods{state=\"collected\"} 2",
             "kube_metrics_collector_node_pods{state=\"injected\"} 1",
+            "kube_metrics_collector_node_pods{state=\"unverified\"} 4",
             "kube_metrics_collector_node_pods{state=\"unattested\"} 3",
             "kube_metrics_collector_node_unattested_processes 7",
             "kube_metrics_collector_node_scrape_duration_seconds 0.5",
