@@ -8,6 +8,7 @@ use crate::relay::Kubelet;
 use crate::{binaries, launcher, process};
 use anyhow::{Context as _, Result};
 use kube_metrics_contract::{relay, sidecar};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// What the kubelet shows of a pod.
@@ -33,10 +34,11 @@ pub struct NodePod {
 // === impl NodePod ===
 
 impl NodePod {
-    /// Starts the core launcher processes of `vm` and moves each into pod `uid`'s scope; the
-    /// kubelet gets what `kind` says.
+    /// Starts the core launcher processes of `vm` and moves each into pod `uid`'s scope (without a
+    /// cgroup tree they stay where they are: see [`fixture_proc`]); the kubelet gets what `kind`
+    /// says.
     pub fn start(
-        tree: &mut CgroupTree,
+        tree: Option<&mut CgroupTree>,
         kubelet: &Kubelet,
         uid: &str,
         namespace: &str,
@@ -46,12 +48,16 @@ impl NodePod {
         let name = format!("virt-launcher-{vm}-abcde");
         let specs = launcher::core_processes(namespace, vm, None);
         let pod = FakePod::with_processes(&PodInfo::launcher(vm, 0), specs)?;
-        let scope = tree.pod_scope(uid, "compute")?;
-        let keys: Vec<String> = pod.specs().map(|s| s.key.clone()).collect();
-        for key in &keys {
-            let pid = pod.pid(key)?;
-            CgroupTree::enter(&scope, pid)?;
-            tree.check_member(&scope, pid)?;
+        if let Some(tree) = tree {
+            let scope = tree.pod_scope(uid, "compute")?;
+            for pid in pod
+                .specs()
+                .map(|s| pod.pid(&s.key))
+                .collect::<Result<Vec<_>>>()?
+            {
+                CgroupTree::enter(&scope, pid)?;
+                tree.check_member(&scope, pid)?;
+            }
         }
         if kind != Kind::Unattested {
             let logs = kubelet.pod_logs().join(format!("{namespace}_{name}_{uid}"));
@@ -75,17 +81,59 @@ impl NodePod {
     }
 }
 
-/// `kube-metrics-collector --proc-root /proc node --once` over `kubelet`: its stdout.
-pub fn scrape_once(kubelet: &Kubelet) -> Result<String> {
+/// For machines without a writable cgroup2 mount: a proc root holding a copy of the files the
+/// collector reads of each pod's processes (`stat`, `status`, `io`, `cmdline`, as many `fd/`
+/// entries, each thread's `stat`, `schedstat` and `comm`) and of `/proc/stat`, with a `cgroup`
+/// file that puts them in their pod's scope as [`CgroupTree::pod_scope`] would.
+pub fn fixture_proc(pods: &[&NodePod]) -> Result<tempfile::TempDir> {
+    let root = tempfile::Builder::new()
+        .prefix("e2e-fixture-proc-")
+        .tempdir()?;
+    std::fs::copy("/proc/stat", root.path().join("stat"))?;
+    for pod in pods {
+        let cgroup = format!(
+            "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-compute.scope\n",
+            pod.uid.replace('-', "_")
+        );
+        for spec in pod.pod.specs() {
+            let pid = pod.pod.pid(&spec.key)?;
+            copy_process(
+                &PathBuf::from(format!("/proc/{pid}")),
+                &root.path().join(pid.to_string()),
+                &cgroup,
+            )?;
+        }
+    }
+    Ok(root)
+}
+
+fn copy_process(real: &Path, copy: &Path, cgroup: &str) -> Result<()> {
+    std::fs::create_dir_all(copy.join("fd"))?;
+    for file in ["stat", "status", "io", "cmdline"] {
+        std::fs::write(copy.join(file), std::fs::read(real.join(file))?)?;
+    }
+    std::fs::write(copy.join("cgroup"), cgroup)?;
+    for (n, _) in std::fs::read_dir(real.join("fd"))?.enumerate() {
+        std::fs::write(copy.join("fd").join(n.to_string()), "")?;
+    }
+    for task in std::fs::read_dir(real.join("task"))? {
+        let task = task?;
+        let dir = copy.join("task").join(task.file_name());
+        std::fs::create_dir_all(&dir)?;
+        for file in ["stat", "schedstat", "comm"] {
+            std::fs::write(dir.join(file), std::fs::read(task.path().join(file))?)?;
+        }
+    }
+    Ok(())
+}
+
+/// `kube-metrics-collector --proc-root <proc_root> node --once` over `kubelet`: its stdout.
+pub fn scrape_once(proc_root: &Path, kubelet: &Kubelet) -> Result<String> {
     let mut command = Command::new(binaries::collector()?);
     command
-        .args([
-            "--proc-root",
-            "/proc",
-            "node",
-            "--once",
-            "--kubelet-pods-dir",
-        ])
+        .arg("--proc-root")
+        .arg(proc_root)
+        .args(["node", "--once", "--kubelet-pods-dir"])
         .arg(kubelet.root().join(relay::PODS_DIR))
         .arg("--pod-logs-dir")
         .arg(kubelet.pod_logs());
