@@ -86,17 +86,30 @@ impl NodePod {
 /// entries, each thread's `stat`, `schedstat` and `comm`) and of `/proc/stat`, with a `cgroup`
 /// file that puts them in their pod's scope as [`CgroupTree::pod_scope`] would.
 pub fn fixture_proc(pods: &[&NodePod]) -> Result<tempfile::TempDir> {
+    let mut by_pod = Vec::new();
+    for pod in pods {
+        let pids: Vec<u32> = pod
+            .pod
+            .specs()
+            .map(|s| pod.pod.pid(&s.key))
+            .collect::<Result<_>>()?;
+        by_pod.push((pod.uid.clone(), pids));
+    }
+    fixture_proc_of(&by_pod)
+}
+
+/// [`fixture_proc`] of `(pod uid, host pids)` pairs.
+pub fn fixture_proc_of(pods: &[(String, Vec<u32>)]) -> Result<tempfile::TempDir> {
     let root = tempfile::Builder::new()
         .prefix("e2e-fixture-proc-")
         .tempdir()?;
     std::fs::copy("/proc/stat", root.path().join("stat"))?;
-    for pod in pods {
+    for (uid, pids) in pods {
         let cgroup = format!(
             "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-compute.scope\n",
-            pod.uid.replace('-', "_")
+            uid.replace('-', "_")
         );
-        for spec in pod.pod.specs() {
-            let pid = pod.pod.pid(&spec.key)?;
+        for &pid in pids {
             copy_process(
                 &PathBuf::from(format!("/proc/{pid}")),
                 &root.path().join(pid.to_string()),

@@ -8,7 +8,8 @@
 //! own kubepods-named cgroup (systemd driver, cgroup v2) under a test-owned subtree, with a pod
 //! log directory naming it; no PID namespace is needed, since the node collector reads the host's
 //! /proc. Every other process of the machine is on the node too, outside kubepods. The node
-//! collector is a separate process; its CPU comes from its /proc/<pid>/stat.
+//! collector is a separate process; its CPU comes from its /proc/<pid>/stat. Where no cgroup can be
+//! created, the node collector reads a fixture proc root copied from /proc instead (it says so).
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
@@ -16,10 +17,11 @@ use e2e::bench::{self, Measurement};
 use e2e::cgroups::CgroupTree;
 use e2e::http::{self, Endpoint};
 use e2e::relay::{self, Kubelet};
-use e2e::{Guarded, binaries, hostproc, launcher, wait_for};
+use e2e::{Guarded, binaries, hostproc, launcher, node, wait_for};
 use kube_metrics_contract::relay::PODS_DIR;
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
@@ -55,10 +57,22 @@ fn run(args: Args) -> Result<()> {
     } else {
         (args.vms, args.scrapes)
     };
-    let mut tree = CgroupTree::new()?;
+    // Real cgroups where the machine allows them; otherwise a fixture proc root copied from /proc.
+    let mut tree = match CgroupTree::new() {
+        Ok(tree) => Some(tree),
+        Err(error) => {
+            println!("no writable cgroup2 ({error:#}): fixture proc root copied from /proc");
+            None
+        }
+    };
     let kubelet = Kubelet::new("bench-kubelet-node-")?;
     let started = Instant::now();
-    let processes = start_vms(&mut tree, &kubelet, vms)?;
+    let (processes, by_pod) = start_vms(tree.as_mut(), &kubelet, vms)?;
+    let fixture = match tree {
+        Some(_) => None,
+        None => Some(node::fixture_proc_of(&by_pod)?),
+    };
+    let proc_root = fixture.as_ref().map_or(Path::new("/proc"), |f| f.path());
     eprintln!(
         "bench-node: {} processes of {vms} VMs started in {:?}",
         processes.len(),
@@ -74,7 +88,7 @@ fn run(args: Args) -> Result<()> {
         processes.len(),
         binaries::collector()?.display()
     );
-    let (addr, collector) = start_collector(&kubelet)?;
+    let (addr, collector) = start_collector(proc_root, &kubelet)?;
     let must_contain = format!("kube_metrics_collector_node_pods{{state=\"collected\"}} {vms}\n");
     let measurement = bench::measure("node", collector.pid(), addr, scrapes, &must_contain)?;
     println!("{}", measurement.result_line());
@@ -85,15 +99,25 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The core launcher processes of `vms` VMs, each VM in its own pod cgroup with a log directory.
-fn start_vms(tree: &mut CgroupTree, kubelet: &Kubelet, vms: usize) -> Result<Vec<Guarded>> {
+/// The core launcher processes of `vms` VMs, each VM in its own pod cgroup (with a tree) and with a
+/// log directory; and each pod's uid and pids.
+fn start_vms(
+    mut tree: Option<&mut CgroupTree>,
+    kubelet: &Kubelet,
+    vms: usize,
+) -> Result<(Vec<Guarded>, Vec<(String, Vec<u32>)>)> {
     let fake = binaries::fake_process()?;
     let mut running = Vec::new();
+    let mut by_pod = Vec::new();
     for i in 0..vms {
         let (uid, namespace, vm) = (relay::pod_uid(i), format!("ns-{i}"), format!("vm-{i}"));
         let logs = format!("{namespace}_virt-launcher-{vm}-abcde_{uid}");
         std::fs::create_dir_all(kubelet.pod_logs().join(logs))?;
-        let scope = tree.pod_scope(&uid, "compute")?;
+        let scope = match tree.as_deref_mut() {
+            Some(tree) => Some(tree.pod_scope(&uid, "compute")?),
+            None => None,
+        };
+        let mut pids = Vec::new();
         for spec in launcher::core_processes(&namespace, &vm, None) {
             let (argv0, rest) = spec.argv.split_first().context("empty argv")?;
             let mut command = Command::new(&fake);
@@ -103,23 +127,29 @@ fn start_vms(tree: &mut CgroupTree, kubelet: &Kubelet, vms: usize) -> Result<Vec
                 .env("FAKE_THREADS", spec.threads.join(","));
             let guard = Guarded::spawn(&format!("{i}-{}", spec.key), command, kubelet.root())?;
             let pid = guard.pid();
-            CgroupTree::enter(&scope, pid)?;
+            if let Some(scope) = &scope {
+                CgroupTree::enter(scope, pid)?;
+            }
+            pids.push(pid);
             let threads = spec.thread_count();
             wait_for(&format!("{} of VM {i}", spec.key), START_TIMEOUT, || {
                 Ok((hostproc::threads(pid)? == threads).then_some(()))
             })?;
             running.push(guard);
         }
+        by_pod.push((uid, pids));
     }
-    Ok(running)
+    Ok((running, by_pod))
 }
 
-/// `kube-metrics-collector --proc-root /proc node` on a free loopback port.
-fn start_collector(kubelet: &Kubelet) -> Result<(SocketAddr, Guarded)> {
+/// `kube-metrics-collector --proc-root <proc_root> node` on a free loopback port.
+fn start_collector(proc_root: &Path, kubelet: &Kubelet) -> Result<(SocketAddr, Guarded)> {
     let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
     let mut command = Command::new(binaries::collector()?);
     command
-        .args(["--proc-root", "/proc", "node", "--listen"])
+        .arg("--proc-root")
+        .arg(proc_root)
+        .args(["node", "--listen"])
         .arg(addr.to_string())
         .arg("--kubelet-pods-dir")
         .arg(kubelet.root().join(PODS_DIR))
