@@ -98,8 +98,11 @@ pub fn fixture_proc(pods: &[&NodePod]) -> Result<tempfile::TempDir> {
     fixture_proc_of(&by_pod)
 }
 
+/// Host pids by pod uid.
+pub type PodPids = Vec<(String, Vec<u32>)>;
+
 /// [`fixture_proc`] of `(pod uid, host pids)` pairs.
-pub fn fixture_proc_of(pods: &[(String, Vec<u32>)]) -> Result<tempfile::TempDir> {
+pub fn fixture_proc_of(pods: &PodPids) -> Result<tempfile::TempDir> {
     let root = tempfile::Builder::new()
         .prefix("e2e-fixture-proc-")
         .tempdir()?;

@@ -105,7 +105,7 @@ fn start_vms(
     mut tree: Option<&mut CgroupTree>,
     kubelet: &Kubelet,
     vms: usize,
-) -> Result<(Vec<Guarded>, Vec<(String, Vec<u32>)>)> {
+) -> Result<(Vec<Guarded>, node::PodPids)> {
     let fake = binaries::fake_process()?;
     let mut running = Vec::new();
     let mut by_pod = Vec::new();
