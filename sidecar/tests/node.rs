@@ -137,6 +137,13 @@ fn reports_only_the_uninjected_attested_launcher_pod() {
     node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
     node.launcher(400, UNATTESTED);
     node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
+    // A collector outside a launcher pod (the node collector's own pod) is not an injected pod.
+    node.process(
+        501,
+        "/usr/bin/kube-metrics-collector",
+        "kube-metrics-co",
+        Some(NOT_A_LAUNCHER),
+    );
     node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
 
     let mut scraper = node.scraper();

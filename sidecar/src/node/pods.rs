@@ -52,6 +52,15 @@ pub struct PodCounts {
     pub unattested_processes: u64,
 }
 
+/// One pod's processes at this scrape, and what their command lines say.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Sorted: the listing is.
+    pids: Vec<i32>,
+    launcher: bool,
+    collector: bool,
+}
+
 /// One pod under collection.
 #[derive(Debug)]
 struct Pod {
@@ -72,6 +81,7 @@ pub struct NodeScraper {
     verdicts: HashMap<(i32, Arc<str>), (Verdict, u64)>,
     pods: HashMap<Arc<str>, Pod>,
     generation: u64,
+    exclude: Arc<crate::exposition::Exclusions>,
     pub last: PodCounts,
 }
 
@@ -84,7 +94,9 @@ impl NodeScraper {
             .clone()
             .or_else(|| listing.hostname())
             .unwrap_or_else(|| "unknown".to_owned());
+        let exclude = Arc::new(config.exclude.clone());
         Self {
+            exclude,
             config,
             layout,
             host,
@@ -115,10 +127,11 @@ impl NodeScraper {
         let mut uids: Vec<&Arc<str>> = by_pod.keys().collect();
         uids.sort();
         for uid in uids {
-            let Some((pids, launcher)) = by_pod.get(uid) else {
+            let Some(seen) = by_pod.get(uid) else {
                 continue;
             };
-            match self.decide(uid, *launcher, &identities) {
+            let pids = &seen.pids;
+            match self.decide(uid, seen, &identities) {
                 Decision::NotLauncher => continue,
                 Decision::Injected => counts.injected += 1,
                 Decision::Unverified => counts.unverified += 1,
@@ -147,11 +160,10 @@ impl NodeScraper {
         merged.text + &own_families(&counts, started.elapsed().as_secs_f64())
     }
 
-    /// Pids of every pod on the node (sorted), and whether any is a launcher process; a pod one
-    /// of whose processes is the collector maps to `None` (injected).
-    fn group_by_pod(&mut self) -> HashMap<Arc<str>, (Vec<i32>, Option<bool>)> {
+    /// Every pod on the node with its processes.
+    fn group_by_pod(&mut self) -> HashMap<Arc<str>, Seen> {
         let mut pids = std::mem::take(&mut self.pids);
-        let mut by_pod: HashMap<Arc<str>, (Vec<i32>, Option<bool>)> = HashMap::new();
+        let mut by_pod: HashMap<Arc<str>, Seen> = HashMap::new();
         if let Err(error) = self.listing.pids(&mut pids) {
             tracing::warn!(%error, "Cannot list processes");
         }
@@ -176,14 +188,10 @@ impl NodeScraper {
                 }
             };
             let verdict = self.verdict(pid, &uid);
-            let entry = by_pod
-                .entry(uid)
-                .or_insert_with(|| (Vec::new(), Some(false)));
-            entry.0.push(pid);
-            entry.1 = match (entry.1, verdict) {
-                (_, Verdict::Collector) | (None, _) => None,
-                (Some(l), v) => Some(l || v == Verdict::Launcher),
-            };
+            let seen = by_pod.entry(uid).or_default();
+            seen.pids.push(pid);
+            seen.launcher |= verdict == Verdict::Launcher;
+            seen.collector |= verdict == Verdict::Collector;
         }
         self.pids = pids;
         by_pod
@@ -205,16 +213,12 @@ impl NodeScraper {
         verdict
     }
 
-    fn decide(
-        &self,
-        uid: &str,
-        launcher: Option<bool>,
-        identities: &HashMap<String, Identity>,
-    ) -> Decision {
-        match launcher {
-            None => return Decision::Injected,
-            Some(false) => return Decision::NotLauncher,
-            Some(true) => {}
+    fn decide(&self, uid: &str, seen: &Seen, identities: &HashMap<String, Identity>) -> Decision {
+        if !seen.launcher {
+            return Decision::NotLauncher;
+        }
+        if seen.collector {
+            return Decision::Injected;
         }
         let socket_dir = self
             .layout
@@ -267,7 +271,7 @@ impl NodeScraper {
             memory_request: None,
             memory_limit: None,
             pss: config.pss,
-            exclude: Arc::new(config.exclude.clone()),
+            exclude: Arc::clone(&self.exclude),
         };
         let mut out = Vec::with_capacity(32 * 1024);
         match exposition::encode(&Metrics { collection, scope }, Format::Text, &mut out) {
