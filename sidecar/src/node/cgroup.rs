@@ -214,9 +214,14 @@ mod tests {
             uid in "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}",
             qos in prop_oneof![Just(""), Just("burstable"), Just("besteffort")],
         ) {
-            let systemd_qos = if qos.is_empty() { String::new() } else { format!("-{qos}") };
+            // Guaranteed pods have no QoS slice: `kubepods.slice/kubepods-pod<uid>.slice`.
+            let (qos_slice, pod_prefix) = if qos.is_empty() {
+                (String::new(), "kubepods".to_owned())
+            } else {
+                (format!("/kubepods-{qos}.slice"), format!("kubepods-{qos}"))
+            };
             let systemd = format!(
-                "0::/kubepods.slice/kubepods{systemd_qos}.slice/kubepods{systemd_qos}-pod{}.slice/crio-1.scope\n",
+                "0::/kubepods.slice{qos_slice}/{pod_prefix}-pod{}.slice/crio-1.scope\n",
                 uid.replace('-', "_")
             );
             let cgroupfs_qos = if qos.is_empty() { String::new() } else { format!("/{qos}") };
