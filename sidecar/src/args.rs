@@ -97,6 +97,8 @@ pub enum Command {
     },
     /// Serve every collector on this node from their Unix sockets (node relay).
     Relay(kube_metrics_relay::RelayArgs),
+    /// Collect the launcher pods the webhook did not inject, from the host's /proc (hostPID).
+    Node(crate::node::NodeArgs),
 }
 
 /// What the binary was asked to do.
@@ -106,6 +108,7 @@ pub enum Mode {
     Dump(ScrapeConfig),
     Probe { socket: PathBuf },
     Relay(kube_metrics_relay::RelayConfig),
+    Node(crate::node::NodeConfig),
 }
 
 /// Validated settings of the server.
@@ -176,6 +179,7 @@ impl Args {
             (Some(_), true) => return Err(ArgsError::DumpWithSubcommand),
             (Some(Command::Probe { socket }), false) => Mode::Probe { socket },
             (Some(Command::Relay(relay)), false) => Mode::Relay(relay.into_config()?),
+            (Some(Command::Node(node)), false) => Mode::Node(node.into_config(scrape)),
             (None, true) => {
                 // One collection and exit: nothing would wait for a reader thread.
                 scrape.guest_memory.background = false;
@@ -248,6 +252,15 @@ mod tests {
             panic!("expected probe")
         };
         assert_eq!(socket, PathBuf::from("/s"));
+        let Ok(Mode::Node(c)) = parse(&["--proc-root", "/host/proc", "node", "--once"]) else {
+            panic!("expected node")
+        };
+        assert_eq!(
+            c.scrape.proc_root.path(),
+            std::path::Path::new("/host/proc")
+        );
+        assert_eq!(c.listen, crate::node::DEFAULT_LISTEN);
+        assert!(c.once);
         assert_eq!(
             parse(&["-M", "probe"]).unwrap_err(),
             ArgsError::DumpWithSubcommand.to_string()

@@ -103,29 +103,45 @@ impl Collector {
     /// Reads every visible process once.
     pub fn collect(&mut self) -> Collection {
         let started = Instant::now();
-        self.gauges
-            .iter_mut()
-            .for_each(|g| *g = RoleSample::default());
         let mut pids = std::mem::take(&mut self.pids);
         match self.reader.pids(&mut pids) {
-            Ok(()) => {
-                for &pid in &pids {
-                    self.collect_process(pid);
-                }
-                self.processes.sweep();
-                self.threads.sweep();
-                let generation = self.generation;
-                self.known.retain(|_, k| k.generation == generation);
-                self.threads_read.retain(|_, t| t.generation == generation);
-                self.generation += 1;
-            }
+            Ok(()) => self.collect_listed(&pids),
             Err(error) => {
                 // Without a listing nothing can be swept: keep every total as it was.
+                self.reset_gauges();
                 self.count(&ReadError::from_io(self.reader.root().path(), error));
             }
         }
         self.pids = pids;
         self.finish(started.elapsed())
+    }
+
+    /// Reads only `pids` (sorted), listed by the caller: the node collector's share of one pod.
+    /// Processes not in `pids` are treated as gone.
+    pub fn collect_pids(&mut self, pids: &[i32]) -> Collection {
+        let started = Instant::now();
+        self.reader.retain(pids);
+        self.collect_listed(pids);
+        self.finish(started.elapsed())
+    }
+
+    fn reset_gauges(&mut self) {
+        self.gauges
+            .iter_mut()
+            .for_each(|g| *g = RoleSample::default());
+    }
+
+    fn collect_listed(&mut self, pids: &[i32]) {
+        self.reset_gauges();
+        for &pid in pids {
+            self.collect_process(pid);
+        }
+        self.processes.sweep();
+        self.threads.sweep();
+        let generation = self.generation;
+        self.known.retain(|_, k| k.generation == generation);
+        self.threads_read.retain(|_, t| t.generation == generation);
+        self.generation += 1;
     }
 
     fn collect_process(&mut self, pid: i32) {

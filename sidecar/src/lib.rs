@@ -21,6 +21,7 @@ pub mod exposition;
 pub mod guest_memory;
 pub mod identity;
 pub mod log;
+pub mod node;
 pub mod probe;
 pub mod proc;
 pub mod scrape;
@@ -46,6 +47,7 @@ impl Args {
             Mode::Probe { socket } => probe::run(&socket).await,
             Mode::Serve(config) => serve::run(config).await,
             Mode::Relay(config) => kube_metrics_relay::run(config).await,
+            Mode::Node(config) => node::run(config).await,
         }
     }
 }

@@ -109,6 +109,11 @@ impl Reader {
         Ok(())
     }
 
+    /// Closes the fds of every pid not in `live` (sorted), for callers that list pids themselves.
+    pub fn retain(&mut self, live: &[i32]) {
+        self.fds.retain(live);
+    }
+
     /// Our own pid as the proc root sees it (`<root>/self`), if it has one.
     pub fn self_pid(&self) -> Option<i32> {
         let target = fs::read_link(self.root.path.join("self")).ok()?;

@@ -14,6 +14,7 @@
 pub mod alerting;
 pub mod bench;
 pub mod binaries;
+pub mod cgroups;
 pub mod collector;
 pub mod crd;
 pub mod exposition;
@@ -23,6 +24,7 @@ pub mod http;
 pub mod launcher;
 pub mod manifests;
 pub mod network_policy;
+pub mod node;
 pub mod overlay;
 pub mod pod;
 pub mod process;

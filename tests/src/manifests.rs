@@ -25,6 +25,7 @@ pub const VARIANTS: &[&str] = &[
     "overlays/openshift",
     "overlays/minimal",
     "overlays/kube-prometheus-stack",
+    "overlays/node-collector",
 ];
 /// Fewer objects than this means a kustomization lost its resources.
 const MIN_OBJECTS: usize = 10;

@@ -62,8 +62,14 @@ fn relay_and_webhook_ports_are_admitted_from_the_right_sources_in_every_variant(
         match monitoring_namespace(variant) {
             None => ensure!(policies.is_empty(), "{variant}: unexpected NetworkPolicies"),
             Some(namespace) => {
+                // The node collector's component brings its own (node_collector_manifests.rs).
+                let want = if *variant == "overlays/node-collector" {
+                    3
+                } else {
+                    2
+                };
                 ensure!(
-                    policies.len() == 2,
+                    policies.len() == want,
                     "{variant}: {} policies",
                     policies.len()
                 );
@@ -273,6 +279,7 @@ fn network_policies_pass_strict_validation() -> Result<()> {
     for manifests::Rendered { variant, docs } in manifests::rendered()? {
         policies.extend(of_kind(docs, "NetworkPolicy"));
         want += monitoring_namespace(variant).map_or(0, |_| 2);
+        want += usize::from(*variant == "overlays/node-collector");
     }
     ensure!(
         policies.len() == want,
@@ -480,8 +487,14 @@ fn host_paths_are_mounted_read_only_in_every_variant() -> Result<()> {
             }
         }
         // The relay's two: the kubelet's pod directory and its pod log directory, whose names
-        // attest each pod's identity (docs/threat-model.md); nothing else.
-        ensure!(mounts == 2, "{variant}: {mounts} hostPath mounts");
+        // attest each pod's identity (docs/threat-model.md); nothing else. The opt-in node
+        // collector mounts the same two.
+        let want = if *variant == "overlays/node-collector" {
+            4
+        } else {
+            2
+        };
+        ensure!(mounts == want, "{variant}: {mounts} hostPath mounts");
     }
     Ok(())
 }

@@ -1,0 +1,212 @@
+//! The node collector's scrape over a fixture `/proc` (runs anywhere, as any user; the real-cgroup
+//! version is tests/tests/node_collector_e2e.rs): processes of several pods, told apart only by
+//! their `cgroup` files, and a fake kubelet pods directory and pod log directory. Only the
+//! uninjected launcher pod with an attested identity is reported, under that identity; a pod that
+//! goes away is dropped.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::{Tree, mk};
+use kube_metrics_collector::classify::Roles;
+use kube_metrics_collector::collect::GuestMemoryConfig;
+use kube_metrics_collector::exposition::Exclusions;
+use kube_metrics_collector::node::pods::{Layout, NodeScraper, PodCounts};
+use kube_metrics_collector::proc::ProcRoot;
+use kube_metrics_collector::scrape::ScrapeConfig;
+
+const SKIPPED: &str = "6f1c0e8a-0000-4000-8000-000000000001";
+const INJECTED_BY_VOLUME: &str = "6f1c0e8a-0000-4000-8000-000000000002";
+const INJECTED_BY_PROCESS: &str = "6f1c0e8a-0000-4000-8000-000000000003";
+const UNATTESTED: &str = "6f1c0e8a-0000-4000-8000-000000000004";
+const NOT_A_LAUNCHER: &str = "6f1c0e8a-0000-4000-8000-000000000005";
+
+struct Node {
+    tree: Tree,
+    kubelet: tempfile::TempDir,
+}
+
+impl Node {
+    fn new() -> Self {
+        let node = Self {
+            tree: Tree::new(),
+            kubelet: tempfile::tempdir().unwrap(),
+        };
+        fs::create_dir_all(node.pods()).unwrap();
+        fs::create_dir_all(node.logs()).unwrap();
+        node
+    }
+
+    fn pods(&self) -> PathBuf {
+        self.kubelet.path().join("pods")
+    }
+
+    fn logs(&self) -> PathBuf {
+        self.kubelet.path().join("logs")
+    }
+
+    /// A process in pod `uid`'s container scope (v2, systemd driver), or on the host for `None`.
+    fn process(&self, pid: i32, argv0: &str, comm: &str, uid: Option<&str>) {
+        self.tree.put(&mk(pid, argv0, comm));
+        let cgroup = match uid {
+            Some(uid) => format!(
+                "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/cri-containerd-{pid}.scope\n",
+                uid.replace('-', "_")
+            ),
+            None => "0::/system.slice/sshd.service\n".to_owned(),
+        };
+        fs::write(self.tree.pid_dir(pid).join("cgroup"), cgroup).unwrap();
+    }
+
+    fn launcher(&self, first_pid: i32, uid: &str) {
+        self.process(first_pid, "/pause", "pause", Some(uid));
+        self.process(
+            first_pid + 1,
+            "/usr/bin/virt-launcher-monitor",
+            "virt-launcher-m",
+            Some(uid),
+        );
+        self.process(
+            first_pid + 2,
+            "/usr/bin/virt-launcher",
+            "virt-launcher",
+            Some(uid),
+        );
+        self.process(
+            first_pid + 3,
+            "/usr/libexec/qemu-kvm",
+            "qemu-kvm",
+            Some(uid),
+        );
+    }
+
+    fn log_dir(&self, namespace: &str, name: &str, uid: &str) {
+        fs::create_dir_all(self.logs().join(format!("{namespace}_{name}_{uid}"))).unwrap();
+    }
+
+    fn scraper(&self) -> NodeScraper {
+        let config = ScrapeConfig {
+            proc_root: ProcRoot::new(self.tree.proc_root()),
+            podinfo: self.tree.podinfo(),
+            roles: Roles::new(&[]),
+            pss: false,
+            guest_memory: GuestMemoryConfig {
+                interval: None,
+                background: false,
+            },
+            exclude: Exclusions::default(),
+        };
+        let layout = Layout {
+            kubelet_pods: self.pods(),
+            pod_logs: self.logs(),
+            socket_volume: "kube-metrics-collector-socket".into(),
+        };
+        NodeScraper::new(config, layout, Some("node-0".into()))
+    }
+}
+
+fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.starts_with(&format!("{name}{{")))
+        .collect()
+}
+
+#[test]
+fn reports_only_the_uninjected_attested_launcher_pod() {
+    let node = Node::new();
+    node.process(1, "/sbin/init", "systemd", None);
+    node.launcher(100, SKIPPED);
+    node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", SKIPPED);
+    node.launcher(200, INJECTED_BY_VOLUME);
+    node.log_dir("vms-b", "virt-launcher-b-abcde", INJECTED_BY_VOLUME);
+    fs::create_dir_all(
+        node.pods()
+            .join(INJECTED_BY_VOLUME)
+            .join("volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket"),
+    )
+    .unwrap();
+    node.launcher(300, INJECTED_BY_PROCESS);
+    node.process(
+        310,
+        "/usr/bin/kube-metrics-collector",
+        "kube-metrics-co",
+        Some(INJECTED_BY_PROCESS),
+    );
+    node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
+    node.launcher(400, UNATTESTED);
+    node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
+    // A collector outside a launcher pod (the node collector's own pod) is not an injected pod.
+    node.process(
+        501,
+        "/usr/bin/kube-metrics-collector",
+        "kube-metrics-co",
+        Some(NOT_A_LAUNCHER),
+    );
+    node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
+
+    let mut scraper = node.scraper();
+    let text = scraper.scrape();
+    assert_eq!(
+        scraper.last,
+        PodCounts {
+            collected: 1,
+            injected: 2,
+            unverified: 0,
+            unattested: 1,
+            unattested_processes: 4,
+        },
+        "{text}"
+    );
+    let id = r#"namespace="vms-a",pod="virt-launcher-gpu-vm-abcde""#;
+    let processes = series(&text, "kubevirt_pod_infra_processes");
+    assert!(!processes.is_empty(), "{text}");
+    assert!(processes.iter().all(|l| l.contains(id)), "{processes:#?}");
+    for role in ["virt-launcher-monitor", "virt-launcher", "qemu"] {
+        let line = format!(
+            "kubevirt_pod_infra_processes{{{id},host=\"node-0\",domain=\"virt-launcher-gpu-vm-abcde\",process=\"{role}\"}} 1"
+        );
+        assert!(text.lines().any(|l| l == line), "{line}\n{text}");
+    }
+    // The fixture's 1024 KiB VmRSS per process.
+    let resident = format!(
+        "kubevirt_pod_infra_memory_amount_bytes{{{id},host=\"node-0\",domain=\"virt-launcher-gpu-vm-abcde\",process=\"qemu\",type=\"resident\"}} 1048576"
+    );
+    assert!(text.lines().any(|l| l == resident), "{resident}\n{text}");
+    assert_eq!(
+        series(&text, "kubevirt_pod_infra_pod_info").len(),
+        1,
+        "{text}"
+    );
+    for other in ["vms-b", "vms-c", "web"] {
+        assert!(
+            !text.contains(&format!("namespace=\"{other}\"")),
+            "{other}:\n{text}"
+        );
+    }
+
+    // The pod goes away: its series go with it at the next scrape.
+    for pid in 100..104 {
+        node.tree.remove(pid);
+    }
+    let text = scraper.scrape();
+    assert_eq!(scraper.last.collected, 0, "{text}");
+    assert!(
+        series(&text, "kubevirt_pod_infra_processes").is_empty(),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_unreadable_listing_reports_nothing() {
+    let node = Node::new();
+    fs::remove_dir_all(node.tree.proc_root()).unwrap();
+    let mut scraper = node.scraper();
+    let text = scraper.scrape();
+    assert_eq!(scraper.last, PodCounts::default());
+    assert!(
+        text.contains("kube_metrics_collector_node_pods{state=\"collected\"} 0"),
+        "{text}"
+    );
+}
