@@ -52,6 +52,12 @@ pub mod pod {
     /// Value of [`REASON_SOURCE`]: it was not; the pod's own signals decided.
     pub const REASON_SOURCE_POD_FALLBACK: &str = "pod-fallback";
 
+    /// Annotation written by the webhook on a pod it skipped for its VM type, read by users and
+    /// kubectl-kmc: [`COVERAGE_NODE_COLLECTOR`] when the node collector component is installed.
+    pub const COVERAGE: &str = "kube-metrics-collector.io/coverage";
+    /// Value of [`COVERAGE`]: the node collector reports the pod instead of a sidecar.
+    pub const COVERAGE_NODE_COLLECTOR: &str = "node-collector";
+
     /// Label written by the webhook on injection, read by the PodMonitors' selectors:
     /// [`SCRAPE_DIRECT`] or [`SCRAPE_RELAY`].
     pub const SCRAPE: &str = "kube-metrics-collector.io/scrape";

@@ -158,3 +158,25 @@ fn default_install_has_no_node_collector() -> Result<()> {
     }
     Ok(())
 }
+
+/// With the component, and only with it, the webhook is told to annotate VM-type skips as covered.
+#[test]
+fn the_webhook_knows_the_node_collector_is_there_only_with_the_component() -> Result<()> {
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        let webhook = of_kind(docs, "Deployment")
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == "kube-metrics-webhook");
+        let Some(webhook) = webhook else { continue };
+        let env = &webhook["spec"]["template"]["spec"]["containers"][0]["env"];
+        let on = env
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "KMW_NODE_COLLECTOR" && e["value"] == "true");
+        ensure!(
+            on == (*variant == VARIANT),
+            "{variant}: KMW_NODE_COLLECTOR {on}"
+        );
+    }
+    Ok(())
+}

@@ -34,10 +34,11 @@ pub enum Decision {
     /// Decided from the pod alone (not a launcher, opted out, unparseable, ...).
     Skip(SkipReason),
     /// The VM's type forbids a shared PID namespace; `source` says whether the VMI showed it or the
-    /// pod's signals did because the VMI was not read.
+    /// pod's signals did because the VMI was not read; `covered`: the node collector reports it.
     Unsafe {
         reason: SkipReason,
         source: Source,
+        covered: bool,
     },
 }
 
@@ -118,7 +119,15 @@ pub fn decide(candidate: &Candidate, policy: &Policy, lookup: &Lookup) -> (Decis
     };
     if let Some(reason) = unsafe_reason {
         let source = verdict.source;
-        return (Decision::Unsafe { reason, source }, verdict);
+        let covered = policy.node_collector;
+        return (
+            Decision::Unsafe {
+                reason,
+                source,
+                covered,
+            },
+            verdict,
+        );
     }
     let decision = match plan::plan(pod, policy, port, &verdict) {
         Some(mut plan) => {

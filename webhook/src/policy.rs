@@ -83,6 +83,11 @@ pub struct PolicyArgs {
     /// The sidecar's memory limit.
     #[arg(long, env = "KMW_MEMORY_LIMIT", default_value = "32Mi")]
     pub memory_limit: String,
+
+    /// The node collector is installed (manifests/components/node-collector): a pod skipped for its
+    /// VM type is annotated as covered by it.
+    #[arg(long, env = "KMW_NODE_COLLECTOR")]
+    pub node_collector: bool,
 }
 
 /// A request and a limit for one resource, with request <= limit.
@@ -104,6 +109,8 @@ pub struct Policy {
     /// The highest limits a per-pod annotation may set.
     pub max_cpu_limit: Quantity,
     pub max_memory_limit: Quantity,
+    /// Pods skipped for their VM type are reported by the node collector.
+    pub node_collector: bool,
 }
 
 /// A flag, or a flag combination, that cannot work.
@@ -143,6 +150,7 @@ impl Default for Policy {
             memory,
             max_cpu_limit: Quantity::literal(MAX_CPU_LIMIT),
             max_memory_limit: Quantity::literal(MAX_MEMORY_LIMIT),
+            node_collector: false,
         }
     }
 }
@@ -161,6 +169,7 @@ impl PolicyArgs {
             cpu_limit,
             memory_request,
             memory_limit,
+            node_collector,
         } = self;
         if image.is_empty() || image.chars().any(char::is_whitespace) {
             return Err(PolicyError::Image(image));
@@ -179,6 +188,7 @@ impl PolicyArgs {
             memory,
             max_cpu_limit: Quantity::literal(MAX_CPU_LIMIT),
             max_memory_limit: Quantity::literal(MAX_MEMORY_LIMIT),
+            node_collector,
         })
     }
 }

@@ -55,7 +55,7 @@ fn got(decision: Decision) -> Want {
             scrape: plan.scrape,
             port: plan.port,
         },
-        Decision::Unsafe { reason, source } => Want::Unsafe(reason, source),
+        Decision::Unsafe { reason, source, .. } => Want::Unsafe(reason, source),
         Decision::Skip(reason) => Want::Skip(reason),
     }
 }

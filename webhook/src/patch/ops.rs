@@ -6,7 +6,8 @@
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{AddOperation, PatchOperation, RemoveOperation, ReplaceOperation};
 use kube_metrics_contract::pod::{
-    REASON, REASON_SOURCE, SCRAPE, STATUS, STATUS_INJECTED, STATUS_SKIPPED,
+    COVERAGE, COVERAGE_NODE_COLLECTOR, REASON, REASON_SOURCE, SCRAPE, STATUS, STATUS_INJECTED,
+    STATUS_SKIPPED,
 };
 use serde_json::{Map, Value, json};
 
@@ -31,6 +32,8 @@ pub struct Marks {
     pub reason: Option<&'static str>,
     /// Annotation [`REASON_SOURCE`].
     pub reason_source: Option<&'static str>,
+    /// Annotation [`COVERAGE`]: only a pod skipped for its VM type, with the node collector on.
+    pub coverage: Option<&'static str>,
     /// Label [`SCRAPE`]: only a pod with our sidecar has one.
     pub scrape: Option<&'static str>,
 }
@@ -49,10 +52,15 @@ impl Marks {
                 ..Marks::default()
             },
             Decision::Skip(_) => Marks::default(),
-            Decision::Unsafe { reason, source } => Marks {
+            Decision::Unsafe {
+                reason,
+                source,
+                covered,
+            } => Marks {
                 status: Some(STATUS_SKIPPED),
                 reason: Some(reason.as_str()),
                 reason_source: Some(source.as_str()),
+                coverage: covered.then_some(COVERAGE_NODE_COLLECTOR),
                 scrape: None,
             },
         }
@@ -64,6 +72,7 @@ impl Marks {
             status: Some(STATUS_INJECTED),
             reason: None,
             reason_source: Some(source.as_str()),
+            coverage: None,
             scrape: Some(scrape.path.as_str()),
         }
     }
@@ -103,6 +112,7 @@ fn mark(pod: &Value, marks: Marks, ops: &mut Vec<PatchOperation>) -> Result<(), 
             (STATUS, marks.status),
             (REASON, marks.reason),
             (REASON_SOURCE, marks.reason_source),
+            (COVERAGE, marks.coverage),
         ],
         ops,
     )?;
@@ -367,5 +377,31 @@ mod tests {
                 Ok(vec![])
             );
         }
+    }
+
+    #[test]
+    fn only_a_vm_type_skip_with_the_node_collector_on_is_covered() {
+        let unsafe_skip = |covered| Decision::Unsafe {
+            reason: SkipReason::Unsafe(crate::reason::UnsafeReason::VfioDevice),
+            source: Source::Vmi,
+            covered,
+        };
+        assert_eq!(
+            Marks::of(&unsafe_skip(true)).coverage,
+            Some(COVERAGE_NODE_COLLECTOR)
+        );
+        assert_eq!(Marks::of(&unsafe_skip(false)).coverage, None);
+        assert_eq!(
+            Marks::of(&Decision::Skip(SkipReason::OptedOut)).coverage,
+            None
+        );
+        // A tenant's own claim of coverage goes when the decision gives none.
+        let pod = json!({"metadata": {"annotations": {COVERAGE: COVERAGE_NODE_COLLECTOR}}});
+        let ops = operations(&pod, &unsafe_skip(false)).unwrap_or_default();
+        assert!(
+            ops.iter().any(|op| matches!(op, PatchOperation::Remove(r)
+                if r.path.as_str() == "/metadata/annotations/kube-metrics-collector.io~1coverage")),
+            "{ops:?}"
+        );
     }
 }
