@@ -199,6 +199,24 @@ fn direct_scrape_and_pod_fallback() {
 }
 
 #[test]
+fn a_skip_the_node_collector_covers_passes() {
+    let mut facts = healthy();
+    pod(&mut facts).annotations = labels(&[
+        (STATUS_ANNOTATION, "skipped"),
+        (REASON_ANNOTATION, "vfio-device"),
+        (SOURCE_ANNOTATION, "vmi"),
+        (COVERAGE_ANNOTATION, COVERAGE_NODE_COLLECTOR),
+    ]);
+    let sections = checklist(&facts);
+    let line = &sections[2].lines[1];
+    assert!(line.ok, "{line:?}");
+    assert_eq!(
+        line.text,
+        "skipped: vfio-device (decided from the VMI), reported by the node collector"
+    );
+}
+
+#[test]
 fn skipped_from_the_pod_says_to_check_the_vmi_lookup() {
     let mut facts = healthy();
     pod(&mut facts).annotations = labels(&[

@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use super::advice;
 
 pub use kube_metrics_contract::pod::{
-    INJECT as INJECT_LABEL, REASON as REASON_ANNOTATION, REASON_SOURCE as SOURCE_ANNOTATION,
-    SCRAPE as SCRAPE_LABEL, STATUS as STATUS_ANNOTATION,
+    COVERAGE as COVERAGE_ANNOTATION, COVERAGE_NODE_COLLECTOR, INJECT as INJECT_LABEL,
+    REASON as REASON_ANNOTATION, REASON_SOURCE as SOURCE_ANNOTATION, SCRAPE as SCRAPE_LABEL,
+    STATUS as STATUS_ANNOTATION,
 };
 
 /// Everything `check` looked at, as plain data.
@@ -256,12 +257,25 @@ fn vm_lines(ns: &str, vm: &Vm) -> Vec<Line> {
                 .annotations
                 .get(REASON_ANNOTATION)
                 .map_or("", String::as_str);
-            let mut detail = vec![format!("why: {}", advice::meaning(reason))];
-            detail.extend(advice::fix(reason, source, &restart));
-            lines.push(Line::fail(
-                format!("skipped: {reason} ({})", decided_by(source)),
-                detail,
-            ));
+            let why = format!("why: {}", advice::meaning(reason));
+            let covered = pod.annotations.get(COVERAGE_ANNOTATION).map(String::as_str)
+                == Some(COVERAGE_NODE_COLLECTOR);
+            if covered {
+                lines.push(
+                    Line::pass(format!(
+                        "skipped: {reason} ({}), reported by the node collector",
+                        decided_by(source)
+                    ))
+                    .with(why),
+                );
+            } else {
+                let mut detail = vec![why];
+                detail.extend(advice::fix(reason, source, &restart));
+                lines.push(Line::fail(
+                    format!("skipped: {reason} ({})", decided_by(source)),
+                    detail,
+                ));
+            }
         }
         other => lines.push(Line::fail(
             "the webhook saw the pod",
