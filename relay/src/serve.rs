@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text, typed};
 use kube_metrics_runtime::{Listener, Options, Shutdown};
 
 use super::gather::Relay;
@@ -28,13 +27,7 @@ pub async fn serve(listener: Listener, relay: Arc<Relay>, shutdown: Shutdown) {
 /// Every route, method and status code of the relay.
 pub async fn route(req: Request<Incoming>, relay: &Arc<Relay>) -> Response<Full<Bytes>> {
     match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => {
-            let mut response = Response::new(Full::new(relay.shared_scrape().await));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
-            response
-        }
+        (&Method::GET, "/metrics") => typed(CONTENT_TYPE_TEXT, relay.shared_scrape().await),
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (_, "/metrics" | "/healthz") => method_not_allowed("GET"),
         _ => not_found(),

@@ -18,6 +18,15 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response
 }
 
+/// A 200 carrying `body` as `content_type` (an exposition, typically).
+pub fn typed(content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut response = Response::new(Full::new(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
 /// 405 with the `Allow` header RFC 9110 requires, e.g. `allow = "GET"`.
 pub fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");

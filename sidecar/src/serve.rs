@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text, typed};
 use kube_metrics_runtime::{Options, Shutdown, listen};
 
 use crate::args::ServeConfig;
@@ -144,12 +144,7 @@ impl State {
             }
         });
         match body {
-            Some(body) => {
-                let mut rsp = Response::new(Full::new(body.clone()));
-                let value = header::HeaderValue::from_static(format.content_type());
-                rsp.headers_mut().insert(header::CONTENT_TYPE, value);
-                rsp
-            }
+            Some(body) => typed(format.content_type(), body.clone()),
             None => text(StatusCode::INTERNAL_SERVER_ERROR, "collection failed\n"),
         }
     }

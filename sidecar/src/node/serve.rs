@@ -6,12 +6,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::header::CONTENT_TYPE;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use kube_metrics_relay::serve::CONTENT_TYPE_TEXT;
-use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
+use kube_metrics_runtime::response::{method_not_allowed, not_found, text, typed};
 use kube_metrics_runtime::{Options, Shutdown, listen};
 
 use super::pods::NodeScraper;
@@ -47,11 +46,7 @@ async fn route(req: &Request<Incoming>, scraper: Arc<Mutex<NodeScraper>>) -> Res
                 tracing::error!("Node scrape task failed");
                 return text(StatusCode::INTERNAL_SERVER_ERROR, "scrape failed\n");
             };
-            let mut response = Response::new(Full::new(Bytes::from(body)));
-            response
-                .headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));
-            response
+            typed(CONTENT_TYPE_TEXT, Bytes::from(body))
         }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (_, "/metrics" | "/healthz") => method_not_allowed("GET"),
