@@ -61,9 +61,9 @@ mod tests {
     fn runbook_base_is_read_from_the_rule() {
         let docs = [
             json!({"kind": "Service"}),
-            json!({"kind": "PrometheusRule", "metadata": {"annotations": {RUNBOOK_BASE_ANNOTATION: "https://x/r.md"}}}),
+            json!({"kind": "PrometheusRule", "metadata": {"annotations": {RUNBOOK_BASE_ANNOTATION: "https://runbooks.example.test/kmc"}}}),
         ];
-        assert_eq!(runbook_base(&docs).unwrap(), "https://x/r.md");
+        assert_eq!(runbook_base(&docs).unwrap(), "https://runbooks.example.test/kmc");
         assert!(runbook_base(&docs[..1]).is_err());
     }
 }
