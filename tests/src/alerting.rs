@@ -63,7 +63,10 @@ mod tests {
             json!({"kind": "Service"}),
             json!({"kind": "PrometheusRule", "metadata": {"annotations": {RUNBOOK_BASE_ANNOTATION: "https://runbooks.example.test/kmc"}}}),
         ];
-        assert_eq!(runbook_base(&docs).unwrap(), "https://runbooks.example.test/kmc");
+        assert_eq!(
+            runbook_base(&docs).unwrap(),
+            "https://runbooks.example.test/kmc"
+        );
         assert!(runbook_base(&docs[..1]).is_err());
     }
 }

@@ -1,24 +1,20 @@
-//! The benchmark binary works: in `--quick` mode both exporters answer and every number is printed.
-//! Timing is not asserted; that is what running the benchmark itself is for.
+//! The benchmark binaries work: in `--quick` mode every exporter answers and every number is
+//! printed. Timing is not asserted; that is what running the benchmarks themselves is for.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 
-#[test]
-fn bench_quick_mode_measures_both_exporters() {
-    e2e::preflight(&["unshare", "nsenter", "prometheus-process-exporter"]).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_bench-sidecar"))
-        .arg("--quick")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+/// Runs `binary --quick`; returns its stdout and its `result` lines' fields, by exporter.
+fn quick(binary: &str) -> (String, BTreeMap<String, BTreeMap<String, String>>) {
+    let output = Command::new(binary).arg("--quick").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
         "bench failed ({}):\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let results: BTreeMap<String, BTreeMap<String, String>> = stdout
+    let results = stdout
         .lines()
         .filter_map(|line| line.strip_prefix("result "))
         .map(|line| {
@@ -30,17 +26,35 @@ fn bench_quick_mode_measures_both_exporters() {
             (fields["exporter"].clone(), fields)
         })
         .collect();
+    (stdout, results)
+}
+
+/// Every exporter of `results` did `scrapes` scrapes and printed positive latencies and sizes.
+fn assert_measured(
+    stdout: &str,
+    results: &BTreeMap<String, BTreeMap<String, String>>,
+    scrapes: &str,
+) {
+    for (exporter, fields) in results {
+        assert_eq!(fields["scrapes"], scrapes, "{exporter}: {stdout}");
+        for key in ["p50_seconds", "p99_seconds", "peak_rss_bytes", "body_bytes"] {
+            let value: f64 = fields[key].parse().unwrap();
+            assert!(value > 0.0, "{exporter} {key} = {value}:\n{stdout}");
+        }
+    }
+}
+
+#[test]
+fn bench_quick_mode_measures_both_exporters() {
+    e2e::preflight(&["unshare", "nsenter", "prometheus-process-exporter"]).unwrap();
+    let (stdout, results) = quick(env!("CARGO_BIN_EXE_bench-sidecar"));
     assert_eq!(
         results.keys().collect::<Vec<_>>(),
         ["kube-metrics-collector", "process-exporter"],
         "{stdout}"
     );
+    assert_measured(&stdout, &results, "20");
     for (exporter, fields) in &results {
-        assert_eq!(fields["scrapes"], "20", "{exporter}: {stdout}");
-        for key in ["p50_seconds", "p99_seconds", "peak_rss_bytes", "body_bytes"] {
-            let value: f64 = fields[key].parse().unwrap();
-            assert!(value > 0.0, "{exporter} {key} = {value}:\n{stdout}");
-        }
         let cpu: f64 = fields["cpu_seconds_per_scrape"].parse().unwrap();
         assert!(cpu >= 0.0, "{exporter}: {stdout}");
     }
@@ -48,4 +62,11 @@ fn bench_quick_mode_measures_both_exporters() {
         stdout.contains("process-exporter / ours"),
         "summary table:\n{stdout}"
     );
+}
+
+#[test]
+fn bench_node_quick_mode_measures_the_node_collector() {
+    let (stdout, results) = quick(env!("CARGO_BIN_EXE_bench-node"));
+    assert_eq!(results.keys().collect::<Vec<_>>(), ["node"], "{stdout}");
+    assert_measured(&stdout, &results, "5");
 }
