@@ -107,6 +107,28 @@ pub fn measure(
     })
 }
 
+/// Prints one row per `(count, measurement)` under a header whose first column is `what` (the
+/// number of targets, VMs, ...): scrapes, body, p50, p99, CPU per scrape, peak RSS.
+pub fn print_table(what: &str, rows: &[(usize, &Measurement)]) {
+    println!();
+    println!(
+        "{what:>7} {:>7} {:>9} {:>9} {:>9} {:>15} {:>12}",
+        "scrapes", "body_KiB", "p50_ms", "p99_ms", "cpu_ms/scrape", "peak_rss_MiB"
+    );
+    for (n, m) in rows {
+        println!(
+            "{:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>15.2} {:>12.1}",
+            n,
+            m.scrapes,
+            m.body_bytes as f64 / 1024.0,
+            m.p50().as_secs_f64() * 1e3,
+            m.p99().as_secs_f64() * 1e3,
+            m.cpu_seconds_per_scrape() * 1e3,
+            m.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+        );
+    }
+}
+
 /// The exit code of benchmark `name` that ran with `result`; prints the error chain on failure.
 pub fn exit_code(name: &str, result: Result<()>) -> ExitCode {
     match result {

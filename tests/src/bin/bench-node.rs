@@ -13,7 +13,7 @@
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use e2e::bench::{self, Measurement};
+use e2e::bench;
 use e2e::cgroups::CgroupTree;
 use e2e::http::{self, Endpoint};
 use e2e::relay::{self, Kubelet};
@@ -92,7 +92,7 @@ fn run(args: Args) -> Result<()> {
     let must_contain = format!("kube_metrics_collector_node_pods{{state=\"collected\"}} {vms}\n");
     let measurement = bench::measure("node", collector.pid(), addr, scrapes, &must_contain)?;
     println!("{}", measurement.result_line());
-    print_table(vms, &measurement);
+    bench::print_table("vms", &[(vms, &measurement)]);
     drop(collector);
     drop(processes);
     drop(tree);
@@ -158,22 +158,4 @@ fn start_collector(proc_root: &Path, kubelet: &Kubelet) -> Result<(SocketAddr, G
     let mut guard = Guarded::spawn("node-collector", command, kubelet.root())?;
     guard.wait_until_ok(&Endpoint::Tcp(addr), "/healthz", START_TIMEOUT)?;
     Ok((addr, guard))
-}
-
-fn print_table(vms: usize, m: &Measurement) {
-    println!();
-    println!(
-        "{:>5} {:>7} {:>9} {:>9} {:>9} {:>15} {:>12}",
-        "vms", "scrapes", "body_KiB", "p50_ms", "p99_ms", "cpu_ms/scrape", "peak_rss_MiB"
-    );
-    println!(
-        "{:>5} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>15.2} {:>12.1}",
-        vms,
-        m.scrapes,
-        m.body_bytes as f64 / 1024.0,
-        m.p50().as_secs_f64() * 1e3,
-        m.p99().as_secs_f64() * 1e3,
-        m.cpu_seconds_per_scrape() * 1e3,
-        m.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-    );
 }

@@ -65,7 +65,8 @@ fn run(args: Args) -> Result<()> {
         eprintln!("bench-relay: {n} targets took {:?}", started.elapsed());
         rows.push((n, measurement));
     }
-    print_table(&rows);
+    let rows: Vec<(usize, &Measurement)> = rows.iter().map(|(n, m)| (*n, m)).collect();
+    bench::print_table("targets", &rows);
     Ok(())
 }
 
@@ -132,24 +133,4 @@ fn answer(stream: UnixStream, head: &[u8], body: &[u8]) -> std::io::Result<()> {
     let mut stream = reader.into_inner();
     stream.write_all(head)?;
     stream.write_all(body)
-}
-
-fn print_table(rows: &[(usize, Measurement)]) {
-    println!();
-    println!(
-        "{:>7} {:>7} {:>9} {:>9} {:>9} {:>15} {:>12}",
-        "targets", "scrapes", "body_KiB", "p50_ms", "p99_ms", "cpu_ms/scrape", "peak_rss_MiB"
-    );
-    for (n, m) in rows {
-        println!(
-            "{:>7} {:>7} {:>9.0} {:>9.2} {:>9.2} {:>15.2} {:>12.1}",
-            n,
-            m.scrapes,
-            m.body_bytes as f64 / 1024.0,
-            m.p50().as_secs_f64() * 1e3,
-            m.p99().as_secs_f64() * 1e3,
-            m.cpu_seconds_per_scrape() * 1e3,
-            m.peak_rss_bytes as f64 / (1024.0 * 1024.0),
-        );
-    }
 }
