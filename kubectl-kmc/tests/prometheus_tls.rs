@@ -15,7 +15,8 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
-use tokio::net::TcpListener;
+
+mod fake_api;
 
 const TOKEN: &str = "s3cret";
 
@@ -70,29 +71,17 @@ fn serve(cert_pem: &str, key_pem: &str) -> SocketAddr {
     .with_single_cert(certs, key)
     .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            tx.send(listener.local_addr().expect("addr")).expect("send");
-            while let Ok((stream, _)) = listener.accept().await {
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    // A client that rejects the certificate ends the handshake; nothing to serve.
-                    if let Ok(stream) = acceptor.accept(stream).await {
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service_fn(answer))
-                            .await;
-                    }
-                });
+    fake_api::serve_loopback(move |stream| {
+        let acceptor = acceptor.clone();
+        async move {
+            // A client that rejects the certificate ends the handshake; nothing to serve.
+            if let Ok(stream) = acceptor.accept(stream).await {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service_fn(answer))
+                    .await;
             }
-        });
-    });
-    rx.recv().expect("address")
+        }
+    })
 }
 
 fn kmc(args: &[&str]) -> Output {

@@ -18,7 +18,7 @@ use hyper::body::Incoming;
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Debug, Default)]
 pub struct State {
@@ -32,6 +32,30 @@ pub struct State {
     pub requests: Vec<String>,
 }
 
+/// Accepts on a free loopback port from a thread and runtime of its own, until the process ends,
+/// and runs `on_connection` for each connection in a task of its own; returns the address.
+pub fn serve_loopback<F, Fut>(on_connection: F) -> SocketAddr
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            tx.send(listener.local_addr().expect("addr")).expect("send");
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(on_connection(stream));
+            }
+        });
+    });
+    rx.recv().expect("loopback server address")
+}
+
 /// The running fake; it lives on its own thread and runtime until the process ends.
 #[derive(Debug, Clone)]
 pub struct FakeApi {
@@ -43,25 +67,15 @@ impl FakeApi {
     pub fn start(state: State) -> FakeApi {
         let state = Arc::new(Mutex::new(state));
         let shared = state.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("send");
-                while let Ok((stream, _)) = listener.accept().await {
-                    let state = shared.clone();
-                    let service = service_fn(move |request| answer(request, state.clone()));
-                    tokio::spawn(
-                        http1::Builder::new().serve_connection(TokioIo::new(stream), service),
-                    );
-                }
-            });
+        let addr = serve_loopback(move |stream| {
+            let state = shared.clone();
+            let service = service_fn(move |request| answer(request, state.clone()));
+            async move {
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
         });
-        let addr = rx.recv().expect("fake API address");
         FakeApi { addr, state }
     }
 
