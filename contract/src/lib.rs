@@ -2,7 +2,12 @@
 //! pod and that the collector, the relay and the tests read back. One definition each, so that a
 //! rename is one edit. docs/design.md lists the same values in tables.
 //!
-//! No dependencies and no I/O: plain constants, grouped by what they name.
+//! No dependencies and no I/O: plain constants, grouped by what they name, and two models that
+//! more than one binary computes with: KubeVirt's overhead estimate ([`estimate`]) and the
+//! recording rules that read the fleet ([`rules`]).
+
+pub mod estimate;
+pub mod rules;
 
 /// Labels and annotations on namespaces and launcher pods.
 pub mod pod {
@@ -183,7 +188,7 @@ pub mod metrics {
     /// Every family the collector writes, in exposition order, with its declared TYPE (the text
     /// format's word). The collector's `--exclude` names them; the relay forwards only these, and
     /// only with this type.
-    pub const FAMILIES: [(&str, &str); 22] = [
+    pub const FAMILIES: [(&str, &str); 23] = [
         ("kubevirt_pod_infra_cpu_seconds_total", "counter"),
         ("kubevirt_pod_infra_memory_amount_bytes", "gauge"),
         ("kube_metrics_collector_build_info", "gauge"),
@@ -207,6 +212,7 @@ pub mod metrics {
         ),
         (POD_INFO, "gauge"),
         ("kubevirt_pod_infra_memory_overhead_estimate_bytes", "gauge"),
+        ("kubevirt_pod_infra_memory_overhead_budget_bytes", "gauge"),
         ("kubevirt_pod_infra_compute_memory_bytes", "gauge"),
         (
             "kube_metrics_collector_collection_duration_seconds",
