@@ -73,6 +73,11 @@ pub struct Args {
     #[arg(long, env = "KMC_GUEST_MEMORY_INTERVAL_SECS", default_value_t = 300)]
     guest_memory_interval_secs: u64,
 
+    /// The KubeVirt release (`1.9`, `v1.9.0`) whose overhead constants the budgets use; without
+    /// it the newest release known to this build is assumed, and the budget series say so.
+    #[arg(long, env = "KMC_KUBEVIRT_RELEASE", value_name = "RELEASE")]
+    kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
+
     /// Leave out a metric family, or one memory type as FAMILY:TYPE; repeatable.
     #[arg(
         long,
@@ -150,6 +155,7 @@ impl Args {
             pss,
             min_interval_ms,
             guest_memory_interval_secs,
+            kubevirt_release,
             exclude,
             log,
         } = self;
@@ -173,6 +179,7 @@ impl Args {
                     .then(|| Duration::from_secs(guest_memory_interval_secs)),
                 background: true,
             },
+            kubevirt_release,
             exclude: Exclusions::parse(&exclude)?,
         };
         let mode = match (command, dump_metrics) {

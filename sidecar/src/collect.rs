@@ -18,6 +18,7 @@ pub use guest::{GuestMemoryConfig, GuestSample, Reading, due};
 use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
 use crate::guest_memory::GuestMemory;
 use crate::proc::{ErrorCounts, ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
+use crate::qemu_devices::QemuDevices;
 use crate::totals::Ledger;
 
 /// Walks a proc root; keeps the state that makes counters monotonic.
@@ -52,6 +53,8 @@ struct Known {
     guest_name: Option<String>,
     /// QEMU's guest RAM as its command line gives it.
     guest_memory: Option<Arc<GuestMemory>>,
+    /// QEMU's devices that KubeVirt's estimate has a term for.
+    devices: Option<QemuDevices>,
     generation: u64,
 }
 
@@ -261,23 +264,25 @@ impl Collector {
             known.generation = generation;
             return known.class;
         }
-        let (class, guest_name, guest_memory) = match self.reader.cmdline(key.pid) {
+        let (class, guest_name, guest_memory, devices) = match self.reader.cmdline(key.pid) {
             Ok(cmdline) => {
                 let class = self.roles.classify(cmdline, comm.bytes());
                 match class {
-                    Class::Role(Roles::QEMU) => (
-                        class,
-                        qemu_guest_name(cmdline),
-                        Some(Arc::new(GuestMemory::from_args(crate::proc::parse::args(
-                            cmdline,
-                        )))),
-                    ),
-                    _ => (class, None, None),
+                    Class::Role(Roles::QEMU) => {
+                        let args = || crate::proc::parse::args(cmdline);
+                        (
+                            class,
+                            qemu_guest_name(cmdline),
+                            Some(Arc::new(GuestMemory::from_args(args()))),
+                            Some(QemuDevices::from_args(args())),
+                        )
+                    }
+                    _ => (class, None, None, None),
                 }
             }
             Err(error) => {
                 self.count(&error);
-                (self.roles.classify(b"", comm.bytes()), None, None)
+                (self.roles.classify(b"", comm.bytes()), None, None, None)
             }
         };
         self.known.insert(
@@ -287,6 +292,7 @@ impl Collector {
                 comm,
                 guest_name,
                 guest_memory,
+                devices,
                 generation,
             },
         );
@@ -311,6 +317,11 @@ impl Collector {
             .filter(|(_, k)| k.class == Class::Role(Roles::QEMU));
         let guest_name = qemu.clone().find_map(|(_, k)| k.guest_name.clone());
         // A launcher pod runs one QEMU; the lowest pid is the one kept when there are more.
+        let qemu_devices = qemu
+            .clone()
+            .filter_map(|(key, k)| Some((key.pid, k.devices?)))
+            .min_by_key(|(pid, _)| *pid)
+            .map(|(_, devices)| devices);
         let qemu_memory = qemu
             .filter_map(|(key, k)| Some((*key, k.guest_memory.as_ref()?)))
             .min_by_key(|(key, _)| key.pid)
@@ -325,6 +336,7 @@ impl Collector {
             duration,
             guest_name,
             guest,
+            qemu_devices,
         }
     }
 

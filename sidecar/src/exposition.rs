@@ -7,7 +7,7 @@
 mod exclude;
 mod families;
 
-pub use exclude::{ExcludeError, Exclusions, FAMILIES};
+pub use exclude::{ExcludeError, Exclusions};
 pub use families::{Metrics, Scope};
 pub use kube_metrics_exposition::{Format, negotiate};
 

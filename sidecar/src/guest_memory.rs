@@ -206,10 +206,10 @@ fn boot_backend(kind: Arg, value: &str, ids: &mut Vec<String>) -> Option<()> {
 /// implied key's value first) or a JSON object, whose numbers and booleans become the text the
 /// other syntax would carry.
 #[derive(Debug)]
-struct Fields(Vec<(String, String)>);
+pub(crate) struct Fields(Vec<(String, String)>);
 
 impl Fields {
-    fn parse(value: &str, implied: &str) -> Option<Self> {
+    pub(crate) fn parse(value: &str, implied: &str) -> Option<Self> {
         if value.starts_with('{') {
             let Value::Object(map) = serde_json::from_str::<Value>(value).ok()? else {
                 return None;
@@ -229,7 +229,7 @@ impl Fields {
         Some(Self(fields))
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| &**v)
     }
 

@@ -24,6 +24,7 @@ pub mod log;
 pub mod node;
 pub mod probe;
 pub mod proc;
+pub mod qemu_devices;
 pub mod scrape;
 pub mod serve;
 pub mod totals;

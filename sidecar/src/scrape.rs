@@ -11,6 +11,7 @@ use crate::collect::{Collector, GuestMemoryConfig};
 use crate::exposition::{Exclusions, Metrics, Scope};
 use crate::identity::{self, Env, PodInfo};
 use crate::proc::ProcRoot;
+use kube_metrics_contract::estimate::Release;
 
 /// How long downward-API files are trusted: the kubelet rewrites them when labels or annotations
 /// change, and re-reading four small files every scrape would cost more than the change is worth.
@@ -24,6 +25,8 @@ pub struct ScrapeConfig {
     pub roles: Roles,
     pub pss: bool,
     pub guest_memory: GuestMemoryConfig,
+    /// The KubeVirt release of the budgets; `None`: assumed.
+    pub kubevirt_release: Option<Release>,
     pub exclude: Exclusions,
 }
 
@@ -37,6 +40,7 @@ pub struct Scraper {
     podinfo: PodInfo,
     podinfo_read: Option<Instant>,
     pss: bool,
+    kubevirt_release: Option<Release>,
     exclude: Arc<Exclusions>,
 }
 
@@ -50,6 +54,7 @@ impl Scraper {
             roles,
             pss,
             guest_memory,
+            kubevirt_release,
             exclude,
         } = config;
         let mut collector = Collector::new(proc_root, roles, pss, guest_memory);
@@ -66,6 +71,7 @@ impl Scraper {
             podinfo: PodInfo::default(),
             podinfo_read: None,
             pss,
+            kubevirt_release,
             exclude: Arc::new(exclude),
         }
     }
@@ -90,6 +96,7 @@ impl Scraper {
             memory_overhead: self.podinfo.memory_overhead(),
             memory_request: self.podinfo.memory_request,
             memory_limit: self.podinfo.memory_limit,
+            kubevirt_release: self.kubevirt_release,
             pss: self.pss,
             exclude: Arc::clone(&self.exclude),
         };

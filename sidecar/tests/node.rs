@@ -96,6 +96,7 @@ impl Node {
                 interval: None,
                 background: false,
             },
+            kubevirt_release: None,
             exclude: Exclusions::default(),
         };
         let layout = Layout {

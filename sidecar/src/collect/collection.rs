@@ -82,6 +82,8 @@ pub struct Collection {
     pub guest_name: Option<String>,
     /// QEMU's guest memory.
     pub guest: Option<super::GuestSample>,
+    /// QEMU's devices that KubeVirt's overhead estimate has a term for.
+    pub qemu_devices: Option<crate::qemu_devices::QemuDevices>,
 }
 
 // === impl ProcessCounters ===

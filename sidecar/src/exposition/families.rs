@@ -8,6 +8,7 @@ use crate::collect::{Collection, ProcessCounters, RoleSample};
 use crate::proc::ErrorKind;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
+mod budget;
 mod guest;
 
 /// Version of this build, for `kube_metrics_collector_build_info`.
@@ -27,6 +28,8 @@ pub struct Scope {
     pub memory_overhead: Option<u64>,
     pub memory_request: Option<u64>,
     pub memory_limit: Option<u64>,
+    /// The KubeVirt release whose constants the budgets use; `None`: the assumed one.
+    pub kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
     pub pss: bool,
     pub exclude: Arc<Exclusions>,
 }
@@ -74,7 +77,7 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
     if let Some(guest) = &c.guest {
         b.guest_memory(guest);
     }
-    b.pod_families(scope);
+    b.pod_families(c, scope);
     b.collector_families(c);
     if let Some(guest) = &c.guest {
         b.guest_memory_health(guest);
@@ -330,7 +333,7 @@ impl Builder<'_> {
         }
     }
 
-    fn pod_families(&mut self, scope: &Scope) {
+    fn pod_families(&mut self, c: &Collection, scope: &Scope) {
         self.family(
             kube_metrics_contract::metrics::POD_INFO,
             "1, with the pod's namespace and name from the downward API, and the VMI's name and node \
@@ -362,14 +365,21 @@ impl Builder<'_> {
         if let Some(bytes) = scope.memory_overhead {
             self.infra(&[], bytes as f64);
         }
+        self.overhead_budgets(c, scope);
         self.family(
             "kubevirt_pod_infra_compute_memory_bytes",
-            "Memory request and limit of the compute container, from the downward API.",
+            "Memory request and limit of the compute container, from the downward API; guest: the guest RAM its memory cgroup charges.",
             Kind::Gauge,
         );
+        // Pages on hugetlbfs are charged to the hugetlb controller, not to the memory limit.
+        let guest = c
+            .guest
+            .as_ref()
+            .and_then(|g| Some(g.memory.size()?.saturating_sub(g.memory.hugetlb())));
         for (kind, value) in [
             ("request", scope.memory_request),
             ("limit", scope.memory_limit),
+            ("guest", guest),
         ] {
             if let Some(bytes) = value {
                 self.infra(&[("type", kind)], bytes as f64);

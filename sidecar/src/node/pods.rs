@@ -270,6 +270,7 @@ impl NodeScraper {
             memory_overhead: None,
             memory_request: None,
             memory_limit: None,
+            kubevirt_release: config.kubevirt_release,
             pss: config.pss,
             exclude: Arc::clone(&self.exclude),
         };

@@ -156,6 +156,7 @@ impl Tree {
                 interval: Some(std::time::Duration::from_secs(300)),
                 background: false,
             },
+            kubevirt_release: None,
             exclude: Exclusions::default(),
         };
         Scraper::new(config, env)
