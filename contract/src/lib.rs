@@ -144,6 +144,9 @@ pub mod sidecar {
     /// Env written by the webhook from [`crate::pod::LOG_LEVEL`], read by the collector (the env
     /// twin of its `--log-level`).
     pub const ENV_LOG_LEVEL: &str = "KMC_LOG_LEVEL";
+    /// Env written by the webhook from its `--kubevirt-release`, read by the collector (the env
+    /// twin of its `--kubevirt-release`).
+    pub const ENV_KUBEVIRT_RELEASE: &str = "KMC_KUBEVIRT_RELEASE";
 }
 
 /// The node relay: where the kubelet shows each pod's socket volume, and the relay's own port.

@@ -75,7 +75,7 @@ pub struct Args {
 
     /// The KubeVirt release (`1.9`, `v1.9.0`) whose overhead constants the budgets use; without
     /// it the newest release known to this build is assumed, and the budget series say so.
-    #[arg(long, env = "KMC_KUBEVIRT_RELEASE", value_name = "RELEASE")]
+    #[arg(long, env = kube_metrics_contract::sidecar::ENV_KUBEVIRT_RELEASE, value_name = "RELEASE")]
     kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
 
     /// Leave out a metric family, or one memory type as FAMILY:TYPE; repeatable.

@@ -260,3 +260,28 @@ pub fn kubernetes_validate(docs: &[(String, &Value)]) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+/// `prometheusrule.yaml`'s text with the rules of its first group replaced by `recordings`, each
+/// as `record` and a literal block `expr`: how the file is kept equal to the contract.
+pub fn with_recordings(
+    text: &str,
+    recordings: &[kube_metrics_contract::rules::Recording],
+) -> Result<String> {
+    const FIRST: &str = "      rules:\n";
+    const NEXT: &str = "\n    - name: ";
+    let start = text.find(FIRST).context("no rules: in the first group")? + FIRST.len();
+    let end = start + text[start..].find(NEXT).context("no second group")? + 1;
+    let mut block = String::from(
+        "        # Generated from contract/src/rules.rs (UPDATE_GOLDEN=1 cargo test -p e2e --test monitoring\n        # recording_rules), which says why each one reads as it does.\n",
+    );
+    for r in recordings {
+        block.push_str(&format!(
+            "        - record: {}\n          expr: |\n",
+            r.record
+        ));
+        for line in r.expr.lines() {
+            block.push_str(&format!("            {line}\n").replace("            \n", "\n"));
+        }
+    }
+    Ok(format!("{}{block}{}", &text[..start], &text[end..]))
+}

@@ -1,6 +1,7 @@
 //! What the webhook injects: image, mode, port, resources, from flags with env twins, validated once in
 //! [`PolicyArgs::into_policy`]. Nothing past that function sees the raw flags.
 use crate::quantity::{self, Quantity};
+use kube_metrics_contract::estimate::Release;
 
 /// The default image: the same build as this webhook (the image holds both binaries; see
 /// manifests/base/kustomization.yaml, which rewrites `KMW_IMAGE` to the real registry).
@@ -88,6 +89,12 @@ pub struct PolicyArgs {
     /// VM type is annotated as covered by it.
     #[arg(long, env = "KMW_NODE_COLLECTOR")]
     pub node_collector: bool,
+
+    /// The cluster's KubeVirt release (`1.9`, `v1.9.0`), passed to every injected collector for
+    /// its per-process budgets; without it the collector assumes the newest release it knows and
+    /// says so on its budget series.
+    #[arg(long, env = "KMW_KUBEVIRT_RELEASE", value_name = "RELEASE")]
+    pub kubevirt_release: Option<Release>,
 }
 
 /// A request and a limit for one resource, with request <= limit.
@@ -111,6 +118,8 @@ pub struct Policy {
     pub max_memory_limit: Quantity,
     /// Pods skipped for their VM type are reported by the node collector.
     pub node_collector: bool,
+    /// Passed to the collector; `None`: it assumes one.
+    pub kubevirt_release: Option<Release>,
 }
 
 /// A flag, or a flag combination, that cannot work.
@@ -151,6 +160,7 @@ impl Default for Policy {
             max_cpu_limit: Quantity::literal(MAX_CPU_LIMIT),
             max_memory_limit: Quantity::literal(MAX_MEMORY_LIMIT),
             node_collector: false,
+            kubevirt_release: None,
         }
     }
 }
@@ -170,6 +180,7 @@ impl PolicyArgs {
             memory_request,
             memory_limit,
             node_collector,
+            kubevirt_release,
         } = self;
         if image.is_empty() || image.chars().any(char::is_whitespace) {
             return Err(PolicyError::Image(image));
@@ -189,6 +200,7 @@ impl PolicyArgs {
             max_cpu_limit: Quantity::literal(MAX_CPU_LIMIT),
             max_memory_limit: Quantity::literal(MAX_MEMORY_LIMIT),
             node_collector,
+            kubevirt_release,
         })
     }
 }

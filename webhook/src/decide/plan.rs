@@ -28,6 +28,8 @@ pub struct Plan {
     pub memory: Bounds,
     /// From the log-level annotation, when valid.
     pub log_level: Option<String>,
+    /// The cluster's KubeVirt release, when the webhook was told it.
+    pub kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
     /// Overrides that were ignored, one sentence each; returned to the client as warnings.
     pub warnings: Vec<String>,
 }
@@ -106,6 +108,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
         cpu,
         memory,
         log_level,
+        kubevirt_release: policy.kubevirt_release,
         warnings,
     })
 }

@@ -332,3 +332,35 @@ fn a_read_vmi_is_written_on_the_pod() {
         ])
     );
 }
+
+#[test]
+fn the_kubevirt_release_reaches_the_collector_as_env_only_when_set() {
+    let body = serde_json::to_vec(&review_a()).unwrap_or_default();
+    let env_of = |policy: &Policy| {
+        let reviewed = super::review(&body, policy).unwrap_or_else(|e| panic!("{e}"));
+        let answer: Value = serde_json::from_slice(&reviewed.response).unwrap_or_default();
+        let bytes: Vec<u8> =
+            serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
+        let ops: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let sidecar = ops
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|op| op["value"]["name"] == kube_metrics_contract::sidecar::CONTAINER_NAME)
+            .map(|op| op["value"]["env"].clone())
+            .unwrap_or_default();
+        sidecar
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["name"] == kube_metrics_contract::sidecar::ENV_KUBEVIRT_RELEASE)
+            .map(|e| e["value"].as_str().unwrap_or_default().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(env_of(&Policy::default()), Vec::<String>::new());
+    let policy = Policy {
+        kubevirt_release: "v1.8.4".parse().ok(),
+        ..Policy::default()
+    };
+    assert_eq!(env_of(&policy), ["1.8"]);
+}
