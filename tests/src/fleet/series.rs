@@ -27,6 +27,7 @@ pub(super) fn system_series(fleet: &Fleet) -> Vec<Series> {
             slope: 1.0 / 30.0,
         },
         stops_ago: None,
+        starts_ago: None,
     });
     let labels = system_labels(
         "kube-metrics-webhook-5d9f",
@@ -78,6 +79,8 @@ pub(super) struct Series {
     shape: Shape,
     /// Seconds before the end after which the series has no more samples.
     stops_ago: Option<i64>,
+    /// Seconds before the end before which it has none yet.
+    starts_ago: Option<i64>,
 }
 
 impl Series {
@@ -87,6 +90,7 @@ impl Series {
             labels,
             shape: Shape::Constant(value),
             stops_ago: None,
+            starts_ago: None,
         }
     }
 
@@ -110,15 +114,48 @@ impl Series {
             if self.stops_ago.is_some_and(|stop| ago < stop) {
                 break;
             }
+            if self.starts_ago.is_some_and(|start| ago > start) {
+                continue;
+            }
             // Writing to a String cannot fail.
             let _ = writeln!(out, "{}{{{labels}}} {} {time}", self.name, self.value(ago));
         }
     }
 }
 
-/// Every series the collector, KubeVirt, cAdvisor and kube-state-metrics publish for one VM.
+/// Every series the collector, KubeVirt, cAdvisor and kube-state-metrics publish for one VM: of
+/// its pod, and of the pod it ran in on another node before a migration.
 pub(super) fn vm_series(vm: &Vm) -> Vec<Series> {
-    let mut collector = Collector::new(vm);
+    let current = Pod {
+        name: vm.pod(),
+        node: vm.node,
+        starts_ago: vm.migrated_ago,
+        stops_ago: vm.oom_killed_ago,
+    };
+    let mut all = pod_series(vm, &current);
+    if let (Some(name), Some(at)) = (vm.source_pod(), vm.migrated_ago) {
+        let source = Pod {
+            name,
+            node: "node-1",
+            starts_ago: None,
+            stops_ago: Some(at),
+        };
+        all.extend(pod_series(vm, &source));
+    }
+    all.extend(controller_series(vm));
+    all
+}
+
+/// One launcher pod of a VM and when it ran.
+struct Pod {
+    name: String,
+    node: &'static str,
+    starts_ago: Option<i64>,
+    stops_ago: Option<i64>,
+}
+
+fn pod_series(vm: &Vm, pod: &Pod) -> Vec<Series> {
+    let mut collector = Collector::new(vm, pod);
     collector.memory();
     collector.cpu_and_health();
     let mut all: Vec<Series> = if vm.duplicated {
@@ -136,7 +173,7 @@ pub(super) fn vm_series(vm: &Vm) -> Vec<Series> {
     } else {
         collector.series
     };
-    all.extend(others(vm, &vm.pod()));
+    all.extend(others(vm, pod));
     all
 }
 
@@ -146,15 +183,15 @@ type Row = (&'static str, &'static [(&'static str, &'static str)], f64);
 /// One VM's collector series, labelled as the collector labels them.
 struct Collector<'a> {
     vm: &'a Vm,
-    pod: String,
+    pod: &'a Pod,
     series: Vec<Series>,
 }
 
 impl<'a> Collector<'a> {
-    fn new(vm: &'a Vm) -> Self {
+    fn new(vm: &'a Vm, pod: &'a Pod) -> Self {
         Self {
             vm,
-            pod: vm.pod(),
+            pod,
             series: Vec::new(),
         }
     }
@@ -163,27 +200,27 @@ impl<'a> Collector<'a> {
         let vm = self.vm;
         let mut labels = vec![
             ("namespace", vm.namespace),
-            ("pod", self.pod.as_str()),
+            ("pod", self.pod.name.as_str()),
             ("domain", vm.name),
-            ("host", vm.node),
+            ("host", self.pod.node),
         ];
         labels.extend_from_slice(extra);
         let labels = labels
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        let stops_ago = vm.oom_killed_ago;
         self.series.push(Series {
             name,
             labels,
             shape,
-            stops_ago,
+            stops_ago: self.pod.stops_ago,
+            starts_ago: self.pod.starts_ago,
         });
     }
 
     fn memory(&mut self) {
         let vm = self.vm;
-        let info = [("name", vm.name), ("node", vm.node)];
+        let info = [("name", vm.name), ("node", self.pod.node)];
         self.push("kubevirt_pod_infra_pod_info", &info, Shape::Constant(1.0));
         for (role, resident) in INFRA_ROLES.iter().zip(vm.infra) {
             let shape = if *role == "virt-launcher" && vm.leak_per_day > 0.0 {
@@ -197,13 +234,33 @@ impl<'a> Collector<'a> {
             let labels = [("process", *role), ("type", "resident")];
             self.push("kubevirt_pod_infra_memory_amount_bytes", &labels, shape);
         }
+        if let Some(swtpm) = vm.swtpm {
+            let labels = [("process", "swtpm"), ("type", "resident")];
+            self.push(
+                "kubevirt_pod_infra_memory_amount_bytes",
+                &labels,
+                Shape::Constant(swtpm),
+            );
+        }
+        for (component, budget) in vm.budgets() {
+            let labels = [
+                ("component", component),
+                ("kubevirt_release", "1.9"),
+                ("source", "assumed"),
+            ];
+            self.push(
+                "kubevirt_pod_infra_memory_overhead_budget_bytes",
+                &labels,
+                Shape::Constant(budget),
+            );
+        }
         let hugetlb = if vm.hugepages { vm.guest_size } else { 0.0 };
         let guest_request = if vm.hugepages {
             0.0
         } else {
             vm.guest_size.min(2.0 * GIB)
         };
-        let constants: [Row; 9] = [
+        let constants: [Row; 10] = [
             (
                 "kubevirt_pod_infra_memory_amount_bytes",
                 &[("process", "qemu"), ("type", "resident")],
@@ -241,6 +298,11 @@ impl<'a> Collector<'a> {
                 vm.limit,
             ),
             (
+                "kubevirt_pod_infra_compute_memory_bytes",
+                &[("type", "guest")],
+                vm.guest_charged(),
+            ),
+            (
                 "kube_metrics_collector_collection_duration_seconds",
                 &[],
                 0.002,
@@ -260,8 +322,8 @@ impl<'a> Collector<'a> {
     }
 
     fn cpu_and_health(&mut self) {
-        for role in INFRA_ROLES.iter().chain(&["qemu"]) {
-            let labels = [("process", *role)];
+        for role in self.vm.roles() {
+            let labels = [("process", role)];
             self.push(
                 "kubevirt_pod_infra_processes",
                 &labels,
@@ -305,52 +367,60 @@ impl<'a> Collector<'a> {
     }
 }
 
-/// What virt-controller, cAdvisor and kube-state-metrics say about the VM.
-fn others(vm: &Vm, pod: &str) -> Vec<Series> {
+/// What virt-controller says about the VM, whichever pod runs it.
+fn controller_series(vm: &Vm) -> Vec<Series> {
+    if vm.estimate_source == Estimate::AnnotationOnly {
+        return Vec::new();
+    }
+    // Two virt-controller replicas export the same value.
+    ["virt-controller-7c9d-a", "virt-controller-7c9d-b"]
+        .into_iter()
+        .map(|controller| {
+            let labels = [
+                ("namespace", vm.namespace),
+                ("name", vm.name),
+                ("pod", controller),
+            ];
+            Series {
+                name: "kubevirt_vmi_launcher_memory_overhead_bytes",
+                labels: labels
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                shape: Shape::Constant(vm.estimate),
+                stops_ago: vm.oom_killed_ago,
+                starts_ago: None,
+            }
+        })
+        .collect()
+}
+
+/// What cAdvisor and kube-state-metrics say about one pod of the VM.
+fn others(vm: &Vm, pod: &Pod) -> Vec<Series> {
     let pod_labels = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
-        let mut labels = vec![("namespace", vm.namespace), ("pod", pod)];
+        let mut labels = vec![("namespace", vm.namespace), ("pod", pod.name.as_str())];
         labels.extend_from_slice(extra);
         labels
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect()
     };
-    let mut all = Vec::new();
-    if vm.estimate_source != Estimate::AnnotationOnly {
-        // Two virt-controller replicas export the same value.
-        for controller in ["virt-controller-7c9d-a", "virt-controller-7c9d-b"] {
-            let labels = [
-                ("namespace", vm.namespace),
-                ("name", vm.name),
-                ("pod", controller),
-            ];
-            let labels = labels
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-            all.push(Series {
-                name: "kubevirt_vmi_launcher_memory_overhead_bytes",
-                labels,
-                shape: Shape::Constant(vm.estimate),
-                stops_ago: vm.oom_killed_ago,
-            });
-        }
-    }
-    all.push(Series {
+    let mut all = vec![Series {
         name: "container_memory_working_set_bytes",
         labels: pod_labels(&[("container", "compute")]),
         shape: Shape::Constant(vm.working_set()),
-        stops_ago: vm.oom_killed_ago,
-    });
+        stops_ago: pod.stops_ago,
+        starts_ago: pod.starts_ago,
+    }];
     let oom = pod_labels(&[("container", "compute"), ("reason", "OOMKilled")]);
-    let shape = vm
-        .oom_killed_ago
-        .map_or(Shape::Constant(0.0), |ago| Shape::StepUp { ago });
+    let killed = vm.oom_killed_ago.filter(|_| pod.name == vm.pod());
+    let shape = killed.map_or(Shape::Constant(0.0), |ago| Shape::StepUp { ago });
     all.push(Series {
         name: "kube_pod_container_status_terminated_reason",
         labels: oom,
         shape,
         stops_ago: None,
+        starts_ago: pod.starts_ago,
     });
     all
 }
