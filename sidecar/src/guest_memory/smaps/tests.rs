@@ -18,6 +18,12 @@ const PREALLOC_VM_RSS: u64 = 297_396 * KIB;
 const NUMA_CMDLINE: &[u8] = include_bytes!("../../../tests/fixtures/qemu/numa-memfd-512m.cmdline");
 const NUMA_SMAPS: &[u8] = include_bytes!("../../../tests/fixtures/qemu/numa-memfd-512m.smaps");
 
+/// `-m 256 -mem-prealloc` and no backend: QEMU creates boot RAM's backend itself.
+const LEGACY_CMDLINE: &[u8] = include_bytes!("../../../tests/fixtures/qemu/legacy-m-256m.cmdline");
+const LEGACY_SMAPS: &[u8] = include_bytes!("../../../tests/fixtures/qemu/legacy-m-256m.smaps");
+/// Its `VmRSS` at the moment of the capture.
+const LEGACY_VM_RSS: u64 = 297_088 * KIB;
+
 fn memory(cmdline: &[u8]) -> GuestMemory {
     GuestMemory::from_args(crate::proc::parse::args(cmdline))
 }
@@ -44,6 +50,17 @@ fn preallocated_guest_ram_is_resident_to_the_page() {
         35_252 * KIB,
         "QEMU's own memory"
     );
+}
+
+#[test]
+fn boot_ram_of_m_alone_is_found_like_a_ram_backend() {
+    let memory = memory(LEGACY_CMDLINE);
+    assert_eq!(memory.size(), Some(256 * MIB));
+    let found = resident(LEGACY_SMAPS, &memory);
+    assert_eq!((found.matched, found.unmatched), (1, 0));
+    assert_eq!(found.resident, 256 * MIB);
+    assert_eq!(found.resident + found.other, LEGACY_VM_RSS);
+    assert!(found.other < 40 * MIB, "QEMU's own memory: {found:?}");
 }
 
 #[test]
