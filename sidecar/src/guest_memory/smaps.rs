@@ -2,10 +2,10 @@
 //! `/proc/<qemu>/smaps`. No I/O.
 //!
 //! QEMU maps each memory backend as one region of exactly the backend's size: anonymous memory for
-//! `memory-backend-ram`, `/memfd:...` for memfd, a file under `mem-path` for file backends. The
-//! kernel may split a region into several adjacent mappings (madvise, KSM, THP), and may place
-//! other anonymous memory right next to it, so a run of adjacent mappings counts only when no
-//! single mapping has the backend's size.
+//! `memory-backend-ram` (shared anonymous memory with `share=on`), `/memfd:...` for memfd, a file
+//! under `mem-path` for file backends. The kernel may split a region into several adjacent mappings
+//! (madvise, KSM, THP), and may place other anonymous memory right next to it, so a run of adjacent
+//! mappings counts only when no single mapping has the backend's size.
 
 use super::{Backend, BackendKind, GuestMemory};
 use crate::proc::parse::number;
@@ -125,9 +125,14 @@ fn holds(mapping: &Mapping<'_>, backend: &Backend) -> bool {
     }
 }
 
-/// Anonymous memory has no path, or a name given with `PR_SET_VMA_ANON_NAME`.
+/// Anonymous memory has no path, or a name given with `PR_SET_VMA_ANON_NAME`. Shared anonymous
+/// memory (`memory-backend-ram,share=on`) lives in a hidden shmem file that smaps shows as
+/// `/dev/zero (deleted)`, or `[anon_shmem:NAME]` when named.
 fn is_anonymous(path: &[u8]) -> bool {
-    path.is_empty() || path.starts_with(b"[anon:")
+    path.is_empty()
+        || path.starts_with(b"[anon:")
+        || path.starts_with(b"[anon_shmem:")
+        || path == b"/dev/zero (deleted)"
 }
 
 /// Every mapping of `smaps`, in address order.

@@ -124,6 +124,19 @@ fn each_mapping_serves_one_backend() {
 }
 
 #[test]
+fn shared_ram_backends_are_anonymous_memory() {
+    // As QEMU 7.2 maps `memory-backend-ram,id=pc.ram,size=256M,share=on`.
+    let smaps = "7f4493e00000-7f44a3e00000 rw-s 00000000 00:01 1036                       /dev/zero (deleted)\n\
+                 Rss: 2048 kB\n";
+    let memory = GuestMemory {
+        backends: vec![ram("pc.ram", 256 * MIB)],
+        ..GuestMemory::default()
+    };
+    let found = resident(smaps.as_bytes(), &memory);
+    assert_eq!((found.matched, found.resident), (1, 2 * MIB));
+}
+
+#[test]
 fn file_backends_match_under_their_mem_path_and_count_hugetlb_apart() {
     let smaps = "7f0000000000-7f0040000000 rw-s 00000000 00:2d 1 /dev/hugepages/libvirt/qemu/1-default_vm/qemu_back_mem.pc.ram.X (deleted)\n\
                  Rss: 0 kB\nShared_Hugetlb: 0 kB\nPrivate_Hugetlb: 1048576 kB\n";
