@@ -179,6 +179,8 @@ fn real_collector_output_has_the_metrics_the_rules_use() -> Result<()> {
         "kubevirt_pod_infra_compute_memory_bytes",
         "kubevirt_pod_infra_qemu_own_memory_bytes",
         "kubevirt_pod_infra_guest_memory_bytes",
+        "kube_metrics_collector_guest_memory_unmatched_backends",
+        "kube_metrics_collector_guest_memory_unexplained_bytes",
         "kubevirt_pod_infra_pod_info",
     ];
     let mut checked = 0;

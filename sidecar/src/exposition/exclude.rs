@@ -6,7 +6,7 @@
 use kube_metrics_contract::metrics::POD_INFO;
 
 /// Every family the collector writes, in exposition order.
-pub const FAMILIES: [&str; 22] = [
+pub const FAMILIES: [&str; 23] = [
     "kubevirt_pod_infra_cpu_seconds_total",
     "kubevirt_pod_infra_memory_amount_bytes",
     "kube_metrics_collector_build_info",
@@ -29,6 +29,7 @@ pub const FAMILIES: [&str; 22] = [
     "kube_metrics_collector_read_errors_total",
     "kube_metrics_collector_guest_memory_unparsed_arguments",
     "kube_metrics_collector_guest_memory_unmatched_backends",
+    "kube_metrics_collector_guest_memory_unexplained_bytes",
 ];
 
 /// Families whose `type` label may be excluded one value at a time.
