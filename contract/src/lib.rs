@@ -191,7 +191,7 @@ pub mod metrics {
     /// Every family the collector writes, in exposition order, with its declared TYPE (the text
     /// format's word). The collector's `--exclude` names them; the relay forwards only these, and
     /// only with this type.
-    pub const FAMILIES: [(&str, &str); 23] = [
+    pub const FAMILIES: [(&str, &str); 24] = [
         ("kubevirt_pod_infra_cpu_seconds_total", "counter"),
         ("kubevirt_pod_infra_memory_amount_bytes", "gauge"),
         ("kube_metrics_collector_build_info", "gauge"),
@@ -228,6 +228,10 @@ pub mod metrics {
         ),
         (
             "kube_metrics_collector_guest_memory_unmatched_backends",
+            "gauge",
+        ),
+        (
+            "kube_metrics_collector_guest_memory_unexplained_bytes",
             "gauge",
         ),
     ];

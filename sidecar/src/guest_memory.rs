@@ -7,6 +7,9 @@
 //! devices come in QEMU's two syntaxes: `key=value,...` (with `,,` for a literal comma) and JSON
 //! (`{"qom-type":...}`). The forms handled are listed in docs/metrics.md. An argument that is about
 //! memory but cannot be read is counted in `unparsed`, never guessed at.
+//!
+//! QEMU started by hand, or by an older libvirt, may give boot RAM as `-m` alone. QEMU then creates
+//! boot RAM's backend itself, so it is listed here too: see [`implicit_boot_backend`].
 
 use serde_json::Value;
 
@@ -28,6 +31,9 @@ pub struct Backend {
     pub mem_path: Option<String>,
 }
 
+/// The id QEMU gives the boot RAM backend it creates itself from `-m` (x86's `default_ram_id`).
+pub const IMPLICIT_BOOT_RAM: &str = "pc.ram";
+
 /// The QOM type of a memory backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
@@ -43,6 +49,7 @@ pub struct GuestMemory {
     pub boot: Option<u64>,
     /// `maxmem`: the most the guest may grow to by hot-plug.
     pub max: Option<u64>,
+    /// The `-object` backends, and boot RAM's own when `-m` stands alone.
     pub backends: Vec<Backend>,
     /// Backend ids plugged in as `pc-dimm` or `nvdimm`.
     pub dimms: Vec<String>,
@@ -60,6 +67,7 @@ impl GuestMemory {
     pub fn from_args<'a>(args: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut memory = Self::default();
         let mut boot_backends = Vec::new();
+        let mut legacy = Legacy::default();
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             let kind = match flag {
@@ -67,7 +75,13 @@ impl GuestMemory {
                 b"-object" => Arg::Object,
                 b"-device" => Arg::Device,
                 b"-numa" => Arg::Numa,
-                b"-machine" => Arg::Machine,
+                b"-machine" | b"-M" => Arg::Machine,
+                b"-mem-path" => Arg::MemPath,
+                // The one memory flag without a value.
+                b"-mem-prealloc" => {
+                    legacy.prealloc = true;
+                    continue;
+                }
                 _ => continue,
             };
             let Some(value) = args.next().and_then(|v| std::str::from_utf8(v).ok()) else {
@@ -79,16 +93,24 @@ impl GuestMemory {
                 Arg::Object => memory.read_object(value),
                 Arg::Device => memory.read_device(value),
                 Arg::Numa | Arg::Machine => boot_backend(kind, value, &mut boot_backends),
+                Arg::MemPath => {
+                    legacy.mem_path = Some(value.to_owned());
+                    Some(())
+                }
             };
             if read.is_none() {
                 memory.unparsed += 1;
             }
         }
-        if memory.boot.is_none() && !boot_backends.is_empty() {
-            memory.boot = boot_backends
-                .iter()
-                .map(|id| memory.backend(id).map(|b| b.size))
-                .sum();
+        match (memory.boot, boot_backends.is_empty()) {
+            (Some(size), true) => memory.backends.push(implicit_boot_backend(size, legacy)),
+            (None, false) => {
+                memory.boot = boot_backends
+                    .iter()
+                    .map(|id| memory.backend(id).map(|b| b.size))
+                    .sum();
+            }
+            _ => {}
         }
         memory
     }
@@ -181,6 +203,33 @@ enum Arg {
     Device,
     Numa,
     Machine,
+    MemPath,
+}
+
+/// The flags that shape the boot RAM QEMU allocates itself: `-mem-path DIR`, `-mem-prealloc`.
+#[derive(Clone, Debug, Default)]
+struct Legacy {
+    mem_path: Option<String>,
+    prealloc: bool,
+}
+
+/// Boot RAM given by `-m` with no backend of its own (no `-machine memory-backend=`, no
+/// `-numa node,memdev=`): QEMU creates the backend [`IMPLICIT_BOOT_RAM`] of `-m`'s size itself
+/// (`create_default_memdev`), a `memory-backend-ram`, or a `memory-backend-file` under `-mem-path`,
+/// touched at start with `-mem-prealloc`. It is mapped like one given on the command line.
+fn implicit_boot_backend(size: u64, legacy: Legacy) -> Backend {
+    let Legacy { mem_path, prealloc } = legacy;
+    Backend {
+        id: IMPLICIT_BOOT_RAM.to_owned(),
+        kind: match mem_path {
+            Some(_) => BackendKind::File,
+            None => BackendKind::Ram,
+        },
+        size,
+        hugetlb: mem_path.as_deref().is_some_and(on_hugetlbfs),
+        prealloc,
+        mem_path,
+    }
 }
 
 /// `-machine ...,memory-backend=ID` and `-numa node,...,memdev=ID` name the backends of boot RAM.

@@ -433,3 +433,42 @@ fn malformed_downward_api_files_degrade_to_fallbacks() {
         Some(1.0)
     );
 }
+
+#[test]
+fn a_hot_plugged_dimm_counts_as_guest_ram_and_is_flagged() {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
+    let read = |file: &str| std::fs::read(format!("{fixtures}{file}")).unwrap();
+    let tree = tree_with_domain();
+    let mut qemu = mk(90, "", "qemu-kvm");
+    qemu.argv = String::from_utf8(read("dimm-hotplug-256m-tcg.cmdline"))
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect();
+    tree.put(&qemu);
+    std::fs::write(
+        tree.pid_dir(90).join("smaps"),
+        read("dimm-hotplug-256m-tcg.smaps"),
+    )
+    .unwrap();
+    let out = text(&mut tree.scraper(env()));
+    let guest = |kind: &str| {
+        let series = format!(
+            "kubevirt_pod_infra_guest_memory_bytes{{host=\"node-0\",domain=\"vm-0\",type=\"{kind}\"}}"
+        );
+        value(&out, &series).unwrap_or_else(|| panic!("no {series} in:\n{out}"))
+    };
+    const MIB: f64 = 1024.0 * 1024.0;
+    assert_eq!(guest("size"), 256.0 * MIB, "the command line's");
+    assert!(guest("resident") >= 256.0 * MIB, "{out}");
+    let own = value(&out, "kubevirt_pod_infra_qemu_own_memory_bytes{").unwrap();
+    assert!(own < 40.0 * MIB, "QEMU's own memory {own}");
+    let health = |name: &str| {
+        value(
+            &out,
+            &format!("kube_metrics_collector_guest_memory_{name} "),
+        )
+    };
+    assert_eq!(health("unmatched_backends"), Some(0.0));
+    assert_eq!(health("unexplained_bytes"), Some(256.0 * MIB));
+}

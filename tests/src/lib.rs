@@ -32,6 +32,7 @@ pub mod process_exporter;
 pub mod prometheus;
 pub mod promql;
 pub mod qemu;
+pub mod qmp;
 pub mod relay;
 
 pub use process::{Guarded, preflight, wait_for};

@@ -96,6 +96,7 @@ impl GuestSampler {
                     tracing::debug!(
                         bytes = bytes.len(),
                         resident = reading.resident.resident,
+                        unexplained = reading.resident.unexplained_bytes(),
                         "Read guest memory"
                     );
                     *latest.lock().unwrap_or_else(|p| p.into_inner()) = Some(reading);

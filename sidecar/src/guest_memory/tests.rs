@@ -75,6 +75,8 @@ fn reads_the_key_value_syntax_of_objects() {
 #[test]
 fn marks_hugetlbfs_and_prealloc_backends() {
     let memory = parse(&[
+        "-machine",
+        "q35,memory-backend=pc.ram",
         "-m",
         "size=1048576k",
         "-object",
@@ -99,6 +101,66 @@ fn marks_hugetlbfs_and_prealloc_backends() {
     ]);
     let backend = shared_file.backend("pc.ram").expect("backend");
     assert!(!backend.hugetlb, "a plain file is not hugetlbfs");
+}
+
+#[test]
+fn m_alone_is_boot_rams_backend() {
+    let file = |mem_path: &str, hugetlb| Backend {
+        kind: BackendKind::File,
+        hugetlb,
+        mem_path: Some(mem_path.into()),
+        ..ram(IMPLICIT_BOOT_RAM, GIB)
+    };
+    let table: [(&[&str], Vec<Backend>); 7] = [
+        (&["-m", "1024"], vec![ram(IMPLICIT_BOOT_RAM, GIB)]),
+        (
+            &["-m", "1G", "-mem-prealloc"],
+            vec![Backend {
+                prealloc: true,
+                ..ram(IMPLICIT_BOOT_RAM, GIB)
+            }],
+        ),
+        (
+            &["-mem-path", "/dev/hugepages", "-m", "1G"],
+            vec![file("/dev/hugepages", true)],
+        ),
+        (
+            &["-m", "1G", "-mem-path", "/dev/shm"],
+            vec![file("/dev/shm", false)],
+        ),
+        (
+            &["-m", "size=1048576k,slots=2,maxmem=4G"],
+            vec![ram(IMPLICIT_BOOT_RAM, GIB)],
+        ),
+        (
+            &[
+                "-M",
+                "q35,memory-backend=pc.ram",
+                "-m",
+                "1G",
+                "-object",
+                "memory-backend-ram,id=pc.ram,size=1G",
+            ],
+            vec![ram("pc.ram", GIB)],
+        ),
+        (
+            &[
+                "-m",
+                "1G",
+                "-object",
+                "memory-backend-ram,id=ram-node0,size=1G",
+                "-numa",
+                "node,nodeid=0,memdev=ram-node0",
+            ],
+            vec![ram("ram-node0", GIB)],
+        ),
+    ];
+    for (argv, want) in table {
+        let memory = parse(argv);
+        assert_eq!(memory.backends, want, "{argv:?}");
+        assert_eq!(memory.size(), Some(GIB), "{argv:?}");
+        assert_eq!(memory.unparsed, 0, "{argv:?}");
+    }
 }
 
 #[test]
@@ -208,7 +270,7 @@ proptest::proptest! {
     #[test]
     fn never_panics(argv in proptest::collection::vec(
         proptest::prop_oneof![
-            proptest::string::string_regex("-m|-object|-device|-numa|-machine").unwrap(),
+            proptest::string::string_regex("-m|-M|-object|-device|-numa|-machine|-mem-path|-mem-prealloc").unwrap(),
             proptest::string::string_regex(r#"[a-z=,{}":0-9kKGM.-]{0,40}"#).unwrap(),
         ],
         0..12,

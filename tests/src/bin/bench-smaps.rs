@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
 use e2e::bench;
-use e2e::qemu::{Guest, QEMU_BINARY};
+use e2e::qemu::{BootRam, Guest, QEMU_BINARY};
 
 /// Times smaps reads of a real QEMU with 1, 4, 16 GiB of guest RAM resident.
 #[derive(Debug, Parser)]
@@ -144,9 +144,12 @@ impl Qemu {
             memory_mib: bytes >> 20,
             prealloc: true,
             spin: false,
+            boot: BootRam::Backend,
+            hotplug_mib: None,
         };
-        // argv[0] stays Debian's binary: outside a pod nothing classifies it.
-        let argv = guest.argv(std::path::Path::new("/dev/null"));
+        // argv[0] stays Debian's binary: outside a pod nothing classifies it. Neither a boot disk
+        // nor QMP is asked for, so no file of QEMU's is named.
+        let argv = guest.argv(std::path::Path::new("/nonexistent"));
         let mut command = if thp {
             Command::new(QEMU_BINARY)
         } else {

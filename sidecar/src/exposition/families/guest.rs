@@ -61,5 +61,13 @@ impl Builder<'_> {
         if let Some(r) = g.reading {
             self.plain(&[], f64::from(r.resident.unmatched));
         }
+        self.family(
+            "kube_metrics_collector_guest_memory_unexplained_bytes",
+            "Guest RAM in the last smaps read that QEMU's command line does not explain: mappings of backends added at run time, by size, and virtio-mem held beyond its requested size.",
+            Kind::Gauge,
+        );
+        if let Some(r) = g.reading {
+            self.plain(&[], r.resident.unexplained_bytes() as f64);
+        }
     }
 }
