@@ -117,6 +117,30 @@ fn preallocated_guest_ram_is_told_apart_from_qemus_own_memory() -> Result<()> {
     ] {
         ensure!(health(&samples, name)? == 0.0, "{name}");
     }
+    // KubeVirt's budget for this QEMU from its own command line: 2 vCPUs, no display device
+    // (`-nodefaults`), 256 MiB of guest RAM; release 1.9 assumed.
+    let budget = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_memory_overhead_budget_bytes",
+        &[
+            ("component", "qemu"),
+            ("kubevirt_release", "1.9"),
+            ("source", "assumed"),
+        ],
+    )?;
+    let want = (30.0 + 2.0 * 8.0 + 8.0) * MIB + 524_289.0;
+    ensure!(budget == want, "QEMU's budget {budget}, want {want}");
+    println!(
+        "QEMU's own memory and page tables {:.1} MiB against its budget {:.1} MiB",
+        (own + pages) / MIB,
+        budget / MIB
+    );
+    let charged = exposition::value(
+        &samples,
+        "kubevirt_pod_infra_compute_memory_bytes",
+        &[("type", "guest")],
+    )?;
+    ensure!(charged == size, "guest RAM charged {charged}, size {size}");
     // The series of one launcher pod, as docs/metrics.md ("Cardinality") counts them.
     println!("series of one launcher pod: {}", samples.len());
     ensure!(samples.len() <= 160, "{} series per pod", samples.len());
