@@ -2,6 +2,7 @@
 //! the table and the patches in [`render`].
 
 pub mod math;
+pub mod release;
 pub mod render;
 
 use std::collections::BTreeMap;
