@@ -81,7 +81,7 @@ pub enum SortBy {
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Only this VM (the `domain` label: the VMI's name).
+    /// Only this VM (the VMI's name).
     pub vm: Option<String>,
     /// Prometheus' base URL (http://host:port).
     #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]

@@ -447,7 +447,7 @@ fn top_matches_the_last_samples(prometheus: &Prometheus, end: i64, series: &[Ser
             .and_then(|r| r.iter().find(|x| x["role"] == "qemu"))
             .expect("qemu");
         assert!(
-            qemu["qemu_own_bytes"].as_f64().is_some_and(|v| v > 0.0),
+            qemu["overhead_bytes"].as_f64().is_some_and(|v| v > 0.0),
             "{name}"
         );
     }

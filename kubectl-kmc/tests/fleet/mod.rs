@@ -118,6 +118,11 @@ fn pod_series(vm: &Vm, pod: &str, start: i64, stop: i64, out: &mut Vec<Series>) 
             points: times.iter().map(|t| (*t, f(*t - start))).collect(),
         });
     };
+    push(
+        "kubevirt_pod_infra_pod_info",
+        base(&[("name", vm.name), ("node", "node-1")]),
+        &|_| 1.0,
+    );
     let guest_resident = vm.guest_mi * 0.5 * MI;
     for role in &vm.roles {
         push(
