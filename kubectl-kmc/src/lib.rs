@@ -90,7 +90,11 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
     let settings = args.settings();
-    let fleet = recommend::fetch(&prometheus, cli.namespace.as_deref(), &settings).await?;
+    let scope = fleet::Scope {
+        namespace: cli.namespace.clone(),
+        vm: None,
+    };
+    let fleet = recommend::fetch(&prometheus, &scope, &settings).await?;
     let advice = recommend::math::recommend(&fleet, &settings)?;
     out.push_str(&recommend::render::render(&advice, &settings, args.output)?);
     Ok(ExitCode::SUCCESS)

@@ -318,11 +318,6 @@ fn series(result: &Value) -> Option<Series> {
     })
 }
 
-/// A PromQL string literal (double-quoted, escaped).
-pub fn quote(value: &str) -> String {
-    serde_json::Value::String(value.to_owned()).to_string()
-}
-
 /// Percent-encoding of a query parameter (RFC 3986 unreserved characters pass).
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
@@ -417,6 +412,5 @@ mod tests {
     #[test]
     fn encoding() {
         assert_eq!(encode(r#"a{b="c d"}"#), "a%7Bb%3D%22c%20d%22%7D");
-        assert_eq!(quote(r#"x"y"#), r#""x\"y""#);
     }
 }
