@@ -1,20 +1,25 @@
 //! `top` and `recommend` against a real Prometheus loaded with generated histories: a fleet with
 //! the traps (a pod two targets scrape, an OOM-killed leaking VM, an outlier, twins in two
 //! namespaces, a migration, hugepages, a TPM) whose answers equal what this test computes by hand
-//! from the same model.
+//! from the same model, and the golden outputs of two generated fleets of 3 and 12 VMs.
 
 mod fleet;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
 
-use fleet::{DAY, END, Ending, HOUR, MI, Pod, Prometheus, Role, STEP, Vm, expect, golden_file};
+use fleet::{
+    DAY, END, Ending, HOUR, MI, Pod, Prometheus, Role, STEP, Vm, expect, golden, golden_file,
+};
 use serde_json::Value;
 
 const HISTORY: i64 = 2 * DAY;
 /// The subqueries' step: that of the scrapes, so that every sample is seen, at half the cost of
 /// the default 1m.
 const RESOLUTION: &str = "2m";
+/// The generated fleets end ten days after the trap fleet: a 7d range never sees both.
+const GOLDEN_END: i64 = END + 10 * DAY;
+const GOLDEN_HISTORY: i64 = DAY + 6 * HOUR;
 const MARGIN: f64 = 0.1;
 
 fn own(vm: &mut Vm, mi: f64) {
@@ -169,7 +174,13 @@ fn close(got: f64, want: f64, what: &str) {
 #[test]
 fn top_and_recommend_against_a_real_prometheus() {
     let vms = trap_fleet();
-    let series = fleet::generate(&vms, END);
+    let generated = [
+        golden::fleet(3, "three", GOLDEN_HISTORY),
+        golden::fleet(12, "twelve", GOLDEN_HISTORY),
+    ]
+    .concat();
+    let mut series = fleet::generate(&vms, END);
+    series.extend(fleet::generate(&generated, GOLDEN_END));
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
     let prometheus = Prometheus::load(&series, dir.path());
@@ -183,6 +194,15 @@ fn top_and_recommend_against_a_real_prometheus() {
     top_counts_a_pod_scraped_twice_once(&prometheus, &vms);
     recommend_sets_the_traps_aside(&prometheus, &vms);
     recommend_refuses_too_little_history(&prometheus);
+    for (n, namespace) in [(3, "three"), (12, "twelve")] {
+        let table = stdout(&kmc(
+            &prometheus,
+            GOLDEN_END,
+            &["recommend", "-n", namespace, "--resolution", RESOLUTION],
+        ));
+        golden_file(&format!("recommend-{n}.txt"), &table);
+    }
+    twelve_read_directly_agree_with_prometheus(&prometheus, &generated);
 }
 
 /// Every VM once; the duplicated pod's CPU and memory as one target reports them.
@@ -472,4 +492,52 @@ fn recommend_refuses_too_little_history(prometheus: &Prometheus) {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("refusing to recommend: 0 VM(s)"));
+}
+
+/// The twelve VMs read by hand from their model give the same recommendation as Prometheus: the
+/// path the 300-VM golden output takes (tests/recommend.rs) is the one Prometheus takes.
+fn twelve_read_directly_agree_with_prometheus(prometheus: &Prometheus, generated: &[Vm]) {
+    let args = [
+        "recommend",
+        "-n",
+        "twelve",
+        "--resolution",
+        RESOLUTION,
+        "-o",
+        "json",
+    ];
+    let json: Value =
+        serde_json::from_str(&stdout(&kmc(prometheus, GOLDEN_END, &args))).expect("json");
+    let twelve: Vec<&Vm> = generated
+        .iter()
+        .filter(|v| v.namespace == "twelve")
+        .collect();
+    let direct = serde_json::to_value(expect::advice(&twelve, GOLDEN_END)).expect("json");
+    assert_eq!(json["ratio"], direct["ratio"]);
+    assert_eq!(json["method"], direct["method"]);
+    assert_eq!(json["cost"]["added_mi"], direct["cost"]["added_mi"]);
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    close(f(&json["basis_ratio"]), f(&direct["basis_ratio"]), "basis");
+    close(
+        f(&json["cost"]["ratio_bytes"]),
+        f(&direct["cost"]["ratio_bytes"]),
+        "cost",
+    );
+    let rows = |v: &Value| -> Vec<(Value, Value, Value, Vec<Value>)> {
+        v["vms"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                let over = r["over_budget"].as_array().into_iter().flatten();
+                (
+                    r["vm"].clone(),
+                    r["set_aside"].clone(),
+                    r["added_overhead_mi"].clone(),
+                    over.map(|o| o["component"].clone()).collect(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(rows(&json), rows(&direct));
 }

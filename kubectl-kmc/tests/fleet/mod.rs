@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Not every test uses every helper.
 
 pub mod expect;
+pub mod golden;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read as _, Write as _};
