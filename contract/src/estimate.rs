@@ -345,7 +345,10 @@ mod tests {
         // A VM without a vCPU count is budgeted as KubeVirt budgets it: one vCPU.
         let unknown = Shape { vcpus: 0, ..small };
         assert_eq!(qemu(&unknown, &v1_9), qemu(&small, &v1_9));
-        let arm = Shape { arm64: true, ..small };
+        let arm = Shape {
+            arm64: true,
+            ..small
+        };
         assert_eq!(qemu(&arm, &v1_9), Some(206 * MI + 2_097_152));
 
         let names: Vec<&str> = budgets(&big, &v1_9).iter().map(|(c, _)| c.name()).collect();

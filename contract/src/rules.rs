@@ -208,7 +208,10 @@ fn next_record(expr: &str) -> Option<(usize, &'static Recording)> {
             expr.match_indices(rule.record)
                 .find(|(at, _)| {
                     let before = expr[..*at].chars().next_back().is_some_and(word);
-                    let after = expr[at + rule.record.len()..].chars().next().is_some_and(word);
+                    let after = expr[at + rule.record.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(word);
                     !before && !after
                 })
                 .map(|(at, _)| (at, rule))
@@ -231,7 +234,12 @@ mod tests {
             let mut rest = rule.expr;
             while let Some((at, used)) = next_record(rest) {
                 let position = RECORDINGS.iter().position(|r| r.record == used.record);
-                assert!(position < Some(i), "{} reads {} below it", rule.record, used.record);
+                assert!(
+                    position < Some(i),
+                    "{} reads {} below it",
+                    rule.record,
+                    used.record
+                );
                 rest = &rest[at + used.record.len()..];
                 assert!(
                     !rest.starts_with(['{', '[']),
@@ -260,14 +268,19 @@ mod tests {
             Some("max by (namespace, pod, name, node) (kubevirt_pod_infra_pod_info)")
         );
         let headroom = expand(HEADROOM).unwrap_or_default();
-        assert!(headroom.starts_with("(max by (namespace, name) (kubevirt_vmi_launcher_memory_overhead_bytes)"));
+        assert!(headroom.starts_with(
+            "(max by (namespace, name) (kubevirt_vmi_launcher_memory_overhead_bytes)"
+        ));
         assert!(headroom.contains(") - (sum by (namespace, pod, name, node) (("));
         assert_eq!(expand("vmi:unknown:max"), None);
     }
 
     #[test]
     fn a_record_inside_a_longer_name_is_not_inlined() {
-        assert_eq!(next_record("vmi:kubevirt_pod_infra_pod_info:max_total"), None);
+        assert_eq!(
+            next_record("vmi:kubevirt_pod_infra_pod_info:max_total"),
+            None
+        );
         assert_eq!(next_record("x_vmi:kubevirt_pod_infra_pod_info:max"), None);
         assert_eq!(
             next_record("a + vmi:kubevirt_pod_infra_pod_info:max").map(|(at, r)| (at, r.record)),
