@@ -81,7 +81,7 @@ pub enum SortBy {
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
-    /// Only this VM (the `domain` label: the VMI's name).
+    /// Only this VM (the VMI's name).
     pub vm: Option<String>,
     /// Prometheus' base URL (http://host:port).
     #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
@@ -109,8 +109,9 @@ pub struct RecommendArgs {
     /// How far back to look for each VM's peak.
     #[arg(long, env = "KUBECTL_KMC_RANGE", default_value = "7d", value_parser = units::parse_duration)]
     pub range: Duration,
-    /// Share of VMs the ratio must cover (nearest rank).
-    #[arg(long, env = "KUBECTL_KMC_QUANTILE", default_value = "0.99", value_parser = units::parse_quantile)]
+    /// Share of the VMs not set aside (OOM-killed, leaking, outliers) that the ratio covers
+    /// (nearest rank); with fewer than 1/(1 − quantile) of them, their median instead.
+    #[arg(long, env = "KUBECTL_KMC_QUANTILE", default_value = "0.9", value_parser = units::parse_quantile)]
     pub quantile: f64,
     /// Headroom on top of the peaks: 10% or 0.1.
     #[arg(long, env = "KUBECTL_KMC_MARGIN", default_value = "10%", value_parser = units::parse_percent)]

@@ -5,11 +5,13 @@
 //! - `recommend`: KubeVirt overhead settings from the measured history ([`recommend`]).
 //!
 //! Decisions are pure functions over plain data; the Kubernetes API ([`cluster`]) and Prometheus
-//! ([`prom`]) are reached only by the `gather`/`fetch` functions of each command.
+//! ([`prom`]) are reached only by the `gather`/`fetch` functions of each command, and every per-VM
+//! value is read as the recording rules define it ([`fleet`]).
 
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod fleet;
 pub mod prom;
 pub mod recommend;
 mod table;
@@ -76,11 +78,11 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
 
 async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
-    let filter = top::Filter {
+    let scope = fleet::Scope {
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
     };
-    let usage = top::fetch(&prometheus, &filter).await?;
+    let usage = top::fetch(&prometheus, &scope).await?;
     out.push_str(&top::render(&usage, args.output, args.sort_by)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -88,7 +90,11 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
     let settings = args.settings();
-    let fleet = recommend::fetch(&prometheus, cli.namespace.as_deref(), &settings).await?;
+    let scope = fleet::Scope {
+        namespace: cli.namespace.clone(),
+        vm: None,
+    };
+    let fleet = recommend::fetch(&prometheus, &scope, &settings).await?;
     let advice = recommend::math::recommend(&fleet, &settings)?;
     out.push_str(&recommend::render::render(&advice, &settings, args.output)?);
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! The Prometheus HTTP API (`GET /api/v1/query`) over HTTP/1.1, plain or TLS ([`tls`]): the only
-//! module that talks to Prometheus.
+//! module that talks to Prometheus. An instant query answers an instant vector ([`Prometheus::query`])
+//! or, for a range or subquery expression, a range vector ([`Prometheus::query_series`]).
 
 mod tls;
 
@@ -51,6 +52,20 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// The value of `name`, empty when the series lacks it.
+    pub fn label(&self, name: &str) -> &str {
+        self.labels.get(name).map_or("", String::as_str)
+    }
+}
+
+/// One series of a range vector: its labels and its points (Unix seconds, value), oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Series {
+    pub labels: BTreeMap<String, String>,
+    pub points: Vec<(f64, f64)>,
+}
+
+impl Series {
     /// The value of `name`, empty when the series lacks it.
     pub fn label(&self, name: &str) -> &str {
         self.labels.get(name).map_or("", String::as_str)
@@ -124,6 +139,18 @@ impl Prometheus {
 
     /// Evaluates `expr`, which must give an instant vector.
     pub async fn query(&self, expr: &str) -> Result<Vec<Sample>, PromError> {
+        let data = self.evaluate(expr).await?;
+        parse_vector(&self.url, &data)
+    }
+
+    /// Evaluates `expr`, which must give a range vector (a range selector or a subquery).
+    pub async fn query_series(&self, expr: &str) -> Result<Vec<Series>, PromError> {
+        let data = self.evaluate(expr).await?;
+        parse_matrix(&self.url, &data)
+    }
+
+    /// The answer's `data` object.
+    async fn evaluate(&self, expr: &str) -> Result<Value, PromError> {
         let path = format!(
             "{}/api/v1/query?query={}&time={}",
             self.prefix,
@@ -196,25 +223,28 @@ impl Prometheus {
     }
 }
 
-/// The API's JSON envelope to samples, or the error it carries.
+fn not_prometheus(url: &str, reason: String) -> PromError {
+    PromError::NotPrometheus {
+        url: url.to_owned(),
+        reason,
+    }
+}
+
+/// The API's JSON envelope to its `data`, or the error it carries.
 fn parse_response(
     url: &str,
     query: &str,
     status: StatusCode,
     body: &[u8],
-) -> Result<Vec<Sample>, PromError> {
-    let not_prometheus = |reason: String| PromError::NotPrometheus {
-        url: url.to_owned(),
-        reason,
-    };
+) -> Result<Value, PromError> {
     if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Err(PromError::Denied {
             url: url.to_owned(),
             status,
         });
     }
-    let json: Value = serde_json::from_slice(body)
-        .map_err(|_| not_prometheus(format!("HTTP {status}, not JSON")))?;
+    let mut json: Value = serde_json::from_slice(body)
+        .map_err(|_| not_prometheus(url, format!("HTTP {status}, not JSON")))?;
     if json["status"] != "success" {
         return Err(PromError::Rejected {
             query: query.to_owned(),
@@ -222,30 +252,70 @@ fn parse_response(
             message: json["error"].as_str().unwrap_or("no error text").to_owned(),
         });
     }
-    let data = &json["data"];
-    if data["resultType"] != "vector" {
-        return Err(not_prometheus(format!(
-            "result type {} where a vector was expected",
-            data["resultType"]
-        )));
+    Ok(json["data"].take())
+}
+
+/// The results of `data`, when they are of `kind`.
+fn results<'a>(url: &str, data: &'a Value, kind: &str) -> Result<&'a Vec<Value>, PromError> {
+    if data["resultType"] != kind {
+        return Err(not_prometheus(
+            url,
+            format!(
+                "result type {} where a {kind} was expected",
+                data["resultType"]
+            ),
+        ));
     }
-    let results = data["result"]
+    data["result"]
         .as_array()
-        .ok_or_else(|| not_prometheus("no result array".into()))?;
-    results
+        .ok_or_else(|| not_prometheus(url, "no result array".into()))
+}
+
+fn parse_vector(url: &str, data: &Value) -> Result<Vec<Sample>, PromError> {
+    results(url, data, "vector")?
         .iter()
-        .map(|r| sample(r).ok_or_else(|| not_prometheus(format!("malformed sample {r}"))))
+        .map(|r| sample(r).ok_or_else(|| not_prometheus(url, format!("malformed sample {r}"))))
         .collect()
 }
 
-fn sample(result: &Value) -> Option<Sample> {
-    let labels = result["metric"]
+fn parse_matrix(url: &str, data: &Value) -> Result<Vec<Series>, PromError> {
+    results(url, data, "matrix")?
+        .iter()
+        .map(|r| series(r).ok_or_else(|| not_prometheus(url, format!("malformed series {r}"))))
+        .collect()
+}
+
+fn labels(result: &Value) -> Option<BTreeMap<String, String>> {
+    result["metric"]
         .as_object()?
         .iter()
         .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+        .collect()
+}
+
+/// `[1712345678.123, "2.5"]` to its time and value.
+fn point(pair: &Value) -> Option<(f64, f64)> {
+    Some((pair.get(0)?.as_f64()?, pair.get(1)?.as_str()?.parse().ok()?))
+}
+
+fn sample(result: &Value) -> Option<Sample> {
+    let (_, value) = point(&result["value"])?;
+    Some(Sample {
+        labels: labels(result)?,
+        value,
+    })
+}
+
+fn series(result: &Value) -> Option<Series> {
+    let points = result["values"]
+        .as_array()?
+        .iter()
+        .map(point)
         .collect::<Option<_>>()?;
-    let value = result["value"].get(1)?.as_str()?.parse().ok()?;
-    Some(Sample { labels, value })
+    Some(Series {
+        labels: labels(result)?,
+        points,
+    })
 }
 
 /// Percent-encoding of a query parameter (RFC 3986 unreserved characters pass).
@@ -259,11 +329,6 @@ fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-/// A PromQL string literal (double-quoted, escaped).
-pub fn quote(value: &str) -> String {
-    serde_json::Value::String(value.to_owned()).to_string()
 }
 
 #[cfg(test)]
@@ -296,11 +361,16 @@ mod tests {
         }
     }
 
+    fn vector(body: &[u8]) -> Result<Vec<Sample>, PromError> {
+        let data = parse_response("u", "q", StatusCode::OK, body)?;
+        parse_vector("u", &data)
+    }
+
     #[test]
     fn responses() {
         let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
             {"metric":{"pod":"p"},"value":[1,"2.5"]}]}}"#;
-        let got = parse_response("u", "q", StatusCode::OK, ok).unwrap();
+        let got = vector(ok).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(
             (got[0].label("pod"), got[0].label("x"), got[0].value),
@@ -313,8 +383,28 @@ mod tests {
             "Prometheus rejected the query q: 400 Bad Request parse error"
         );
         let html = b"<html>";
+        assert!(matches!(vector(html), Err(PromError::NotPrometheus { .. })));
+    }
+
+    #[test]
+    fn range_vectors() {
+        let ok = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{"pod":"p"},"values":[[3600,"1"],[7200.5,"2e3"]]}]}}"#;
+        let data = parse_response("u", "q", StatusCode::OK, ok).unwrap();
+        let got = parse_matrix("u", &data).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].label("pod"), "p");
+        assert_eq!(got[0].points, [(3600.0, 1.0), (7200.5, 2000.0)]);
+        let error = parse_vector("u", &data).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Prometheus at u answered something that is not its API: result type \"matrix\" where a vector was expected"
+        );
+        let broken = br#"{"status":"success","data":{"resultType":"matrix","result":[
+            {"metric":{},"values":[[1,"x"]]}]}}"#;
+        let data = parse_response("u", "q", StatusCode::OK, broken).unwrap();
         assert!(matches!(
-            parse_response("u", "q", StatusCode::OK, html),
+            parse_matrix("u", &data),
             Err(PromError::NotPrometheus { .. })
         ));
     }
@@ -322,6 +412,5 @@ mod tests {
     #[test]
     fn encoding() {
         assert_eq!(encode(r#"a{b="c d"}"#), "a%7Bb%3D%22c%20d%22%7D");
-        assert_eq!(quote(r#"x"y"#), r#""x\"y""#);
     }
 }

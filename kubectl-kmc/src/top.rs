@@ -1,35 +1,17 @@
-//! `kubectl kmc top`: memory and CPU per VM and per process role, from Prometheus.
+//! `kubectl kmc top`: memory and CPU per VM and per process role, from Prometheus, read through
+//! the recording rules ([`crate::fleet`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
+use kube_metrics_contract::rules;
 use serde::Serialize;
 
 use crate::cli::{SortBy, TopOutput};
-use crate::prom::{Prometheus, Sample, quote};
+use crate::fleet::{Scope, rule};
+use crate::prom::{Prometheus, Sample};
 use crate::table;
 use crate::units::{mebibytes, millicores};
-
-/// Which series to look at.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    pub namespace: Option<String>,
-    pub vm: Option<String>,
-}
-
-impl Filter {
-    /// A selector's braces: `fixed` matchers, then the filter's.
-    pub fn selector(&self, fixed: &[&str]) -> String {
-        let mut matchers: Vec<String> = fixed.iter().map(|m| (*m).to_owned()).collect();
-        if let Some(ns) = &self.namespace {
-            matchers.push(format!("namespace={}", quote(ns)));
-        }
-        if let Some(vm) = &self.vm {
-            matchers.push(format!("domain={}", quote(vm)));
-        }
-        format!("{{{}}}", matchers.join(","))
-    }
-}
 
 /// One process role of one VM's pod.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -37,12 +19,13 @@ pub struct RoleUsage {
     pub role: String,
     pub cpu_cores: f64,
     pub resident_bytes: f64,
-    /// QEMU only: its RSS outside guest RAM.
+    /// What the role costs the pod beyond guest RAM: resident memory and page tables (QEMU: its
+    /// memory outside guest RAM and its page tables).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub qemu_own_bytes: Option<f64>,
-    /// QEMU only: guest RAM in its RSS.
+    pub overhead_bytes: Option<f64>,
+    /// KubeVirt's budget for it, from the collector's budget series.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub guest_resident_bytes: Option<f64>,
+    pub budget_bytes: Option<f64>,
 }
 
 /// One VM's launcher pod.
@@ -53,50 +36,51 @@ pub struct VmUsage {
     pub pod: String,
     pub cpu_cores: f64,
     pub resident_bytes: f64,
+    /// The measured overhead, the sum of the roles'; absent until QEMU's own memory is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overhead_bytes: Option<f64>,
+    /// KubeVirt's estimate of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub estimate_bytes: Option<f64>,
     pub roles: Vec<RoleUsage>,
 }
 
-/// The four instant queries, straight from Prometheus.
+/// The instant queries' answers, one per rule, straight from Prometheus.
 #[derive(Clone, Debug, Default)]
 pub struct Raw {
     pub resident: Vec<Sample>,
     pub cpu: Vec<Sample>,
-    pub qemu_own: Vec<Sample>,
-    pub guest_resident: Vec<Sample>,
+    pub component_overhead: Vec<Sample>,
+    pub component_budget: Vec<Sample>,
+    pub overhead: Vec<Sample>,
+    pub estimate: Vec<Sample>,
 }
 
-const BY_ROLE: &str = "namespace, pod, domain, process";
-const BY_POD: &str = "namespace, pod, domain";
-
 /// Queries Prometheus; fails when no VM matches.
-pub async fn fetch(prometheus: &Prometheus, filter: &Filter) -> Result<Vec<VmUsage>> {
-    let resident = filter.selector(&["type=\"resident\""]);
-    let all = filter.selector(&[]);
+pub async fn fetch(prometheus: &Prometheus, scope: &Scope) -> Result<Vec<VmUsage>> {
+    let ask = |record: &str| {
+        let expr = rule(record);
+        async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) }
+    };
+    let (resident, cpu, component_overhead, component_budget, overhead, estimate) = tokio::try_join!(
+        ask(rules::PROCESS_RESIDENT),
+        ask(rules::PROCESS_CPU),
+        ask(rules::COMPONENT_OVERHEAD),
+        ask(rules::COMPONENT_BUDGET),
+        ask(rules::OVERHEAD),
+        ask(rules::ESTIMATE),
+    )?;
     let raw = Raw {
-        resident: prometheus
-            .query(&format!(
-                "sum by ({BY_ROLE}) (kubevirt_pod_infra_memory_amount_bytes{resident})"
-            ))
-            .await?,
-        cpu: prometheus
-            .query(&format!(
-                "sum by ({BY_ROLE}) (rate(kubevirt_pod_infra_cpu_seconds_total{all}[5m]))"
-            ))
-            .await?,
-        qemu_own: prometheus
-            .query(&format!(
-                "sum by ({BY_POD}) (kubevirt_pod_infra_qemu_own_memory_bytes{all})"
-            ))
-            .await?,
-        guest_resident: prometheus
-            .query(&format!(
-                "sum by ({BY_POD}) (kubevirt_pod_infra_guest_memory_bytes{resident})"
-            ))
-            .await?,
+        resident,
+        cpu,
+        component_overhead,
+        component_budget,
+        overhead,
+        estimate,
     };
     let usage = assemble(&raw);
     if usage.is_empty() {
-        match (&filter.namespace, &filter.vm) {
+        match (&scope.namespace, &scope.vm) {
             (ns, Some(vm)) => bail!(
                 "Prometheus has no kubevirt_pod_infra_memory_amount_bytes for VM {}{vm}: is it injected and scraped? (kubectl kmc check {vm})",
                 ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default()
@@ -112,43 +96,60 @@ pub async fn fetch(prometheus: &Prometheus, filter: &Filter) -> Result<Vec<VmUsa
     Ok(usage)
 }
 
+/// A VM's pod: namespace, VMI name, pod.
 type PodKey = (String, String, String);
 
 fn pod_key(sample: &Sample) -> PodKey {
     (
         sample.label("namespace").to_owned(),
-        sample.label("domain").to_owned(),
+        sample.label("name").to_owned(),
         sample.label("pod").to_owned(),
     )
 }
 
-type Pods = BTreeMap<PodKey, BTreeMap<String, RoleUsage>>;
+/// Per pod, its own values and its roles'.
+type Pods = BTreeMap<PodKey, (VmUsage, BTreeMap<String, RoleUsage>)>;
 
-fn role<'a>(pods: &'a mut Pods, sample: &Sample, name: &str) -> &'a mut RoleUsage {
-    let entry = pods.entry(pod_key(sample)).or_default();
-    entry.entry(name.to_owned()).or_insert_with(|| RoleUsage {
-        role: name.to_owned(),
-        ..RoleUsage::default()
-    })
+fn pod<'a>(pods: &'a mut Pods, sample: &Sample) -> &'a mut (VmUsage, BTreeMap<String, RoleUsage>) {
+    pods.entry(pod_key(sample)).or_default()
 }
 
-/// Samples to one entry per pod and role; QEMU's memory split lands on its `qemu` role.
+fn role<'a>(pods: &'a mut Pods, sample: &Sample, name: &str) -> &'a mut RoleUsage {
+    pod(pods, sample)
+        .1
+        .entry(name.to_owned())
+        .or_insert_with(|| RoleUsage {
+            role: name.to_owned(),
+            ..RoleUsage::default()
+        })
+}
+
+/// Answers to one entry per pod and role. Only pods with resident memory count: a budget alone
+/// (a pod whose processes were not read yet) is no usage.
 pub fn assemble(raw: &Raw) -> Vec<VmUsage> {
     let mut pods = Pods::new();
     for s in &raw.resident {
         role(&mut pods, s, s.label("process")).resident_bytes = s.value;
     }
-    for s in &raw.cpu {
+    let keys: BTreeSet<PodKey> = pods.keys().cloned().collect();
+    let known = |s: &&Sample| keys.contains(&pod_key(s));
+    for s in raw.cpu.iter().filter(known) {
         role(&mut pods, s, s.label("process")).cpu_cores = s.value;
     }
-    for s in &raw.qemu_own {
-        role(&mut pods, s, "qemu").qemu_own_bytes = Some(s.value);
+    for s in raw.component_overhead.iter().filter(known) {
+        role(&mut pods, s, s.label("component")).overhead_bytes = Some(s.value);
     }
-    for s in &raw.guest_resident {
-        role(&mut pods, s, "qemu").guest_resident_bytes = Some(s.value);
+    for s in raw.component_budget.iter().filter(known) {
+        role(&mut pods, s, s.label("component")).budget_bytes = Some(s.value);
+    }
+    for s in raw.overhead.iter().filter(known) {
+        pod(&mut pods, s).0.overhead_bytes = Some(s.value);
+    }
+    for s in raw.estimate.iter().filter(known) {
+        pod(&mut pods, s).0.estimate_bytes = Some(s.value);
     }
     pods.into_iter()
-        .map(|((namespace, vm, pod), roles)| {
+        .map(|((namespace, vm, pod), (usage, roles))| {
             let roles: Vec<RoleUsage> = roles.into_values().collect();
             VmUsage {
                 namespace,
@@ -157,6 +158,7 @@ pub fn assemble(raw: &Raw) -> Vec<VmUsage> {
                 cpu_cores: roles.iter().map(|r| r.cpu_cores).sum(),
                 resident_bytes: roles.iter().map(|r| r.resident_bytes).sum(),
                 roles,
+                ..usage
             }
         })
         .collect()
@@ -202,8 +204,8 @@ pub fn render(usage: &[VmUsage], output: TopOutput, by: SortBy) -> Result<String
             "(all)".into(),
             millicores(vm.cpu_cores),
             mebibytes(vm.resident_bytes),
-            "".into(),
-            "".into(),
+            optional(vm.overhead_bytes),
+            optional(vm.estimate_bytes),
         ]);
         for role in &vm.roles {
             rows.push(vec![
@@ -212,8 +214,8 @@ pub fn render(usage: &[VmUsage], output: TopOutput, by: SortBy) -> Result<String
                 role.role.clone(),
                 millicores(role.cpu_cores),
                 mebibytes(role.resident_bytes),
-                optional(role.qemu_own_bytes),
-                optional(role.guest_resident_bytes),
+                optional(role.overhead_bytes),
+                optional(role.budget_bytes),
             ]);
         }
     }
@@ -224,8 +226,8 @@ pub fn render(usage: &[VmUsage], output: TopOutput, by: SortBy) -> Result<String
             "ROLE",
             "CPU(cores)",
             "RESIDENT",
-            "QEMU-OWN",
-            "GUEST-RAM",
+            "OVERHEAD",
+            "BUDGET",
         ],
         &rows,
     ))
@@ -235,16 +237,27 @@ pub fn render(usage: &[VmUsage], output: TopOutput, by: SortBy) -> Result<String
 mod tests {
     use super::*;
 
-    fn sample(ns: &str, vm: &str, process: &str, value: f64) -> Sample {
-        let mut labels: BTreeMap<String, String> =
-            [("namespace", ns), ("domain", vm), ("pod", "p")]
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect();
-        if !process.is_empty() {
-            labels.insert("process".into(), process.into());
-        }
+    fn sample(vm: &str, pairs: &[(&str, &str)], value: f64) -> Sample {
+        let mut labels: BTreeMap<String, String> = [
+            ("namespace", "a"),
+            ("name", vm),
+            ("pod", "p"),
+            ("node", "n"),
+        ]
+        .iter()
+        .chain(pairs)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        labels.retain(|_, v| !v.is_empty());
         Sample { labels, value }
+    }
+
+    fn process(vm: &str, process: &str, value: f64) -> Sample {
+        sample(vm, &[("process", process)], value)
+    }
+
+    fn component(vm: &str, component: &str, value: f64) -> Sample {
+        sample(vm, &[("component", component)], value)
     }
 
     const MI: f64 = crate::units::MI;
@@ -252,18 +265,28 @@ mod tests {
     fn raw() -> Raw {
         Raw {
             resident: vec![
-                sample("a", "small", "qemu", 600.0 * MI),
-                sample("a", "small", "virt-launcher", 60.0 * MI),
-                sample("a", "big", "qemu", 2000.0 * MI),
-                sample("a", "big", "virtqemud", 30.0 * MI),
+                process("small", "qemu", 600.0 * MI),
+                process("small", "virt-launcher", 60.0 * MI),
+                process("big", "qemu", 2000.0 * MI),
+                process("big", "virtqemud", 30.0 * MI),
             ],
             cpu: vec![
-                sample("a", "small", "qemu", 0.5),
-                sample("a", "big", "qemu", 0.1),
-                sample("a", "big", "virtqemud", 0.2),
+                process("small", "qemu", 0.5),
+                process("big", "qemu", 0.1),
+                process("big", "virtqemud", 0.2),
+                process("gone", "qemu", 0.2),
             ],
-            qemu_own: vec![sample("a", "big", "", 40.0 * MI)],
-            guest_resident: vec![sample("a", "big", "", 1960.0 * MI)],
+            component_overhead: vec![
+                component("big", "qemu", 44.0 * MI),
+                component("big", "virtqemud", 31.0 * MI),
+            ],
+            component_budget: vec![
+                component("big", "qemu", 78.0 * MI),
+                component("big", "virtqemud", 40.0 * MI),
+                component("big", "swtpm", 53.0 * MI),
+            ],
+            overhead: vec![sample("big", &[], 75.0 * MI)],
+            estimate: vec![sample("big", &[], 270.0 * MI), sample("gone", &[], 1.0)],
         }
     }
 
@@ -283,14 +306,18 @@ mod tests {
         assert_eq!(
             order,
             [
-                ("big", vec!["qemu", "virtqemud"]),
+                ("big", vec!["qemu", "virtqemud", "swtpm"]),
                 ("small", vec!["qemu", "virt-launcher"])
             ]
         );
         assert_eq!(usage[0].resident_bytes, 2030.0 * MI);
         assert!((usage[0].cpu_cores - 0.3).abs() < 1e-9);
-        assert_eq!(usage[0].roles[0].qemu_own_bytes, Some(40.0 * MI));
-        assert_eq!(usage[1].roles[0].qemu_own_bytes, None);
+        assert_eq!(usage[0].overhead_bytes, Some(75.0 * MI));
+        assert_eq!(usage[0].estimate_bytes, Some(270.0 * MI));
+        assert_eq!(usage[0].roles[0].overhead_bytes, Some(44.0 * MI));
+        assert_eq!(usage[0].roles[2].budget_bytes, Some(53.0 * MI));
+        assert_eq!(usage[1].roles[0].overhead_bytes, None);
+        assert_eq!(usage[1].estimate_bytes, None);
     }
 
     #[test]
@@ -302,21 +329,31 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_without_resident_memory_is_no_row() {
+        let usage = assemble(&raw());
+        assert!(usage.iter().all(|v| v.vm != "gone"), "{usage:?}");
+    }
+
+    #[test]
     fn table() {
         let text = render(&assemble(&raw()), TopOutput::Table, SortBy::Memory).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0],
-            "NAMESPACE   VM      ROLE            CPU(cores)   RESIDENT   QEMU-OWN   GUEST-RAM"
+            "NAMESPACE   VM      ROLE            CPU(cores)   RESIDENT   OVERHEAD   BUDGET"
         );
         assert_eq!(
             lines[1],
-            "a           big     (all)           300m         2030.0Mi"
+            "a           big     (all)           300m         2030.0Mi   75.0Mi     270.0Mi"
         );
         assert_eq!(
             lines[2],
-            "a           big     qemu            100m         2000.0Mi   40.0Mi     1960.0Mi"
+            "a           big     qemu            100m         2000.0Mi   44.0Mi     78.0Mi"
         );
-        assert_eq!(lines.len(), 7);
+        assert_eq!(
+            lines[5],
+            "a           small   (all)           500m         660.0Mi    -          -"
+        );
+        assert_eq!(lines.len(), 8);
     }
 }

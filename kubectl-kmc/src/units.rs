@@ -97,6 +97,42 @@ pub fn ceil_mebibytes(bytes: f64) -> u64 {
     ((bytes - 1e-3) / MI).ceil() as u64
 }
 
+/// Bytes as `Mi` with a sign: what a change adds (`+12.5Mi`) or saves (`-3.0Mi`).
+pub fn signed_mebibytes(bytes: f64) -> String {
+    let text = mebibytes(bytes.abs());
+    if bytes < 0.0 && text != "0.0Mi" {
+        format!("-{text}")
+    } else {
+        format!("+{text}")
+    }
+}
+
+/// Unix seconds as a UTC time to the minute, RFC 3339: `2026-05-31T18:04Z`.
+pub fn utc(seconds: f64) -> String {
+    let minutes = (seconds / 60.0).floor() as i64;
+    let (days, minute_of_day) = (minutes.div_euclid(1440), minutes.rem_euclid(1440));
+    let (year, month, day) = civil(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}Z",
+        minute_of_day / 60,
+        minute_of_day % 60
+    )
+}
+
+/// Days since 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's `civil_from_days`).
+fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
 /// CPU cores as kubectl top shows them: millicores.
 pub fn millicores(cores: f64) -> String {
     format!("{}m", (cores * 1000.0).round() as i64)
@@ -169,5 +205,23 @@ mod tests {
         assert_eq!(ceil_mebibytes(2.0 * MI), 2);
         assert_eq!(ceil_mebibytes(-5.0), 0);
         assert_eq!(millicores(0.0125), "13m");
+        assert_eq!(signed_mebibytes(12.5 * MI), "+12.5Mi");
+        assert_eq!(signed_mebibytes(-3.0 * MI), "-3.0Mi");
+        assert_eq!(signed_mebibytes(-1.0), "+0.0Mi");
+    }
+
+    #[test]
+    fn utc_times() {
+        let cases = [
+            (0.0, "1970-01-01T00:00Z"),
+            (1_780_272_000.0, "2026-06-01T00:00Z"),
+            (1_780_272_000.0 - 59.9, "2026-05-31T23:59Z"),
+            (951_782_400.0 + 3723.0, "2000-02-29T01:02Z"),
+            (4_107_542_400.0, "2100-03-01T00:00Z"),
+            (-60.0, "1969-12-31T23:59Z"),
+        ];
+        for (seconds, want) in cases {
+            assert_eq!(utc(seconds), want, "{seconds}");
+        }
     }
 }

@@ -46,8 +46,10 @@ async fn answer(
         return Ok(response);
     }
     let query = request.uri().query().unwrap_or_default();
-    let result = if query.contains("kubevirt_pod_infra_memory_amount_bytes") {
-        json!([{"metric": {"namespace": "vms", "pod": "virt-launcher-vm1-x", "domain": "vm1", "process": "qemu"},
+    // Only the rule of resident memory per process reads `{type="resident"}` whole.
+    let resident = "%28kubevirt_pod_infra_memory_amount_bytes%7Btype%3D%22resident%22%7D%29";
+    let result = if query.contains(resident) {
+        json!([{"metric": {"namespace": "vms", "pod": "virt-launcher-vm1-x", "name": "vm1", "process": "qemu"},
                 "value": [1, "1048576000"]}])
     } else {
         json!([])

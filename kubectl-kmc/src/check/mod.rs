@@ -11,9 +11,11 @@ use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube_metrics_contract::rules;
 
 use crate::cluster::{Call, Cluster, ClusterError};
-use crate::prom::{Prometheus, quote};
+use crate::fleet::rule;
+use crate::prom::Prometheus;
 use verdict::{Endpoints, Facts, Series, Webhook};
 
 /// What `check` was asked about.
@@ -282,17 +284,18 @@ async fn vm_exists(cluster: &Cluster, ns: &str, name: &str) -> Result<bool, Clus
     Ok(false)
 }
 
+/// Whether the pod's info is there as the recording rules read it (`rules::POD_INFO`).
 async fn series(prometheus: &Prometheus, ns: &str, pod: &str) -> Series {
-    let expr = format!(
-        "kubevirt_pod_infra_pod_info{{namespace={},pod={}}}",
-        quote(ns),
-        quote(pod)
-    );
-    match prometheus.query(&expr).await {
-        Ok(samples) if samples.is_empty() => Series::Missing,
-        Ok(_) => Series::Found,
+    match prometheus.query(&rule(rules::POD_INFO)).await {
+        Ok(samples) if samples.iter().any(|s| is_pod(&s.labels, ns, pod)) => Series::Found,
+        Ok(_) => Series::Missing,
         Err(error) => Series::Unavailable(error.to_string()),
     }
+}
+
+fn is_pod(labels: &std::collections::BTreeMap<String, String>, ns: &str, pod: &str) -> bool {
+    let label = |name: &str| labels.get(name).map(String::as_str);
+    label("namespace") == Some(ns) && label("pod") == Some(pod)
 }
 
 /// Labels of a pod for the tests' fixtures.

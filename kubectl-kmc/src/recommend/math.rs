@@ -1,12 +1,28 @@
-//! From each VM's peak measured overhead and KubeVirt's estimate to the cluster's ratio and the
-//! per-VM additions (docs/kubectl-kmc.md, "The math"); no I/O.
+//! From each VM's history to the cluster's ratio and the per-VM additions (docs/kubectl-kmc.md,
+//! "The math"): which VMs are set aside (OOM-killed, leaking, outliers) so that they never drive
+//! the ratio, what the ratio rests on, what each VM needs beyond it, and what that costs; no I/O.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::release;
 use crate::units::{MI, ceil_mebibytes, human_duration};
+
+/// Scaled MADs above the median where the outlier fence stands: 3, the Hampel identifier's cut.
+pub const FENCE_MADS: f64 = 3.0;
+/// The MAD times this estimates the standard deviation of normally distributed needs.
+pub const MAD_TO_SIGMA: f64 = 1.4826;
+/// The least gap between the median need and the fence, in needed ratio: a fleet whose needs lie
+/// within a fifth of an estimate of each other has no outlier, however small its MAD.
+pub const FENCE_MIN_GAP: f64 = 0.2;
+/// The least growth of a component's overhead, in each half of a pod's history, that makes it a
+/// leak: more than any warm-up or spike moves a least-squares line over hours of means.
+pub const LEAK_MIN_GROWTH: f64 = 10.0 * MI;
+/// The fewest points (hourly means) each half needs for its line to say anything.
+pub const LEAK_MIN_POINTS: usize = 4;
+const DAY: f64 = 86_400.0;
 
 /// What the user asked for.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,14 +36,44 @@ pub struct Settings {
     pub current_ratio: f64,
 }
 
-/// Where a VM's estimate came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EstimateSource {
-    /// The collector's `kubevirt_pod_infra_memory_overhead_estimate_bytes` (the pod annotation).
-    Pod,
-    /// KubeVirt's own `kubevirt_vmi_launcher_memory_overhead_bytes`.
-    KubeVirt,
+/// An OOM kill of one of the VM's pods, as kube-state-metrics reported it in the range.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OomKill {
+    pub pod: String,
+    /// Unix seconds when it was first reported.
+    pub at: f64,
+    /// The pod's compute container's memory limit minus the guest RAM its cgroup charges
+    /// (`rules::ALLOWANCE`); `None` without a limit.
+    pub allowance: Option<f64>,
+}
+
+/// One component of one pod: its overhead's hourly means (Unix seconds, bytes), oldest first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trend {
+    pub pod: String,
+    pub component: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A component whose overhead grew in both halves of a pod's history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Leak {
+    pub pod: String,
+    pub component: String,
+    /// Unix seconds of the pod's first point: it grew from then on.
+    pub since: f64,
+    /// Bytes a day: the least-squares slope over the pod's whole history.
+    pub per_day: f64,
+    /// Bytes it grew in the first half and in the second.
+    pub growth: [f64; 2],
+}
+
+/// A component past its KubeVirt budget.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OverBudget {
+    pub component: String,
+    pub peak: f64,
+    pub budget: f64,
 }
 
 /// One VM's history, as Prometheus gave it.
@@ -35,26 +81,36 @@ pub enum EstimateSource {
 pub struct VmHistory {
     pub namespace: String,
     pub vm: String,
+    /// Launcher pods in the range (a migration or a restart makes two).
+    pub pods: usize,
     /// Peak measured overhead in bytes; `None` when the collector exports no QEMU split.
     pub peak: Option<f64>,
-    pub estimate: Option<(f64, EstimateSource)>,
-    /// Seconds from the VM's first sample in the range to its last.
+    /// KubeVirt's estimate, the smallest in the range.
+    pub estimate: Option<f64>,
+    /// Seconds from the VM's first measured overhead in the range to its last.
     pub span_seconds: f64,
     pub vcpus: Option<u32>,
     pub guest_memory: Option<f64>,
     pub instancetype: Option<String>,
-    /// Peak resident bytes per role (QEMU: its own memory, outside guest RAM).
-    pub role_peaks: BTreeMap<String, f64>,
-    /// Peak of the pod's page tables, all roles.
-    pub page_tables_peak: Option<f64>,
+    pub over_budget: Vec<OverBudget>,
+    pub oom_kills: Vec<OomKill>,
+    pub trends: Vec<Trend>,
 }
 
-/// A role whose peak passed KubeVirt's budget for it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct OverBudget {
-    pub role: String,
-    pub peak: f64,
-    pub budget: f64,
+/// Everything the recommendation rests on.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fleet {
+    pub vms: Vec<VmHistory>,
+    pub release: release::Facts,
+}
+
+/// Why a VM does not count towards the ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SetAside {
+    OomKilled,
+    Leak,
+    Outlier,
 }
 
 /// The answer for one VM that counted.
@@ -63,15 +119,26 @@ pub struct VmAdvice {
     pub namespace: String,
     pub vm: String,
     pub shape: String,
+    pub pods: usize,
     pub span_seconds: f64,
+    /// The largest measured overhead.
     pub peak: f64,
+    /// OOM-killed: the overhead reached at least this (the peak, or the allowance at the kill,
+    /// whichever is larger); the VM is sized from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at_least: Option<f64>,
     /// KubeVirt's estimate divided by the current ratio.
     pub estimate: f64,
-    pub source: EstimateSource,
-    /// peak / estimate.
+    /// (`at_least`, else `peak`) / estimate; a lower bound when OOM-killed.
     pub needed_ratio: f64,
+    pub set_aside: Option<SetAside>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oom_kill: Option<OomKill>,
+    pub leaks: Vec<Leak>,
     /// Mi to put in `addedOverhead` when the recommended ratio does not cover this VM.
     pub added_overhead_mi: Option<u64>,
+    /// Bytes the recommended ratio reserves beyond the current one: (ratio − current) × estimate.
+    pub ratio_cost: f64,
     pub over_budget: Vec<OverBudget>,
 }
 
@@ -91,15 +158,56 @@ pub struct Group {
     pub max_needed_ratio: f64,
 }
 
+/// How the ratio was chosen from the needs of the VMs not set aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Method {
+    /// The nearest-rank quantile: the `rank`-th smallest of `of` needs.
+    Quantile { rank: usize, of: usize },
+    /// The median of `of` needs, where the quantile's rank would be the largest.
+    Median { of: usize },
+    /// Every VM was set aside.
+    Nothing,
+}
+
+/// The outlier fence: needs above `at` are outliers.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Fence {
+    /// How many needs it was drawn from: those of the VMs neither OOM-killed nor leaking.
+    pub of: usize,
+    pub median: f64,
+    pub mad: f64,
+    pub at: f64,
+}
+
+/// What the recommendation costs, in bytes reserved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Σ (ratio − current) × estimate over the VMs of the table.
+    pub ratio_bytes: f64,
+    /// The smallest and the largest of the per-VM terms.
+    pub ratio_per_vm: [f64; 2],
+    pub vms: usize,
+    /// Σ addedOverhead, Mi.
+    pub added_mi: u64,
+    pub added_vms: usize,
+}
+
 /// Everything `recommend` prints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Advice {
     /// The recommended `additionalGuestMemoryOverheadRatio`.
     pub ratio: f64,
-    /// The chosen quantile of the needed ratios, before the margin.
-    pub quantile_ratio: f64,
+    pub current_ratio: f64,
+    /// The need the ratio covers, before the margin.
+    pub basis_ratio: f64,
+    pub method: Method,
+    /// `None` when no VM was left to draw it from.
+    pub fence: Option<Fence>,
     pub shortest_span: f64,
     pub longest_span: f64,
+    pub cost: Cost,
+    pub budgets: release::Judgement,
     /// Sorted by shape, then needed ratio (largest first).
     pub vms: Vec<VmAdvice>,
     pub groups: Vec<Group>,
@@ -123,74 +231,73 @@ pub enum RecommendError {
     CurrentRatio,
 }
 
-/// KubeVirt v1.9.0's per-process constants (docs/kubevirt.md §5), in Mi.
-const ROLE_BUDGETS_MI: [(&str, f64); 5] = [
-    ("virt-launcher-monitor", 25.0),
-    ("virt-launcher", 100.0),
-    ("virtlogd", 25.0),
-    ("virtqemud", 40.0),
-    ("swtpm", 53.0),
-];
-/// `QemuOverhead`, and KubeVirt's terms that are QEMU's own threads.
-const QEMU_MI: f64 = 30.0;
-const PER_VCPU_MI: f64 = 8.0;
-const IOTHREAD_MI: f64 = 8.0;
-/// KubeVirt budgets guest page tables as memory / 512.
-const PAGE_TABLE_DIVISOR: f64 = 512.0;
-
 /// The recommendation, or a refusal when too few VMs have enough history.
-pub fn recommend(fleet: &[VmHistory], settings: &Settings) -> Result<Advice, RecommendError> {
+pub fn recommend(fleet: &Fleet, settings: &Settings) -> Result<Advice, RecommendError> {
     if settings.current_ratio < 1.0 {
         return Err(RecommendError::CurrentRatio);
     }
-    let (counted, left_out) = qualify(fleet, settings);
+    let (counted, left_out) = qualify(&fleet.vms, settings);
     if counted.len() < settings.min_vms.max(1) {
-        let examples: Vec<String> = left_out
-            .iter()
-            .take(3)
-            .map(|l| format!("{}/{}: {}", l.namespace, l.vm, l.why))
-            .collect();
-        return Err(RecommendError::TooFewVms {
-            qualified: counted.len(),
-            min_vms: settings.min_vms,
-            min_history: human_duration(settings.min_history.as_secs_f64()),
-            left_out: left_out.len(),
-            examples: if examples.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", examples.join("; "))
-            },
-        });
+        return Err(too_few(counted.len(), &left_out, settings));
     }
-    let needs: Vec<f64> = counted
-        .iter()
-        .map(|(vm, est, _)| needed(vm, *est))
-        .collect();
-    let quantile_ratio = nearest_rank(&needs, settings.quantile);
-    let ratio = ratio_for(quantile_ratio, settings.margin);
-    let mut vms: Vec<VmAdvice> = counted
-        .iter()
-        .map(|(vm, estimate, source)| advise(vm, *estimate, *source, ratio, settings.margin))
-        .collect();
+    let mut vms: Vec<VmAdvice> = counted.iter().map(|(vm, e)| assess(vm, *e)).collect();
+    let fence = fence(&needs(&vms));
+    for vm in vms.iter_mut().filter(|v| v.set_aside.is_none()) {
+        if fence.is_some_and(|f| vm.needed_ratio > f.at) {
+            vm.set_aside = Some(SetAside::Outlier);
+        }
+    }
+    let (method, basis_ratio) = basis(&needs(&vms), settings.quantile);
+    let ratio = ratio_for(basis_ratio, settings.margin);
+    for vm in &mut vms {
+        price(vm, ratio, settings);
+    }
+    // Needs as printed, to three decimals: VMs whose needs differ by float noise sort by name.
+    let printed = |v: &VmAdvice| (v.needed_ratio * 1000.0).round() as i64;
     vms.sort_by(|a, b| {
         a.shape
             .cmp(&b.shape)
-            .then(b.needed_ratio.total_cmp(&a.needed_ratio))
+            .then(printed(b).cmp(&printed(a)))
             .then_with(|| (&a.namespace, &a.vm).cmp(&(&b.namespace, &b.vm)))
     });
     let spans = vms.iter().map(|v| v.span_seconds);
     Ok(Advice {
         ratio,
-        quantile_ratio,
+        current_ratio: settings.current_ratio,
+        basis_ratio,
+        method,
+        fence,
         shortest_span: spans.clone().fold(f64::INFINITY, f64::min),
         longest_span: spans.fold(0.0, f64::max),
+        cost: cost(&vms),
+        budgets: release::judge(&fleet.release),
         groups: groups(&vms),
         vms,
         left_out,
     })
 }
 
-type Counted<'a> = (&'a VmHistory, f64, EstimateSource);
+fn too_few(qualified: usize, left_out: &[LeftOut], settings: &Settings) -> RecommendError {
+    let examples: Vec<String> = left_out
+        .iter()
+        .take(3)
+        .map(|l| format!("{}/{}: {}", l.namespace, l.vm, l.why))
+        .collect();
+    RecommendError::TooFewVms {
+        qualified,
+        min_vms: settings.min_vms,
+        min_history: human_duration(settings.min_history.as_secs_f64()),
+        left_out: left_out.len(),
+        examples: if examples.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", examples.join("; "))
+        },
+    }
+}
+
+/// A VM that counts, with its estimate divided by the current ratio.
+type Counted<'a> = (&'a VmHistory, f64);
 
 /// VMs with a peak, an estimate and enough history; the others with the reason.
 fn qualify<'a>(fleet: &'a [VmHistory], settings: &Settings) -> (Vec<Counted<'a>>, Vec<LeftOut>) {
@@ -199,74 +306,221 @@ fn qualify<'a>(fleet: &'a [VmHistory], settings: &Settings) -> (Vec<Counted<'a>>
     let min = settings.min_history.as_secs_f64();
     for vm in fleet {
         let why = match (vm.peak, vm.estimate) {
-            (None, _) => Some("no kubevirt_pod_infra_qemu_own_memory_bytes (a collector without the guest-memory split)".to_owned()),
-            (_, None) => Some("no estimate: neither kubevirt_pod_infra_memory_overhead_estimate_bytes nor kubevirt_vmi_launcher_memory_overhead_bytes".to_owned()),
-            (_, Some((e, _))) if e <= 0.0 => Some("an estimate of 0".to_owned()),
-            _ if vm.span_seconds < min => Some(format!(
+            (None, _) => "no kubevirt_pod_infra_qemu_own_memory_bytes (a collector without the guest-memory split)".to_owned(),
+            (_, None) => "no estimate: neither kubevirt_pod_infra_memory_overhead_estimate_bytes nor kubevirt_vmi_launcher_memory_overhead_bytes".to_owned(),
+            (_, Some(e)) if e <= 0.0 => "an estimate of 0".to_owned(),
+            _ if vm.span_seconds < min => format!(
                 "{} of history, less than --min-history {}",
                 human_duration(vm.span_seconds),
                 human_duration(min)
-            )),
-            _ => None,
-        };
-        match (why, vm.estimate) {
-            (None, Some((estimate, source))) => {
-                counted.push((vm, estimate / settings.current_ratio, source));
+            ),
+            (_, Some(estimate)) => {
+                counted.push((vm, estimate / settings.current_ratio));
+                continue;
             }
-            (why, _) => left_out.push(LeftOut {
-                namespace: vm.namespace.clone(),
-                vm: vm.vm.clone(),
-                why: why.unwrap_or_default(),
-            }),
-        }
+        };
+        left_out.push(LeftOut {
+            namespace: vm.namespace.clone(),
+            vm: vm.vm.clone(),
+            why,
+        });
     }
     (counted, left_out)
 }
 
-fn needed(vm: &VmHistory, estimate: f64) -> f64 {
-    vm.peak.unwrap_or(0.0) / estimate
-}
-
-/// The smallest value such that at least `q` of `values` are at or below it (nearest rank).
-pub fn nearest_rank(values: &[f64], q: f64) -> f64 {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let n = sorted.len();
-    if n == 0 {
-        return 0.0;
-    }
-    // A small tolerance keeps q·n = 99.0000001 from taking the next rank.
-    let rank = ((q * n as f64) - 1e-9).ceil().clamp(1.0, n as f64) as usize;
-    sorted[rank - 1]
-}
-
-/// `max(1, quantile × (1 + margin))`, rounded up to hundredths as the KubeVirt CR carries it.
-pub fn ratio_for(quantile_ratio: f64, margin: f64) -> f64 {
-    let raw = quantile_ratio * (1.0 + margin);
-    ((raw * 100.0 - 1e-6).ceil() / 100.0).max(1.0)
-}
-
-fn advise(
-    vm: &VmHistory,
-    estimate: f64,
-    source: EstimateSource,
-    ratio: f64,
-    margin: f64,
-) -> VmAdvice {
+/// One VM before the ratio is known: its need, its kill and its leaks.
+fn assess(vm: &VmHistory, estimate: f64) -> VmAdvice {
     let peak = vm.peak.unwrap_or(0.0);
-    let target = peak * (1.0 + margin);
-    let shortfall = target - ratio * estimate;
+    let oom_kill = vm
+        .oom_kills
+        .iter()
+        .max_by(|a, b| a.at.total_cmp(&b.at))
+        .cloned();
+    let at_least = oom_kill.as_ref().map(|_| oom_bound(peak, &vm.oom_kills));
+    let leaks = leaks(&vm.trends);
+    let set_aside = match (&oom_kill, leaks.is_empty()) {
+        (Some(_), _) => Some(SetAside::OomKilled),
+        (None, false) => Some(SetAside::Leak),
+        (None, true) => None,
+    };
     VmAdvice {
         namespace: vm.namespace.clone(),
         vm: vm.vm.clone(),
         shape: shape(vm),
+        pods: vm.pods,
         span_seconds: vm.span_seconds,
         peak,
+        at_least,
         estimate,
-        source,
-        needed_ratio: peak / estimate,
-        added_overhead_mi: (shortfall > 0.0).then(|| ceil_mebibytes(shortfall)),
-        over_budget: over_budget(vm),
+        needed_ratio: at_least.unwrap_or(peak) / estimate,
+        set_aside,
+        oom_kill,
+        leaks,
+        added_overhead_mi: None,
+        ratio_cost: 0.0,
+        over_budget: vm.over_budget.clone(),
+    }
+}
+
+/// What an OOM-killed VM's overhead reached at least. At the kill the compute container's charge
+/// reached its limit, and guest RAM can have taken no more of it than the guest RAM the cgroup
+/// charges, so the overhead was at least the allowance; the peak measured before is a bound too.
+pub fn oom_bound(peak: f64, kills: &[OomKill]) -> f64 {
+    kills
+        .iter()
+        .filter_map(|k| k.allowance)
+        .fold(peak, f64::max)
+}
+
+/// Each leaking component once, from its most recent pod.
+fn leaks(trends: &[Trend]) -> Vec<Leak> {
+    let mut found: BTreeMap<String, Leak> = BTreeMap::new();
+    for leak in trends.iter().filter_map(leak) {
+        let newer = found
+            .get(&leak.component)
+            .is_none_or(|l| l.since < leak.since);
+        if newer {
+            found.insert(leak.component.clone(), leak);
+        }
+    }
+    found.into_values().collect()
+}
+
+/// A leak when the component grew more than [`LEAK_MIN_GROWTH`] in each half of the pod's
+/// history: a least-squares line through each half's points, its slope times the half's length.
+/// A warm-up grows in the first half only, a spike barely tilts a line over hours of means.
+pub fn leak(trend: &Trend) -> Option<Leak> {
+    let points = &trend.points;
+    let (first, last) = (points.first()?.0, points.last()?.0);
+    let middle = (first + last) / 2.0;
+    let split = points.partition_point(|(t, _)| *t < middle);
+    let (early, late) = points.split_at(split);
+    if early.len() < LEAK_MIN_POINTS || late.len() < LEAK_MIN_POINTS {
+        return None;
+    }
+    let growth = [grown(early)?, grown(late)?];
+    growth
+        .iter()
+        .all(|g| *g > LEAK_MIN_GROWTH)
+        .then(|| {
+            Some(Leak {
+                pod: trend.pod.clone(),
+                component: trend.component.clone(),
+                since: first,
+                per_day: slope(points)? * DAY,
+                growth,
+            })
+        })
+        .flatten()
+}
+
+/// The least-squares slope of `points`, per second; `None` for fewer than two distinct times.
+pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    let n = points.len() as f64;
+    let mean_t = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_v = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let spread: f64 = points.iter().map(|(t, _)| (t - mean_t).powi(2)).sum();
+    let covariance: f64 = points
+        .iter()
+        .map(|(t, v)| (t - mean_t) * (v - mean_v))
+        .sum();
+    (spread > 0.0).then(|| covariance / spread)
+}
+
+/// How much the line through `points` rose from their first time to their last.
+fn grown(points: &[(f64, f64)]) -> Option<f64> {
+    let span = points.last()?.0 - points.first()?.0;
+    Some(slope(points)? * span)
+}
+
+/// The needs of the VMs not set aside.
+fn needs(vms: &[VmAdvice]) -> Vec<f64> {
+    vms.iter()
+        .filter(|v| v.set_aside.is_none())
+        .map(|v| v.needed_ratio)
+        .collect()
+}
+
+/// The median and the median absolute deviation of `needs`, and the fence above them.
+pub fn fence(needs: &[f64]) -> Option<Fence> {
+    let median = median(needs)?;
+    let deviations: Vec<f64> = needs.iter().map(|r| (r - median).abs()).collect();
+    let mad = self::median(&deviations)?;
+    let gap = (FENCE_MADS * MAD_TO_SIGMA * mad).max(FENCE_MIN_GAP);
+    Some(Fence {
+        of: needs.len(),
+        median,
+        mad,
+        at: median + gap,
+    })
+}
+
+/// The middle value, or the mean of the two middle values.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// The rank (1-based) of the nearest-rank `q`-quantile of `n` values: the smallest `k` such that
+/// at least a share `q` of them are at or below the `k`-th smallest.
+pub fn nearest_rank(n: usize, q: f64) -> usize {
+    // A small tolerance keeps q·n = 99.0000001 from taking the next rank.
+    ((q * n as f64) - 1e-9).ceil().clamp(1.0, n.max(1) as f64) as usize
+}
+
+/// The need the ratio covers. Where the `q`-quantile's rank is the largest (fewer than
+/// 1 / (1 − q) VMs), the quantile would be the one neediest VM: the median is covered instead,
+/// and every VM above it gets its own addedOverhead. `q` = 1 asks for the largest on purpose.
+pub fn basis(needs: &[f64], q: f64) -> (Method, f64) {
+    let mut sorted = needs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    if n == 0 {
+        return (Method::Nothing, 0.0);
+    }
+    let rank = nearest_rank(n, q);
+    match median(&sorted) {
+        Some(median) if rank == n && q < 1.0 => (Method::Median { of: n }, median),
+        _ => (Method::Quantile { rank, of: n }, sorted[rank - 1]),
+    }
+}
+
+/// `max(1, basis × (1 + margin))`, rounded up to hundredths as the KubeVirt CR carries it.
+pub fn ratio_for(basis_ratio: f64, margin: f64) -> f64 {
+    let raw = basis_ratio * (1.0 + margin);
+    ((raw * 100.0 - 1e-6).ceil() / 100.0).max(1.0)
+}
+
+/// The VM's addedOverhead (what it needs with the margin beyond `ratio` × its estimate) and what
+/// the ratio's change costs it.
+fn price(vm: &mut VmAdvice, ratio: f64, settings: &Settings) {
+    let target = vm.at_least.unwrap_or(vm.peak) * (1.0 + settings.margin);
+    let shortfall = target - ratio * vm.estimate;
+    // A shortfall of float error (a ratio that covers the VM exactly) asks for nothing.
+    vm.added_overhead_mi = Some(ceil_mebibytes(shortfall)).filter(|mi| *mi > 0);
+    vm.ratio_cost = (ratio - settings.current_ratio) * vm.estimate;
+}
+
+/// The ratio's cost summed over the VMs, and every addedOverhead.
+pub fn cost(vms: &[VmAdvice]) -> Cost {
+    let costs = vms.iter().map(|v| v.ratio_cost);
+    let added: Vec<u64> = vms.iter().filter_map(|v| v.added_overhead_mi).collect();
+    Cost {
+        ratio_bytes: costs.clone().sum(),
+        ratio_per_vm: [
+            costs.clone().fold(f64::INFINITY, f64::min),
+            costs.fold(f64::NEG_INFINITY, f64::max),
+        ]
+        .map(|c| if c.is_finite() { c } else { 0.0 }),
+        vms: vms.len(),
+        added_mi: added.iter().sum(),
+        added_vms: added.len(),
     }
 }
 
@@ -288,34 +542,6 @@ pub fn shape(vm: &VmHistory) -> String {
         },
     );
     format!("{cpus}vCPU/{memory}")
-}
-
-/// Roles past their KubeVirt budget, and the page tables past memory/512.
-pub fn over_budget(vm: &VmHistory) -> Vec<OverBudget> {
-    let mut budgets: Vec<(String, f64)> = ROLE_BUDGETS_MI
-        .iter()
-        .map(|(role, mi)| ((*role).to_owned(), mi * MI))
-        .collect();
-    let qemu = QEMU_MI + IOTHREAD_MI + PER_VCPU_MI * f64::from(vm.vcpus.unwrap_or(0));
-    budgets.push(("qemu".into(), qemu * MI));
-    let mut over: Vec<OverBudget> = budgets
-        .into_iter()
-        .filter_map(|(role, budget)| {
-            let peak = *vm.role_peaks.get(&role)?;
-            (peak > budget).then_some(OverBudget { role, peak, budget })
-        })
-        .collect();
-    if let (Some(peak), Some(memory)) = (vm.page_tables_peak, vm.guest_memory) {
-        let budget = memory / PAGE_TABLE_DIVISOR;
-        if peak > budget {
-            over.push(OverBudget {
-                role: "page_tables".into(),
-                peak,
-                budget,
-            });
-        }
-    }
-    over
 }
 
 fn groups(vms: &[VmAdvice]) -> Vec<Group> {

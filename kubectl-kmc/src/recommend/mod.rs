@@ -1,229 +1,479 @@
-//! `kubectl kmc recommend`: each VM's history from Prometheus (I/O here), the math in [`math`],
-//! the table and the patches in [`render`].
+//! `kubectl kmc recommend`: each VM's history from Prometheus (I/O here), read through the
+//! recording rules ([`crate::fleet`]); the method in [`math`], the budgets' release in
+//! [`release`], the table and the patches in [`render`].
 
 pub mod math;
+pub mod release;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{Result, bail};
+use kube_metrics_contract::estimate::Component;
+use kube_metrics_contract::rules;
 
-use crate::prom::{Prometheus, Sample, quote};
+use crate::fleet::{Scope, VmKey, over, per_pod, rule, vm_key};
+use crate::prom::{Prometheus, Sample, Series};
 use crate::units::promql_duration;
-use math::{EstimateSource, Settings, VmHistory};
+use math::{Fleet, OomKill, OverBudget, Settings, Trend, VmHistory};
 
-type VmKey = (String, String);
+/// The step of the leak search: each point is an hour's mean of a component's overhead, so that
+/// a spike of minutes barely moves it.
+const TREND_STEP: &str = "1h";
 
-/// The PromQL of one fetch; `m` is the selector's extra matchers, `r` the range, `s` the step.
+/// kube-state-metrics' series that say the compute container was OOM-killed: as its current
+/// state (a launcher pod's containers never restart), or as its last one before a restart.
+const OOM_KILLED: [&str; 2] = [
+    "kube_pod_container_status_terminated_reason",
+    "kube_pod_container_status_last_terminated_reason",
+];
+
+/// The PromQL of one fetch: `r` the range, `s` the resolution, in PromQL's duration syntax.
 struct Queries {
-    m: String,
     r: String,
     s: String,
 }
 
 impl Queries {
-    /// A selector's braces: `fixed` matchers, then the namespace's.
-    fn sel(&self, fixed: &str) -> String {
-        let parts: Vec<&str> = [fixed, self.m.trim_start_matches(',')]
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect();
-        format!("{{{}}}", parts.join(","))
+    fn over(&self, record: &str) -> String {
+        over(record, &self.r, &self.s)
     }
 
-    /// Measured overhead of each pod at each step, its peak per pod, then per VM.
-    fn peak(&self) -> String {
-        let by = "namespace, pod, domain";
+    /// Every pod of every VM seen in the range.
+    fn pods(&self) -> String {
         format!(
-            "max by (namespace, domain) (max_over_time((\
-             sum by ({by}) (kubevirt_pod_infra_memory_amount_bytes{res})\
-             + sum by ({by}) (kubevirt_pod_infra_qemu_own_memory_bytes{all})\
-             + sum by ({by}) (kubevirt_pod_infra_memory_amount_bytes{pt})\
-             )[{r}:{s}]))",
-            res = self.sel("type=\"resident\",process!=\"qemu\""),
-            all = self.sel(""),
-            pt = self.sel("type=\"page_tables\""),
-            r = self.r,
-            s = self.s,
+            "group by (namespace, pod, name) (max_over_time({}))",
+            self.over(rules::POD_INFO)
         )
     }
 
-    fn span(&self) -> String {
-        let own = format!("kubevirt_pod_infra_qemu_own_memory_bytes{}", self.sel(""));
+    /// The first (`min`) or last (`max`) time each pod's QEMU own memory was known: the measured
+    /// overhead is known exactly then, and this costs Prometheus a fraction of the overhead's rule.
+    fn measured(&self, end: &str) -> String {
         format!(
-            "max by (namespace, domain) (max_over_time(timestamp({own})[{r}:{s}])) \
-             - min by (namespace, domain) (min_over_time(timestamp({own})[{r}:{s}]))",
-            r = self.r,
-            s = self.s
+            "{end} by (namespace, pod, name) ({end}_over_time(timestamp({})[{}:{}]))",
+            per_pod("kubevirt_pod_infra_qemu_own_memory_bytes"),
+            self.r,
+            self.s
+        )
+    }
+
+    /// Each VM's peak: the largest over the steps and over its pods, each pod on its own.
+    fn peak(&self) -> String {
+        format!(
+            "max by (namespace, name) (max_over_time({}))",
+            self.over(rules::OVERHEAD)
+        )
+    }
+
+    /// The smallest estimate: the reservation the VM lived with at its worst.
+    fn estimate(&self) -> String {
+        format!(
+            "min by (namespace, name) (min_over_time({}))",
+            self.over(rules::ESTIMATE)
+        )
+    }
+
+    fn allowance(&self) -> String {
+        format!(
+            "max by (namespace, pod, name) (max_over_time({}))",
+            self.over(rules::ALLOWANCE)
+        )
+    }
+
+    /// When each pod's compute container was first reported OOM-killed in the range.
+    fn kills(&self) -> String {
+        let killed: Vec<String> = OOM_KILLED
+            .iter()
+            .map(|metric| format!("{metric}{{container=\"compute\",reason=\"OOMKilled\"}} > 0"))
+            .collect();
+        format!(
+            "min by (namespace, pod) (min_over_time(timestamp(max by (namespace, pod) ({}))[{}:{}]))",
+            killed.join(" or "),
+            self.r,
+            self.s
+        )
+    }
+
+    /// Each component's overhead per pod, as hourly means.
+    fn trends(&self) -> String {
+        format!(
+            "avg_over_time({}[{TREND_STEP}:{}])[{}:{TREND_STEP}]",
+            rule(rules::COMPONENT_OVERHEAD),
+            self.s,
+            self.r
+        )
+    }
+
+    fn per_component(&self, record: &str) -> String {
+        format!(
+            "max by (namespace, name, component) (max_over_time({}))",
+            self.over(record)
+        )
+    }
+
+    fn guest_memory(&self) -> String {
+        let size = per_pod("kubevirt_pod_infra_guest_memory_bytes{type=\"size\"}");
+        format!(
+            "max by (namespace, name) (max_over_time({size}[{}:{}]))",
+            self.r, self.s
+        )
+    }
+
+    fn vcpus(&self) -> String {
+        format!(
+            "count by (namespace, name) (group by (namespace, name, id) (last_over_time(kubevirt_vmi_vcpu_seconds_total{{name!=\"\"}}[{}])))",
+            self.r
+        )
+    }
+
+    fn instancetypes(&self) -> String {
+        format!(
+            "group by (namespace, name, instance_type) (last_over_time(kubevirt_vmi_info{{instance_type!=\"\",instance_type!=\"<none>\"}}[{}]))",
+            self.r
+        )
+    }
+
+    fn budget_releases(&self) -> String {
+        format!(
+            "group by (namespace, kubevirt_release, source) (max_over_time(kubevirt_pod_infra_memory_overhead_budget_bytes[{}]))",
+            self.r
+        )
+    }
+
+    fn kubevirt_releases(&self) -> String {
+        format!(
+            "group by (kubeversion) (max_over_time(kubevirt_info{{kubeversion!=\"\"}}[{}]))",
+            self.r
         )
     }
 }
 
-/// Every VM with collector series in the range.
-pub async fn fetch(
-    prometheus: &Prometheus,
-    namespace: Option<&str>,
-    settings: &Settings,
-) -> Result<Vec<VmHistory>> {
+/// Every answer, in scope, as Prometheus gave it.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    pub pods: Vec<Sample>,
+    pub first: Vec<Sample>,
+    pub last: Vec<Sample>,
+    pub peak: Vec<Sample>,
+    pub estimate: Vec<Sample>,
+    pub allowance: Vec<Sample>,
+    pub kills: Vec<Sample>,
+    pub trends: Vec<Series>,
+    pub over_budget: Vec<Sample>,
+    pub budget: Vec<Sample>,
+    pub guest_memory: Vec<Sample>,
+    pub vcpus: Vec<Sample>,
+    pub instancetypes: Vec<Sample>,
+    pub budget_releases: Vec<Sample>,
+    /// Not filtered: KubeVirt runs in its own namespace.
+    pub kubevirt_releases: Vec<Sample>,
+}
+
+/// Every VM with a launcher pod in the range, in scope.
+pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) -> Result<Fleet> {
     let q = Queries {
-        m: namespace
-            .map(|ns| format!(",namespace={}", quote(ns)))
-            .unwrap_or_default(),
         r: promql_duration(settings.range),
         s: promql_duration(settings.resolution),
     };
-    let r = &q.r;
-    let known = prometheus
-        .query(&format!(
-            "group by (namespace, domain) (max_over_time(kubevirt_pod_infra_memory_amount_bytes{}[{r}]))",
-            q.sel("type=\"resident\",process=\"qemu\"")
-        ))
-        .await?;
-    if known.is_empty() {
-        bail!(
-            "Prometheus has no kubevirt_pod_infra_memory_amount_bytes{{process=\"qemu\"}} in the last {r}: is the collector installed and scraped?"
-        );
-    }
-    let by_vm = |s: &Sample| {
-        (
-            s.label("namespace").to_owned(),
-            s.label("domain").to_owned(),
+    let ask = |expr: String| async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) };
+    let trends = async {
+        let series = prometheus.query_series(&q.trends()).await?;
+        Ok::<_, crate::prom::PromError>(
+            series
+                .into_iter()
+                .filter(|s| scope.keeps(&s.labels))
+                .collect(),
         )
     };
-    let by_vmi = |s: &Sample| (s.label("namespace").to_owned(), s.label("name").to_owned());
-    let mut fleet: BTreeMap<VmKey, VmHistory> = known
-        .iter()
-        .map(|s| {
-            let (namespace, vm) = by_vm(s);
-            (
-                (namespace.clone(), vm.clone()),
-                VmHistory {
-                    namespace,
-                    vm,
-                    ..VmHistory::default()
-                },
-            )
-        })
-        .collect();
-    let kubevirt_ns = namespace
-        .map(|ns| format!(",namespace={}", quote(ns)))
-        .unwrap_or_default();
-    for s in prometheus.query(&q.peak()).await? {
-        with(&mut fleet, by_vm(&s), |v| v.peak = Some(s.value));
+    let (pods, first, last, peak, estimate, allowance, kills, trends) = tokio::try_join!(
+        ask(q.pods()),
+        ask(q.measured("min")),
+        ask(q.measured("max")),
+        ask(q.peak()),
+        ask(q.estimate()),
+        ask(q.allowance()),
+        ask(q.kills()),
+        trends,
+    )?;
+    if pods.is_empty() {
+        let r = &q.r;
+        match &scope.namespace {
+            Some(ns) => bail!(
+                "Prometheus has no kubevirt_pod_infra_pod_info in namespace {ns} in the last {r}"
+            ),
+            None => bail!(
+                "Prometheus has no kubevirt_pod_infra_pod_info in the last {r}: is the collector installed and scraped?"
+            ),
+        }
     }
-    for s in prometheus.query(&q.span()).await? {
-        with(&mut fleet, by_vm(&s), |v| v.span_seconds = s.value);
-    }
-    let pod_estimates = format!(
-        "min by (namespace, domain) (min_over_time(kubevirt_pod_infra_memory_overhead_estimate_bytes{}[{r}]))",
-        q.sel("")
-    );
-    let kubevirt_estimates = format!(
-        "min by (namespace, name) (min_over_time(kubevirt_vmi_launcher_memory_overhead_bytes{{name!=\"\"{kubevirt_ns}}}[{r}]))"
-    );
-    for s in prometheus.query(&kubevirt_estimates).await? {
-        with(&mut fleet, by_vmi(&s), |v| {
-            v.estimate = Some((s.value, EstimateSource::KubeVirt))
-        });
-    }
-    // The pod's own annotation wins over KubeVirt's metric: it is the pod that was created.
-    for s in prometheus.query(&pod_estimates).await? {
-        with(&mut fleet, by_vm(&s), |v| {
-            v.estimate = Some((s.value, EstimateSource::Pod))
-        });
-    }
-    fetch_shapes(prometheus, &q, &kubevirt_ns, &mut fleet).await?;
-    fetch_roles(prometheus, &q, &mut fleet).await?;
-    Ok(fleet.into_values().collect())
+    let (over_budget, budget, guest_memory, vcpus, instancetypes, budget_releases) = tokio::try_join!(
+        ask(q.per_component(rules::COMPONENT_OVER_BUDGET)),
+        ask(q.per_component(rules::COMPONENT_BUDGET)),
+        ask(q.guest_memory()),
+        ask(q.vcpus()),
+        ask(q.instancetypes()),
+        ask(q.budget_releases()),
+    )?;
+    let kubevirt_releases = prometheus.query(&q.kubevirt_releases()).await?;
+    Ok(assemble(&Answers {
+        pods,
+        first,
+        last,
+        peak,
+        estimate,
+        allowance,
+        kills,
+        trends,
+        over_budget,
+        budget,
+        guest_memory,
+        vcpus,
+        instancetypes,
+        budget_releases,
+        kubevirt_releases,
+    }))
 }
 
-async fn fetch_shapes(
-    prometheus: &Prometheus,
-    q: &Queries,
-    kubevirt_ns: &str,
-    fleet: &mut BTreeMap<VmKey, VmHistory>,
-) -> Result<()> {
-    let r = &q.r;
-    let guest = format!(
-        "max by (namespace, domain) (last_over_time(kubevirt_pod_infra_guest_memory_bytes{}[{r}]))",
-        q.sel("type=\"size\"")
-    );
-    for s in prometheus.query(&guest).await? {
-        let key = (
-            s.label("namespace").to_owned(),
-            s.label("domain").to_owned(),
-        );
-        with(fleet, key, |v| v.guest_memory = Some(s.value));
+/// The answers to one history per VM.
+pub fn assemble(a: &Answers) -> Fleet {
+    let mut fleet: BTreeMap<VmKey, VmHistory> = BTreeMap::new();
+    let mut pod_vm: BTreeMap<(String, String), VmKey> = BTreeMap::new();
+    for s in &a.pods {
+        let key = vm_key(s);
+        pod_vm.insert((key.0.clone(), s.label("pod").to_owned()), key.clone());
+        let vm = fleet.entry(key.clone()).or_insert_with(|| VmHistory {
+            namespace: key.0.clone(),
+            vm: key.1.clone(),
+            ..VmHistory::default()
+        });
+        vm.pods += 1;
     }
-    let vcpus = format!(
-        "count by (namespace, name) (group by (namespace, name, id) (last_over_time(kubevirt_vmi_vcpu_seconds_total{{name!=\"\"{kubevirt_ns}}}[{r}])))"
-    );
-    for s in prometheus.query(&vcpus).await? {
-        let key = (s.label("namespace").to_owned(), s.label("name").to_owned());
-        with(fleet, key, |v| v.vcpus = Some(s.value as u32));
+    let mut with = |s: &Sample, f: &mut dyn FnMut(&mut VmHistory)| {
+        if let Some(vm) = fleet.get_mut(&vm_key(s)) {
+            f(vm);
+        }
+    };
+    for s in &a.peak {
+        with(s, &mut |v| v.peak = Some(s.value));
     }
-    let instancetypes = format!(
-        "group by (namespace, name, instance_type) (last_over_time(kubevirt_vmi_info{{instance_type!=\"\",instance_type!=\"<none>\"{kubevirt_ns}}}[{r}]))"
-    );
-    for s in prometheus.query(&instancetypes).await? {
-        let key = (s.label("namespace").to_owned(), s.label("name").to_owned());
-        with(fleet, key, |v| {
+    for s in &a.estimate {
+        with(s, &mut |v| v.estimate = Some(s.value));
+    }
+    for s in &a.guest_memory {
+        with(s, &mut |v| v.guest_memory = Some(s.value));
+    }
+    for s in &a.vcpus {
+        with(s, &mut |v| v.vcpus = Some(s.value as u32));
+    }
+    for s in &a.instancetypes {
+        with(s, &mut |v| {
             v.instancetype = Some(s.label("instance_type").to_owned())
         });
     }
-    Ok(())
+    for s in &a.over_budget {
+        let budget = a
+            .budget
+            .iter()
+            .find(|b| vm_key(b) == vm_key(s) && b.label("component") == s.label("component"))
+            .map_or(0.0, |b| b.value);
+        with(s, &mut |v| {
+            v.over_budget.push(OverBudget {
+                component: s.label("component").to_owned(),
+                peak: budget + s.value,
+                budget,
+            })
+        });
+    }
+    for vm in fleet.values_mut() {
+        vm.over_budget
+            .sort_by_key(|o| component_order(&o.component));
+    }
+    spans(&mut fleet, &a.first, &a.last);
+    kills(&mut fleet, &pod_vm, a);
+    for s in &a.trends {
+        if let Some(vm) = fleet.get_mut(&(s.label("namespace").into(), s.label("name").into())) {
+            vm.trends.push(Trend {
+                pod: s.label("pod").to_owned(),
+                component: s.label("component").to_owned(),
+                points: s.points.clone(),
+            });
+        }
+    }
+    Fleet {
+        vms: fleet.into_values().collect(),
+        release: releases(a),
+    }
 }
 
-async fn fetch_roles(
-    prometheus: &Prometheus,
-    q: &Queries,
+/// Components in the contract's order (the collector's roles, QEMU, swtpm), others after.
+fn component_order(name: &str) -> (usize, String) {
+    let known = Component::ALL.iter().position(|c| c.name() == name);
+    (known.unwrap_or(Component::ALL.len()), name.to_owned())
+}
+
+/// Each VM's history: from its pods' first measured overhead to their last.
+fn spans(fleet: &mut BTreeMap<VmKey, VmHistory>, first: &[Sample], last: &[Sample]) {
+    let mut bounds: BTreeMap<VmKey, (f64, f64)> = BTreeMap::new();
+    for s in first {
+        let b = bounds.entry(vm_key(s)).or_insert((s.value, s.value));
+        b.0 = b.0.min(s.value);
+    }
+    for s in last {
+        let b = bounds.entry(vm_key(s)).or_insert((s.value, s.value));
+        b.1 = b.1.max(s.value);
+    }
+    for (key, (from, to)) in bounds {
+        if let Some(vm) = fleet.get_mut(&key) {
+            vm.span_seconds = (to - from).max(0.0);
+        }
+    }
+}
+
+/// The OOM kills of the VMs' pods, each with its pod's allowance.
+fn kills(
     fleet: &mut BTreeMap<VmKey, VmHistory>,
-) -> Result<()> {
-    let (r, st) = (&q.r, &q.s);
-    let roles = format!(
-        "max by (namespace, domain, process) (max_over_time(kubevirt_pod_infra_memory_amount_bytes{}[{r}]))",
-        q.sel("type=\"resident\",process!=\"qemu\"")
-    );
-    let qemu = format!(
-        "max by (namespace, domain) (max_over_time(kubevirt_pod_infra_qemu_own_memory_bytes{}[{r}]))",
-        q.sel("")
-    );
-    let page_tables = format!(
-        "max by (namespace, domain) (max_over_time((sum by (namespace, pod, domain) (kubevirt_pod_infra_memory_amount_bytes{}))[{r}:{st}]))",
-        q.sel("type=\"page_tables\"")
-    );
-    for s in prometheus.query(&roles).await? {
-        let key = (
-            s.label("namespace").to_owned(),
-            s.label("domain").to_owned(),
-        );
-        let role = s.label("process").to_owned();
-        with(fleet, key, |v| {
-            v.role_peaks.insert(role, s.value);
+    pod_vm: &BTreeMap<(String, String), VmKey>,
+    a: &Answers,
+) {
+    for s in &a.kills {
+        let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
+        let Some(vm) = pod_vm.get(&pod).and_then(|key| fleet.get_mut(key)) else {
+            continue;
+        };
+        let allowance = a
+            .allowance
+            .iter()
+            .find(|x| x.label("namespace") == pod.0 && x.label("pod") == pod.1)
+            .map(|x| x.value);
+        vm.oom_kills.push(OomKill {
+            pod: pod.1,
+            at: s.value,
+            allowance,
         });
     }
-    for s in prometheus.query(&qemu).await? {
-        let key = (
-            s.label("namespace").to_owned(),
-            s.label("domain").to_owned(),
-        );
-        with(fleet, key, |v| {
-            v.role_peaks.insert("qemu".into(), s.value);
-        });
-    }
-    for s in prometheus.query(&page_tables).await? {
-        let key = (
-            s.label("namespace").to_owned(),
-            s.label("domain").to_owned(),
-        );
-        with(fleet, key, |v| v.page_tables_peak = Some(s.value));
-    }
-    Ok(())
 }
 
-/// Applies `f` to a VM the collector knows; series of other VMs (KubeVirt's) are ignored.
-fn with(fleet: &mut BTreeMap<VmKey, VmHistory>, key: VmKey, f: impl FnOnce(&mut VmHistory)) {
-    if let Some(vm) = fleet.get_mut(&key) {
-        f(vm);
+fn releases(a: &Answers) -> release::Facts {
+    let budgets: BTreeSet<(String, String)> = a
+        .budget_releases
+        .iter()
+        .map(|s| {
+            (
+                s.label("kubevirt_release").to_owned(),
+                s.label("source").to_owned(),
+            )
+        })
+        .collect();
+    let cluster: BTreeSet<String> = a
+        .kubevirt_releases
+        .iter()
+        .map(|s| s.label("kubeversion").to_owned())
+        .collect();
+    release::Facts {
+        budgets: budgets.into_iter().collect(),
+        cluster: cluster.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
+        Sample {
+            labels: pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            value,
+        }
+    }
+
+    fn pod(ns: &str, pod: &str, name: &str, value: f64) -> Sample {
+        sample(&[("namespace", ns), ("pod", pod), ("name", name)], value)
+    }
+
+    #[test]
+    fn vms_are_namespace_and_name_and_their_pods_are_joined_by_pod() {
+        let answers = Answers {
+            pods: vec![
+                pod("a", "p1", "vm", 1.0),
+                pod("a", "p2", "vm", 1.0),
+                pod("b", "p3", "vm", 1.0),
+            ],
+            first: vec![pod("a", "p1", "vm", 100.0), pod("a", "p2", "vm", 500.0)],
+            last: vec![pod("a", "p1", "vm", 400.0), pod("a", "p2", "vm", 900.0)],
+            peak: vec![
+                sample(&[("namespace", "a"), ("name", "vm")], 7.0),
+                sample(&[("namespace", "b"), ("name", "vm")], 9.0),
+            ],
+            kills: vec![
+                sample(&[("namespace", "a"), ("pod", "p1")], 401.0),
+                sample(&[("namespace", "a"), ("pod", "elsewhere")], 1.0),
+            ],
+            allowance: vec![pod("a", "p1", "vm", 280.0), pod("a", "p2", "vm", 300.0)],
+            over_budget: vec![sample(
+                &[("namespace", "b"), ("name", "vm"), ("component", "qemu")],
+                5.0,
+            )],
+            budget: vec![sample(
+                &[("namespace", "b"), ("name", "vm"), ("component", "qemu")],
+                78.0,
+            )],
+            budget_releases: vec![sample(
+                &[("kubevirt_release", "1.9"), ("source", "assumed")],
+                1.0,
+            )],
+            kubevirt_releases: vec![sample(&[("kubeversion", "v1.9.0")], 1.0)],
+            ..Answers::default()
+        };
+        let fleet = assemble(&answers);
+        assert_eq!(fleet.vms.len(), 2);
+        let (a, b) = (&fleet.vms[0], &fleet.vms[1]);
+        assert_eq!((a.namespace.as_str(), a.pods, a.peak), ("a", 2, Some(7.0)));
+        assert_eq!(a.span_seconds, 800.0);
+        assert_eq!(
+            a.oom_kills,
+            [OomKill {
+                pod: "p1".into(),
+                at: 401.0,
+                allowance: Some(280.0)
+            }]
+        );
+        assert_eq!((b.namespace.as_str(), b.pods, b.peak), ("b", 1, Some(9.0)));
+        assert_eq!(
+            b.over_budget,
+            [OverBudget {
+                component: "qemu".into(),
+                peak: 83.0,
+                budget: 78.0
+            }]
+        );
+        assert_eq!(
+            fleet.release,
+            release::Facts {
+                budgets: vec![("1.9".into(), "assumed".into())],
+                cluster: vec!["v1.9.0".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn queries_read_the_rules_over_the_range() {
+        let q = Queries {
+            r: "7d".into(),
+            s: "1m".into(),
+        };
+        assert!(q.peak().starts_with(
+            "max by (namespace, name) (max_over_time((sum by (namespace, pod, name, node) ("
+        ));
+        assert!(q.peak().ends_with(")[7d:1m]))"), "{}", q.peak());
+        assert!(q.trends().starts_with("avg_over_time(("), "{}", q.trends());
+        assert!(q.trends().ends_with(")[1h:1m])[7d:1h]"), "{}", q.trends());
+        assert_eq!(
+            q.kills(),
+            "min by (namespace, pod) (min_over_time(timestamp(max by (namespace, pod) (kube_pod_container_status_terminated_reason{container=\"compute\",reason=\"OOMKilled\"} > 0 or kube_pod_container_status_last_terminated_reason{container=\"compute\",reason=\"OOMKilled\"} > 0))[7d:1m]))"
+        );
     }
 }

@@ -1,0 +1,153 @@
+//! The fleet as the recording rules define it (`kube_metrics_contract::rules`): `top`, `recommend`
+//! and `check` read every per-VM value through [`rule`], the rule's PromQL inlined over raw
+//! history, so that they need no recorded history and agree with the PrometheusRule: a pod that two
+//! targets scrape counts once, and a VM is `(namespace, name)`, the VMI's name that
+//! `kubevirt_pod_infra_pod_info` carries and every rule keeps, not the collector's `domain`.
+//!
+//! A namespace or a VM is chosen by the answers' labels ([`Scope`]), not in PromQL: an expression
+//! takes no label matcher, and a join with a filtered series (`and on (namespace) …`) is evaluated
+//! at the query's instant, where it drops a VM whose pods ended earlier in a range, or at every step
+//! of a subquery, where it costs a join per step; Prometheus evaluates the whole expression either
+//! way, since it does not push a join's filter down into the selectors. Every answer carries
+//! `namespace` and `name`, so filtering them here is exact and costs Prometheus nothing more. No I/O.
+
+use kube_metrics_contract::rules;
+
+use crate::prom::Sample;
+
+/// A VM: its namespace and its VMI's name.
+pub type VmKey = (String, String);
+
+/// Which VMs a command looks at: all, a namespace's, or one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    pub namespace: Option<String>,
+    /// The VMI's name (the `name` label).
+    pub vm: Option<String>,
+}
+
+// === impl Scope ===
+
+impl Scope {
+    /// Whether an answer's `namespace` and `name` labels are in scope. An answer without `name`
+    /// (a series of the whole namespace) is kept when the namespace is.
+    pub fn keeps(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        let label = |name: &str| labels.get(name).map(String::as_str);
+        let namespace = self
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| label("namespace") == Some(ns));
+        let vm = self
+            .vm
+            .as_deref()
+            .is_none_or(|vm| label("name").is_none_or(|name| name == vm));
+        namespace && vm
+    }
+
+    /// The samples in scope.
+    pub fn filter(&self, samples: Vec<Sample>) -> Vec<Sample> {
+        samples
+            .into_iter()
+            .filter(|s| self.keeps(&s.labels))
+            .collect()
+    }
+}
+
+/// The VM of a sample that carries the rules' labels.
+pub fn vm_key(sample: &Sample) -> VmKey {
+    (
+        sample.label("namespace").to_owned(),
+        sample.label("name").to_owned(),
+    )
+}
+
+/// `record`'s PromQL over raw series, in parentheses so that it can take an operator, a range or
+/// a function. Every record this crate names is the contract's (a test holds it); were one not,
+/// its recorded series would still be the right answer where the PrometheusRule is installed.
+pub fn rule(record: &str) -> String {
+    let expr = rules::expand(record).unwrap_or_else(|| record.to_owned());
+    format!("({expr})")
+}
+
+/// `record` at every `step` over the last `range` (both in PromQL's duration syntax): a subquery.
+pub fn over(record: &str, range: &str, step: &str) -> String {
+    format!("{}[{range}:{step}]", rule(record))
+}
+
+/// A raw per-pod series that has no rule of its own, reduced and labelled as the rules reduce
+/// theirs: `max by (namespace, pod)` first, then the VMI's `name` and `node` from the pod's info.
+pub fn per_pod(selector: &str) -> String {
+    format!(
+        "(max by (namespace, pod) ({selector}) * on (namespace, pod) group_left (name, node) {})",
+        rule(rules::POD_INFO)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn every_record_this_crate_reads_is_the_contracts() {
+        for record in [
+            rules::POD_INFO,
+            rules::PROCESS_RESIDENT,
+            rules::PROCESS_CPU,
+            rules::COMPONENT_OVERHEAD,
+            rules::COMPONENT_BUDGET,
+            rules::COMPONENT_OVER_BUDGET,
+            rules::OVERHEAD,
+            rules::ESTIMATE,
+            rules::ALLOWANCE,
+        ] {
+            let expr = rule(record);
+            assert!(
+                rules::expand(record).is_some() && !expr.contains(":max") && !expr.contains(":sum"),
+                "{record}: {expr}"
+            );
+        }
+        assert_eq!(rule("vmi:unknown:max"), "(vmi:unknown:max)");
+    }
+
+    #[test]
+    fn subqueries_and_per_pod_series_read_raw_history() {
+        assert_eq!(
+            over(rules::POD_INFO, "7d", "1m"),
+            "(max by (namespace, pod, name, node) (kubevirt_pod_infra_pod_info))[7d:1m]"
+        );
+        assert_eq!(
+            per_pod("x{type=\"size\"}"),
+            "(max by (namespace, pod) (x{type=\"size\"}) * on (namespace, pod) group_left (name, node) (max by (namespace, pod, name, node) (kubevirt_pod_infra_pod_info)))"
+        );
+    }
+
+    #[test]
+    fn scopes_keep_their_namespace_and_vm() {
+        let vm = labels(&[("namespace", "a"), ("name", "vm1"), ("pod", "p")]);
+        let whole_namespace = labels(&[("namespace", "a")]);
+        let other = labels(&[("namespace", "b"), ("name", "vm1")]);
+        let scope = |ns: Option<&str>, vm: Option<&str>| Scope {
+            namespace: ns.map(str::to_owned),
+            vm: vm.map(str::to_owned),
+        };
+        let cases = [
+            (scope(None, None), [true, true, true]),
+            (scope(Some("a"), None), [true, true, false]),
+            (scope(Some("a"), Some("vm1")), [true, true, false]),
+            (scope(Some("a"), Some("vm2")), [false, true, false]),
+            (scope(None, Some("vm1")), [true, true, true]),
+        ];
+        for (scope, want) in cases {
+            let got = [&vm, &whole_namespace, &other].map(|l| scope.keeps(l));
+            assert_eq!(got, want, "{scope:?}");
+        }
+    }
+}
