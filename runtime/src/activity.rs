@@ -161,19 +161,13 @@ impl Drop for Entry {
 }
 
 /// Which connection to evict, from `(busy, already evicted)` oldest first: the oldest that is
-/// neither, and none while one already asked to go has not gone yet (its slot is on the way;
-/// evicting another would close two connections for one).
+/// neither. The accept loop waits for an evicted connection's slot before it accepts again, so one
+/// already asked to go is only still there when it did not let go in time.
 fn oldest_idle(connections: impl Iterator<Item = (bool, bool)>) -> Option<usize> {
-    let mut oldest = None;
-    for (index, (busy, evicted)) in connections.enumerate() {
-        if evicted {
-            return None;
-        }
-        if !busy && oldest.is_none() {
-            oldest = Some(index);
-        }
-    }
-    oldest
+    connections
+        .enumerate()
+        .find(|(_, (busy, evicted))| !busy && !evicted)
+        .map(|(index, _)| index)
 }
 
 #[cfg(test)]
@@ -190,9 +184,8 @@ mod tests {
             (&[idle], Some(0)),
             (&[busy, idle, idle], Some(1)),
             (&[busy, busy], None),
-            // One already evicted frees a slot: nobody else goes.
-            (&[going, idle], None),
-            (&[busy, idle, going], None),
+            (&[going, idle], Some(1)),
+            (&[busy, going], None),
         ];
         for (connections, want) in table {
             assert_eq!(

@@ -3,25 +3,36 @@
 //!
 //! A slot is taken before the body is read, so a client that trickles its body holds one. Such a
 //! client is evictable: a request that finds every slot taken closes the connection of the oldest
-//! holder still reading its body (through the runtime's [`Activity`]) and takes its slot. The API
-//! server sends a review's body at once, so only slow clients are ever still reading. Holders that
+//! holder that has been reading its body for over [`READ_GRACE`] (through the runtime's
+//! [`Activity`]) and takes its slot. The API server sends a review's body at once, so only slow
+//! clients are ever still reading by then. Holders that
 //! are deciding (parse, VMI lookup, answer: at most the lookup budget) are never evicted; past
 //! [`super::Limits::slot_wait`] a request gives up and is answered 503, which the API server's
 //! `failurePolicy: Ignore` turns into an admission without the sidecar, counted as `busy`.
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kube_metrics_runtime::Activity;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a holder must have been reading its body before a waiting review may evict it. The API
+/// server sends a review's body at once (3 MiB is milliseconds on any cluster network), so only a
+/// client that trickles is still reading after this; a burst of real reviews waits for each other
+/// instead of cutting each other off.
+pub const READ_GRACE: Duration = Duration::from_secs(1);
+
+/// How often a waiting review looks again for a reader to evict.
+const EVICT_TICK: Duration = Duration::from_millis(100);
 
 /// The slots of one server.
 #[derive(Debug)]
 pub struct Reviews {
     permits: Arc<Semaphore>,
-    /// Holders still reading their body, oldest first, with their connections.
-    reading: Mutex<BTreeMap<u64, Arc<Activity>>>,
+    /// Holders still reading their body, oldest first, with their connections and when they
+    /// started.
+    reading: Mutex<BTreeMap<u64, (Instant, Arc<Activity>)>>,
     next: AtomicU64,
     wait: Duration,
 }
@@ -52,21 +63,34 @@ impl Reviews {
     pub async fn acquire(self: &Arc<Self>, activity: Option<&Arc<Activity>>) -> Option<Slot> {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
-            Err(_) => {
-                self.evict_oldest_reader();
-                let freed = Arc::clone(&self.permits).acquire_owned();
-                tokio::time::timeout(self.wait, freed).await.ok()?.ok()?
-            }
+            Err(_) => self.wait_evicting().await?,
         };
         let seq = self.next.fetch_add(1, Ordering::Relaxed);
         if let Some(activity) = activity {
-            self.lock().insert(seq, Arc::clone(activity));
+            self.lock()
+                .insert(seq, (Instant::now(), Arc::clone(activity)));
         }
         Some(Slot {
             reviews: Arc::clone(self),
             seq,
             _permit: permit,
         })
+    }
+
+    /// Waits for a slot, evicting a slow reader whenever one is past [`READ_GRACE`]: readers that
+    /// were fresh when the wait began become evictable during it.
+    async fn wait_evicting(&self) -> Option<OwnedSemaphorePermit> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            self.evict_oldest_reader();
+            let tick = (tokio::time::Instant::now() + EVICT_TICK).min(deadline);
+            let freed = Arc::clone(&self.permits).acquire_owned();
+            match tokio::time::timeout_at(tick, freed).await {
+                Ok(permit) => return permit.ok(),
+                Err(_) if tick >= deadline => return None,
+                Err(_) => {}
+            }
+        }
     }
 
     /// Slots in use, for tests and logs.
@@ -76,8 +100,12 @@ impl Reviews {
 
     fn evict_oldest_reader(&self) {
         let reading = self.lock();
-        let oldest = oldest_reader(reading.values().map(|a| a.is_evicted()));
-        if let Some(activity) = oldest.and_then(|index| reading.values().nth(index)) {
+        let now = Instant::now();
+        let holders = reading
+            .values()
+            .map(|(since, a)| (now.saturating_duration_since(*since), a.is_evicted()));
+        let oldest = oldest_reader(holders);
+        if let Some((_, activity)) = oldest.and_then(|index| reading.values().nth(index)) {
             tracing::debug!(
                 seq = activity.seq(),
                 "Evicting a slow body for a new review"
@@ -86,7 +114,7 @@ impl Reviews {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Arc<Activity>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Instant, Arc<Activity>)>> {
         self.reading
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -108,10 +136,14 @@ impl Drop for Slot {
     }
 }
 
-/// Which reader to evict, from each one's "already evicted" oldest first: the oldest not yet asked
-/// to go. Every waiting request evicts one, so two at once free two slots.
-fn oldest_reader(evicted: impl Iterator<Item = bool>) -> Option<usize> {
-    evicted.enumerate().find(|(_, gone)| !gone).map(|(i, _)| i)
+/// Which reader to evict, from each one's (time reading, already evicted) oldest first: the oldest
+/// past [`READ_GRACE`] not yet asked to go. Every waiting request evicts one, so two at once free
+/// two slots.
+fn oldest_reader(holders: impl Iterator<Item = (Duration, bool)>) -> Option<usize> {
+    holders
+        .enumerate()
+        .find(|(_, (reading, gone))| *reading > READ_GRACE && !gone)
+        .map(|(i, _)| i)
 }
 
 #[cfg(test)]
@@ -119,12 +151,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_oldest_reader_not_yet_evicted_goes() {
-        let table: [(&[bool], Option<usize>); 4] = [
+    fn the_oldest_slow_reader_not_yet_evicted_goes() {
+        let slow = READ_GRACE * 2;
+        let fresh = READ_GRACE / 2;
+        let table: [(&[(Duration, bool)], Option<usize>); 6] = [
             (&[], None),
-            (&[false, false], Some(0)),
-            (&[true, false], Some(1)),
-            (&[true, true], None),
+            (&[(slow, false), (slow, false)], Some(0)),
+            (&[(slow, true), (slow, false)], Some(1)),
+            (&[(slow, true), (slow, true)], None),
+            // A real review's body arrives at once: a burst does not cut itself off.
+            (&[(fresh, false), (fresh, false)], None),
+            (&[(fresh, false), (slow, false)], Some(1)),
         ];
         for (evicted, want) in table {
             assert_eq!(oldest_reader(evicted.iter().copied()), want, "{evicted:?}");
