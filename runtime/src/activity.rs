@@ -179,7 +179,9 @@ mod tests {
         let idle = (false, false);
         let busy = (true, false);
         let going = (false, true);
-        let table: [(&[(bool, bool)], Option<usize>); 6] = [
+        /// Each connection's (busy, already evicted), oldest first; who goes.
+        type Row<'a> = (&'a [(bool, bool)], Option<usize>);
+        let table: [Row<'_>; 6] = [
             (&[], None),
             (&[idle], Some(0)),
             (&[busy, idle, idle], Some(1)),

@@ -18,6 +18,9 @@ pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         (&Method::GET, "/metrics") => {
             state.metrics.connections(&state.limits.connections);
+            state
+                .metrics
+                .oversized_vmis(crate::vmi::cache::VmiSubset::oversized_total());
             let (content_type, body) = state.metrics.render();
             let mut response = Response::new(Full::new(Bytes::from(body)));
             if let Ok(value) = header::HeaderValue::from_str(&content_type) {

@@ -52,6 +52,7 @@ pub struct Metrics {
     cert_reloads: IntCounterVec,
     oversized: IntCounterVec,
     connections: IntCounterVec,
+    oversized_vmis: prometheus::IntCounter,
 }
 
 // === impl RequestResult ===
@@ -145,6 +146,11 @@ impl Metrics {
             ),
             &["action"],
         )?;
+        let oversized_vmis = prometheus::IntCounter::new(
+            "kube_metrics_webhook_oversized_vmis_total",
+            "VMIs not read because their domain and networks are past the cache's bounds; their pods are judged by their own signals.",
+        )?;
+        registry.register(Box::new(oversized_vmis.clone()))?;
         registry.register(Box::new(oversized.clone()))?;
         registry.register(Box::new(connections.clone()))?;
         for part in crate::patch::shape::PARTS {
@@ -181,7 +187,14 @@ impl Metrics {
             cert_reloads,
             oversized,
             connections,
+            oversized_vmis,
         })
+    }
+
+    /// Brings the oversized VMI counter up to what the VMI decoder counted.
+    pub fn oversized_vmis(&self, total: u64) {
+        self.oversized_vmis
+            .inc_by(total.saturating_sub(self.oversized_vmis.get()));
     }
 
     /// Counts one pod skipped for a list longer than any launcher pod's.

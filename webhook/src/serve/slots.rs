@@ -154,7 +154,9 @@ mod tests {
     fn the_oldest_slow_reader_not_yet_evicted_goes() {
         let slow = READ_GRACE * 2;
         let fresh = READ_GRACE / 2;
-        let table: [(&[(Duration, bool)], Option<usize>); 6] = [
+        /// Each holder's (time reading, already evicted), oldest first; who goes.
+        type Row<'a> = (&'a [(Duration, bool)], Option<usize>);
+        let table: [Row<'_>; 6] = [
             (&[], None),
             (&[(slow, false), (slow, false)], Some(0)),
             (&[(slow, true), (slow, false)], Some(1)),
