@@ -4,6 +4,7 @@
 //! server gives (`response`).
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod activity;
 pub mod backoff;
 pub mod listen;
 pub mod log;
@@ -13,8 +14,9 @@ pub mod shutdown;
 
 use std::time::Duration;
 
+pub use activity::Activity;
 pub use listen::{Listener, Peer, Stream};
-pub use serve::{Handshake, Options, Plain, serve, serve_with};
+pub use serve::{ConnectionStats, Handshake, Kind, Options, Plain, serve, serve_with};
 pub use shutdown::Shutdown;
 
 /// A client must send its request head within this time; hyper applies it to an idle keep-alive
@@ -31,8 +33,14 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// above the longest request we serve on purpose (the webhook gives a body 15 s).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Most connections served at once per server. Legitimate clients need a handful (a scrape, a
+/// Most connections served at once per listener. Legitimate clients need a handful (a scrape, a
 /// probe, the relay, the API server's few keep-alive connections); the cap bounds memory and file
-/// descriptors well under the usual soft limit of 1024, leaving room for the collector's /proc
-/// files.
+/// descriptors well under the usual soft limit of 1024 (two listeners: 512), leaving room for the
+/// collector's /proc files. At the cap the oldest idle connection is closed for the new one
+/// (`activity`), so idle clients cannot hold the cap against busy ones.
 pub const MAX_CONNECTIONS: usize = 256;
+
+/// Largest request head a connection buffers. Every client here sends a head of a few hundred
+/// bytes; hyper's default (~400 KiB) would let each of `MAX_CONNECTIONS` slowloris clients hold
+/// 400 KiB, 100 MiB per listener.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;

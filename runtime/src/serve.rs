@@ -1,11 +1,16 @@
 //! The one accept loop: hyper HTTP/1 over one or more listeners, with a per-connection handshake
-//! step (the webhook's TLS) and header-read timeout, a connection cap, backoff when `accept`
-//! fails, a span per connection and per request, and a drain with a deadline once shutdown starts.
+//! step (the webhook's TLS) and header-read timeout, a connection cap per listener (at the cap the
+//! oldest idle connection makes room: `activity`), backoff when `accept` fails, a span per
+//! connection and per request, and a drain with a deadline once shutdown starts.
+//!
+//! Each listener has its own cap, so clients of one (the TCP port any pod can reach) can never use
+//! up the connections of another (the Unix socket the relay and the exec probe use).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -18,6 +23,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::activity::Table;
 use crate::backoff::{Backoff, Failure, LOG_INTERVAL, RateLimit, classify};
 use crate::listen::{Listener, Stream};
 use crate::response::Body;
@@ -25,6 +31,13 @@ use crate::shutdown::Shutdown;
 
 /// After the drain deadline, how long the cut connections get to let go of their permits.
 const CUT_GRACE: Duration = Duration::from_secs(1);
+
+/// hyper's smallest read buffer (`max_buf_size` panics below it).
+const MIN_BUF: usize = 8192;
+
+/// How long a new connection waits for the slot of the idle one it evicted: that connection's task
+/// only has to notice and drop, so this is a bound, not a delay.
+const EVICT_WAIT: Duration = Duration::from_secs(1);
 
 /// Per-server settings; the defaults are the crate's constants.
 #[derive(Clone, Debug)]
@@ -35,8 +48,27 @@ pub struct Options {
     pub handshake: Duration,
     /// Time in-flight requests get once shutdown starts.
     pub drain: Duration,
-    /// Connections served at once; past it a new connection is closed at once.
+    /// Connections served at once on each listener; past it the oldest idle one is closed for the
+    /// new one, and when every one is busy the new one is closed at once.
     pub max_connections: usize,
+    /// Largest request head (hyper's read buffer, at least 8 KiB), per connection.
+    pub max_head_bytes: usize,
+    /// Connections evicted and refused, for the binary's own metrics.
+    pub stats: Arc<ConnectionStats>,
+}
+
+/// What the caps did, per kind of listener.
+#[derive(Debug, Default)]
+pub struct ConnectionStats {
+    evicted: [AtomicU64; 2],
+    refused: [AtomicU64; 2],
+}
+
+/// A listener's kind, as a metric label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Tcp,
+    Unix,
 }
 
 /// A step between accept and HTTP, bounded by `Options::handshake`: TLS for the webhook.
@@ -58,8 +90,13 @@ struct Shared<S, H> {
     shutdown: Shutdown,
     /// Triggered at the drain deadline: connections still open are dropped.
     cut: Shutdown,
-    /// One per open connection: the cap, and what the drain waits for.
+}
+
+/// One listener's connections: its cap, what the drain waits for, and who may be evicted.
+struct Slots {
     permits: Arc<Semaphore>,
+    total: u32,
+    table: Arc<Table>,
 }
 
 // === impl Options ===
@@ -71,6 +108,42 @@ impl Default for Options {
             handshake: crate::HANDSHAKE_TIMEOUT,
             drain: crate::DRAIN_TIMEOUT,
             max_connections: crate::MAX_CONNECTIONS,
+            max_head_bytes: crate::MAX_HEAD_BYTES,
+            stats: Arc::default(),
+        }
+    }
+}
+
+// === impl ConnectionStats ===
+
+impl ConnectionStats {
+    /// Idle connections closed to make room for a new one.
+    pub fn evicted(&self, kind: Kind) -> u64 {
+        self.evicted[kind as usize].load(Ordering::Relaxed)
+    }
+
+    /// New connections closed at once because every connection was busy.
+    pub fn refused(&self, kind: Kind) -> u64 {
+        self.refused[kind as usize].load(Ordering::Relaxed)
+    }
+}
+
+// === impl Kind ===
+
+impl Kind {
+    pub const ALL: [Kind; 2] = [Kind::Tcp, Kind::Unix];
+
+    pub fn of(listener: &Listener) -> Kind {
+        match listener {
+            Listener::Tcp(_) => Kind::Tcp,
+            Listener::Unix(_) => Kind::Unix,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Unix => "unix",
         }
     }
 }
@@ -109,7 +182,6 @@ pub async fn serve_with<S, H, F>(
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let total = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
-    let permits = Arc::new(Semaphore::new(total as usize));
     let (cut_tx, cut) = Shutdown::channel();
     let drain = options.drain;
     let shared = Arc::new(Shared {
@@ -118,37 +190,81 @@ pub async fn serve_with<S, H, F>(
         options,
         shutdown,
         cut,
-        permits: Arc::clone(&permits),
     });
     let mut loops = JoinSet::new();
+    let mut all = Vec::new();
     for listener in listeners {
-        loops.spawn(accept_loop(listener, Arc::clone(&shared)));
+        let slots = Arc::new(Slots {
+            permits: Arc::new(Semaphore::new(total as usize)),
+            total,
+            table: Arc::default(),
+        });
+        all.push(Arc::clone(&slots));
+        loops.spawn(accept_loop(listener, slots, Arc::clone(&shared)));
     }
     while loops.join_next().await.is_some() {}
 
-    let open = |permits: &Semaphore| total as usize - permits.available_permits();
-    tracing::info!(connections = open(&permits), "Draining");
-    match tokio::time::timeout(drain, permits.acquire_many(total)).await {
-        Ok(_) => tracing::info!("Drained"),
-        Err(_) => {
-            tracing::warn!(
-                connections = open(&permits),
-                "Drain timed out; closing the rest"
-            );
-            let _ = cut_tx.send(true);
-            let _ = tokio::time::timeout(CUT_GRACE, permits.acquire_many(total)).await;
+    let open = |all: &[Arc<Slots>]| all.iter().map(|s| s.open()).sum::<usize>();
+    tracing::info!(connections = open(&all), "Draining");
+    if tokio::time::timeout(drain, drained(&all)).await.is_ok() {
+        tracing::info!("Drained");
+    } else {
+        tracing::warn!(
+            connections = open(&all),
+            "Drain timed out; closing the rest"
+        );
+        let _ = cut_tx.send(true);
+        let _ = tokio::time::timeout(CUT_GRACE, drained(&all)).await;
+    }
+}
+
+/// Resolves once every connection of every listener has closed.
+async fn drained(all: &[Arc<Slots>]) {
+    for slots in all {
+        let _ = slots.permits.acquire_many(slots.total).await;
+    }
+}
+
+// === impl Slots ===
+
+impl Slots {
+    fn open(&self) -> usize {
+        self.total as usize - self.permits.available_permits()
+    }
+
+    /// A slot for a new connection: a free one, else the one the oldest idle connection gives up.
+    /// `None` when every connection is busy.
+    async fn admit(&self, stats: &ConnectionStats, kind: Kind) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some(permit);
+        }
+        if !self.table.evict_oldest_idle() {
+            stats.refused[kind as usize].fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let freed = Arc::clone(&self.permits).acquire_owned();
+        match tokio::time::timeout(EVICT_WAIT, freed).await {
+            Ok(Ok(permit)) => {
+                stats.evicted[kind as usize].fetch_add(1, Ordering::Relaxed);
+                Some(permit)
+            }
+            _ => {
+                stats.refused[kind as usize].fetch_add(1, Ordering::Relaxed);
+                None
+            }
         }
     }
 }
 
 /// Accepts on one listener until shutdown starts.
-async fn accept_loop<S, H, F>(listener: Listener, shared: Arc<Shared<S, H>>)
+async fn accept_loop<S, H, F>(listener: Listener, slots: Arc<Slots>, shared: Arc<Shared<S, H>>)
 where
     S: Handshake,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let name: Arc<str> = listener.to_string().into();
+    let kind = Kind::of(&listener);
     let mut backoff = Backoff::default();
     let mut errors = RateLimit::new(LOG_INTERVAL);
     let mut refused = RateLimit::new(LOG_INTERVAL);
@@ -177,19 +293,25 @@ where
             }
         };
         backoff.succeeded();
-        // At the cap we accept and close at once rather than stop accepting: the client learns
+        // At the cap we accept and evict or close rather than stop accepting: the client learns
         // right away instead of waiting in the backlog until it times out, and the kernel's
         // backlog does not fill with connections we would serve long after their clients left.
-        let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() else {
+        let admitted = tokio::select! {
+            biased;
+            () = shared.shutdown.wait() => break,
+            admitted = slots.admit(&shared.options.stats, kind) => admitted,
+        };
+        let Some(permit) = admitted else {
             drop(stream);
             if let Some(suppressed) = refused.hit(Instant::now()) {
                 let limit = shared.options.max_connections;
-                tracing::warn!(listener = %name, %peer, limit, suppressed, "Too many connections; closing new ones");
+                tracing::warn!(listener = %name, %peer, limit, suppressed, "Every connection is busy; closing new ones");
             }
             continue;
         };
+        let entry = slots.table.open();
         let span = tracing::info_span!("connection", listener = %name, %peer);
-        tokio::spawn(connection(Arc::clone(&shared), stream, permit).instrument(span));
+        tokio::spawn(connection(Arc::clone(&shared), stream, (permit, entry)).instrument(span));
     }
     tracing::debug!(listener = %name, "Stopped accepting");
 }
@@ -199,12 +321,13 @@ where
 async fn connection<S, H, F>(
     shared: Arc<Shared<S, H>>,
     stream: Stream,
-    _permit: OwnedSemaphorePermit,
+    (_permit, entry): (OwnedSemaphorePermit, crate::activity::Entry),
 ) where
     S: Handshake,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
+    let activity = entry.activity();
     let handshake =
         tokio::time::timeout(shared.options.handshake, shared.handshake.handshake(stream));
     let io = tokio::select! {
@@ -216,13 +339,18 @@ async fn connection<S, H, F>(
         },
         // Nothing is in flight before the handshake is done.
         () = shared.shutdown.wait() => return,
+        () = activity.evicted() => return tracing::debug!("Evicted before its handshake"),
     };
     let handler = shared.handler.clone();
-    let service = service_fn(move |req: Request<Incoming>| {
+    let requests = Arc::clone(activity);
+    let service = service_fn(move |mut req: Request<Incoming>| {
+        let busy = requests.busy();
+        req.extensions_mut().insert(Arc::clone(&requests));
         let span = tracing::info_span!("request", method = %req.method(), path = req.uri().path());
         let response = span.in_scope(|| handler(req));
         async move {
             let response = response.await;
+            drop(busy);
             tracing::debug!(status = response.status().as_u16(), "Request finished");
             Ok::<_, Infallible>(response)
         }
@@ -232,11 +360,13 @@ async fn connection<S, H, F>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(shared.options.header_read)
+        .max_buf_size(shared.options.max_head_bytes.max(MIN_BUF))
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,
+        () = activity.evicted() => return tracing::debug!("Evicted for a new connection"),
         () = shared.shutdown.wait() => {
             // Finishes the request in flight, then closes; an idle connection closes now.
             conn.as_mut().graceful_shutdown();

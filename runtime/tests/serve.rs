@@ -1,4 +1,5 @@
-//! The accept loop against real TCP clients: drain, drain deadline, connection cap, sockets.
+//! The accept loop against real TCP clients: drain, drain deadline, connection caps and eviction,
+//! sockets.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use kube_metrics_runtime::response::{self, Body};
-use kube_metrics_runtime::{Listener, Options, Shutdown, listen, serve};
+use kube_metrics_runtime::{ConnectionStats, Kind, Listener, Options, Shutdown, listen, serve};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, mpsc};
@@ -21,6 +22,7 @@ struct Fixture {
     started: mpsc::UnboundedReceiver<()>,
     release: Arc<Notify>,
     task: JoinHandle<()>,
+    stats: Arc<ConnectionStats>,
 }
 
 async fn start(options: Options) -> Fixture {
@@ -30,6 +32,7 @@ async fn start(options: Options) -> Fixture {
     let (started_tx, started) = mpsc::unbounded_channel();
     let release = Arc::new(Notify::new());
     let gate = Arc::clone(&release);
+    let stats = Arc::clone(&options.stats);
     let handler = move |req: Request<Incoming>| {
         let (started, gate) = (started_tx.clone(), Arc::clone(&gate));
         async move { route(req.uri().path(), started, gate).await }
@@ -41,6 +44,7 @@ async fn start(options: Options) -> Fixture {
         started,
         release,
         task,
+        stats,
     }
 }
 
@@ -146,24 +150,40 @@ async fn drain_deadline_cuts_a_hung_request() {
 }
 
 #[tokio::test]
-async fn connections_past_the_cap_are_closed_at_once() {
+async fn at_the_cap_the_oldest_idle_connection_makes_room() {
     let fx = start(Options {
         max_connections: 2,
         ..Options::default()
     })
     .await;
-    // Two idle connections take both slots; prove each was accepted with a request first.
+    let stats = Arc::clone(&fx.stats);
+    // Two connections that never send a byte take both slots.
+    let mut silent = Vec::new();
+    for _ in 0..2 {
+        silent.push(TcpStream::connect(fx.addr).await.unwrap());
+    }
+    // A real request still gets through, by closing the oldest silent one.
+    let mut real = send(fx.addr, "/").await;
+    let mut buf = [0; 12];
+    real.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    assert_eq!(read_all(&mut silent[0]).await, "", "the oldest was closed");
+    assert_eq!(stats.evicted(Kind::Tcp), 1);
+    assert_eq!(stats.refused(Kind::Tcp), 0);
+}
+
+#[tokio::test]
+async fn connections_past_a_busy_cap_are_closed_at_once() {
+    let mut fx = start(Options {
+        max_connections: 2,
+        ..Options::default()
+    })
+    .await;
+    // Two requests in hand: nobody can be evicted.
     let mut held = Vec::new();
     for _ in 0..2 {
-        let mut stream = TcpStream::connect(fx.addr).await.unwrap();
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0; 12];
-        stream.read_exact(&mut buf).await.unwrap();
-        assert_eq!(&buf, b"HTTP/1.1 200");
-        held.push(stream);
+        held.push(send(fx.addr, "/slow").await);
+        fx.started.recv().await.unwrap();
     }
     let mut third = send(fx.addr, "/").await;
     assert_eq!(
@@ -171,8 +191,14 @@ async fn connections_past_the_cap_are_closed_at_once() {
         "",
         "the third connection is closed unanswered"
     );
+    assert_eq!(fx.stats.refused(Kind::Tcp), 1);
 
-    drop(held.pop());
+    fx.release.notify_waiters();
+    for mut stream in held {
+        let mut buf = [0; 12];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
     let addr = fx.addr;
     eventually("a freed slot serves again", || async move {
         let mut stream = send(addr, "/").await;
@@ -180,6 +206,48 @@ async fn connections_past_the_cap_are_closed_at_once() {
         stream.read_exact(&mut buf).await.is_ok() && &buf == b"HTTP/1.1 200"
     })
     .await;
+}
+
+#[tokio::test]
+async fn each_listener_has_its_own_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.sock");
+    let tcp = Listener::from(TcpListener::bind("127.0.0.1:0").await.unwrap());
+    let addr = tcp.tcp_addr().unwrap();
+    let unix = listen::bind_unix(&path).unwrap();
+    let (_stop, shutdown) = Shutdown::channel();
+    let options = Options {
+        max_connections: 4,
+        ..Options::default()
+    };
+    let stats = Arc::clone(&options.stats);
+    let handler = |req: Request<Incoming>| async move {
+        if req.uri().path() == "/hang" {
+            std::future::pending::<()>().await;
+        }
+        response::text(StatusCode::OK, "ok\n")
+    };
+    tokio::spawn(serve(vec![tcp, unix], handler, shutdown, options));
+    // TCP is full of requests in hand.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(send(addr, "/hang").await);
+    }
+    let mut refused = send(addr, "/").await;
+    assert_eq!(read_all(&mut refused).await, "");
+    // The socket answers all the same.
+    for _ in 0..8 {
+        let mut stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    assert!(stats.refused(Kind::Tcp) >= 1);
+    assert_eq!(stats.refused(Kind::Unix), 0);
 }
 
 #[tokio::test]

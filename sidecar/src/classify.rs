@@ -238,7 +238,13 @@ impl ThreadClass {
     }
 }
 
-/// The `<name>` of QEMU's `-name guest=<namespace>_<name>,...`, from its cmdline bytes.
+/// Longest guest name kept: a VMI's name is a DNS subdomain, at most 253 characters. A longer one
+/// is no KubeVirt guest's; it would become the `domain` label of every series of its pod (a
+/// process any pod can run put 130 KB there), so it is dropped and the pod's name is used.
+pub const MAX_GUEST_NAME: usize = 253;
+
+/// The `<name>` of QEMU's `-name guest=<namespace>_<name>,...`, from its cmdline bytes; `None`
+/// past [`MAX_GUEST_NAME`].
 pub fn qemu_guest_name(cmdline: &[u8]) -> Option<String> {
     let mut args = crate::proc::parse::args(cmdline);
     while let Some(arg) = args.next() {
@@ -254,6 +260,9 @@ pub fn qemu_guest_name(cmdline: &[u8]) -> Option<String> {
             .find_map(|opt| opt.strip_prefix(b"guest="))?;
         // A namespace is a DNS label and cannot contain `_`, so the first `_` ends it.
         let (_, name) = guest.split_once_byte(b'_')?;
+        if name.len() > MAX_GUEST_NAME {
+            return None;
+        }
         let name = std::str::from_utf8(name).ok()?;
         return (!name.is_empty()).then(|| name.to_string());
     }

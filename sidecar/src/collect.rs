@@ -16,6 +16,10 @@ pub use collection::{ByThreadClass, Collection, CpuTicks, Memory, ProcessCounter
 pub use guest::{GuestMemoryConfig, GuestSample, Reading, due};
 
 use crate::classify::{Class, RoleId, Roles, ThreadClass, qemu_guest_name};
+
+/// Longest QEMU command line read for guest memory, devices and the guest name. KubeVirt's is a few
+/// KiB, some 100 KiB with its most disks (256); past this the process still counts as QEMU.
+pub const MAX_QEMU_CMDLINE: usize = 256 * 1024;
 use crate::guest_memory::GuestMemory;
 use crate::proc::{ErrorCounts, ErrorKind, ProcRoot, ProcessKey, ReadError, Reader};
 use crate::qemu_devices::QemuDevices;
@@ -268,7 +272,10 @@ impl Collector {
             Ok(cmdline) => {
                 let class = self.roles.classify(cmdline, comm.bytes());
                 match class {
-                    Class::Role(Roles::QEMU) => {
+                    // A command line past the cap is no KubeVirt QEMU's; what it would make us
+                    // keep per pod (backend ids, the guest name) is what a node's 110 pods would
+                    // multiply.
+                    Class::Role(Roles::QEMU) if cmdline.len() <= MAX_QEMU_CMDLINE => {
                         let args = || crate::proc::parse::args(cmdline);
                         (
                             class,

@@ -26,6 +26,10 @@ pub use parse::{Io, Stat, Status};
 /// Big enough for any `stat`, `status` or `io` file in one read.
 const MIN_READ_BUFFER: usize = 4096;
 
+/// Largest read buffer kept between reads. A command line can be 2 MiB (`ARG_MAX`), and the node
+/// collector has a reader per pod: keeping each one's largest read would be 110 times that.
+const MAX_KEPT_BUFFER: usize = 64 * 1024;
+
 /// `getdents64` buffer: a pid namespace's `/proc` or a process's `task/` in one or two calls.
 const DIRENT_BUFFER: usize = 8192;
 
@@ -182,6 +186,9 @@ impl Reader {
     /// `<pid>/cmdline`; the bytes stay valid until the next read. Read once per process, so the
     /// fd is not kept.
     pub fn cmdline(&mut self, pid: i32) -> Result<&[u8], ReadError> {
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            self.buf = vec![0; MIN_READ_BUFFER];
+        }
         let read = self.ensure_root().and_then(|()| {
             let dir = self.fds.entry(root_fd(&self.root_dir)?, pid)?;
             let fd = files::open_file(dir.dir.as_fd(), "cmdline")?;
@@ -200,6 +207,9 @@ impl Reader {
     /// A kept fd that reports its process gone is dropped with everything of that pid, and `stat`
     /// is retried once through a fresh open: the pid may now name a new process.
     fn read_pid_file(&mut self, pid: i32, file: PidFile) -> Result<(), Errno> {
+        if self.buf.capacity() > MAX_KEPT_BUFFER {
+            self.buf = vec![0; MIN_READ_BUFFER];
+        }
         self.ensure_root()?;
         if let Some(fd) = self.fds.get(pid).and_then(|e| e.file(file)) {
             match files::read_all(fd, &mut self.buf, MIN_READ_BUFFER) {

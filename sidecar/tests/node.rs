@@ -157,6 +157,8 @@ fn reports_only_the_uninjected_attested_launcher_pod() {
             unverified: 0,
             unattested: 1,
             unattested_processes: 4,
+            // The fixture's QEMU has no `-name`.
+            domain_fallbacks: 1,
         },
         "{text}"
     );
@@ -210,4 +212,58 @@ fn an_unreadable_listing_reports_nothing() {
         text.contains("kube_metrics_collector_node_pods{state=\"collected\"} 0"),
         "{text}"
     );
+}
+
+/// VmHWM of this process, in KiB.
+fn peak_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_node_full_of_pods_with_huge_guest_names_stays_small() {
+    // maxPods: 110 ordinary pods, each running a `qemu-kvm` whose guest name is 130 KB (an
+    // argument's most is 128 KiB of a 2 MiB command line).
+    const PODS: usize = 110;
+    let node = Node::new();
+    let name = "g".repeat(130_000);
+    for i in 0..PODS {
+        let uid = format!("6f1c0e8a-0000-4000-8000-{i:012}");
+        let pid = 1000 + i as i32;
+        node.process(pid, "/usr/libexec/qemu-kvm", "qemu-kvm", Some(&uid));
+        let cmdline =
+            format!("/usr/libexec/qemu-kvm\0-name\0guest=ns-{i}_{name},debug-threads=on\0");
+        fs::write(node.tree.pid_dir(pid).join("cmdline"), cmdline).unwrap();
+        node.log_dir(&format!("ns-{i}"), &format!("pod-{i}"), &uid);
+    }
+    let before = peak_kib();
+    let mut scraper = node.scraper();
+    scraper.scrape();
+    let text = scraper.scrape();
+    let grew = peak_kib().saturating_sub(before);
+    println!(
+        "attack 7: {PODS} pods with 130 KB guest names: body {} KiB, {} series, peak RSS +{:.1} MiB, fallbacks {}",
+        text.len() / 1024,
+        text.lines().filter(|l| !l.starts_with('#')).count(),
+        grew as f64 / 1024.0,
+        scraper.last.domain_fallbacks,
+    );
+    assert_eq!(scraper.last.collected, PODS as u64);
+    assert_eq!(scraper.last.domain_fallbacks, PODS as u64);
+    assert!(
+        !text.contains("ggggggggggggggggggggggggggggggggggg"),
+        "a guest name reached a label"
+    );
+    assert!(
+        text.contains(r#"domain="pod-7""#),
+        "the pod's name stands in"
+    );
+    // Each pod's exposition is tens of KiB, not 74 series of 130 KB (9.6 MB per pod).
+    assert!(text.len() < PODS * 32 * 1024, "{} bytes", text.len());
+    assert!(grew < 64 * 1024, "grew {grew} KiB");
 }

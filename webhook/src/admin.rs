@@ -17,6 +17,10 @@ pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
         (&Method::GET, "/readyz") if state.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
         (&Method::GET, "/metrics") => {
+            state.metrics.connections(&state.limits.connections);
+            state
+                .metrics
+                .oversized_vmis(crate::vmi::cache::VmiSubset::oversized_total());
             let (content_type, body) = state.metrics.render();
             let mut response = Response::new(Full::new(Bytes::from(body)));
             if let Ok(value) = header::HeaderValue::from_str(&content_type) {
@@ -31,7 +35,11 @@ pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
 
 /// Serves until `stop` starts (after the HTTPS port has drained), then drains its own requests.
 pub async fn run(listener: Listener, state: Arc<State>, stop: Shutdown) {
-    let options = state.limits.options();
+    // Its own connection counts: the exported ones are the HTTPS port's.
+    let options = kube_metrics_runtime::Options {
+        stats: Arc::default(),
+        ..state.limits.options()
+    };
     let handler = move |req: Request<Incoming>| {
         let response = route(&req, &state);
         async move { response }

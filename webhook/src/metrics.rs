@@ -1,8 +1,12 @@
 //! The webhook's own Prometheus metrics (served on the admin listener in text format 0.0.4).
+use kube_metrics_runtime::{ConnectionStats, Kind};
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounterVec, Opts, Registry, TextEncoder,
 };
 use std::time::Duration;
+
+/// The `action` label of `kube_metrics_webhook_connections_total`.
+const CONNECTION_ACTIONS: [&str; 2] = ["evicted", "refused"];
 
 use crate::{decide::SkipReason, patch::Outcome};
 
@@ -32,6 +36,8 @@ pub enum RequestResult {
     Error,
     /// Not an AdmissionReview we could answer: 400, 408, 413 or 415.
     BadRequest,
+    /// No review slot came free in time: 503.
+    Busy,
 }
 
 /// Every series the webhook exports; cheap to clone (the collectors are `Arc`s inside).
@@ -44,14 +50,22 @@ pub struct Metrics {
     duration: Histogram,
     cert_expiry: Gauge,
     cert_reloads: IntCounterVec,
+    oversized: IntCounterVec,
+    connections: IntCounterVec,
+    oversized_vmis: prometheus::IntCounter,
 }
 
 // === impl RequestResult ===
 
 impl RequestResult {
     /// Every value, so each series starts at 0.
-    pub const ALL: &'static [RequestResult] =
-        &[Self::Injected, Self::Skipped, Self::Error, Self::BadRequest];
+    pub const ALL: &'static [RequestResult] = &[
+        Self::Injected,
+        Self::Skipped,
+        Self::Error,
+        Self::BadRequest,
+        Self::Busy,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -59,6 +73,7 @@ impl RequestResult {
             Self::Skipped => "skipped",
             Self::Error => "error",
             Self::BadRequest => "bad_request",
+            Self::Busy => "busy",
         }
     }
 
@@ -117,6 +132,33 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let oversized = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_oversized_pods_total",
+                "Pods skipped as unparseable because a list is longer than any launcher pod's, by list.",
+            ),
+            &["part"],
+        )?;
+        let connections = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_connections_total",
+                "HTTPS connections closed by the connection cap: idle ones evicted for a new one, new ones refused while every connection was busy.",
+            ),
+            &["action"],
+        )?;
+        let oversized_vmis = prometheus::IntCounter::new(
+            "kube_metrics_webhook_oversized_vmis_total",
+            "VMIs not read because their domain and networks are past the cache's bounds; their pods are judged by their own signals.",
+        )?;
+        registry.register(Box::new(oversized_vmis.clone()))?;
+        registry.register(Box::new(oversized.clone()))?;
+        registry.register(Box::new(connections.clone()))?;
+        for part in crate::patch::shape::PARTS {
+            oversized.with_label_values(&[*part]);
+        }
+        for action in CONNECTION_ACTIONS {
+            connections.with_label_values(&[action]);
+        }
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(skips.clone()))?;
         registry.register(Box::new(vmi_lookups.clone()))?;
@@ -143,7 +185,33 @@ impl Metrics {
             duration,
             cert_expiry,
             cert_reloads,
+            oversized,
+            connections,
+            oversized_vmis,
         })
+    }
+
+    /// Brings the oversized VMI counter up to what the VMI decoder counted.
+    pub fn oversized_vmis(&self, total: u64) {
+        self.oversized_vmis
+            .inc_by(total.saturating_sub(self.oversized_vmis.get()));
+    }
+
+    /// Counts one pod skipped for a list longer than any launcher pod's.
+    pub fn oversized(&self, part: &str) {
+        self.oversized.with_label_values(&[part]).inc();
+    }
+
+    /// Brings the connection counters up to what the runtime's cap counted on the HTTPS port.
+    pub fn connections(&self, stats: &ConnectionStats) {
+        let [evicted, refused] = CONNECTION_ACTIONS;
+        for (action, total) in [
+            (evicted, stats.evicted(Kind::Tcp)),
+            (refused, stats.refused(Kind::Tcp)),
+        ] {
+            let counter = self.connections.with_label_values(&[action]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
     }
 
     /// Counts one request and its latency.

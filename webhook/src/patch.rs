@@ -11,6 +11,7 @@
 //! and one over the [`complexity::LIMIT`], checked on the bytes before anything is built.
 pub mod complexity;
 pub mod ops;
+pub mod shape;
 pub mod sidecar;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -60,6 +61,8 @@ enum Stage {
     Error { error: String, strip: bool },
     /// Decided from the pod alone.
     Skip(SkipReason),
+    /// Longer than any launcher pod: skipped as `unparseable` before its typed read.
+    Oversized(shape::Oversized),
     /// The VM decides; `vmi` is what to look up (none when the pod does not name its VMI fully).
     Candidate {
         candidate: Candidate,
@@ -93,6 +96,8 @@ pub struct Reviewed {
     pub source: Option<Source>,
     /// How the injected sidecar is scraped, and why.
     pub scrape: Option<PathDecision>,
+    /// The list that made the pod too long to read, when that was the reason for the skip.
+    pub oversized: Option<shape::Oversized>,
 }
 
 /// A request body that is not an AdmissionReview we can answer (HTTP 400).
@@ -146,7 +151,8 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
             error: truncated(error),
             strip,
         },
-        Ok(pod) => {
+        Ok(Err(oversized)) => Stage::Oversized(oversized),
+        Ok(Ok(pod)) => {
             let port = pod.spec.as_ref().and_then(decide::injected_port).flatten();
             match decide::precheck(pod) {
                 Err(SkipReason::AlreadyInjected) => Stage::Reinvoked { port, vmi: vmi() },
@@ -184,6 +190,7 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
         )
     };
     let (mut source, mut scrape, mut warnings) = (None, None, Vec::new());
+    let mut oversized = None;
     let (outcome, ops) = match &parsed.stage {
         Stage::Error { error, strip } => {
             warnings.push(format!(
@@ -197,6 +204,10 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
             (Outcome::Error(error.clone()), ops)
         }
         Stage::Skip(reason) => skip(*reason),
+        Stage::Oversized(too_long) => {
+            oversized = Some(*too_long);
+            skip(SkipReason::Unparseable)
+        }
         Stage::Reinvoked { port, .. } => {
             let (judged, path) = decide::reinvoked(*port, policy, lookup);
             (source, scrape) = (Some(judged), Some(path));
@@ -241,6 +252,7 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
         patch_len,
         source,
         scrape,
+        oversized,
     }
 }
 
@@ -251,14 +263,18 @@ impl Parsed {
     pub fn vmi_ref(&self) -> Option<&VmiRef> {
         match &self.stage {
             Stage::Candidate { vmi, .. } | Stage::Reinvoked { vmi, .. } => vmi.as_ref(),
-            Stage::Error { .. } | Stage::Skip(_) => None,
+            Stage::Error { .. } | Stage::Skip(_) | Stage::Oversized(_) => None,
         }
     }
 }
 
-/// The request's object as a typed pod, or why it is not one we can answer for, and whether it is a
-/// Pod at CREATE all the same (only its typed read failed).
-fn pod_of(request: &Value, object: &Value) -> Result<Pod, (String, bool)> {
+/// The request's object as a typed pod (or the list that makes it too long to read as one), or why
+/// it is not one we can answer for, and whether it is a Pod at CREATE all the same (only its typed
+/// read failed).
+fn pod_of(
+    request: &Value,
+    object: &Value,
+) -> Result<Result<Pod, shape::Oversized>, (String, bool)> {
     let not_ours = |error: String| (error, false);
     let operation = request.get("operation").and_then(Value::as_str);
     if operation != Some("CREATE") {
@@ -276,8 +292,13 @@ fn pod_of(request: &Value, object: &Value) -> Result<Pod, (String, bool)> {
     if !object.is_object() {
         return Err(not_ours("the request has no object".to_owned()));
     }
+    if let Err(oversized) = shape::check(object) {
+        return Ok(Err(oversized));
+    }
     // Typed, for reading only; the patch is built on `object` itself.
-    Pod::deserialize(object).map_err(|e| (format!("the object is not a readable Pod: {e}"), true))
+    Pod::deserialize(object)
+        .map(Ok)
+        .map_err(|e| (format!("the object is not a readable Pod: {e}"), true))
 }
 
 /// The serialized answer: always allowed, with the patch when there are operations.

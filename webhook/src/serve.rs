@@ -6,7 +6,7 @@ use http::{Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
-use kube_metrics_runtime::{Handshake, Options, Shutdown, Stream, listen};
+use kube_metrics_runtime::{ConnectionStats, Handshake, Options, Shutdown, Stream, listen};
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
@@ -19,9 +19,17 @@ use crate::{
 };
 
 mod mutate;
+pub mod slots;
 
 /// The path the MutatingWebhookConfiguration points at.
 pub const MUTATE_PATH: &str = "/mutate";
+
+/// The default body cap ([`Limits::body_cap`]): the API server's own request limit.
+pub const BODY_CAP: usize = 3 * 1024 * 1024;
+
+/// The default number of review slots ([`Limits::reviews`]); the arithmetic that fits them in the
+/// Deployment's 128 MiB is in docs/threat-model.md.
+pub const REVIEW_SLOTS: usize = 4;
 
 /// Validated settings for `serve`.
 #[derive(Debug)]
@@ -50,8 +58,9 @@ pub enum VmiLookups {
 /// behaviour and, where the webhook has no reason to differ, are the runtime's; tests shorten them.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// An AdmissionReview of a pod is a few KiB; the API server caps objects at ~1.5 MiB and
-    /// webhooks conventionally accept 6 MiB (what kube-apiserver itself allows for JSON bodies).
+    /// A launcher pod's AdmissionReview is ~15 KiB. etcd stores at most 1.5 MiB per object and the
+    /// API server takes request bodies of at most 3 MiB, so no pod the cluster can create has a
+    /// larger review; every byte allowed here is memory each of `reviews` may hold.
     pub body_cap: usize,
     /// Time for the TLS handshake.
     pub handshake: Duration,
@@ -64,6 +73,14 @@ pub struct Limits {
     pub drain: Duration,
     /// How often the certificate files are checked for rotation.
     pub reload_interval: Duration,
+    /// Reviews that read a body and decide at once (`serve::slots`): the webhook's memory is this
+    /// many reviews at their worst (docs/threat-model.md).
+    pub reviews: usize,
+    /// How long a review waits for a slot before it is answered 503: with the lookup budget (2 s)
+    /// it stays under the API server's 5 s `timeoutSeconds`.
+    pub slot_wait: Duration,
+    /// What the HTTPS port's connection cap did, exported as metrics.
+    pub connections: Arc<ConnectionStats>,
 }
 
 /// What every connection handler shares.
@@ -75,6 +92,8 @@ pub struct State {
     pub vmi: Option<Arc<dyn DynLookup>>,
     pub store: Arc<CertStore>,
     pub limits: Limits,
+    /// The review slots every POST /mutate takes.
+    pub reviews: Arc<slots::Reviews>,
     /// Readiness goes once shutdown starts.
     shutdown: Shutdown,
 }
@@ -93,12 +112,15 @@ pub struct Running {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            body_cap: 6 * 1024 * 1024,
+            body_cap: BODY_CAP,
             handshake: kube_metrics_runtime::HANDSHAKE_TIMEOUT,
             header_read: kube_metrics_runtime::HEADER_READ_TIMEOUT,
             request: Duration::from_secs(15),
             drain: kube_metrics_runtime::DRAIN_TIMEOUT,
             reload_interval: Duration::from_secs(1),
+            reviews: REVIEW_SLOTS,
+            slot_wait: Duration::from_secs(2),
+            connections: Arc::default(),
         }
     }
 }
@@ -110,6 +132,7 @@ impl Limits {
             header_read: self.header_read,
             handshake: self.handshake,
             drain: self.drain,
+            stats: Arc::clone(&self.connections),
             ..Options::default()
         }
     }
@@ -126,12 +149,14 @@ impl State {
         limits: Limits,
         shutdown: Shutdown,
     ) -> Self {
+        let reviews = slots::Reviews::new(limits.reviews, limits.slot_wait);
         Self {
             policy,
             metrics,
             vmi,
             store,
             limits,
+            reviews,
             shutdown,
         }
     }

@@ -126,29 +126,6 @@ async fn answer(
     }
 }
 
-/// VmRSS and VmHWM of `pid`, in KiB.
-fn memory_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
-/// Resets the peak to the current RSS (proc(5): clear_refs, "5").
-fn reset_peak(pid: u32) {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-}
-
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
 /// The worst-case bodies, each just under the byte cap.
 fn worst_bodies() -> Vec<(&'static str, Vec<u8>)> {
     let fill = |open: &str, item: &dyn Fn(usize) -> String, close: &str| {

@@ -33,7 +33,7 @@ impl VmiSource for FakeSource {
             .flatten()
     }
 
-    async fn get(&self, vmi: &VmiRef) -> Result<Option<Value>, String> {
+    async fn get(&self, vmi: &VmiRef) -> Result<Option<CachedVmi>, String> {
         if vmi.name == "slow" {
             tokio::time::sleep(Duration::from_secs(30)).await;
         }

@@ -132,6 +132,13 @@ fn finds_guest_name_in_qemu_cmdline() {
     let c = b"qemu-kvm\0-name=debug-threads=on,guest=default_my_vm\0";
     assert_eq!(qemu_guest_name(c).as_deref(), Some("my_vm"));
     assert_eq!(qemu_guest_name(b"qemu-kvm\0-name\0"), None);
+    let at_cap = format!("qemu-kvm\0-name\0guest=ns_{}\0", "v".repeat(MAX_GUEST_NAME));
+    assert_eq!(
+        qemu_guest_name(at_cap.as_bytes()).map(|n| n.len()),
+        Some(MAX_GUEST_NAME)
+    );
+    let over = format!("qemu-kvm\0-name\0guest=ns_{}\0", "v".repeat(130_000));
+    assert_eq!(qemu_guest_name(over.as_bytes()), None);
     assert_eq!(qemu_guest_name(b"qemu-kvm\0-name\0guest=novm\0"), None);
     assert_eq!(qemu_guest_name(b""), None);
 }

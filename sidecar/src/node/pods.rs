@@ -50,6 +50,9 @@ pub struct PodCounts {
     pub unattested: u64,
     /// Processes of unattested pods, left out.
     pub unattested_processes: u64,
+    /// Collected pods whose QEMU gave no usable guest name (none, or past `MAX_GUEST_NAME`):
+    /// their `domain` is the pod's name.
+    pub domain_fallbacks: u64,
 }
 
 /// One pod's processes at this scrape, and what their command lines say.
@@ -141,7 +144,8 @@ impl NodeScraper {
                 }
                 Decision::Collect(identity) => {
                     counts.collected += 1;
-                    let body = self.collect_pod(uid, pids, &identity);
+                    let (body, fell_back) = self.collect_pod(uid, pids, &identity);
+                    counts.domain_fallbacks += u64::from(fell_back);
                     bodies.push((identity, body));
                 }
             }
@@ -242,8 +246,9 @@ impl NodeScraper {
         }
     }
 
-    /// One pod's exposition, text 0.0.4, stating its attested identity in `pod_info`.
-    fn collect_pod(&mut self, uid: &Arc<str>, pids: &[i32], identity: &Identity) -> String {
+    /// One pod's exposition, text 0.0.4, stating its attested identity in `pod_info`, and whether
+    /// its `domain` fell back to the pod's name.
+    fn collect_pod(&mut self, uid: &Arc<str>, pids: &[i32], identity: &Identity) -> (String, bool) {
         let generation = self.generation;
         let config = &self.config;
         let pod = self.pods.entry(Arc::clone(uid)).or_insert_with(|| Pod {
@@ -257,6 +262,7 @@ impl NodeScraper {
         });
         pod.generation = generation;
         let collection = pod.collector.collect_pids(pids);
+        let fell_back = collection.guest_name.is_none();
         let domain = collection
             .guest_name
             .clone()
@@ -279,7 +285,7 @@ impl NodeScraper {
             Ok(()) => {}
             Err(never) => match never {},
         }
-        String::from_utf8(out).unwrap_or_default()
+        (String::from_utf8(out).unwrap_or_default(), fell_back)
     }
 }
 
@@ -323,6 +329,7 @@ fn own_families(counts: &PodCounts, duration: f64) -> String {
         unverified,
         unattested,
         unattested_processes,
+        domain_fallbacks,
     } = *counts;
     format!(
         "# HELP kube_metrics_collector_node_pods Launcher pods on this node by what the node collector did with them at its last scrape.\n\
@@ -334,6 +341,9 @@ fn own_families(counts: &PodCounts, duration: f64) -> String {
          # HELP kube_metrics_collector_node_unattested_processes Processes of launcher pods left out because the kubelet attests no identity for their pod.\n\
          # TYPE kube_metrics_collector_node_unattested_processes gauge\n\
          kube_metrics_collector_node_unattested_processes {unattested_processes}\n\
+         # HELP kube_metrics_collector_node_domain_fallbacks Collected pods labelled with their pod name as domain, their QEMU giving no guest name of at most 253 characters.\n\
+         # TYPE kube_metrics_collector_node_domain_fallbacks gauge\n\
+         kube_metrics_collector_node_domain_fallbacks {domain_fallbacks}\n\
          # HELP kube_metrics_collector_node_scrape_duration_seconds Time the last node scrape took.\n\
          # TYPE kube_metrics_collector_node_scrape_duration_seconds gauge\n\
          kube_metrics_collector_node_scrape_duration_seconds {duration}\n"
@@ -376,6 +386,7 @@ mod tests {
                 unverified: 4,
                 unattested: 3,
                 unattested_processes: 7,
+                domain_fallbacks: 5,
             },
             0.5,
         );
@@ -385,6 +396,7 @@ mod tests {
             "kube_metrics_collector_node_pods{state=\"unverified\"} 4",
             "kube_metrics_collector_node_pods{state=\"unattested\"} 3",
             "kube_metrics_collector_node_unattested_processes 7",
+            "kube_metrics_collector_node_domain_fallbacks 5",
             "kube_metrics_collector_node_scrape_duration_seconds 0.5",
         ] {
             assert!(text.lines().any(|l| l == line), "{line}\n{text}");

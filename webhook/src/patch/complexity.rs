@@ -21,13 +21,16 @@ pub struct Complexity {
     pub depth: usize,
 }
 
-/// The limit: a launcher pod's AdmissionReview has ~17 bytes per token (890 tokens, depth 11 for the
-/// 15 KiB fixture); 100,000 tokens is ~1.6 MiB of such JSON, above the API server's ~1.5 MiB object
-/// cap, so a real pod of a few hundred KiB passes with a wide margin. A body at the limit parses into
-/// some 10 MB (`tests/memory_bench.rs` measures it). serde_json stops at depth 128 on its own; 64
-/// is far above a pod's (managedFields included) and keeps the parser's recursion short.
+/// The limit: a launcher pod's AdmissionReview has 890 tokens (depth 11) for the 15 KiB fixture; a
+/// container disk adds ~110 (its container, its init container, its volume, `compute`'s mount), so
+/// a VMI with KubeVirt's most volumes (256) stays under 30,000. What bounds the limit from above is
+/// memory: the costliest JSON per token, one-member objects (`[{"a":0},...]`), parses into ~230
+/// bytes per token (a B-tree node each), ~9 MB at 40,000 tokens, for each review slot at once
+/// (`tests/attacks.rs` measures it; docs/threat-model.md adds it up). serde_json stops at depth
+/// 128 on its own; 64 is far above a pod's (managedFields included) and keeps the parser's
+/// recursion short.
 pub const LIMIT: Complexity = Complexity {
-    tokens: 100_000,
+    tokens: 40_000,
     depth: 64,
 };
 

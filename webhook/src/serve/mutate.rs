@@ -1,9 +1,12 @@
-//! `POST /mutate`: read the body under limits, `patch::parse` it, look the pod's VMI up (when `parse`
-//! asks for one and lookups are on), `patch::answer`, then log and count the review.
+//! `POST /mutate`: take a review slot (`slots`), read the body under limits, `patch::parse` it, look
+//! the pod's VMI up (when `parse` asks for one and lookups are on), `patch::answer`, then log and
+//! count the review.
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use kube_metrics_runtime::Activity;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Limits, State, text};
@@ -21,12 +24,32 @@ enum Reject {
     TooLarge,
     Timeout,
     Read,
+    /// No review slot came free in time.
+    Busy,
 }
 
 /// Answers one POST /mutate; never fails: every problem is a status code or an allowed answer.
 pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
     let started = Instant::now();
-    let (result, response) = match read_body(req, &state.limits).await {
+    let activity = req.extensions().get::<Arc<Activity>>().cloned();
+    // Waiting for a slot and reading the body are up to the client: its connection may be evicted
+    // meanwhile (`slots`, and the runtime's cap).
+    let idle = activity.as_ref().map(Activity::idle);
+    let Some(slot) = state.reviews.acquire(activity.as_ref()).await else {
+        drop(idle);
+        tracing::warn!(
+            slots = state.limits.reviews,
+            "No review slot came free; answering 503"
+        );
+        state
+            .metrics
+            .observe(RequestResult::Busy, started.elapsed());
+        return Reject::Busy.response();
+    };
+    let body = read_body(req, &state.limits).await;
+    slot.read();
+    drop(idle);
+    let (result, response) = match body {
         Err(reject) => {
             tracing::info!(?reject, "Rejected admission request");
             (RequestResult::BadRequest, reject.response())
@@ -58,6 +81,9 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
                 if let Outcome::Skipped(reason) = reviewed.outcome {
                     state.metrics.skipped(reason);
                 }
+                if let Some(oversized) = reviewed.oversized {
+                    state.metrics.oversized(oversized.part);
+                }
                 (
                     RequestResult::of(&reviewed.outcome),
                     json(reviewed.response),
@@ -85,13 +111,35 @@ async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Rej
     {
         return Err(Reject::TooLarge);
     }
-    let body = Limited::new(req.into_body(), limits.body_cap);
-    match tokio::time::timeout(limits.request, body.collect()).await {
+    let capacity = declared
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(limits.body_cap);
+    match tokio::time::timeout(
+        limits.request,
+        collect(req.into_body(), capacity, limits.body_cap),
+    )
+    .await
+    {
         Err(_) => Err(Reject::Timeout),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => Err(Reject::TooLarge),
-        Ok(Err(_)) => Err(Reject::Read),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(result) => result,
     }
+}
+
+/// The body in one buffer of its declared size: hyper's own collection keeps the chunks and then
+/// copies them, twice the body at its peak.
+async fn collect(mut body: Incoming, capacity: usize, cap: usize) -> Result<Bytes, Reject> {
+    let mut out = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| Reject::Read)?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > cap {
+                return Err(Reject::TooLarge);
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 /// `application/json`, with any parameters (`; charset=utf-8`), in any case.
@@ -116,6 +164,11 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
         reviewed.vm.as_deref().unwrap_or_default(),
     );
     let source = reviewed.source.map_or("", |s| s.as_str());
+    let oversized = reviewed
+        .oversized
+        .map(|o| o.to_string())
+        .unwrap_or_default();
+    let oversized = oversized.as_str();
     let (scrape, scrape_reason) = reviewed
         .scrape
         .map_or(("", ""), |s| (s.path.as_str(), s.reason.as_str()));
@@ -134,6 +187,7 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
             lookup,
             scrape,
             scrape_reason,
+            oversized,
             dry_run,
             latency_ms,
             "Reviewed pod"
@@ -150,6 +204,7 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
             lookup,
             scrape,
             scrape_reason,
+            oversized,
             dry_run,
             latency_ms,
             "Reviewed pod"
@@ -169,6 +224,10 @@ impl Reject {
             Reject::TooLarge => text(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
             Reject::Timeout => text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n"),
             Reject::Read => text(StatusCode::BAD_REQUEST, "failed to read body\n"),
+            Reject::Busy => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many reviews at once\n",
+            ),
         }
     }
 }
@@ -216,6 +275,7 @@ mod tests {
             (Reject::TooLarge, StatusCode::PAYLOAD_TOO_LARGE),
             (Reject::Timeout, StatusCode::REQUEST_TIMEOUT),
             (Reject::Read, StatusCode::BAD_REQUEST),
+            (Reject::Busy, StatusCode::SERVICE_UNAVAILABLE),
         ];
         for (reject, status) in cases {
             assert_eq!(reject.response().status(), status, "{reject:?}");

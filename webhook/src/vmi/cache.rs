@@ -10,42 +10,97 @@
 //! a VMI deleted while the watch was down does not linger.
 use std::{
     borrow::Cow,
-    collections::HashMap,
-    sync::{Arc, RwLock},
+    collections::{BTreeMap, HashMap},
+    fmt,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::runtime::watcher;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer, de};
+use serde_json::{Map, Value, json, value::RawValue};
 
 use super::facts::{FactsError, VmiFacts};
+use crate::patch::complexity::{self, Complexity};
 
-/// A VMI as the watch decodes it: what [`VmiFacts::from_json`] reads, and nothing else. The
-/// member values kept are raw JSON, so a field of a surprising type is judged by the facts'
-/// lenient rules, not refused here.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The most of `spec.domain` and `spec.networks` together that a VMI's facts are read from. A
+/// VMI is at most 1.5 MiB (etcd's default request limit) and KubeVirt allows at most 256 disks,
+/// interfaces and networks (`arrayLenMax`), a few dozen KiB of JSON; past either bound the VMI is
+/// not read (`FactsError::TooLarge`) and its pods are judged by their own signals.
+pub const MAX_READ_BYTES: usize = 512 * 1024;
+/// The most JSON tokens (`patch::complexity`) of what is read: the `Value` built from it is
+/// at most ~230 bytes per token, ~4.6 MB, and only one VMI's at a time.
+pub const MAX_READ_TOKENS: usize = 20_000;
+
+/// Annotation and label keys the facts read (`vmi::network`); every other one is skipped while
+/// it is decoded.
+const KEPT_KEYS: &[&str] = &[
+    "sidecar.istio.io/inject",
+    "traffic.sidecar.istio.io/excludeInboundPorts",
+];
+
+/// VMIs decoded past [`MAX_READ_BYTES`] or [`MAX_READ_TOKENS`], since start: exported as
+/// `kube_metrics_webhook_oversized_vmis_total`. A process-wide count because decoding happens
+/// inside the watcher, which hands us no context.
+static OVERSIZED: AtomicU64 = AtomicU64::new(0);
+
+/// A VMI as the watch decodes it: its key and the facts read from it, nothing else. While it is
+/// decoded, only `spec.domain`, `spec.networks` and the metadata's name, namespace, uid,
+/// resourceVersion and [`KEPT_KEYS`] are kept; `status`, `spec.volumes`, `managedFields` and every
+/// other annotation are skipped without building a value. A list page is thus its facts, whatever
+/// the size of its VMIs.
+#[derive(Clone, Debug, Default)]
 pub struct VmiSubset {
+    metadata: ObjectMeta,
+    cached: Option<CachedVmi>,
+}
+
+/// What is decoded of a VMI, before its facts are read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Fields {
     #[serde(default)]
     api_version: Option<String>,
     #[serde(default)]
     kind: Option<String>,
-    /// Whole: the watcher reads `resourceVersion` from it. Its `managedFields` and annotations are
-    /// decoded with it, but the cache keeps only the facts.
     #[serde(default)]
-    metadata: ObjectMeta,
+    metadata: Meta,
     #[serde(default)]
-    spec: Option<SpecSubset>,
+    spec: Option<SpecRaw>,
 }
 
-/// `spec.domain` and `spec.networks`: the VM's type and its pod network.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct SpecSubset {
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    domain: Value,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    networks: Value,
+/// The metadata the watcher and the facts need.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    namespace: Option<String>,
+    #[serde(default)]
+    uid: Option<String>,
+    #[serde(default)]
+    resource_version: Option<String>,
+    #[serde(default)]
+    labels: Kept,
+    #[serde(default)]
+    annotations: Kept,
+}
+
+/// The entries of a string map whose keys are in [`KEPT_KEYS`].
+#[derive(Default)]
+struct Kept(BTreeMap<String, String>);
+
+/// `spec.domain` and `spec.networks`, raw, so their size is known before a value is built.
+#[derive(Deserialize)]
+struct SpecRaw {
+    #[serde(default)]
+    domain: Option<Box<RawValue>>,
+    #[serde(default)]
+    networks: Option<Box<RawValue>>,
 }
 
 /// One VMI in the cache: its uid (compared with the pod's owner reference) and what was read.
@@ -81,8 +136,76 @@ impl VmiSubset {
         ))
     }
 
-    /// The object [`VmiFacts::from_json`] reads, built from the subset.
-    fn to_json(&self) -> Value {
+    /// What was read of it.
+    pub fn cached(&self) -> CachedVmi {
+        self.cached.clone().unwrap_or(CachedVmi {
+            uid: self.metadata.uid.clone(),
+            facts: Err(FactsError::MissingSpec),
+        })
+    }
+
+    /// VMIs not read because of their size, since start.
+    pub fn oversized_total() -> u64 {
+        OVERSIZED.load(Ordering::Relaxed)
+    }
+}
+
+impl<'de> Deserialize<'de> for VmiSubset {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let fields = Fields::deserialize(deserializer)?;
+        let cached = fields.read();
+        let Meta {
+            name,
+            namespace,
+            uid,
+            resource_version,
+            labels,
+            annotations,
+        } = fields.metadata;
+        let metadata = ObjectMeta {
+            name,
+            namespace,
+            uid,
+            resource_version,
+            labels: Some(labels.0),
+            annotations: Some(annotations.0),
+            ..ObjectMeta::default()
+        };
+        Ok(VmiSubset {
+            metadata,
+            cached: Some(cached),
+        })
+    }
+}
+
+// === impl Fields ===
+
+impl Fields {
+    /// The facts, read from the raw domain and networks if they are within the bounds.
+    fn read(&self) -> CachedVmi {
+        let uid = self.metadata.uid.clone();
+        let (domain, networks) = match &self.spec {
+            Some(spec) => (raw(spec.domain.as_deref()), raw(spec.networks.as_deref())),
+            None => ("", ""),
+        };
+        if let Err(error) = within_bounds(domain, networks) {
+            OVERSIZED.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                namespace = self.metadata.namespace.as_deref().unwrap_or_default(),
+                name = self.metadata.name.as_deref().unwrap_or_default(),
+                %error,
+                "VMI too large to read; its pods are judged by their own signals"
+            );
+            return CachedVmi {
+                uid,
+                facts: Err(error),
+            };
+        }
+        CachedVmi::from_json(&self.to_json(domain, networks))
+    }
+
+    /// The object [`VmiFacts::from_json`] reads, built from what was decoded.
+    fn to_json(&self, domain: &str, networks: &str) -> Value {
         let mut object = Map::new();
         if let Some(api_version) = &self.api_version {
             object.insert("apiVersion".into(), json!(api_version));
@@ -92,12 +215,90 @@ impl VmiSubset {
         }
         let meta = &self.metadata;
         let metadata = json!({"namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
-                              "annotations": meta.annotations});
+                              "labels": meta.labels.0, "annotations": meta.annotations.0});
         object.insert("metadata".into(), metadata);
-        if let Some(spec) = &self.spec {
-            object.insert("spec".into(), json!(spec));
+        if self.spec.is_some() {
+            let value = |text: &str| match text {
+                "" => None,
+                // Bounded by `within_bounds`; a part that is not JSON was refused by the decoder.
+                text => serde_json::from_str::<Value>(text).ok(),
+            };
+            let mut spec = Map::new();
+            for (key, text) in [("domain", domain), ("networks", networks)] {
+                if let Some(part) = value(text).filter(|v| !v.is_null()) {
+                    spec.insert(key.into(), part);
+                }
+            }
+            object.insert("spec".into(), Value::Object(spec));
         }
         Value::Object(object)
+    }
+}
+
+fn raw(part: Option<&RawValue>) -> &str {
+    part.map_or("", RawValue::get)
+}
+
+/// Whether the raw parts a VMI's facts are read from are small enough to read.
+fn within_bounds(domain: &str, networks: &str) -> Result<(), FactsError> {
+    let bytes = domain.len() + networks.len();
+    if bytes > MAX_READ_BYTES {
+        return Err(FactsError::TooLarge(format!(
+            "{bytes} bytes of domain and networks, over {MAX_READ_BYTES}"
+        )));
+    }
+    let limit = Complexity {
+        tokens: MAX_READ_TOKENS,
+        depth: complexity::LIMIT.depth,
+    };
+    let mut tokens = 0;
+    for part in [domain, networks] {
+        let counted = complexity::check(part.as_bytes(), limit)
+            .map_err(|error| FactsError::TooLarge(error.to_string()))?;
+        tokens += counted.tokens;
+    }
+    if tokens > MAX_READ_TOKENS {
+        return Err(FactsError::TooLarge(format!(
+            "more than {MAX_READ_TOKENS} JSON tokens"
+        )));
+    }
+    Ok(())
+}
+
+// === impl Kept ===
+
+impl<'de> Deserialize<'de> for Kept {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeptVisitor)
+    }
+}
+
+struct KeptVisitor;
+
+impl<'de> de::Visitor<'de> for KeptVisitor {
+    type Value = Kept;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map of strings")
+    }
+
+    /// `null`, or any other non-map: nothing kept, as the facts' lenient reading does.
+    fn visit_unit<E: de::Error>(self) -> Result<Kept, E> {
+        Ok(Kept::default())
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Kept, A::Error> {
+        let mut kept = BTreeMap::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if KEPT_KEYS.contains(&key.as_ref()) {
+                if let Value::String(value) = map.next_value::<Value>()? {
+                    kept.insert(key.into_owned(), value);
+                }
+            } else {
+                map.next_value::<de::IgnoredAny>()?;
+            }
+        }
+        Ok(Kept(kept))
     }
 }
 
@@ -142,7 +343,7 @@ impl CachedVmi {
     }
 
     fn from_subset(vmi: &VmiSubset) -> CachedVmi {
-        CachedVmi::from_json(&vmi.to_json())
+        vmi.cached()
     }
 }
 

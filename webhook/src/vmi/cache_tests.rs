@@ -42,7 +42,7 @@ fn the_subset_keeps_no_status_volumes_or_managed_fields() {
     object["spec"]["volumes"][0]["cloudInitNoCloud"]["userData"] = json!("#cloud-config secret");
     let text = serde_json::to_string(&object).unwrap_or_default();
     assert!(text.contains("secret") && text.contains("managedFields") && text.contains("status"));
-    let kept = serde_json::to_string(&subset(&object).to_json()).unwrap_or_default();
+    let kept = format!("{:?}", subset(&object));
     for absent in [
         "secret",
         "userData",
@@ -133,4 +133,47 @@ fn an_object_that_is_no_vmi_is_cached_with_its_error() {
         cache.get("ns", "s").map(|c| c.facts),
         Some(Err(FactsError::MissingSpec))
     );
+}
+
+#[test]
+fn a_vmi_past_the_read_bounds_is_cached_as_too_large_and_counted() {
+    let disks: Vec<Value> = (0..MAX_READ_TOKENS).map(|i| json!({"name": i})).collect();
+    let huge = "x".repeat(MAX_READ_BYTES + 1);
+    let before = VmiSubset::oversized_total();
+    for spec in [
+        json!({"domain": {"devices": {"disks": disks}}}),
+        json!({"domain": {"firmware": {"serial": huge}}}),
+    ] {
+        let vmi = subset(&json!({"kind": "VirtualMachineInstance",
+                                 "metadata": {"namespace": "ns", "name": "big", "uid": "u"},
+                                 "spec": spec}));
+        let cached = CachedVmi::from_subset(&vmi);
+        assert_eq!(cached.uid.as_deref(), Some("u"));
+        assert!(
+            matches!(cached.facts, Err(FactsError::TooLarge(_))),
+            "{:?}",
+            cached.facts
+        );
+    }
+    assert!(VmiSubset::oversized_total() >= before + 2);
+}
+
+#[test]
+fn only_the_annotations_and_labels_the_facts_read_are_kept() {
+    let many: serde_json::Map<String, Value> = (0..1000)
+        .map(|i| (format!("example.com/k{i}"), json!("v".repeat(100))))
+        .collect();
+    let mut annotations = many.clone();
+    annotations.insert(
+        "traffic.sidecar.istio.io/excludeInboundPorts".into(),
+        json!("48080"),
+    );
+    let vmi = subset(&json!({"kind": "VirtualMachineInstance",
+                             "metadata": {"namespace": "ns", "name": "a", "uid": "u",
+                                          "annotations": annotations,
+                                          "labels": {"sidecar.istio.io/inject": "true"}},
+                             "spec": {"domain": {}}}));
+    let kept = format!("{vmi:?}");
+    assert!(!kept.contains("example.com"), "{kept}");
+    assert!(kept.contains("excludeInboundPorts") && kept.contains("sidecar.istio.io/inject"));
 }

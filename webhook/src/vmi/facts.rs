@@ -23,6 +23,9 @@ pub enum FactsError {
     WrongApiVersion(String),
     #[error("VMI has no spec object")]
     MissingSpec,
+    /// Past what the webhook reads of one VMI (`cache::MAX_READ_BYTES`, `MAX_READ_TOKENS`).
+    #[error("VMI is too large to read: {0}")]
+    TooLarge(String),
 }
 
 /// What the webhook needs to know about one VMI.

@@ -3,14 +3,14 @@
 //!
 //! The fallback logic lives in [`VmiLookup`] over the small [`VmiSource`] trait, so it is tested with
 //! an in-memory fake; [`KubeVmiSource`] is the real source (a `kube` watcher over all namespaces
-//! feeding a [`VmiCache`] of facts; GETs as `DynamicObject`s: no KubeVirt crate). RBAC: `get`,
+//! feeding a [`VmiCache`] of facts; GETs decoded the same way: no KubeVirt crate). RBAC: `get`,
 //! `list`, `watch` on `virtualmachineinstances.kubevirt.io`, cluster-wide; nothing else.
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use kube::{
     Api, Client,
-    api::{ApiResource, DynamicObject, GroupVersionKind},
+    api::{ApiResource, GroupVersionKind},
     runtime::{WatchStreamExt, watcher},
 };
 use serde_json::Value;
@@ -22,12 +22,13 @@ use super::facts::{FactsError, VmiFacts};
 /// rest of the admission and for the network.
 pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 
-/// VMIs per list page. Each page is decoded whole before its VMIs become facts, and what a page
-/// takes stays in the allocator's heap; at ~23 KiB per full VMI (status and cloud-init included)
-/// 50 keep a page near 1 MiB, where kube's default of 500 takes ~12 MiB at a time. In
-/// `tests/memory_bench.rs` (debug build) 10,000 VMIs synced at ~45 MiB RSS with 50 per page, ~58
-/// with 100. 10,000 VMIs are then 200 small requests at start and on a re-list.
-const LIST_PAGE_SIZE: u32 = 50;
+/// VMIs per list page. kube reads a page whole, and holds its text twice while it decodes it (the
+/// body, and the string copied from it); each VMI then becomes facts as it is decoded
+/// (`cache::VmiSubset`). A VMI is at most 1.5 MiB (etcd's default request limit), so a page is at
+/// most 7.5 MiB of text, ~15 MiB while decoded, whatever a tenant puts in its VMIs: 50 per page
+/// let 1.4 MB VMIs make a 68 MB page that OOM-killed the webhook at every start. Typical VMIs are
+/// ~23 KiB, so 10,000 VMIs are 2,000 requests of ~115 KiB at start and on a re-list.
+pub const LIST_PAGE_SIZE: u32 = 5;
 
 /// Which VMI a pod belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,7 +140,7 @@ pub trait VmiSource: Send + Sync {
     /// The cached VMI, if the cache has it. Never waits (an unsynced cache simply misses).
     fn cached(&self, vmi: &VmiRef) -> Option<CachedVmi>;
     /// A GET from the API server: `Ok(None)` on 404.
-    fn get(&self, vmi: &VmiRef) -> impl Future<Output = Result<Option<Value>, String>> + Send;
+    fn get(&self, vmi: &VmiRef) -> impl Future<Output = Result<Option<CachedVmi>, String>> + Send;
 }
 
 /// Cache first, GET on a miss, everything inside `budget`.
@@ -175,7 +176,10 @@ impl<S: VmiSource> VmiLookup<S> {
             };
         }
         match self.source.get(vmi).await {
-            Ok(Some(object)) if uid_matches(&object, vmi) => facts(&object),
+            Ok(Some(cached)) if same_uid(cached.uid.as_deref(), vmi) => match cached.facts {
+                Ok(facts) => Lookup::Found(Box::new(VmiFacts::clone(&facts))),
+                Err(error) => Lookup::Unavailable(error.into()),
+            },
             Ok(_) => Lookup::NotFound,
             Err(error) => Lookup::Unavailable(Unavailable::Api(error)),
         }
@@ -205,25 +209,10 @@ pub async fn connect(
     Ok((Arc::new(VmiLookup::new(source, budget)), task))
 }
 
-fn uid_matches(object: &Value, vmi: &VmiRef) -> bool {
-    let uid = object
-        .get("metadata")
-        .and_then(|metadata| metadata.get("uid"))
-        .and_then(Value::as_str);
-    same_uid(uid, vmi)
-}
-
 fn same_uid(uid: Option<&str>, vmi: &VmiRef) -> bool {
     match (&vmi.uid, uid) {
         (Some(wanted), Some(uid)) => wanted == uid,
         _ => true, // nothing to compare
-    }
-}
-
-fn facts(object: &Value) -> Lookup {
-    match VmiFacts::from_json(object) {
-        Ok(facts) => Lookup::Found(Box::new(facts)),
-        Err(error) => Lookup::Unavailable(error.into()),
     }
 }
 
@@ -238,7 +227,6 @@ pub fn vmi_resource() -> ApiResource {
 #[derive(Clone)]
 pub struct KubeVmiSource {
     client: Client,
-    resource: ApiResource,
     cache: Arc<VmiCache>,
 }
 
@@ -273,11 +261,7 @@ impl KubeVmiSource {
                 })
                 .await;
         });
-        let source = KubeVmiSource {
-            client,
-            resource: vmi_resource(),
-            cache,
-        };
+        let source = KubeVmiSource { client, cache };
         (source, task)
     }
 
@@ -292,13 +276,12 @@ impl VmiSource for KubeVmiSource {
         self.cache.get(&vmi.namespace, &vmi.name)
     }
 
-    async fn get(&self, vmi: &VmiRef) -> Result<Option<Value>, String> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), &vmi.namespace, &self.resource);
+    /// Decoded as the watch decodes a VMI: a GET of a 1.5 MiB VMI builds its facts, not a value of
+    /// all of it.
+    async fn get(&self, vmi: &VmiRef) -> Result<Option<CachedVmi>, String> {
+        let api: Api<VmiSubset> = Api::namespaced(self.client.clone(), &vmi.namespace);
         match api.get_opt(&vmi.name).await {
-            Ok(object) => object
-                .map(|object| serde_json::to_value(&object).map_err(|error| error.to_string()))
-                .transpose(),
+            Ok(object) => Ok(object.map(|subset| subset.cached())),
             Err(error) => Err(error.to_string()),
         }
     }

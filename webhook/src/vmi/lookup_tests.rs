@@ -25,10 +25,13 @@ impl VmiSource for FakeSource {
             .map(CachedVmi::from_json)
     }
 
-    async fn get(&self, _vmi: &VmiRef) -> Result<Option<Value>, String> {
+    async fn get(&self, _vmi: &VmiRef) -> Result<Option<CachedVmi>, String> {
         self.gets.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(self.get_delay).await;
-        self.get.clone().unwrap_or(Ok(None))
+        self.get
+            .clone()
+            .unwrap_or(Ok(None))
+            .map(|object| object.as_ref().map(CachedVmi::from_json))
     }
 }
 
