@@ -19,6 +19,7 @@ const WEBHOOK_METRICS: &[&str] = &[
     "kube_metrics_webhook_request_duration_seconds_sum",
     "kube_metrics_webhook_request_duration_seconds_count",
     "kube_metrics_webhook_certificate_expiry_timestamp_seconds",
+    "kube_metrics_webhook_connections_total",
 ];
 
 /// Metrics of other exporters the rules read: cAdvisor, kube-state-metrics, Prometheus itself and
