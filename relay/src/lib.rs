@@ -34,16 +34,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kube_metrics_contract::limits::MAX_BODY_BYTES;
 use kube_metrics_contract::{relay, sidecar};
 
 pub use discover::Layout;
 pub use gather::Relay;
 pub use scrape::Limits;
-
-/// Most a collector's exposition may weigh. A collector serves about 40 KiB
-/// for a busy pod; the cap keeps a hostile socket from making the relay
-/// buffer without bound (worst case: this times the pods on the node).
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// The relay's listener unless `--listen` says otherwise: every address, the relay's port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
