@@ -86,6 +86,11 @@ pub const NODE_BODY_SIZE_LIMIT: usize = MAX_ANSWER_BYTES + RELAY_OWN_BYTES;
 /// `bodySizeLimit` of the direct PodMonitor, in bytes: what the relay would read of it.
 pub const POD_BODY_SIZE_LIMIT: usize = MAX_BODY_BYTES;
 
+// A pod's or node's name fits a label value twice over, and what the relay may write of a
+// collector's answer is more than it reads of it.
+const _: () = assert!(2 * 253 <= MAX_LABEL_VALUE_BYTES);
+const _: () = assert!(MAX_BODY_BYTES < MAX_OUTPUT_BYTES);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,12 +104,9 @@ mod tests {
             .max();
         assert!(longest_name.is_some_and(|n| n < MAX_LABEL_NAME_BYTES));
         assert!("exported_namespace".len() < MAX_LABEL_NAME_BYTES);
-        // A pod or node name, with room.
-        assert!(2 * 253 <= MAX_LABEL_VALUE_BYTES);
         // Every relayed line fits in a collector's output many times over.
         let longest_line = 64 + metrics::MAX_RELAYED_LABELS * (2 * MAX_LABEL_VALUE_BYTES + 24);
         assert!(longest_line * 32 < MAX_OUTPUT_BYTES, "{longest_line}");
-        assert!(MAX_BODY_BYTES < MAX_OUTPUT_BYTES);
     }
 
     #[test]
