@@ -190,7 +190,8 @@ fn a_node_of_collectors_at_every_cap_stays_within_the_relays_memory_limit() {
     }
     println!("victim's series ({}):\n{}", victim.len(), victim.join("\n"));
 
-    assert!(peak_rss < limit, "peak RSS {peak_rss} of {limit}");
+    // The bound (docs/threat-model.md) leaves a quarter of the limit to spare; so must the relay.
+    assert!(peak_rss < limit / 4 * 3, "peak RSS {peak_rss} of {limit}");
     assert_eq!(victim, victim_forwarded(&victim_ns, &victim_pod));
     assert_eq!(
         own(&answer, "targets", "state", "ok"),
