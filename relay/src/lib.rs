@@ -14,8 +14,9 @@
 //! The collector must still state the same identity in its
 //! `kubevirt_pod_infra_pod_info`; a socket that says otherwise, or nothing, is
 //! left out and counted: it may not be our collector at all. Only the
-//! collector's families, with their declared types, are forwarded
-//! (docs/threat-model.md).
+//! collector's families, with their declared types and label names, are
+//! forwarded (docs/threat-model.md), and no collector, nor all of a node's,
+//! costs the relay more than the caps of `kube_metrics_contract::limits`.
 
 pub mod attest;
 
@@ -211,6 +212,7 @@ mod tests {
         assert_eq!(config.layout.podinfo_volume, sidecar::PODINFO_VOLUME);
         assert_eq!(config.layout.pod_logs, PathBuf::from(relay::POD_LOGS_DIR));
         assert_eq!(config.limits.timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.max_body_bytes, MAX_BODY_BYTES);
     }
 
     #[test]

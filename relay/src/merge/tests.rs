@@ -1,5 +1,5 @@
 use super::*;
-use crate::parse::Parsed;
+use crate::parse::{Parsed, Sample};
 use kube_metrics_contract::limits::{
     MAX_ANSWER_SERIES, MAX_LABEL_VALUE_BYTES, MAX_OUTPUT_BYTES, MAX_SERIES, RELAY_OWN_BYTES,
 };
@@ -577,4 +577,81 @@ fn drop_counts_add_up_by_reason() {
         assert_eq!(total[reason], 2 * (n as u64 + 1), "{}", reason.reason());
     }
     assert_eq!(total.get(Dropped::Duplicate), 6);
+}
+
+/// (case, family, labels, verdict)
+type LabelCase<'a> = (
+    &'a str,
+    &'a str,
+    &'a [(&'a str, &'a str)],
+    Result<(), Dropped>,
+);
+
+#[test]
+fn labels_are_allowed_by_their_family_and_never_when_prometheus_sets_them() {
+    let attested = id("ns-0", "pod-0");
+    let family = |name: &str| metrics::family(name).unwrap();
+    let cases: &[LabelCase<'_>] = &[
+        ("its own", G, &[("host", "h"), ("process", "q")], Ok(())),
+        ("none", G, &[], Ok(())),
+        (
+            "one it lacks",
+            G,
+            &[("type", "user")],
+            Err(Dropped::UnknownLabel),
+        ),
+        (
+            "a cluster's",
+            G,
+            &[("cluster", "c")],
+            Err(Dropped::UnknownLabel),
+        ),
+        ("job", G, &[("job", "j")], Err(Dropped::ReservedLabel)),
+        (
+            "node off pod_info",
+            G,
+            &[("node", "n")],
+            Err(Dropped::ReservedLabel),
+        ),
+        ("node on pod_info", POD_INFO, &[("node", "n")], Ok(())),
+        (
+            "its identity on pod_info",
+            POD_INFO,
+            &[("namespace", "ns-0"), ("pod", "pod-0")],
+            Ok(()),
+        ),
+        (
+            "another's identity",
+            POD_INFO,
+            &[("pod", "pod-1")],
+            Err(Dropped::ReservedLabel),
+        ),
+        (
+            "its identity elsewhere",
+            G,
+            &[("namespace", "ns-0")],
+            Err(Dropped::UnknownLabel),
+        ),
+        (
+            "reserved wins",
+            G,
+            &[("x", "1"), ("__name__", "m")],
+            Err(Dropped::ReservedLabel),
+        ),
+    ];
+    for (case, name, labels, want) in cases {
+        let line = format!("{name} 1");
+        let sample = Sample {
+            name,
+            labels: labels.iter().map(|(n, v)| (*n, (*v).into())).collect(),
+            value: "1",
+            timestamp: None,
+            line: &line,
+        };
+        assert_eq!(
+            labels_allowed(&sample, family(name), &attested),
+            *want,
+            "{case}"
+        );
+    }
 }
