@@ -2,11 +2,14 @@
 //! pod and that the collector, the relay and the tests read back. One definition each, so that a
 //! rename is one edit. docs/design.md lists the same values in tables.
 //!
-//! No dependencies and no I/O: plain constants, grouped by what they name, and two models that
-//! more than one binary computes with: KubeVirt's overhead estimate ([`estimate`]) and the
-//! recording rules that read the fleet ([`rules`]).
+//! No dependencies and no I/O: plain constants, grouped by what they name (the collector's metric
+//! families with their labels: [`metrics`]; how much the relay forwards and the limits Prometheus
+//! is given: [`limits`]), and two models that more than one binary computes with: KubeVirt's
+//! overhead estimate ([`estimate`]) and the recording rules that read the fleet ([`rules`]).
 
 pub mod estimate;
+pub mod limits;
+pub mod metrics;
 pub mod rules;
 
 /// Labels and annotations on namespaces and launcher pods.
@@ -182,66 +185,6 @@ pub mod relay {
     }
 }
 
-/// Metric names that one binary writes and another reads.
-pub mod metrics {
-    /// Written by the collector (`1` with the pod's `namespace` and `pod`), read by the relay to
-    /// label what it forwards, queried by the tests.
-    pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
-
-    /// Every family the collector writes, in exposition order, with its declared TYPE (the text
-    /// format's word). The collector's `--exclude` names them; the relay forwards only these, and
-    /// only with this type.
-    pub const FAMILIES: [(&str, &str); 24] = [
-        ("kubevirt_pod_infra_cpu_seconds_total", "counter"),
-        ("kubevirt_pod_infra_memory_amount_bytes", "gauge"),
-        ("kube_metrics_collector_build_info", "gauge"),
-        ("kubevirt_pod_infra_processes", "gauge"),
-        ("kubevirt_pod_infra_threads", "gauge"),
-        ("kubevirt_pod_infra_open_fds", "gauge"),
-        ("kubevirt_pod_infra_io_bytes_total", "counter"),
-        ("kubevirt_pod_infra_page_faults_total", "counter"),
-        ("kubevirt_pod_infra_context_switches_total", "counter"),
-        ("kubevirt_pod_infra_start_time_seconds", "gauge"),
-        ("kubevirt_pod_infra_process_restarts_total", "counter"),
-        (
-            "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
-            "counter",
-        ),
-        ("kubevirt_pod_infra_guest_memory_bytes", "gauge"),
-        ("kubevirt_pod_infra_qemu_own_memory_bytes", "gauge"),
-        (
-            "kubevirt_pod_infra_guest_memory_read_timestamp_seconds",
-            "gauge",
-        ),
-        (POD_INFO, "gauge"),
-        ("kubevirt_pod_infra_memory_overhead_estimate_bytes", "gauge"),
-        ("kubevirt_pod_infra_memory_overhead_budget_bytes", "gauge"),
-        ("kubevirt_pod_infra_compute_memory_bytes", "gauge"),
-        (
-            "kube_metrics_collector_collection_duration_seconds",
-            "gauge",
-        ),
-        ("kube_metrics_collector_read_errors_total", "counter"),
-        (
-            "kube_metrics_collector_guest_memory_unparsed_arguments",
-            "gauge",
-        ),
-        (
-            "kube_metrics_collector_guest_memory_unmatched_backends",
-            "gauge",
-        ),
-        (
-            "kube_metrics_collector_guest_memory_unexplained_bytes",
-            "gauge",
-        ),
-    ];
-
-    /// The declared TYPE of collector family `name`, if the collector writes it.
-    pub fn family_type(name: &str) -> Option<&'static str> {
-        FAMILIES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,20 +203,6 @@ mod tests {
             relay::socket_path("uid-0", sidecar::SOCKET_VOLUME, sidecar::SOCKET_NAME),
             "pods/uid-0/volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket/metrics.sock"
         );
-    }
-
-    #[test]
-    fn families_are_unique_and_typed_as_the_text_format_spells_it() {
-        for (i, (name, kind)) in metrics::FAMILIES.iter().enumerate() {
-            assert!(matches!(*kind, "counter" | "gauge"), "{name}: {kind}");
-            assert_eq!(metrics::family_type(name), Some(*kind));
-            assert!(
-                metrics::FAMILIES[..i].iter().all(|(n, _)| n != name),
-                "{name} twice"
-            );
-        }
-        assert_eq!(metrics::family_type("up"), None);
-        assert_eq!(metrics::family_type(metrics::POD_INFO), Some("gauge"));
     }
 
     #[test]

@@ -143,6 +143,15 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(lines);
     }
 
+    /// Writes the current family's HELP and TYPE now, for sample lines that its caller appends to
+    /// the buffer itself once this writer is dropped (the relay writes each target's lines
+    /// straight into its answer, with [`Line`]).
+    pub fn header_now(&mut self) {
+        if !self.family.name.is_empty() {
+            self.header();
+        }
+    }
+
     /// Ends the exposition.
     pub fn finish(self) {
         if self.format == Format::OpenMetrics {
@@ -253,6 +262,20 @@ mod tests {
         w.lines(b"u 3\n");
         w.finish();
         let want = "# HELP h \n# TYPE h histogram\nh_count 1\nbare 2\n# TYPE u untyped\nu 3\n";
+        assert_eq!(String::from_utf8(out).unwrap(), want);
+    }
+
+    #[test]
+    fn writes_a_header_now_for_lines_appended_after_it() {
+        let mut out = Vec::new();
+        let mut w = Writer::new(&mut out, Format::Text);
+        w.header_now();
+        w.declared("g", Some("Level."), Some(Kind::Gauge));
+        w.header_now();
+        w.header_now();
+        drop(w);
+        Line::new(&mut out, "g").raw_value("1", None);
+        let want = "# HELP g Level.\n# TYPE g gauge\ng 1\n";
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 

@@ -1,9 +1,9 @@
 //! One scrape of the node: discover the sockets, fetch them all at once, merge,
 //! and account for every target that did not make it. Concurrent requests
-//! share one scrape.
+//! share one scrape, and one answer is alive at a time.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::task::JoinSet;
@@ -24,6 +24,11 @@ pub struct Relay {
     latest: tokio::sync::Mutex<Option<(Instant, Bytes)>>,
 }
 
+/// How long an answer still being sent to one client may be given to another
+/// instead of a new scrape: the PodMonitors' `scrapeTimeout`, after which
+/// Prometheus has given up on the answer it was reading.
+pub const IN_FLIGHT_REUSE: Duration = Duration::from_secs(10);
+
 /// What one target's fetch gave.
 type Fetched = (usize, String, Identity, Result<String, ScrapeError>);
 
@@ -43,17 +48,23 @@ impl Relay {
     }
 
     /// The `/metrics` body of a scrape that finished after this call began:
-    /// the one under way if there is one, otherwise a new one. However many
-    /// requests arrive together, the node is scraped once for them, so memory
-    /// stays that of one scrape plus one shared body.
+    /// the one under way if there is one, otherwise a new one; or the latest
+    /// answer while it is still being sent to another client ([`reuse_latest`]).
+    /// However many requests arrive together, the node is scraped once for
+    /// them, and a new scrape starts only once nobody holds the previous
+    /// answer: memory stays that of one scrape and one answer
+    /// (docs/threat-model.md, "The relay's bounds").
     pub async fn shared_scrape(self: &Arc<Self>) -> Bytes {
         let arrived = Instant::now();
         let mut latest = self.latest.lock().await;
-        if let Some((finished, body)) = latest.as_ref()
-            && *finished >= arrived
-        {
-            return body.clone();
+        if let Some((finished, body)) = latest.as_ref() {
+            let in_flight = !body.is_unique();
+            if reuse_latest(arrived, *finished, in_flight, Instant::now()) {
+                return body.clone();
+            }
         }
+        // Dropped before the next one is built, not when it replaces it.
+        *latest = None;
         let body = Bytes::from(self.scrape().await);
         *latest = Some((Instant::now(), body.clone()));
         body
@@ -106,7 +117,10 @@ impl Relay {
         }
         let own = stats.render(&last);
         drop(stats);
-        text + &own
+        // Into the room `merge` left for it: the answer is not copied.
+        let mut text = text;
+        text.push_str(&own);
+        text
     }
 
     /// A copy of the counters, for tests.
@@ -180,5 +194,60 @@ impl Relay {
             .into_iter()
             .map(|(_, uid, id, body)| (uid, id, body))
             .collect()
+    }
+}
+
+/// Whether a request that arrived at `arrived` gets the answer of the scrape
+/// that finished at `finished` instead of a new scrape: when that scrape
+/// finished after the request arrived (the request waited for it), or when
+/// the answer is still being sent to another client (`in_flight`) and is
+/// younger than [`IN_FLIGHT_REUSE`]. The second keeps a second answer from
+/// being built while the first still takes memory, when two Prometheus
+/// replicas scrape the node a moment apart.
+pub fn reuse_latest(arrived: Instant, finished: Instant, in_flight: bool, now: Instant) -> bool {
+    finished >= arrived || (in_flight && now.saturating_duration_since(finished) < IN_FLIGHT_REUSE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_the_latest_answer_only_when_fresh_for_the_request_or_still_being_sent() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // (case, arrived, finished, in flight, now, reuse)
+        let cases = [
+            (
+                "finished after the request arrived",
+                0,
+                500,
+                false,
+                600,
+                true,
+            ),
+            (
+                "finished before, nobody sends it",
+                500,
+                0,
+                false,
+                600,
+                false,
+            ),
+            ("finished before, still being sent", 500, 0, true, 600, true),
+            ("still being sent, but old", 20_000, 0, true, 20_000, false),
+            (
+                "still being sent, just under the limit",
+                9_000,
+                0,
+                true,
+                9_999,
+                true,
+            ),
+        ];
+        for (case, arrived, finished, in_flight, now, want) in cases {
+            let got = reuse_latest(at(arrived), at(finished), in_flight, at(now));
+            assert_eq!(got, want, "{case}");
+        }
     }
 }

@@ -14,8 +14,9 @@
 //! The collector must still state the same identity in its
 //! `kubevirt_pod_infra_pod_info`; a socket that says otherwise, or nothing, is
 //! left out and counted: it may not be our collector at all. Only the
-//! collector's families, with their declared types, are forwarded
-//! (docs/threat-model.md).
+//! collector's families, with their declared types and label names, are
+//! forwarded (docs/threat-model.md), and no collector, nor all of a node's,
+//! costs the relay more than the caps of `kube_metrics_contract::limits`.
 
 pub mod attest;
 
@@ -34,16 +35,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use kube_metrics_contract::limits::MAX_BODY_BYTES;
 use kube_metrics_contract::{relay, sidecar};
 
 pub use discover::Layout;
 pub use gather::Relay;
 pub use scrape::Limits;
-
-/// Most a collector's exposition may weigh. A collector serves about 40 KiB
-/// for a busy pod; the cap keeps a hostile socket from making the relay
-/// buffer without bound (worst case: this times the pods on the node).
-pub const MAX_BODY_BYTES: usize = 512 * 1024;
 
 /// The relay's listener unless `--listen` says otherwise: every address, the relay's port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(
@@ -215,6 +212,7 @@ mod tests {
         assert_eq!(config.layout.podinfo_volume, sidecar::PODINFO_VOLUME);
         assert_eq!(config.layout.pod_logs, PathBuf::from(relay::POD_LOGS_DIR));
         assert_eq!(config.limits.timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.max_body_bytes, MAX_BODY_BYTES);
     }
 
     #[test]

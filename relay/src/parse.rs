@@ -9,6 +9,9 @@
 //! Everything borrows from the exposition text: a target sends thousands of
 //! samples per scrape, and an owned string per token made allocation the
 //! relay's main cost. Only escaped label values and HELP texts are copied.
+//!
+//! The work is linear in the text and bounded by the caller's count of sample
+//! lines: reading stops at the first line past it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -16,9 +19,12 @@ use std::collections::HashMap;
 use kube_metrics_exposition::Kind;
 
 mod tokens;
+mod value;
 
+pub use tokens::parse_sample;
+use tokens::unescape_help;
 pub use tokens::{is_label_name, is_metric_name};
-use tokens::{parse_sample, unescape_help};
+pub use value::{VALUE_SPELLINGS, is_sample_value, is_timestamp};
 
 /// One sample line, with label values unescaped.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +35,21 @@ pub struct Sample<'a> {
     pub value: &'a str,
     /// The optional timestamp token (validated as an integer).
     pub timestamp: Option<&'a str>,
+    /// The whole line the sample was read from.
+    pub line: &'a str,
+}
+
+/// Why a sample line was not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Not a sample line of text format 0.0.4, or a value or timestamp
+    /// Prometheus would refuse.
+    Malformed,
+    /// More labels than any collector family has; the rest of the line is
+    /// not read.
+    TooManyLabels,
+    /// A label value longer than the relay forwards.
+    LabelTooLong,
 }
 
 /// The samples of one metric family, as one target declared them.
@@ -43,11 +64,17 @@ pub struct Family<'a> {
     pub samples: Vec<Sample<'a>>,
 }
 
-/// A parsed exposition plus how many lines were thrown away.
+/// A parsed exposition plus how many lines were thrown away, by [`Fault`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Parsed<'a> {
     pub families: Vec<Family<'a>>,
     pub malformed: u64,
+    pub too_many_labels: u64,
+    pub label_too_long: u64,
+    /// Sample lines read, whatever became of them.
+    pub sample_lines: usize,
+    /// There were more sample lines than the caller allowed; reading stopped.
+    pub too_many_samples: bool,
 }
 
 // === impl Parsed ===
@@ -55,6 +82,12 @@ pub struct Parsed<'a> {
 impl<'a> Parsed<'a> {
     /// Parses a whole exposition. Never fails: bad lines are counted.
     pub fn from_text(text: &'a str) -> Self {
+        Self::read(text, usize::MAX)
+    }
+
+    /// Parses an exposition up to its `max_samples`th sample line; one more
+    /// stops the reading and sets `too_many_samples`.
+    pub fn read(text: &'a str, max_samples: usize) -> Self {
         let mut parsed = Self::default();
         // Where each family name is in `families`, so that finding a family
         // does not scan all of them.
@@ -62,22 +95,35 @@ impl<'a> Parsed<'a> {
         // Index into `families` of the family the last HELP/TYPE named.
         let mut current: Option<usize> = None;
         for line in text.split('\n') {
-            let ok = match line.strip_prefix('#') {
-                Some(comment) => parsed.comment(comment, &mut index, &mut current),
-                None if line.trim().is_empty() => true,
-                None => match parse_sample(line) {
-                    Some(sample) => {
-                        parsed.push_sample(sample, &mut index, current);
-                        true
-                    }
-                    None => false,
+            let read = match line.strip_prefix('#') {
+                Some(comment) => match parsed.comment(comment, &mut index, &mut current) {
+                    true => Ok(()),
+                    false => Err(Fault::Malformed),
                 },
+                None if line.trim().is_empty() => Ok(()),
+                None if parsed.sample_lines == max_samples => {
+                    parsed.too_many_samples = true;
+                    break;
+                }
+                None => {
+                    parsed.sample_lines += 1;
+                    parse_sample(line).map(|s| parsed.push_sample(s, &mut index, current))
+                }
             };
-            if !ok {
-                parsed.malformed += 1;
+            if let Err(fault) = read {
+                parsed.count(fault);
             }
         }
         parsed
+    }
+
+    fn count(&mut self, fault: Fault) {
+        let count = match fault {
+            Fault::Malformed => &mut self.malformed,
+            Fault::TooManyLabels => &mut self.too_many_labels,
+            Fault::LabelTooLong => &mut self.label_too_long,
+        };
+        *count += 1;
     }
 
     /// Handles `# HELP`/`# TYPE`; other comments are ignored. Returns false
@@ -182,7 +228,7 @@ pub fn belongs_to(sample: &str, family: &str, kind: Option<Kind>) -> bool {
 pub fn samples_named<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = Sample<'a>> {
     text.split('\n')
         .filter(move |line| line.starts_with(name))
-        .filter_map(parse_sample)
+        .filter_map(|line| parse_sample(line).ok())
         .filter(move |sample| sample.name == name)
 }
 
@@ -216,6 +262,26 @@ mod tests {
                 .map(Kind::as_str),
             Some("gauge")
         );
+    }
+
+    #[test]
+    fn counts_refused_lines_by_fault_and_stops_past_the_sample_cap() {
+        let long = "x".repeat(kube_metrics_contract::limits::MAX_LABEL_VALUE_BYTES + 1);
+        let text = format!(
+            "a 1\nb{{l=\"{long}\"}} 1\nc{{a=\"1\",b=\"2\",c=\"3\",d=\"4\",e=\"5\",f=\"6\",g=\"7\"}} 1\nd{{ 1\n# TYPE e gauge\ne 1\n"
+        );
+        let parsed = Parsed::read(&text, 5);
+        let counts = (
+            parsed.malformed,
+            parsed.too_many_labels,
+            parsed.label_too_long,
+        );
+        assert_eq!(counts, (1, 1, 1));
+        assert_eq!((parsed.sample_lines, parsed.too_many_samples), (5, false));
+        let parsed = Parsed::read(&text, 4);
+        assert_eq!((parsed.sample_lines, parsed.too_many_samples), (4, true));
+        let samples: usize = parsed.families.iter().map(|f| f.samples.len()).sum();
+        assert_eq!(samples, 1, "only a's sample of the four lines read");
     }
 
     #[test]

@@ -5,14 +5,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{ACCEPT, HOST};
-use http::{HeaderValue, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http::header::{ACCEPT, CONTENT_LENGTH, HOST};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::net::UnixStream;
 
 /// Text format 0.0.4: what the relay merges and serves.
 pub const ACCEPT_TEXT: &str = "text/plain; version=0.0.4";
+
+/// The most a connection's read buffer may grow to. Each body chunk is copied
+/// out and dropped at once, so this is all a connection holds besides the
+/// body; hyper's default (about 400 KiB) would let a node's worth of fast
+/// targets hold 43 MiB of buffers. A local socket fills 16 KiB in no time.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// How much one target may cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +78,9 @@ async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeEr
     let stream = UnixStream::connect(path)
         .await
         .map_err(ScrapeError::Connect)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(READ_BUFFER_BYTES)
+        .handshake(TokioIo::new(stream))
         .await
         .map_err(ScrapeError::Http)?;
     let mut request = Request::new(Empty::<Bytes>::new());
@@ -88,17 +97,12 @@ async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeEr
         if response.status() != StatusCode::OK {
             return Err(ScrapeError::Status(response.status()));
         }
-        let body = Limited::new(response.into_body(), max_body_bytes)
-            .collect()
-            .await
-            .map_err(|error| {
-                if error.is::<LengthLimitError>() {
-                    ScrapeError::TooLarge(max_body_bytes)
-                } else {
-                    ScrapeError::Body(error)
-                }
-            })?;
-        String::from_utf8(body.to_bytes().into()).map_err(|_| ScrapeError::NotUtf8)
+        let announced = content_length(response.headers());
+        if announced.is_some_and(|n| n > max_body_bytes) {
+            return Err(ScrapeError::TooLarge(max_body_bytes));
+        }
+        let body = read_body(response.into_body(), announced, max_body_bytes).await?;
+        String::from_utf8(body).map_err(|_| ScrapeError::NotUtf8)
     };
     // The connection is driven here rather than spawned, so that dropping
     // this future on timeout also closes the socket.
@@ -110,4 +114,31 @@ async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeEr
         // the response future has seen them; it then finishes on its own.
         _ = &mut conn => response.await,
     }
+}
+
+/// Reads the body into one buffer of its size (`announced`, when the target
+/// sent a length), each chunk copied out and dropped as it comes: what the
+/// body holds in memory is its own bytes, at most `max_body_bytes`.
+async fn read_body(
+    mut body: Incoming,
+    announced: Option<usize>,
+    max_body_bytes: usize,
+) -> Result<Vec<u8>, ScrapeError> {
+    let mut out = Vec::with_capacity(announced.unwrap_or(0));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| ScrapeError::Body(error.into()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if out.len() + chunk.len() > max_body_bytes {
+            return Err(ScrapeError::TooLarge(max_body_bytes));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// The `content-length` a response announces, if it is a number.
+fn content_length(headers: &HeaderMap) -> Option<usize> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }

@@ -10,7 +10,7 @@ use super::merge::{DropCounts, Dropped};
 
 /// Every `reason` the failure counter can carry, exported from the start at 0
 /// so that `rate()` and `increase()` see the first failure.
-pub const FAILURE_REASONS: [&str; 23] = [
+pub const FAILURE_REASONS: [&str; 26] = [
     "discovery",
     "symlink",
     "not_socket",
@@ -34,6 +34,9 @@ pub const FAILURE_REASONS: [&str; 23] = [
     "malformed",
     "type_conflict",
     "untyped",
+    "too_many_series",
+    "output_too_large",
+    "answer_full",
 ];
 
 /// Counters that only grow, for the life of the process.
@@ -159,5 +162,34 @@ mod tests {
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn own_families_fit_the_room_the_answer_leaves_for_them() {
+        use kube_metrics_contract::limits::{RELAY_OWN_BYTES, RELAY_OWN_SERIES};
+        use kube_metrics_contract::metrics::FAMILIES;
+        let mut stats = Stats::default();
+        for reason in FAILURE_REASONS {
+            for _ in 0..3 {
+                stats.fail(reason);
+            }
+        }
+        let last = LastScrape {
+            ok: u64::MAX,
+            failed: u64::MAX,
+            timeout: u64::MAX,
+            skipped_direct: u64::MAX,
+            duration: Duration::from_secs_f64(1.0 / 3.0),
+        };
+        let text = stats.render(&last);
+        let series = text.lines().filter(|l| !l.starts_with('#')).count();
+        assert!(series <= RELAY_OWN_SERIES, "{series}");
+        // Every count 20 digits long, as it may become.
+        let longest = text.len() + series * 20;
+        let type_lines: usize = FAMILIES
+            .iter()
+            .map(|f| "# TYPE ".len() + f.name.len() + 1 + f.kind.len() + 1)
+            .sum();
+        assert!(longest + type_lines <= RELAY_OWN_BYTES, "{longest}");
     }
 }

@@ -123,16 +123,17 @@ async fn merges_exactly_the_healthy_collectors_within_the_timeout() {
         .lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("kube_metrics_collector_relay_"))
         .collect();
+    // Families in the contract's order.
     let mut want = Vec::new();
-    for n in [1, 2, 3, 6] {
-        want.push(format!(
-            "{POD_INFO}{{namespace=\"ns-{n}\",pod=\"pod-{n}\"}} 1"
-        ));
-    }
     for n in [1, 2, 3, 6] {
         // Pod 6 repeats this series with value 2; the first one wins.
         want.push(format!(
             "kubevirt_pod_infra_processes{{namespace=\"ns-{n}\",pod=\"pod-{n}\",host=\"n\",domain=\"pod-{n}\",process=\"qemu\"}} 1"
+        ));
+    }
+    for n in [1, 2, 3, 6] {
+        want.push(format!(
+            "{POD_INFO}{{namespace=\"ns-{n}\",pod=\"pod-{n}\"}} 1"
         ));
     }
     assert_eq!(collectors, want, "{text}");

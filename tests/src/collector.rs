@@ -77,10 +77,22 @@ pub fn start_on_socket(pod: &FakePod, namespace: &str, name: &str) -> Result<(Gu
 /// Runs the collector once with `args` inside `pod` (as `uid` if given) and returns its output,
 /// e.g. `-M`. Fails with the output when it exits non-zero.
 pub fn run_once(pod: &FakePod, uid: Option<u32>, args: &[&str]) -> Result<Output> {
+    run_once_as(pod, uid, (POD_NAMESPACE, POD_NAME), NODE_NAME, args)
+}
+
+/// [`run_once`] as pod `(namespace, name)` on node `node`, as the downward API would say.
+pub fn run_once_as(
+    pod: &FakePod,
+    uid: Option<u32>,
+    identity: (&str, &str),
+    node: &str,
+    args: &[&str],
+) -> Result<Output> {
     let binary = crate::binaries::collector()?;
     let mut command = pod.command(uid);
     command.arg(&binary).args(args);
-    set_identity(&mut command, (POD_NAMESPACE, POD_NAME));
+    set_identity(&mut command, identity);
+    command.env(sidecar::ENV_NODE_NAME, node);
     process::output(&mut command)
 }
 

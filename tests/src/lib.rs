@@ -23,6 +23,7 @@ pub mod hostproc;
 pub mod http;
 pub mod launcher;
 pub mod manifests;
+pub mod memory_cgroup;
 pub mod network_policy;
 pub mod node;
 pub mod overlay;

@@ -185,6 +185,34 @@ impl Podinfo {
     }
 }
 
+/// Answers every request on `listener` with `body` (text format 0.0.4), on a thread of its own,
+/// one connection at a time, for as long as the process runs: a collector as small as can be,
+/// saying whatever a test needs it to say.
+pub fn serve_body(listener: UnixListener, body: Vec<u8>) {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else {
+                continue;
+            };
+            // The request's head, then the answer; a client that went away is no concern here.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+                match std::io::Read::read(&mut stream, &mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                }
+            }
+            let _ = std::io::Write::write_all(&mut stream, head.as_bytes())
+                .and_then(|()| std::io::Write::write_all(&mut stream, &body));
+        }
+    });
+}
+
 /// The timestamped directory of the kubelet's atomic writer, which `..data` points to.
 const DATA_DIR: &str = "..2026_12_01_00_00_00.000000001";
 

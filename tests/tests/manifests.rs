@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use e2e::manifests::{self, NAMESPACE, kind, of_kind};
-use kube_metrics_contract::{pod, relay, sidecar};
+use kube_metrics_contract::{limits, pod, relay, sidecar};
 use serde_json::Value;
 use std::collections::BTreeSet;
 
@@ -282,6 +282,48 @@ fn check_contract_names(docs: &[Value]) -> Result<()> {
         monitors == 0 || (direct, relayed) == (1, 1),
         "{direct} direct and {relayed} relay PodMonitors"
     );
+    Ok(())
+}
+
+#[test]
+fn pod_monitors_carry_the_contracts_limits() -> Result<()> {
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        for monitor in of_kind(docs, "PodMonitor") {
+            check_limits(monitor).with_context(|| *variant)?;
+        }
+    }
+    Ok(())
+}
+
+/// A PodMonitor's limits are the contract's: a node's worth of collectors for the relay and the
+/// node collector, which merge them, one pod's for the direct path and the webhook; the same
+/// label limits everywhere, which the relay never exceeds.
+fn check_limits(monitor: &Value) -> Result<()> {
+    let name = monitor["metadata"]["name"].as_str().unwrap_or("?");
+    let (samples, body) = match name {
+        "kube-metrics-collector-relay" | "kube-metrics-collector-node" => {
+            (limits::NODE_SAMPLE_LIMIT, limits::NODE_BODY_SIZE_LIMIT)
+        }
+        "kube-metrics-collector-direct" | "kube-metrics-webhook" => {
+            (limits::POD_SAMPLE_LIMIT, limits::POD_BODY_SIZE_LIMIT)
+        }
+        other => bail!("no limits known for PodMonitor {other}"),
+    };
+    let spec = &monitor["spec"];
+    let want = serde_json::json!({
+        "sampleLimit": samples,
+        "labelLimit": limits::LABEL_LIMIT,
+        "labelNameLengthLimit": limits::LABEL_NAME_LENGTH_LIMIT,
+        "labelValueLengthLimit": limits::LABEL_VALUE_LENGTH_LIMIT,
+        "bodySizeLimit": format!("{body}B"),
+    });
+    for (field, value) in want.as_object().into_iter().flatten() {
+        ensure!(
+            spec[field] == *value,
+            "{name}: {field} is {}, not {value}",
+            spec[field]
+        );
+    }
     Ok(())
 }
 

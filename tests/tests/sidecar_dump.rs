@@ -1,13 +1,15 @@
 //! `kube-metrics-collector -M` inside a fake virt-launcher pod: the output passes `promtool check
-//! metrics`, and a process the collector may not fully read is counted, not dropped.
+//! metrics`, a process the collector may not fully read is counted, not dropped, and what a pod
+//! with the longest names sends fits the relay's caps with room to spare.
 
 use anyhow::{Context as _, Result};
 use e2e::collector;
 use e2e::exposition::{self, Sample};
 use e2e::hostproc;
 use e2e::launcher::{self, QEMU_UID};
-use e2e::pod::{FakePod, PodInfo};
+use e2e::pod::{FakePod, PodInfo, ProcessSpec};
 use e2e::prometheus;
+use kube_metrics_contract::limits::{MAX_BODY_BYTES, MAX_OUTPUT_BYTES, MAX_SERIES};
 
 const NAMESPACE: &str = "e2e";
 const VM: &str = "dumpvm";
@@ -127,4 +129,51 @@ fn unreadable_fields_are_counted_not_fatal() {
     )
     .unwrap();
     assert_eq!(qemu_threads, 6.0);
+}
+
+/// What the collector of a pod with the longest names Kubernetes allows (namespace 63, pod, node
+/// and VM 253 characters) sends, and what the relay makes of it: the numbers behind the caps of
+/// `kube_metrics_contract::limits`. The usual pod (its five processes) fits each cap at least 2.5
+/// times, a pod with all twelve roles the collector knows and `--pss` at least 1.3 times.
+#[test]
+fn the_longest_names_fit_the_relays_caps() {
+    e2e::preflight(&["unshare", "nsenter"]).unwrap();
+    let (namespace, pod_name) = ("n".repeat(63), "p".repeat(253));
+    let (node, vm) = ("h".repeat(253), "v".repeat(253));
+    let relabelled = format!("namespace=\"{namespace}\",pod=\"{pod_name}\",").len();
+    let core = launcher::core_processes(&namespace, &vm, None);
+    let mut all = launcher::bench_processes(&namespace, &vm);
+    all.push(ProcessSpec::new("libvirtd", &["/usr/sbin/libvirtd"]));
+    all.push(ProcessSpec::new("other", &["/usr/bin/sleep-forever"]));
+    for (what, specs, extra, room) in [
+        ("five processes", core, &[][..], 2.5),
+        ("twelve roles, --pss", all, &["--pss"][..], 1.3),
+    ] {
+        let pod = FakePod::with_processes(&PodInfo::launcher(&vm, 1), specs).unwrap();
+        let podinfo = pod.podinfo_dir().to_string_lossy().into_owned();
+        let args = [&["-M", "--podinfo", &podinfo][..], extra].concat();
+        let output =
+            collector::run_once_as(&pod, None, (&namespace, &pod_name), &node, &args).unwrap();
+        let text = String::from_utf8(output.stdout).unwrap();
+        let series = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .count();
+        // The relay adds namespace and pod to every line but pod_info, which has them.
+        let forwarded = text.len() + (series - 1) * relabelled;
+        println!(
+            "{what}: {series} series, {} bytes, {forwarded} bytes relabelled",
+            text.len()
+        );
+        for (measured, cap) in [
+            (series, MAX_SERIES),
+            (text.len(), MAX_BODY_BYTES),
+            (forwarded, MAX_OUTPUT_BYTES),
+        ] {
+            assert!(
+                measured as f64 * room <= cap as f64,
+                "{what}: {measured} of {cap}"
+            );
+        }
+    }
 }

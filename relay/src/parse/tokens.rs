@@ -1,16 +1,27 @@
 //! The tokens of one exposition line: a sample's name, labels, value and
 //! timestamp, and HELP text. Each is validated or refused, never repaired.
+//!
+//! Every check is linear in the line: a line stops being read at its
+//! [`MAX_LABELS`]th label or at a value over [`MAX_LABEL_VALUE_BYTES`],
+//! before any more work on it.
 
 use std::borrow::Cow;
 
-use super::Sample;
+use kube_metrics_contract::limits::MAX_LABEL_VALUE_BYTES;
+use kube_metrics_contract::metrics::MAX_LABELS;
+
+use super::value::{is_sample_value, is_timestamp};
+use super::{Fault, Sample};
+
+/// One label as read: its name and unescaped value.
+type Label<'a> = (&'a str, Cow<'a, str>);
 
 /// Parses `name{label="value",...} value [timestamp]`.
-pub(super) fn parse_sample(line: &str) -> Option<Sample<'_>> {
+pub fn parse_sample(line: &str) -> Result<Sample<'_>, Fault> {
     let name_end = line.find(|c: char| !is_name_char(c)).unwrap_or(line.len());
     let (name, mut rest) = line.split_at(name_end);
     if !is_metric_name(name) {
-        return None;
+        return Err(Fault::Malformed);
     }
     let mut labels = Vec::new();
     if let Some(body) = rest.strip_prefix('{') {
@@ -20,49 +31,74 @@ pub(super) fn parse_sample(line: &str) -> Option<Sample<'_>> {
     }
     // At least one blank must separate the name or labels from the value.
     if !rest.starts_with([' ', '\t']) {
-        return None;
+        return Err(Fault::Malformed);
     }
     let mut tokens = rest.split([' ', '\t']).filter(|t| !t.is_empty());
-    let value = tokens.next()?;
+    let value = tokens.next().ok_or(Fault::Malformed)?;
     let timestamp = tokens.next();
-    if tokens.next().is_some() || value.parse::<f64>().is_err() {
-        return None;
+    let well_formed =
+        tokens.next().is_none() && is_sample_value(value) && timestamp.is_none_or(is_timestamp);
+    if !well_formed {
+        return Err(Fault::Malformed);
     }
-    if timestamp.is_some_and(|t| t.parse::<i64>().is_err()) {
-        return None;
-    }
-    Some(Sample {
+    Ok(Sample {
         name,
         labels,
         value,
         timestamp,
+        line,
     })
 }
 
 /// Parses the label list after `{`; returns the labels and the text after `}`.
-#[allow(clippy::type_complexity)]
-fn parse_labels(mut rest: &str) -> Option<(Vec<(&str, Cow<'_, str>)>, &str)> {
-    let mut labels: Vec<(&str, Cow<'_, str>)> = Vec::new();
+/// Stops at the label after the [`MAX_LABELS`]th, so a line with thousands
+/// of labels costs no more than one with a few.
+fn parse_labels(mut rest: &str) -> Result<(Vec<Label<'_>>, &str), Fault> {
+    let mut labels: Vec<Label<'_>> = Vec::new();
     loop {
         rest = rest.trim_start_matches([' ', '\t']);
         if let Some(after) = rest.strip_prefix('}') {
-            return Some((labels, after));
+            return no_repeats(&labels).map(|()| (labels, after));
+        }
+        if labels.len() == MAX_LABELS {
+            return Err(Fault::TooManyLabels);
         }
         let name_end = rest.find(|c: char| !is_name_char(c)).unwrap_or(rest.len());
         let (name, after) = rest.split_at(name_end);
-        if !is_label_name(name) || labels.iter().any(|(n, _)| *n == name) {
-            return None;
+        if !is_label_name(name) {
+            return Err(Fault::Malformed);
         }
-        let after = after.trim_start_matches([' ', '\t']).strip_prefix('=')?;
-        let after = after.trim_start_matches([' ', '\t']).strip_prefix('"')?;
-        let (value, after) = unescape_label_value(after)?;
+        let after = after.trim_start_matches([' ', '\t']).strip_prefix('=');
+        let after = after
+            .ok_or(Fault::Malformed)?
+            .trim_start_matches([' ', '\t']);
+        let after = after.strip_prefix('"').ok_or(Fault::Malformed)?;
+        let (value, after) = unescape_label_value(after).ok_or(Fault::Malformed)?;
+        if value.len() > MAX_LABEL_VALUE_BYTES {
+            return Err(Fault::LabelTooLong);
+        }
         labels.push((name, value));
         rest = after.trim_start_matches([' ', '\t']);
         match rest.strip_prefix(',') {
             Some(after) => rest = after,
             None if rest.starts_with('}') => {}
-            None => return None,
+            None => return Err(Fault::Malformed),
         }
+    }
+}
+
+/// A label name twice makes the line malformed. At most [`MAX_LABELS`]
+/// names: sorted on the stack and compared with their neighbours.
+fn no_repeats(labels: &[Label<'_>]) -> Result<(), Fault> {
+    let mut names = [""; MAX_LABELS];
+    for (slot, (name, _)) in names.iter_mut().zip(labels) {
+        *slot = *name;
+    }
+    let names = names.get_mut(..labels.len()).unwrap_or_default();
+    names.sort_unstable();
+    match names.windows(2).any(|pair| pair.first() == pair.last()) {
+        true => Err(Fault::Malformed),
+        false => Ok(()),
     }
 }
 
@@ -143,13 +179,13 @@ mod tests {
     use super::*;
 
     fn sample(line: &str) -> Option<Sample<'_>> {
-        parse_sample(line)
+        parse_sample(line).ok()
     }
 
     #[test]
     fn parses_sample_with_escaped_labels_and_timestamp() {
-        let s = sample(r#"m_total{a="x\"y",b="1\\2\n3",} 4.5e3 1700000000000"#);
-        let s = s.unwrap_or_else(|| panic!("sample must parse"));
+        let line = r#"m_total{a="x\"y",b="1\\2\n3",} 4.5e3 1700000000000"#;
+        let s = sample(line).unwrap_or_else(|| panic!("sample must parse"));
         assert_eq!(s.name, "m_total");
         assert_eq!(
             s.labels,
@@ -157,13 +193,15 @@ mod tests {
         );
         assert_eq!(s.value, "4.5e3");
         assert_eq!(s.timestamp, Some("1700000000000"));
+        assert_eq!(s.line, line);
     }
 
     #[test]
-    fn accepts_special_float_values() {
-        for v in ["+Inf", "-Inf", "NaN", "0", "-1.5"] {
-            assert!(sample(&format!("m {v}")).is_some(), "{v}");
+    fn refuses_values_and_timestamps_prometheus_refuses() {
+        for line in ["m 1e400", "m -nan", "m 0x1p4", "m 1 -5", "m 1 1.5"] {
+            assert_eq!(parse_sample(line).err(), Some(Fault::Malformed), "{line:?}");
         }
+        assert!(sample("m +Inf 17").is_some());
     }
 
     #[test]
@@ -175,17 +213,57 @@ mod tests {
             "1m 1",
             "m{1a=\"1\"} 1",
             "m{a=\"1\",a=\"2\"} 1",
+            "m{a=\"1\",b=\"2\",a=\"3\"} 1",
             "m{a=\"1} 1",
             "m{a=\"\\x\"} 1",
             "m{a=1} 1",
             "m one",
             "m 1 2.5",
             "m 1 2 3",
+            "m 1 -2",
             "m{a=\"1\" b=\"2\"} 1",
             "m\u{0}x 1",
         ] {
-            assert_eq!(sample(line), None, "{line:?}");
+            assert_eq!(parse_sample(line).err(), Some(Fault::Malformed), "{line:?}");
         }
+    }
+
+    #[test]
+    fn stops_reading_a_line_at_too_many_labels_or_too_long_a_value() {
+        let labels = |n: usize| -> String {
+            let list: Vec<String> = (0..n).map(|i| format!("l{i}=\"v\"")).collect();
+            format!("m{{{}}} 1", list.join(","))
+        };
+        assert!(parse_sample(&labels(MAX_LABELS)).is_ok());
+        assert_eq!(
+            parse_sample(&labels(MAX_LABELS + 1)).err(),
+            Some(Fault::TooManyLabels)
+        );
+        // Even when the rest of the line is not read at all.
+        let broken = format!("{} {{", labels(MAX_LABELS + 1));
+        assert_eq!(parse_sample(&broken).err(), Some(Fault::TooManyLabels));
+        let long = |n: usize| format!("m{{a=\"{}\"}} 1", "x".repeat(n));
+        assert!(parse_sample(&long(MAX_LABEL_VALUE_BYTES)).is_ok());
+        assert_eq!(
+            parse_sample(&long(MAX_LABEL_VALUE_BYTES + 1)).err(),
+            Some(Fault::LabelTooLong)
+        );
+    }
+
+    #[test]
+    fn a_line_of_many_labels_costs_what_a_short_one_does() {
+        // 45,000 labels, the size of the attack that took seconds: read up to the seventh.
+        let list: Vec<String> = (0..45_000).map(|i| format!("l{i}=\"v\"")).collect();
+        let line = format!("m{{{}}} 1", list.join(","));
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            assert_eq!(parse_sample(&line).err(), Some(Fault::TooManyLabels));
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     proptest::proptest! {

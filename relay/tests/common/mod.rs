@@ -42,7 +42,7 @@ pub fn relay(root: &Path, timeout: Duration) -> Arc<Relay> {
         layout(root),
         Limits {
             timeout,
-            max_body_bytes: 512 * 1024,
+            max_body_bytes: kube_metrics_contract::limits::MAX_BODY_BYTES,
         },
     ))
 }
@@ -139,19 +139,20 @@ pub fn exposition(ns: &str, pod: &str) -> String {
          # HELP kubevirt_pod_infra_processes Processes per role.\n# TYPE kubevirt_pod_infra_processes gauge\n\
          kubevirt_pod_infra_processes{{host=\"n\",domain=\"{pod}\",process=\"qemu\"}} 1\n\
          # HELP kubevirt_pod_infra_cpu_seconds_total CPU.\n# TYPE kubevirt_pod_infra_cpu_seconds_total counter\n\
-         kubevirt_pod_infra_cpu_seconds_total{{process=\"qemu\",mode=\"user\"}} 12.5\n"
+         kubevirt_pod_infra_cpu_seconds_total{{process=\"qemu\",type=\"user\"}} 12.5\n"
     )
 }
 
-/// The lines the relay forwards for [`exposition`]`(ns, pod)`, exactly.
+/// The lines the relay forwards for [`exposition`]`(ns, pod)`, exactly, in the contract's order
+/// of families.
 pub fn forwarded(ns: &str, pod: &str) -> Vec<String> {
     let id = format!("namespace=\"{ns}\",pod=\"{pod}\"");
     vec![
-        format!("{POD_INFO}{{{id},name=\"vm-{pod}\",node=\"node-0\"}} 1"),
+        format!("kubevirt_pod_infra_cpu_seconds_total{{{id},process=\"qemu\",type=\"user\"}} 12.5"),
         format!(
             "kubevirt_pod_infra_processes{{{id},host=\"n\",domain=\"{pod}\",process=\"qemu\"}} 1"
         ),
-        format!("kubevirt_pod_infra_cpu_seconds_total{{{id},process=\"qemu\",mode=\"user\"}} 12.5"),
+        format!("{POD_INFO}{{{id},name=\"vm-{pod}\",node=\"node-0\"}} 1"),
     ]
 }
 

@@ -41,7 +41,7 @@ impl Exclusions {
             };
             let family = FAMILIES
                 .into_iter()
-                .map(|(family, _)| family)
+                .map(|family| family.name)
                 .find(|f| *f == name)
                 .ok_or_else(|| ExcludeError::Unknown(value.to_owned()))?;
             match kind {

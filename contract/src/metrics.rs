@@ -1,0 +1,237 @@
+//! Metric names that one binary writes and another reads: the collector's families, each with its
+//! type and the label names it carries, which is all the relay forwards.
+
+/// Written by the collector (`1` with the pod's `namespace` and `pod`), read by the relay to
+/// label what it forwards, queried by the tests.
+pub const POD_INFO: &str = "kubevirt_pod_infra_pod_info";
+
+/// One family the collector writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    /// The declared TYPE, as the text format spells it.
+    pub kind: &'static str,
+    /// Every label name the collector puts on the family's samples, in the order it writes them.
+    /// The relay forwards a sample only when each of its labels is one of these (it adds
+    /// `namespace` and `pod` itself); `sidecar/tests/labels.rs` holds the lists to what the
+    /// collector writes.
+    pub labels: &'static [&'static str],
+}
+
+/// Labels of a pod's own series: the node and the VM.
+const POD: &[&str] = &["host", "domain"];
+/// ... split by a `type`.
+const POD_TYPE: &[&str] = &["host", "domain", "type"];
+/// Labels of a per-role series.
+const ROLE: &[&str] = &["host", "domain", "process"];
+/// ... split by a `type`.
+const ROLE_TYPE: &[&str] = &["host", "domain", "process", "type"];
+
+/// Every family the collector writes, in exposition order. The collector's `--exclude` names
+/// them; the relay forwards only these, only with this type and only with these labels, in this
+/// order.
+pub const FAMILIES: [Family; 24] = [
+    def("kubevirt_pod_infra_cpu_seconds_total", "counter", ROLE_TYPE),
+    def("kubevirt_pod_infra_memory_amount_bytes", "gauge", ROLE_TYPE),
+    def(
+        "kube_metrics_collector_build_info",
+        "gauge",
+        &["version", "revision"],
+    ),
+    def("kubevirt_pod_infra_processes", "gauge", ROLE),
+    def("kubevirt_pod_infra_threads", "gauge", ROLE),
+    def("kubevirt_pod_infra_open_fds", "gauge", ROLE),
+    def(
+        "kubevirt_pod_infra_io_bytes_total",
+        "counter",
+        &["host", "domain", "process", "direction"],
+    ),
+    def("kubevirt_pod_infra_page_faults_total", "counter", ROLE_TYPE),
+    def(
+        "kubevirt_pod_infra_context_switches_total",
+        "counter",
+        ROLE_TYPE,
+    ),
+    def("kubevirt_pod_infra_start_time_seconds", "gauge", ROLE),
+    def("kubevirt_pod_infra_process_restarts_total", "counter", ROLE),
+    def(
+        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+        "counter",
+        &["host", "domain", "process", "class", "type"],
+    ),
+    def("kubevirt_pod_infra_guest_memory_bytes", "gauge", POD_TYPE),
+    def("kubevirt_pod_infra_qemu_own_memory_bytes", "gauge", POD),
+    def(
+        "kubevirt_pod_infra_guest_memory_read_timestamp_seconds",
+        "gauge",
+        POD,
+    ),
+    def(
+        POD_INFO,
+        "gauge",
+        &["host", "domain", "namespace", "pod", "name", "node"],
+    ),
+    def(
+        "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+        "gauge",
+        POD,
+    ),
+    def(
+        "kubevirt_pod_infra_memory_overhead_budget_bytes",
+        "gauge",
+        &["host", "domain", "component", "kubevirt_release", "source"],
+    ),
+    def("kubevirt_pod_infra_compute_memory_bytes", "gauge", POD_TYPE),
+    def(
+        "kube_metrics_collector_collection_duration_seconds",
+        "gauge",
+        &[],
+    ),
+    def(
+        "kube_metrics_collector_read_errors_total",
+        "counter",
+        &["kind"],
+    ),
+    def(
+        "kube_metrics_collector_guest_memory_unparsed_arguments",
+        "gauge",
+        &[],
+    ),
+    def(
+        "kube_metrics_collector_guest_memory_unmatched_backends",
+        "gauge",
+        &[],
+    ),
+    def(
+        "kube_metrics_collector_guest_memory_unexplained_bytes",
+        "gauge",
+        &[],
+    ),
+];
+
+/// The labels the relay puts on every series it forwards, first, from the kubelet's attestation.
+pub const RELAY_LABELS: [&str; 2] = ["namespace", "pod"];
+
+/// Most labels the collector writes on one sample (`pod_info`'s six): a line with more carries a
+/// label no family allows, so the relay stops reading it there.
+pub const MAX_LABELS: usize = max_labels(false);
+
+/// Most labels on one series the relay forwards: a family's own and [`RELAY_LABELS`].
+pub const MAX_RELAYED_LABELS: usize = max_labels(true);
+
+/// The collector's family `name`, if it writes one by that name.
+pub fn family(name: &str) -> Option<&'static Family> {
+    FAMILIES.iter().find(|f| f.name == name)
+}
+
+/// Where family `name` is in [`FAMILIES`].
+pub fn family_index(name: &str) -> Option<usize> {
+    FAMILIES.iter().position(|f| f.name == name)
+}
+
+/// The declared TYPE of collector family `name`, if the collector writes it.
+pub fn family_type(name: &str) -> Option<&'static str> {
+    family(name).map(|f| f.kind)
+}
+
+const fn def(name: &'static str, kind: &'static str, labels: &'static [&'static str]) -> Family {
+    Family { name, kind, labels }
+}
+
+/// The most labels of any family, with the relay's own added when `relayed` (`pod_info` already
+/// carries them).
+const fn max_labels(relayed: bool) -> usize {
+    let mut most = 0;
+    let mut i = 0;
+    while i < FAMILIES.len() {
+        let labels = FAMILIES[i].labels;
+        let mut n = labels.len();
+        if relayed && !contains(labels, RELAY_LABELS[0]) {
+            n += RELAY_LABELS.len();
+        }
+        if n > most {
+            most = n;
+        }
+        i += 1;
+    }
+    most
+}
+
+/// `list.contains(&name)`, which is not yet callable in a `const fn`.
+const fn contains(list: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < list.len() {
+        if same(list[i].as_bytes(), name.as_bytes()) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// `a == b`, which is not yet callable in a `const fn`.
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_are_unique_and_typed_as_the_text_format_spells_it() {
+        for (i, f) in FAMILIES.iter().enumerate() {
+            assert!(
+                matches!(f.kind, "counter" | "gauge"),
+                "{}: {}",
+                f.name,
+                f.kind
+            );
+            assert_eq!(family_type(f.name), Some(f.kind));
+            assert_eq!(family_index(f.name), Some(i));
+            assert!(
+                FAMILIES[..i].iter().all(|g| g.name != f.name),
+                "{} twice",
+                f.name
+            );
+        }
+        assert_eq!(family_type("up"), None);
+        assert_eq!(family_type(POD_INFO), Some("gauge"));
+    }
+
+    #[test]
+    fn label_lists_are_label_names_without_repeats_or_reserved_ones() {
+        for f in FAMILIES {
+            for (i, label) in f.labels.iter().enumerate() {
+                let mut chars = label.chars();
+                assert!(
+                    chars.next().is_some_and(|c| c.is_ascii_lowercase()),
+                    "{label}"
+                );
+                assert!(chars.all(|c| c.is_ascii_lowercase() || c == '_'), "{label}");
+                assert!(!f.labels[..i].contains(label), "{}: {label} twice", f.name);
+                assert!(!["job", "instance"].contains(label), "{}: {label}", f.name);
+                let relayed = RELAY_LABELS.contains(label) || *label == "node";
+                assert!(!relayed || f.name == POD_INFO, "{}: {label}", f.name);
+            }
+        }
+    }
+
+    #[test]
+    fn label_counts_are_the_longest_lists() {
+        assert_eq!(MAX_LABELS, 6);
+        // qemu_thread_cpu_seconds_total and the budgets: five of their own, namespace and pod.
+        assert_eq!(MAX_RELAYED_LABELS, 7);
+        assert!(contains(&["a", "bc"], "bc") && !contains(&["a", "bc"], "b"));
+    }
+}

@@ -1,0 +1,81 @@
+//! The relay forwards a sample only when each of its labels is one its family carries in
+//! `kube_metrics_contract::metrics::FAMILIES`: these lists must be exactly what the collector
+//! writes, or the relay would drop the collector's own series (or let foreign ones through).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Tree, env, mk, text};
+use kube_metrics_contract::metrics::FAMILIES;
+use kube_metrics_contract::sidecar::{
+    PODINFO_ANNOTATIONS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
+};
+use kube_metrics_relay::parse::Parsed;
+
+/// Each family of `text` with the label names of its samples, in the order written; fails on a
+/// family whose samples disagree on them.
+fn label_names(text: &str) -> BTreeMap<String, Vec<String>> {
+    let parsed = Parsed::from_text(text);
+    assert_eq!(parsed.malformed, 0, "{text}");
+    let mut names = BTreeMap::new();
+    for family in parsed.families {
+        for sample in &family.samples {
+            let labels: Vec<String> = sample.labels.iter().map(|(n, _)| n.to_string()).collect();
+            let first = names.entry(family.name.clone()).or_insert(labels.clone());
+            assert_eq!(*first, labels, "{}", sample.line);
+        }
+    }
+    names
+}
+
+/// A pod whose collector writes every family: the pod's identity, node and memory from the
+/// downward API, a virt-launcher and a QEMU whose guest RAM was read from `smaps`.
+fn every_family() -> Tree {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
+    let read = |file: &str| std::fs::read(format!("{fixtures}{file}")).unwrap();
+    let tree = Tree::new();
+    tree.podinfo_file(
+        PODINFO_ANNOTATIONS,
+        "kubevirt.io/domain=\"vm-0\"\nkubevirt.io/memory-overhead-bytes=\"231735296\"\n",
+    );
+    tree.podinfo_file(PODINFO_MEMORY_REQUEST, "2147483648\n");
+    tree.podinfo_file(PODINFO_MEMORY_LIMIT, "2147483648\n");
+    tree.put(&mk(11, "/usr/bin/virt-launcher", "virt-launcher"));
+    let mut qemu = mk(90, "", "qemu-kvm");
+    qemu.argv = String::from_utf8(read("dimm-hotplug-256m-tcg.cmdline"))
+        .unwrap()
+        .split_terminator('\0')
+        .map(String::from)
+        .collect();
+    tree.put(&qemu);
+    std::fs::write(
+        tree.pid_dir(90).join("smaps"),
+        read("dimm-hotplug-256m-tcg.smaps"),
+    )
+    .unwrap();
+    tree
+}
+
+#[test]
+fn every_family_carries_exactly_the_contracts_labels_in_its_order() {
+    let tree = every_family();
+    let written = label_names(&text(&mut tree.scraper(env())));
+    for family in FAMILIES {
+        let labels = written
+            .get(family.name)
+            .unwrap_or_else(|| panic!("{} not written: {written:?}", family.name));
+        assert_eq!(*labels, family.labels, "{}", family.name);
+    }
+    assert_eq!(written.len(), FAMILIES.len(), "{written:?}");
+}
+
+#[test]
+fn the_golden_exposition_has_only_the_contracts_labels() {
+    let golden = include_str!("fixtures/golden/launcher-pod.prom");
+    for (name, labels) in label_names(golden) {
+        let family = FAMILIES.iter().find(|f| f.name == name);
+        let family = family.unwrap_or_else(|| panic!("{name} is not in the contract"));
+        assert_eq!(labels, family.labels, "{name}");
+    }
+}
