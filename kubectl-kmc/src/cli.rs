@@ -37,6 +37,10 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub prometheus_token: Option<String>,
+    /// The most MiB one Prometheus answer may have: past it the command stops, so that its memory
+    /// stays bounded (an answer takes about six times its size once parsed).
+    #[arg(long, global = true, env = "KUBECTL_KMC_PROMETHEUS_MAX_MIB", default_value_t = crate::prom::DEFAULT_MAX_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub prometheus_max_mib: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,6 +83,19 @@ pub enum SortBy {
     Cpu,
 }
 
+/// Which series count as a VM's (`crate::vouch`).
+#[derive(Debug, Args)]
+pub struct VouchArgs {
+    /// The scrape job of KubeVirt's own metrics, whose kubevirt_vmi_info vouches that a series
+    /// belongs to a VM.
+    #[arg(long, env = "KUBECTL_KMC_KUBEVIRT_JOB", default_value = crate::vouch::KUBEVIRT_JOB)]
+    pub kubevirt_job: String,
+    /// Where Prometheus has no kubevirt_vmi_info at all, count every series as a VM's anyway
+    /// (any pod that serves the collector's families can then pose as one).
+    #[arg(long, env = "KUBECTL_KMC_ALLOW_UNVOUCHED")]
+    pub allow_unvouched: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// Only this VM (the VMI's name).
@@ -92,6 +109,8 @@ pub struct TopArgs {
     /// Order of VMs, and of roles within a VM, largest first.
     #[arg(long, value_enum, default_value = "memory")]
     pub sort_by: SortBy,
+    #[command(flatten)]
+    pub vouch: VouchArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -131,6 +150,8 @@ pub struct RecommendArgs {
     /// Output format: `yaml` prints the patches to apply, each with its kubectl command.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: RecommendOutput,
+    #[command(flatten)]
+    pub vouch: VouchArgs,
 }
 
 impl RecommendArgs {
