@@ -167,3 +167,53 @@ impl RecommendArgs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn top_and_recommend_take_kubevirts_job_and_the_cap() {
+        let cli = Cli::parse_from([
+            "kubectl-kmc",
+            "top",
+            "--prometheus",
+            "http://p",
+            "--kubevirt-job",
+            "kv",
+            "--allow-unvouched",
+            "--prometheus-max-mib",
+            "8",
+        ]);
+        let Command::Top(top) = &cli.command else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(top.vouch.kubevirt_job, "kv");
+        assert!(top.vouch.allow_unvouched);
+        assert_eq!(cli.prometheus_max_mib, 8);
+        let defaults = Cli::parse_from(["kubectl-kmc", "recommend", "--prometheus", "http://p"]);
+        let Command::Recommend(recommend) = &defaults.command else {
+            panic!("{defaults:?}");
+        };
+        assert_eq!(recommend.vouch.kubevirt_job, "kubevirt-prometheus-metrics");
+        assert!(!recommend.vouch.allow_unvouched);
+        assert_eq!(defaults.prometheus_max_mib, 64);
+        assert!(
+            Cli::try_parse_from([
+                "kubectl-kmc",
+                "top",
+                "--prometheus",
+                "p",
+                "--prometheus-max-mib",
+                "0"
+            ])
+            .is_err()
+        );
+    }
+}

@@ -102,7 +102,8 @@ async fn a_foreign_webhook_configuration_is_refused_and_left_alone() {
         config["metadata"]["labels"] = json!({"app.kubernetes.io/name": "other-product"});
         config
     };
-    let cases: [(fn(Value) -> Value, &str); 3] = [
+    type Edit = fn(Value) -> Value;
+    let cases: [(Edit, &str); 3] = [
         (
             other_service,
             "webhook second.kube-metrics-collector.io calls Service ns-0/other-product",
