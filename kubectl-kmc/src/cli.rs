@@ -37,6 +37,10 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub prometheus_token: Option<String>,
+    /// The most MiB one Prometheus answer may have: past it the command stops, so that its memory
+    /// stays bounded (an answer takes about six times its size once parsed).
+    #[arg(long, global = true, env = "KUBECTL_KMC_PROMETHEUS_MAX_MIB", default_value_t = crate::prom::DEFAULT_MAX_MIB, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub prometheus_max_mib: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -79,6 +83,19 @@ pub enum SortBy {
     Cpu,
 }
 
+/// Which series count as a VM's (`crate::vouch`).
+#[derive(Debug, Args)]
+pub struct VouchArgs {
+    /// The scrape job of KubeVirt's own metrics, whose kubevirt_vmi_info vouches that a series
+    /// belongs to a VM.
+    #[arg(long, env = "KUBECTL_KMC_KUBEVIRT_JOB", default_value = crate::vouch::KUBEVIRT_JOB)]
+    pub kubevirt_job: String,
+    /// Where Prometheus has no kubevirt_vmi_info at all, count every series as a VM's anyway
+    /// (any pod that serves the collector's families can then pose as one).
+    #[arg(long, env = "KUBECTL_KMC_ALLOW_UNVOUCHED")]
+    pub allow_unvouched: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// Only this VM (the VMI's name).
@@ -92,6 +109,8 @@ pub struct TopArgs {
     /// Order of VMs, and of roles within a VM, largest first.
     #[arg(long, value_enum, default_value = "memory")]
     pub sort_by: SortBy,
+    #[command(flatten)]
+    pub vouch: VouchArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -131,6 +150,8 @@ pub struct RecommendArgs {
     /// Output format: `yaml` prints the patches to apply, each with its kubectl command.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: RecommendOutput,
+    #[command(flatten)]
+    pub vouch: VouchArgs,
 }
 
 impl RecommendArgs {
@@ -144,5 +165,55 @@ impl RecommendArgs {
             resolution: self.resolution,
             current_ratio: self.current_ratio,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn top_and_recommend_take_kubevirts_job_and_the_cap() {
+        let cli = Cli::parse_from([
+            "kubectl-kmc",
+            "top",
+            "--prometheus",
+            "http://p",
+            "--kubevirt-job",
+            "kv",
+            "--allow-unvouched",
+            "--prometheus-max-mib",
+            "8",
+        ]);
+        let Command::Top(top) = &cli.command else {
+            panic!("{cli:?}");
+        };
+        assert_eq!(top.vouch.kubevirt_job, "kv");
+        assert!(top.vouch.allow_unvouched);
+        assert_eq!(cli.prometheus_max_mib, 8);
+        let defaults = Cli::parse_from(["kubectl-kmc", "recommend", "--prometheus", "http://p"]);
+        let Command::Recommend(recommend) = &defaults.command else {
+            panic!("{defaults:?}");
+        };
+        assert_eq!(recommend.vouch.kubevirt_job, "kubevirt-prometheus-metrics");
+        assert!(!recommend.vouch.allow_unvouched);
+        assert_eq!(defaults.prometheus_max_mib, 64);
+        assert!(
+            Cli::try_parse_from([
+                "kubectl-kmc",
+                "top",
+                "--prometheus",
+                "p",
+                "--prometheus-max-mib",
+                "0"
+            ])
+            .is_err()
+        );
     }
 }

@@ -6,7 +6,10 @@
 //!
 //! Decisions are pure functions over plain data; the Kubernetes API ([`cluster`]) and Prometheus
 //! ([`prom`]) are reached only by the `gather`/`fetch` functions of each command, and every per-VM
-//! value is read as the recording rules define it ([`fleet`]).
+//! value is read as the recording rules define it ([`fleet`]), from the series KubeVirt vouches
+//! for ([`vouch`]). Everything printed is safe to read and to paste ([`text`]): text from the
+//! cluster or Prometheus is escaped, and a name reaches a printed command only when it is a
+//! Kubernetes name, shell-quoted.
 
 pub mod check;
 pub mod cli;
@@ -15,8 +18,10 @@ pub mod fleet;
 pub mod prom;
 pub mod recommend;
 mod table;
+pub mod text;
 pub mod top;
 pub mod units;
+pub mod vouch;
 
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,14 +46,46 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 async fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let mut out = String::new();
+    validate_names(&cli)?;
+    let mut out = Output::default();
     let code = match &cli.command {
-        Command::Check(args) => run_check(&cli, args, &mut out).await?,
+        Command::Check(args) => run_check(&cli, args, &mut out.text).await?,
         Command::Top(args) => run_top(&cli, args, &mut out).await?,
         Command::Recommend(args) => run_recommend(&cli, args, &mut out).await?,
     };
-    print!("{out}");
+    for note in &out.notes {
+        eprintln!("kubectl kmc: {}", text::escape(note));
+    }
+    print!("{}", out.text);
     Ok(code)
+}
+
+/// What a command prints: its answer on stdout, its notes (what it left out, and why) on stderr,
+/// so that `-o json` stays JSON.
+#[derive(Debug, Default)]
+struct Output {
+    text: String,
+    notes: Vec<String>,
+}
+
+/// The names given on the command line are Kubernetes names: they reach API paths, PromQL
+/// filters and printed commands.
+fn validate_names(cli: &Cli) -> Result<(), text::NameError> {
+    if let Some(ns) = &cli.namespace {
+        text::dns1123_label(ns, "namespace")?;
+    }
+    let vm = match &cli.command {
+        Command::Check(args) => {
+            text::dns1123_subdomain(&args.webhook_config, "MutatingWebhookConfiguration")?;
+            args.vm.as_deref()
+        }
+        Command::Top(args) => args.vm.as_deref(),
+        Command::Recommend(_) => None,
+    };
+    if let Some(vm) = vm {
+        text::dns1123_subdomain(vm, "VirtualMachine")?;
+    }
+    Ok(())
 }
 
 async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<ExitCode> {
@@ -76,27 +113,33 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
     })
 }
 
-async fn run_top(cli: &Cli, args: &TopArgs, out: &mut String) -> Result<ExitCode> {
+async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
     let scope = fleet::Scope {
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
     };
-    let usage = top::fetch(&prometheus, &scope).await?;
-    out.push_str(&top::render(&usage, args.output, args.sort_by)?);
+    let (usage, screen) = top::fetch(&prometheus, &scope, &args.vouch).await?;
+    out.notes.extend(top::notes(&screen));
+    out.text
+        .push_str(&top::render(&usage, args.output, args.sort_by)?);
     Ok(ExitCode::SUCCESS)
 }
 
-async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut String) -> Result<ExitCode> {
+async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
     let settings = args.settings();
     let scope = fleet::Scope {
         namespace: cli.namespace.clone(),
         vm: None,
     };
-    let fleet = recommend::fetch(&prometheus, &scope, &settings).await?;
+    let fleet = recommend::fetch(&prometheus, &scope, &settings, &args.vouch).await?;
+    if !fleet.screen.vouched {
+        out.notes.push(top::UNVOUCHED.to_owned());
+    }
     let advice = recommend::math::recommend(&fleet, &settings)?;
-    out.push_str(&recommend::render::render(&advice, &settings, args.output)?);
+    out.text
+        .push_str(&recommend::render::render(&advice, &settings, args.output)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -104,6 +147,7 @@ fn prometheus(cli: &Cli, url: &str) -> Result<prom::Prometheus, prom::PromError>
     let access = prom::Access {
         ca_file: cli.prometheus_ca.clone(),
         token: cli.prometheus_token.clone(),
+        max_bytes: cli.prometheus_max_mib * 1024 * 1024,
     };
     prom::Prometheus::new(url, &at(cli), &access)
 }

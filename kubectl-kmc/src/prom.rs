@@ -1,6 +1,10 @@
 //! The Prometheus HTTP API (`GET /api/v1/query`) over HTTP/1.1, plain or TLS ([`tls`]): the only
 //! module that talks to Prometheus. An instant query answers an instant vector ([`Prometheus::query`])
 //! or, for a range or subquery expression, a range vector ([`Prometheus::query_series`]).
+//!
+//! An answer is read up to a byte cap ([`Access::max_bytes`]) and never whole into memory first,
+//! and credentials never reach an error: the URL's userinfo becomes a Basic `Authorization`
+//! header and is cut from every URL this module prints ([`redact`]), as is its query.
 
 mod tls;
 
@@ -9,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::TokioIo;
@@ -21,11 +25,21 @@ use tokio::net::TcpStream;
 /// How long one query may take, connection included.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The default cap on one answer, in MiB. The largest answer `recommend` asks for is the
+/// hourly trends of every component of every pod over the range: about 5 KiB per component and
+/// pod for 7 days, so 64 MiB holds some 1,500 VMs' worth; parsed, an answer takes about six
+/// times its size in memory, so the cap also bounds the plugin's memory to a few hundred MiB.
+pub const DEFAULT_MAX_MIB: u64 = 64;
+
 /// Why a query gave no answer; each says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PromError {
-    #[error("--prometheus {0:?}: not an http:// or https:// URL")]
+    #[error("--prometheus {0}: not an http:// or https:// URL without a query")]
     Url(String),
+    #[error(
+        "--prometheus {0}: give credentials either in the URL or with --prometheus-token, not both"
+    )]
+    TwoCredentials(String),
     #[error("TLS to Prometheus: {reason}")]
     Tls { reason: String },
     #[error("Prometheus at {url} is unreachable: {reason}")]
@@ -42,6 +56,11 @@ pub enum PromError {
     Denied { url: String, status: StatusCode },
     #[error("Prometheus at {url} answered something that is not its API: {reason}")]
     NotPrometheus { url: String, reason: String },
+    #[error(
+        "Prometheus at {url} answered more than {} MiB, the cap that keeps this plugin's memory bounded: narrow the question (-n, a VM, a shorter --range) or raise --prometheus-max-mib",
+        max_bytes / (1024 * 1024)
+    )]
+    TooLarge { url: String, max_bytes: u64 },
 }
 
 /// One sample of an instant vector.
@@ -73,23 +92,48 @@ impl Series {
 }
 
 /// How to reach Prometheus beyond its URL.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone)]
 pub struct Access {
     /// PEM CA certificates to trust besides the system's, for https.
     pub ca_file: Option<PathBuf>,
     /// Sent as `Authorization: Bearer` (e.g. to OpenShift's thanos-querier).
     pub token: Option<String>,
+    /// The most bytes one answer may have.
+    pub max_bytes: u64,
+}
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            token: None,
+            max_bytes: DEFAULT_MAX_MIB * 1024 * 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the token.
+        f.debug_struct("Access")
+            .field("ca_file", &self.ca_file)
+            .field("max_bytes", &self.max_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A Prometheus server, and the instant every query is evaluated at.
 #[derive(Clone)]
 pub struct Prometheus {
+    /// The URL without credentials or query, for messages.
     url: String,
     authority: String,
     prefix: String,
     /// `Some` for https: the configuration and the name the certificate must carry.
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    token: Option<String>,
+    /// The whole `Authorization` header: Bearer from `--prometheus-token`, Basic from the URL.
+    authorization: Option<String>,
+    max_bytes: u64,
     /// Unix seconds or RFC 3339, as the API's `time` parameter takes it.
     time: String,
 }
@@ -108,14 +152,25 @@ impl Prometheus {
     /// `url` is `http[s]://host[:port][/prefix]`; queries are evaluated at `time` (Unix seconds or
     /// RFC 3339, passed to Prometheus as is).
     pub fn new(url: &str, time: &str, access: &Access) -> Result<Self, PromError> {
-        let bad = || PromError::Url(url.to_owned());
+        let shown = redact(url);
+        let bad = || PromError::Url(shown.clone());
         let uri: Uri = url.parse().map_err(|_| bad())?;
         let (https, default_port) = match uri.scheme_str() {
             Some("http") => (false, 80),
             Some("https") => (true, 443),
             _ => return Err(bad()),
         };
+        if uri.query().is_some() || url.contains('#') {
+            return Err(bad());
+        }
         let authority = uri.authority().ok_or_else(bad)?;
+        let userinfo = authority.as_str().rsplit_once('@').map(|(info, _)| info);
+        let authorization = match (userinfo, &access.token) {
+            (Some(_), Some(_)) => return Err(PromError::TwoCredentials(shown)),
+            (Some(info), None) => Some(basic(info)),
+            (None, Some(token)) => Some(format!("Bearer {token}")),
+            (None, None) => None,
+        };
         let tls = if https {
             let host = authority
                 .host()
@@ -128,11 +183,12 @@ impl Prometheus {
         };
         let port = authority.port_u16().unwrap_or(default_port);
         Ok(Self {
-            url: url.trim_end_matches('/').to_owned(),
+            url: shown.trim_end_matches('/').to_owned(),
             authority: format!("{}:{port}", authority.host()),
             prefix: uri.path().trim_end_matches('/').to_owned(),
             tls,
-            token: access.token.clone(),
+            authorization,
+            max_bytes: access.max_bytes,
             time: time.to_owned(),
         })
     }
@@ -202,8 +258,8 @@ impl Prometheus {
         let mut request = Request::get(path)
             .header(http::header::HOST, &self.authority)
             .header(http::header::ACCEPT, "application/json");
-        if let Some(token) = &self.token {
-            request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
         }
         let request = request
             .body(Empty::<Bytes>::new())
@@ -213,14 +269,75 @@ impl Prometheus {
             .await
             .map_err(|e| unreachable(&e))?;
         let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| unreachable(&e))?
-            .to_bytes();
-        Ok((status, body))
+        let mut body = response.into_body();
+        let mut read = BytesMut::new();
+        // Frame by frame, so that an answer past the cap is dropped before it is all in memory.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| unreachable(&e))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if (read.len() + data.len()) as u64 > self.max_bytes {
+                return Err(PromError::TooLarge {
+                    url: self.url.clone(),
+                    max_bytes: self.max_bytes,
+                });
+            }
+            read.extend_from_slice(&data);
+        }
+        Ok((status, read.freeze()))
     }
+}
+
+/// `url` as it may be shown: without userinfo (`user:password@`), query or fragment.
+pub fn redact(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let shown = if scheme.is_empty() {
+        format!("{authority}{path}")
+    } else {
+        format!("{scheme}://{authority}{path}")
+    };
+    crate::text::escape(&shown).into_owned()
+}
+
+/// The `Authorization` header for the URL's `user:password` (percent-decoded, RFC 3986 §3.2.1).
+fn basic(userinfo: &str) -> String {
+    // `ByteString` serialises as base64: the encoder kube's own types use.
+    let credentials = k8s_openapi::ByteString(percent_decode(userinfo));
+    let encoded = serde_json::to_value(credentials)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("Basic {encoded}")
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn not_prometheus(url: &str, reason: String) -> PromError {
@@ -407,6 +524,47 @@ mod tests {
             parse_matrix("u", &data),
             Err(PromError::NotPrometheus { .. })
         ));
+    }
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        let cases = [
+            ("http://prom:9090", "http://prom:9090"),
+            ("https://alice:s3cret@prom:9090/p", "https://prom:9090/p"),
+            ("https://a@b:c@prom/p?token=x#f", "https://prom/p"),
+            ("prom:9090?x", "prom:9090"),
+            ("http://u:p@h/\u{1b}[2J", "http://h/\\u{1b}[2J"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact(url), want, "{url}");
+        }
+        let access = Access::default();
+        let error = Prometheus::new("ftp://alice:s3cret@prom", "0", &access).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "--prometheus ftp://prom: not an http:// or https:// URL without a query"
+        );
+        let error = Prometheus::new("http://prom/?token=s3cret", "0", &access).unwrap_err();
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+        let prometheus = Prometheus::new("http://alice:s%33cret@prom:9090", "0", &access).unwrap();
+        assert_eq!(prometheus.url, "http://prom:9090");
+        assert_eq!(prometheus.authority, "prom:9090");
+        // base64("alice:s3cret")
+        assert_eq!(
+            prometheus.authorization.as_deref(),
+            Some("Basic YWxpY2U6czNjcmV0")
+        );
+        assert!(!format!("{prometheus:?}").contains("s3cret"));
+        let token = Access {
+            token: Some("t".into()),
+            ..Access::default()
+        };
+        assert!(matches!(
+            Prometheus::new("http://alice:s3cret@prom", "0", &token),
+            Err(PromError::TwoCredentials(_))
+        ));
+        let bearer = Prometheus::new("http://prom", "0", &token).unwrap();
+        assert_eq!(bearer.authorization.as_deref(), Some("Bearer t"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `kubectl kmc top`: memory and CPU per VM and per process role, from Prometheus, read through
-//! the recording rules ([`crate::fleet`]).
+//! the recording rules ([`crate::fleet`]), of the pods KubeVirt vouches for ([`crate::vouch`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -7,11 +7,16 @@ use anyhow::{Result, bail};
 use kube_metrics_contract::rules;
 use serde::Serialize;
 
-use crate::cli::{SortBy, TopOutput};
+use crate::cli::{SortBy, TopOutput, VouchArgs};
 use crate::fleet::{Scope, rule};
 use crate::prom::{Prometheus, Sample};
 use crate::table;
+use crate::text;
 use crate::units::{mebibytes, millicores};
+use crate::vouch::{self, NoVouchers, Screen, Vouchers};
+
+/// The warning when `--allow-unvouched` counted every series.
+pub const UNVOUCHED: &str = "warning: no kubevirt_vmi_info vouches for any VM (--allow-unvouched): every pod that serves the collector's families is counted, a tenant's pod posing as a VM included";
 
 /// One process role of one VM's pod.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -56,44 +61,83 @@ pub struct Raw {
     pub estimate: Vec<Sample>,
 }
 
-/// Queries Prometheus; fails when no VM matches.
-pub async fn fetch(prometheus: &Prometheus, scope: &Scope) -> Result<Vec<VmUsage>> {
-    let ask = |record: &str| {
-        let expr = rule(record);
-        async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) }
-    };
-    let (resident, cpu, component_overhead, component_budget, overhead, estimate) = tokio::try_join!(
-        ask(rules::PROCESS_RESIDENT),
-        ask(rules::PROCESS_CPU),
-        ask(rules::COMPONENT_OVERHEAD),
-        ask(rules::COMPONENT_BUDGET),
-        ask(rules::OVERHEAD),
-        ask(rules::ESTIMATE),
+/// Queries Prometheus; fails when no VM matches, or when nothing vouches for any VM and
+/// `--allow-unvouched` was not given. Returns the usage and what was left out.
+pub async fn fetch(
+    prometheus: &Prometheus,
+    scope: &Scope,
+    vouch: &VouchArgs,
+) -> Result<(Vec<VmUsage>, Screen)> {
+    let ask = |expr: String| async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) };
+    let vouchers_query = vouch::query(&vouch.kubevirt_job, None);
+    let (vouchers, resident, cpu, component_overhead, component_budget, overhead, estimate) = tokio::try_join!(
+        prometheus.query(&vouchers_query),
+        ask(rule(rules::PROCESS_RESIDENT)),
+        ask(rule(rules::PROCESS_CPU)),
+        ask(rule(rules::COMPONENT_OVERHEAD)),
+        ask(rule(rules::COMPONENT_BUDGET)),
+        ask(rule(rules::OVERHEAD)),
+        ask(rule(rules::ESTIMATE)),
     )?;
+    let vouchers = match (Vouchers::from_samples(&vouchers), vouch.allow_unvouched) {
+        (Some(vouchers), _) => vouchers,
+        (None, true) => Vouchers::Unvouched,
+        (None, false) => {
+            return Err(NoVouchers {
+                job: vouch.kubevirt_job.clone(),
+                range: String::new(),
+            }
+            .into());
+        }
+    };
+    let mut screen = Screen::new(vouchers);
     let raw = Raw {
-        resident,
-        cpu,
-        component_overhead,
-        component_budget,
-        overhead,
-        estimate,
+        resident: screen.samples(resident),
+        cpu: screen.samples(cpu),
+        component_overhead: screen.samples(component_overhead),
+        component_budget: screen.samples(component_budget),
+        overhead: screen.samples(overhead),
+        estimate: screen.samples(estimate),
     };
     let usage = assemble(&raw);
     if usage.is_empty() {
+        let left_out = match screen.tally.total() {
+            0 => String::new(),
+            n => format!(" ({n} series left out: not vouched for by KubeVirt, or not a number)"),
+        };
         match (&scope.namespace, &scope.vm) {
             (ns, Some(vm)) => bail!(
-                "Prometheus has no kubevirt_pod_infra_memory_amount_bytes for VM {}{vm}: is it injected and scraped? (kubectl kmc check {vm})",
-                ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default()
+                "Prometheus has no kubevirt_pod_infra_memory_amount_bytes for VM {}{vm}{left_out}: is it injected and scraped? (kubectl kmc check {})",
+                ns.as_ref().map(|n| format!("{n}/")).unwrap_or_default(),
+                text::shell_quote(vm)
             ),
             (Some(ns), None) => {
-                bail!("Prometheus has no kubevirt_pod_infra_memory_amount_bytes in namespace {ns}")
+                bail!(
+                    "Prometheus has no kubevirt_pod_infra_memory_amount_bytes in namespace {ns}{left_out}"
+                )
             }
             (None, None) => bail!(
-                "Prometheus has no kubevirt_pod_infra_memory_amount_bytes series: is the collector installed and scraped?"
+                "Prometheus has no kubevirt_pod_infra_memory_amount_bytes series{left_out}: is the collector installed and scraped?"
             ),
         }
     }
-    Ok(usage)
+    Ok((usage, screen))
+}
+
+/// What to say on stderr about the series left out, and about vouching.
+pub fn notes(screen: &Screen) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !screen.vouched() {
+        notes.push(UNVOUCHED.to_owned());
+    }
+    notes.extend(
+        screen
+            .tally
+            .lines()
+            .into_iter()
+            .map(|l| format!("note: {l}")),
+    );
+    notes
 }
 
 /// A VM's pod: namespace, VMI name, pod.
@@ -193,7 +237,7 @@ pub fn render(usage: &[VmUsage], output: TopOutput, by: SortBy) -> Result<String
     let mut usage = usage.to_vec();
     sort(&mut usage, by);
     if output == TopOutput::Json {
-        return Ok(serde_json::to_string_pretty(&usage)? + "\n");
+        return Ok(text::to_json(&usage)?);
     }
     let optional = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), mebibytes);
     let mut rows = Vec::new();

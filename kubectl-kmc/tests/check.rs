@@ -138,8 +138,7 @@ fn run(mut command: Command) -> Output {
 }
 
 fn golden(case: &str, output: &Output) {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/check-{case}.txt"));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{case}.txt"));
     let stdout = String::from_utf8_lossy(&output.stdout);
     if std::env::var_os("KMC_UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, stdout.as_bytes()).expect("write golden");
@@ -157,7 +156,7 @@ fn golden(case: &str, output: &Output) {
 fn injected_vm_passes_every_check() {
     let api = FakeApi::start(healthy());
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
-    golden("injected", &output);
+    golden("check-injected", &output);
     assert_eq!(output.status.code(), Some(0));
     assert!(
         output.stderr.is_empty(),
@@ -185,7 +184,7 @@ fn vm_skipped_for_a_gpu_fails_with_the_reason() {
     );
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
-    golden("skipped-gpu", &output);
+    golden("check-skipped-gpu", &output);
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -206,7 +205,7 @@ fn namespace_not_opted_in_fails_and_the_pod_was_never_seen() {
     );
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "-n", "vms", "vm1"]);
-    golden("namespace-not-opted-in", &output);
+    golden("check-namespace-not-opted-in", &output);
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -217,7 +216,7 @@ fn webhook_without_ready_endpoints_fails() {
     let api = FakeApi::start(state);
     // Without a VM: only the webhook and the context's namespace are checked.
     let output = kmc(&api, &["check"]);
-    golden("webhook-without-endpoints", &output);
+    golden("check-webhook-without-endpoints", &output);
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -227,7 +226,7 @@ fn empty_ca_bundle_fails() {
     set(&mut state, MWCS, vec![webhook_config("")]);
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "vm1"]);
-    golden("cabundle-empty", &output);
+    golden("check-cabundle-empty", &output);
     assert_eq!(output.status.code(), Some(1));
 }
 
@@ -323,9 +322,20 @@ fn prometheus_unreachable_is_a_one_line_error() {
     assert_eq!(text.lines().count(), 1, "{text}");
 }
 
+/// KubeVirt's word that VMI vms/vm1 runs in pod virt-launcher-vm1-abcde.
+fn vouching(state: &mut State) {
+    state.prometheus.push((
+        "kubevirt_vmi_info{job=\"kubevirt-prometheus-metrics\"}".into(),
+        vec![json!({"metric": {"namespace": "vms", "name": "vm1", "vmi_pod": "virt-launcher-vm1-abcde"},
+                    "value": [1, "1"]})],
+    ));
+}
+
 #[test]
 fn prometheus_without_the_series_is_an_error() {
-    let api = FakeApi::start(State::default());
+    let mut state = State::default();
+    vouching(&mut state);
+    let api = FakeApi::start(state);
     let output = kmc(
         &api,
         &["top", "vm1", "-n", "vms", "--prometheus", &api.url()],
@@ -334,5 +344,245 @@ fn prometheus_without_the_series_is_an_error() {
     assert_eq!(
         stderr(&output),
         "kubectl kmc: Prometheus has no kubevirt_pod_infra_memory_amount_bytes for VM vms/vm1: is it injected and scraped? (kubectl kmc check vm1)\n"
+    );
+}
+
+/// What a tenant controls reaches the output escaped: a reason annotation with a shell command,
+/// a newline and escape sequences stays on its line, as text.
+#[test]
+fn a_hostile_reason_is_printed_escaped() {
+    let mut state = healthy();
+    let skipped = json!({"kube-metrics-collector.io/status": "skipped",
+                         "kube-metrics-collector.io/reason": HOSTILE,
+                         "kube-metrics-collector.io/reason-source": "vmi\u{1b}[8m"});
+    set(
+        &mut state,
+        PODS,
+        vec![pod(
+            "virt-launcher-vm1-abcde",
+            "2026-12-01T09:00:00Z",
+            "Running",
+            skipped,
+            None,
+        )],
+    );
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["check", "vm1"]);
+    assert_no_control_characters(&output.stdout);
+    golden("check-hostile-reason", &output);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+/// A name chosen by a tenant: a shell command, a newline that would start a line of its own, an
+/// OSC title, a bell, a CSI that clears the screen.
+const HOSTILE: &str = "vm;touch /tmp/x;#\nspec: {}\n\u{1b}]0;owned\u{7}\u{1b}[2J";
+
+fn assert_no_control_characters(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        !text.chars().any(|c| c != '\n' && c.is_control()),
+        "{text:?}"
+    );
+}
+
+/// Prometheus' error text (which can quote a label value) is escaped on the one error line.
+#[test]
+fn prometheus_error_texts_are_escaped() {
+    let state = State {
+        prometheus_error: Some(format!("parse error: unexpected {HOSTILE}")),
+        ..State::default()
+    };
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["top", "--prometheus", &api.url()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_no_control_characters(&output.stderr);
+    let text = stderr(&output);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.ends_with(
+            ": 400 Bad Request parse error: unexpected vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J\n"
+        ),
+        "{text}"
+    );
+}
+
+/// Credentials in the URL reach neither an error nor the output.
+#[test]
+fn credentials_in_the_url_are_never_echoed() {
+    let api = FakeApi::start(State::default());
+    let url = format!("http://alice:s3cret@{}", api.addr);
+    let output = kmc(&api, &["top", "--prometheus", &url]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        !text.contains("s3cret") && !text.contains("alice"),
+        "{text}"
+    );
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let output = kmc(
+        &api,
+        &[
+            "top",
+            "--prometheus",
+            &format!("http://alice:s3cret@{addr}/?t=s3cret"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(
+        !text.contains("s3cret") && !text.contains("alice"),
+        "{text}"
+    );
+}
+
+/// Without KubeVirt's series nothing vouches for a VM: a loud error, and a flag to proceed.
+#[test]
+fn top_without_kubevirts_series_refuses_unless_told() {
+    let mut state = State::default();
+    let resident = "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})";
+    let sample = |ns: &str, name: &str, pod: &str| {
+        json!({"metric": {"namespace": ns, "name": name, "pod": pod, "process": "qemu"},
+               "value": [1, "1048576000"]})
+    };
+    state.prometheus.push((
+        resident.into(),
+        vec![
+            sample("vms", "vm1", "virt-launcher-vm1-abcde"),
+            sample("tenant", HOSTILE, "fake"),
+            sample("vms", "vm1", "fake"),
+        ],
+    ));
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["top", "--prometheus", &api.url()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "kubectl kmc: Prometheus has no kubevirt_vmi_info{job=\"kubevirt-prometheus-metrics\"}: KubeVirt's own metrics are not scraped, so nothing vouches that the collector's series come from VMs, and any pod can pose as one; scrape KubeVirt (virt-operator's ServiceMonitor kubevirt-prometheus-metrics), name its job with --kubevirt-job, or pass --allow-unvouched to count every series as a VM\n"
+    );
+
+    let output = kmc(
+        &api,
+        &["top", "--prometheus", &api.url(), "--allow-unvouched"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_no_control_characters(&output.stdout);
+    assert!(
+        stderr(&output).starts_with(
+            "kubectl kmc: warning: no kubevirt_vmi_info vouches for any VM (--allow-unvouched)"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    golden("top-unvouched", &output);
+
+    // With KubeVirt's word, only its VM's pod counts, and what was left out is said.
+    let mut state = api_state_with(&api);
+    vouching(&mut state);
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["top", "--prometheus", &api.url()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    golden("top-vouched", &output);
+    assert_eq!(
+        stderr(&output),
+        "kubectl kmc: note: 1 series left out: KubeVirt reports no VMI of that namespace and name (kubevirt_vmi_info): not a VM, whatever its labels say\n\
+         kubectl kmc: note: 1 series left out: KubeVirt names other launcher pods for that VMI (kubevirt_vmi_info's vmi_pod)\n"
+    );
+}
+
+/// The same canned answers, in a fake of their own.
+fn api_state_with(api: &FakeApi) -> State {
+    State {
+        prometheus: api.prometheus(),
+        ..State::default()
+    }
+}
+
+#[test]
+fn names_on_the_command_line_must_be_kubernetes_names() {
+    let api = FakeApi::start(healthy());
+    let output = kmc(&api, &["check", "-n", "vms;id", "vm1"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "kubectl kmc: vms;id is not a valid namespace name: it must consist of lower case letters, digits and '-', and start and end with a letter or digit\n"
+    );
+    let output = kmc(&api, &["check", "vm\u{1b}[2J"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_no_control_characters(&output.stderr);
+    assert!(
+        stderr(&output).starts_with("kubectl kmc: vm\\u{1b}[2J is not a valid VirtualMachine name"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// An answer past `--prometheus-max-mib` stops the command, saying the cap and why.
+#[test]
+fn answers_past_the_cap_are_refused() {
+    let mut state = State::default();
+    let big: Vec<Value> = (0..20_000)
+        .map(|i| {
+            json!({"metric": {"namespace": "vms", "name": format!("vm-{i:05}"), "vmi_pod": "p"},
+                   "value": [1, "1"]})
+        })
+        .collect();
+    state.prometheus.push(("kubevirt_vmi_info".into(), big));
+    let api = FakeApi::start(state);
+    let output = kmc(
+        &api,
+        &[
+            "top",
+            "--prometheus",
+            &api.url(),
+            "--prometheus-max-mib",
+            "1",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "kubectl kmc: Prometheus at {} answered more than 1 MiB, the cap that keeps this plugin's memory bounded: narrow the question (-n, a VM, a shorter --range) or raise --prometheus-max-mib\n",
+            api.url()
+        )
+    );
+}
+
+/// A value that is no finite, non-negative number is left out per series, and counted.
+#[test]
+fn values_that_are_not_numbers_are_left_out_and_counted() {
+    let mut state = State::default();
+    vouching(&mut state);
+    let sample = |process: &str, value: &str| {
+        json!({"metric": {"namespace": "vms", "name": "vm1", "pod": "virt-launcher-vm1-abcde", "process": process},
+               "value": [1, value]})
+    };
+    state.prometheus.push((
+        "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})".into(),
+        vec![
+            sample("qemu", "1048576000"),
+            sample("virtqemud", "NaN"),
+            sample("virtlogd", "+Inf"),
+            sample("virt-launcher", "-5"),
+        ],
+    ));
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["top", "--prometheus", &api.url(), "-o", "json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let json: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let roles: Vec<&str> = json[0]["roles"]
+        .as_array()
+        .expect("roles")
+        .iter()
+        .filter_map(|r| r["role"].as_str())
+        .collect();
+    assert_eq!(roles, ["qemu"]);
+    assert_eq!(
+        stderr(&output),
+        "kubectl kmc: note: 1 series left out: the value is NaN\n\
+         kubectl kmc: note: 1 series left out: the value is infinite\n\
+         kubectl kmc: note: 1 series left out: the value is negative\n"
     );
 }

@@ -1,9 +1,12 @@
 //! `top` and `recommend` against a real Prometheus loaded with generated histories: a fleet with
 //! the traps (a pod two targets scrape, an OOM-killed leaking VM, an outlier, twins in two
-//! namespaces, a migration, hugepages, a TPM) whose answers equal what this test computes by hand
-//! from the same model, and the golden outputs of two generated fleets of 3 and 12 VMs.
+//! namespaces, a migration, hugepages, a TPM, and pods posing as VMs that KubeVirt does not vouch
+//! for, one with a hostile name) whose answers equal what this test computes by hand from the same
+//! model, and the golden outputs of two generated fleets of 3 and 12 VMs. The printed commands,
+//! pasted into a shell, give a fake `kubectl` exactly the argv meant.
 
 mod fleet;
+mod paste;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Output};
@@ -77,7 +80,34 @@ fn trap_fleet() -> Vec<Vm> {
         oom(),
         outlier(),
         Vm::new("fleet", "new", 2, 2048.0, 6 * HOUR),
+        hostile(),
+        impostor(),
     ]
+}
+
+/// A name a tenant chose: a shell command, a newline that would open a YAML line of its own, an
+/// OSC title and a CSI that clears the screen.
+pub const HOSTILE: &str = "vm;touch /tmp/x;#\nspec: {}\n\u{1b}]0;owned\u{7}\u{1b}[2J";
+
+/// A tenant's pod in a namespace that never opted in, labelled for the direct PodMonitor and
+/// serving the collector's families under a hostile name: no VMI, so KubeVirt reports nothing.
+/// Its small estimate would make it need more than most, moving the median if it counted.
+fn hostile() -> Vm {
+    let mut vm = Vm::new("tenant", HOSTILE, 2, 2048.0, HISTORY);
+    vm.pods[0].name = "fake-launcher".into();
+    vm.estimate_mi = 240.0;
+    vm.vouched = false;
+    vm
+}
+
+/// A pod in an opted-in namespace that claims a real VM's name: KubeVirt names another pod for
+/// that VMI. Its heavy QEMU would raise the VM's peak if it counted.
+fn impostor() -> Vm {
+    let mut vm = Vm::new("fleet", "small", 1, 1024.0, HISTORY);
+    vm.pods[0].name = "impostor".into();
+    own(&mut vm, 900.0);
+    vm.vouched = false;
+    vm
 }
 
 /// Migrated half-way: the source pod completed, the target runs; one `name`, two pods.
@@ -207,8 +237,20 @@ fn top_and_recommend_against_a_real_prometheus() {
 
 /// Every VM once; the duplicated pod's CPU and memory as one target reports them.
 fn top_counts_a_pod_scraped_twice_once(prometheus: &Prometheus, vms: &[Vm]) {
-    let json: Value =
-        serde_json::from_str(&stdout(&kmc(prometheus, END, &["top", "-o", "json"]))).expect("json");
+    let output = kmc(prometheus, END, &["top", "-o", "json"]);
+    // Each pod posing as a VM: one series of each of the five rules that have its process or
+    // component rows (resident, CPU, overhead, budget) or its pod's (overhead, estimate).
+    let notes = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        notes.contains("series left out: KubeVirt reports no VMI of that namespace and name")
+            && notes.contains("series left out: KubeVirt names other launcher pods for that VMI"),
+        "{notes}"
+    );
+    assert!(
+        !notes.chars().any(|c| c != '\n' && c.is_control()),
+        "{notes}"
+    );
+    let json: Value = serde_json::from_str(&stdout(&output)).expect("json");
     let rows = json.as_array().expect("array");
     let keys: Vec<(String, String, String)> = rows
         .iter()
@@ -219,6 +261,7 @@ fn top_counts_a_pod_scraped_twice_once(prometheus: &Prometheus, vms: &[Vm]) {
         .collect();
     let mut want: Vec<(String, String, String)> = vms
         .iter()
+        .filter(|vm| vm.vouched)
         .map(|vm| {
             let pod = vm.pods.last().expect("pod");
             (vm.namespace.clone(), vm.name.clone(), pod.name.clone())
@@ -310,7 +353,7 @@ fn expected(vm: &Vm) -> Expected {
 fn recommend_sets_the_traps_aside(prometheus: &Prometheus, vms: &[Vm]) {
     let by_hand: BTreeMap<(String, String), Expected> = vms
         .iter()
-        .filter(|v| v.name != "new")
+        .filter(|v| v.name != "new" && v.vouched)
         .map(|v| ((v.namespace.clone(), v.name.clone()), expected(v)))
         .collect();
     let need = |e: &Expected| e.at_least.unwrap_or(e.peak) / e.estimate;
@@ -417,6 +460,14 @@ fn recommend_sets_the_traps_aside(prometheus: &Prometheus, vms: &[Vm]) {
     let left_out = json["left_out"].as_array().expect("left out");
     assert_eq!(left_out.len(), 1);
     assert_eq!(left_out[0]["vm"], "new");
+    // The pods posing as VMs count nowhere, and are counted as left out.
+    assert_eq!(json["series"]["vouched"], true);
+    let series = &json["series"]["left_out"];
+    assert!(series["no-vmi"].as_u64().unwrap_or(0) > 0, "{series}");
+    assert!(
+        series["not-the-vmis-pod"].as_u64().unwrap_or(0) > 0,
+        "{series}"
+    );
 
     recommend_table_and_patches(prometheus, ratio, &added);
 }
@@ -464,6 +515,29 @@ fn recommend_table_and_patches(
             )),
             "{namespace}/{name}: {yaml}"
         );
+    }
+    // Pasted as printed, each command gives kubectl exactly the words meant, and no more.
+    let commands = paste::commands(&yaml);
+    assert_eq!(commands.len(), 1 + added.len(), "{yaml}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert_eq!(
+        paste::argv(&commands[0], dir.path()),
+        paste::ratio_patch(&ratio_text)
+    );
+    let mut pasted: Vec<Vec<String>> = commands[1..]
+        .iter()
+        .map(|c| paste::argv(c, dir.path()))
+        .collect();
+    let mut meant: Vec<Vec<String>> = added
+        .iter()
+        .map(|((namespace, name), mi)| paste::vm_patch(namespace, name, *mi))
+        .collect();
+    pasted.sort();
+    meant.sort();
+    assert_eq!(pasted, meant);
+    for text in [&table, &yaml] {
+        assert!(!text.contains("vm;touch"), "{text}");
+        assert!(!text.chars().any(|c| c != '\n' && c.is_control()), "{text}");
     }
 }
 

@@ -51,6 +51,9 @@ async fn answer(
     let result = if query.contains(resident) {
         json!([{"metric": {"namespace": "vms", "pod": "virt-launcher-vm1-x", "name": "vm1", "process": "qemu"},
                 "value": [1, "1048576000"]}])
+    } else if query.contains("kubevirt_vmi_info") {
+        json!([{"metric": {"namespace": "vms", "name": "vm1", "vmi_pod": "virt-launcher-vm1-x"},
+                "value": [1, "1"]}])
     } else {
         json!([])
     };

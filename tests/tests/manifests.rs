@@ -394,3 +394,194 @@ fn build_image_tags_the_image_the_manifests_reference() -> Result<()> {
     );
     Ok(())
 }
+
+/// Every ServiceAccount of every variant gets exactly these grants, and no subject but a
+/// ServiceAccount gets any: `who | where | verbs group/resource [names]`, or `who | nothing`.
+/// A new rule, verb, binding or account fails here until this table says so.
+const RBAC_EVERY_VARIANT: &[&str] = &[
+    "kube-metrics-collector/kube-metrics-collector-relay | nothing",
+    "kube-metrics-collector/kube-metrics-webhook | cluster | get,list,watch kubevirt.io/virtualmachineinstances",
+];
+
+/// What a variant grants beyond [`RBAC_EVERY_VARIANT`].
+const RBAC_VARIANT: &[(&str, &[&str])] = &[
+    (
+        "overlays/certgen",
+        &[
+            "kube-metrics-collector/kube-metrics-webhook-certgen | cluster | get,patch admissionregistration.k8s.io/mutatingwebhookconfigurations [kube-metrics-collector]",
+            "kube-metrics-collector/kube-metrics-webhook-certgen | namespace kube-metrics-collector | create core/secrets",
+            "kube-metrics-collector/kube-metrics-webhook-certgen | namespace kube-metrics-collector | get,update core/secrets [kube-metrics-webhook-tls]",
+        ],
+    ),
+    (
+        "overlays/openshift",
+        &[
+            "kube-metrics-collector/kube-metrics-collector-relay | namespace kube-metrics-collector | use security.openshift.io/securitycontextconstraints [kube-metrics-collector-relay]",
+        ],
+    ),
+    (
+        "overlays/node-collector",
+        &["kube-metrics-collector/kube-metrics-collector-node | nothing"],
+    ),
+];
+
+#[test]
+fn rbac_grants_every_service_account_exactly_the_table() -> Result<()> {
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        let extra = RBAC_VARIANT
+            .iter()
+            .find(|(v, _)| v == variant)
+            .map_or(&[][..], |(_, lines)| *lines);
+        let mut want: BTreeSet<String> = RBAC_EVERY_VARIANT
+            .iter()
+            .chain(extra)
+            .map(|l| (*l).to_owned())
+            .collect();
+        // Granting `use` of an SCC to the relay replaces its "nothing".
+        if want.iter().any(|l| l.contains("-relay | namespace")) {
+            want.remove("kube-metrics-collector/kube-metrics-collector-relay | nothing");
+        }
+        let got = rbac_grants(docs).with_context(|| *variant)?;
+        ensure!(
+            got == want,
+            "{variant}: RBAC differs from the table\n  granted, not in the table: {:#?}\n  in the table, not granted: {:#?}",
+            got.difference(&want).collect::<Vec<_>>(),
+            want.difference(&got).collect::<Vec<_>>()
+        );
+    }
+    Ok(())
+}
+
+/// One line per ServiceAccount and rule its bindings give it, one per account with none.
+fn rbac_grants(docs: &[Value]) -> Result<BTreeSet<String>> {
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .map(|x| x.as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let role = |kind: &str, namespace: &str, name: &str| {
+        docs.iter().find(|d| {
+            manifests::kind(d) == kind
+                && d["metadata"]["name"] == name
+                && (kind == "ClusterRole" || d["metadata"]["namespace"] == namespace)
+        })
+    };
+    let mut grants = BTreeSet::new();
+    let mut granted = BTreeSet::new();
+    for binding in docs
+        .iter()
+        .filter(|d| matches!(manifests::kind(d), "RoleBinding" | "ClusterRoleBinding"))
+    {
+        let namespace = text(&binding["metadata"]["namespace"]);
+        let scope = match manifests::kind(binding) {
+            "RoleBinding" => format!("namespace {namespace}"),
+            _ => "cluster".to_owned(),
+        };
+        let reference = &binding["roleRef"];
+        let role_kind = text(&reference["kind"]);
+        let role = role(&role_kind, &namespace, &text(&reference["name"]))
+            .with_context(|| format!("{binding}: no such role"))?;
+        ensure!(
+            role.get("aggregationRule").is_none(),
+            "{role}: an aggregated role grants what others add"
+        );
+        for subject in binding["subjects"].as_array().into_iter().flatten() {
+            ensure!(
+                subject["kind"] == "ServiceAccount",
+                "{binding}: a subject that is not a ServiceAccount"
+            );
+            let who = format!("{}/{}", text(&subject["namespace"]), text(&subject["name"]));
+            granted.insert(who.clone());
+            for rule in role["rules"].as_array().into_iter().flatten() {
+                ensure!(
+                    rule.get("nonResourceURLs").is_none(),
+                    "{role}: non-resource URLs"
+                );
+                let verbs = list(&rule["verbs"]).join(",");
+                let names = list(&rule["resourceNames"]);
+                let names = if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", names.join(","))
+                };
+                for group in list(&rule["apiGroups"]) {
+                    let group = if group.is_empty() { "core" } else { &group };
+                    for resource in list(&rule["resources"]) {
+                        grants.insert(format!(
+                            "{who} | {scope} | {verbs} {group}/{resource}{names}"
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for account in of_kind(docs, "ServiceAccount") {
+        let who = format!(
+            "{}/{}",
+            text(&account["metadata"]["namespace"]),
+            text(&account["metadata"]["name"])
+        );
+        if !granted.contains(&who) {
+            grants.insert(format!("{who} | nothing"));
+        }
+    }
+    Ok(grants)
+}
+
+/// The webhook's TLS key is mounted 0440, group fsGroup (107, or OpenShift's own), which the
+/// webhook's user is in; certgen's rights come with their fence wherever certgen runs.
+#[test]
+fn secrets_are_mounted_0440_and_certgen_is_fenced() -> Result<()> {
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        let deployments = of_kind(docs, "Deployment");
+        let Some(webhook) = deployments.first() else {
+            continue;
+        };
+        let pod = &webhook["spec"]["template"]["spec"];
+        for volume in pod["volumes"].as_array().into_iter().flatten() {
+            if volume.get("secret").is_some() {
+                ensure!(
+                    volume["secret"]["defaultMode"] == 0o440,
+                    "{variant}: Secret volume {} mode {}",
+                    volume["name"],
+                    volume["secret"]["defaultMode"]
+                );
+            }
+        }
+        let fs_group = &pod["securityContext"]["fsGroup"];
+        ensure!(
+            if *variant == "overlays/openshift" {
+                fs_group.is_null()
+            } else {
+                *fs_group == 107
+            },
+            "{variant}: fsGroup {fs_group}"
+        );
+        let jobs = of_kind(docs, "Job");
+        let policies: BTreeSet<&str> = of_kind(docs, "ValidatingAdmissionPolicyBinding")
+            .iter()
+            .filter_map(|b| b["spec"]["policyName"].as_str())
+            .collect();
+        let want: BTreeSet<&str> = if jobs.is_empty() {
+            BTreeSet::new()
+        } else {
+            [
+                "kube-metrics-webhook-certgen-secret",
+                "kube-metrics-webhook-certgen-webhook-config",
+            ]
+            .into()
+        };
+        ensure!(policies == want, "{variant}: policy bindings {policies:?}");
+        for policy in of_kind(docs, "ValidatingAdmissionPolicy") {
+            ensure!(
+                policy["metadata"].get("namespace").is_none()
+                    && policy["spec"]["failurePolicy"] == "Fail",
+                "{variant}: {policy}"
+            );
+        }
+    }
+    Ok(())
+}

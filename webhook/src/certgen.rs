@@ -91,6 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 namespace,
                 secret,
                 webhook_config,
+                service,
             };
             cluster::apply(client, &target, &names, validity).await
         }

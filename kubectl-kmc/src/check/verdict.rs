@@ -1,8 +1,11 @@
-//! Facts about the cluster to checklist lines; no I/O.
+//! Facts about the cluster to checklist lines; no I/O. The facts hold text from the cluster
+//! (annotations a tenant wrote, names): [`render`] escapes every line, and a name in a printed
+//! command is shell-quoted.
 
 use std::collections::BTreeMap;
 
 use super::advice;
+use crate::text::{escape, shell_quote};
 
 pub use kube_metrics_contract::pod::{
     COVERAGE as COVERAGE_ANNOTATION, COVERAGE_NODE_COLLECTOR, INJECT as INJECT_LABEL,
@@ -182,7 +185,12 @@ fn webhook_lines(facts: &Facts) -> Vec<Line> {
             text,
             vec![
                 format!("{found}: pods are admitted without the collector (failurePolicy Ignore)"),
-                format!("fix: kubectl -n {ns} rollout status deployment/{svc}; kubectl -n {ns} describe pods -l app.kubernetes.io/name={svc}"),
+                format!(
+                    "fix: kubectl -n {ns} rollout status {}; kubectl -n {ns} describe pods -l {}",
+                    shell_quote(&format!("deployment/{svc}")),
+                    shell_quote(&format!("app.kubernetes.io/name={svc}")),
+                    ns = shell_quote(ns),
+                ),
             ],
         )
     });
@@ -217,7 +225,8 @@ fn namespace_line(facts: &Facts) -> Line {
                     None => "the namespace has no such label".into(),
                 },
                 format!(
-                    "fix: kubectl label namespace {ns} {INJECT_LABEL}=enabled --overwrite, then restart its VMs"
+                    "fix: kubectl label namespace {} {INJECT_LABEL}=enabled --overwrite, then restart its VMs",
+                    shell_quote(ns)
                 ),
             ],
         ),
@@ -229,12 +238,18 @@ fn vm_lines(ns: &str, vm: &Vm) -> Vec<Line> {
         return vec![Line::fail(
             "the VM has a launcher pod",
             vec![format!(
-                "no pod labelled kubevirt.io=virt-launcher belongs to {ns}/{}: start it with virtctl start -n {ns} {}",
-                vm.name, vm.name
+                "no pod labelled kubevirt.io=virt-launcher belongs to {ns}/{}: start it with virtctl start -n {} {}",
+                vm.name,
+                shell_quote(ns),
+                shell_quote(&vm.name)
             )],
         )];
     };
-    let restart = format!("virtctl restart -n {ns} {}", vm.name);
+    let restart = format!(
+        "virtctl restart -n {} {}",
+        shell_quote(ns),
+        shell_quote(&vm.name)
+    );
     let mut lines = vec![Line::pass(format!("launcher pod {}", pod.name))];
     let status = pod.annotations.get(STATUS_ANNOTATION).map(String::as_str);
     let source = pod.annotations.get(SOURCE_ANNOTATION).map(String::as_str);
@@ -340,23 +355,21 @@ fn series_line(pod: &Pod, series: &Series) -> Line {
     }
 }
 
-/// The checklist as text: a title per section, `√`/`×` per line, details indented.
+/// The checklist as text: a title per section, `√`/`×` per line, details indented; every line
+/// escaped, so that a tenant's annotation stays on its line and cannot drive the terminal.
 pub fn render(sections: &[Section]) -> String {
     let mut out = String::new();
     for section in sections {
-        out.push_str(&format!(
-            "{}\n{}\n",
-            section.title,
-            "-".repeat(section.title.chars().count())
-        ));
+        let title = escape(&section.title);
+        out.push_str(&format!("{title}\n{}\n", "-".repeat(title.chars().count())));
         for line in &section.lines {
             out.push_str(&format!(
                 "{} {}\n",
                 if line.ok { "√" } else { "×" },
-                line.text
+                escape(&line.text)
             ));
             for detail in &line.detail {
-                out.push_str(&format!("    {detail}\n"));
+                out.push_str(&format!("    {}\n", escape(detail)));
             }
         }
         out.push('\n');

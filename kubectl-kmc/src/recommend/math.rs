@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::release;
 use crate::units::{MI, ceil_mebibytes, human_duration};
+use crate::vouch::Tally;
 
 /// Scaled MADs above the median where the outlier fence stands: 3, the Hampel identifier's cut.
 pub const FENCE_MADS: f64 = 3.0;
@@ -95,6 +96,17 @@ pub struct VmHistory {
     pub over_budget: Vec<OverBudget>,
     pub oom_kills: Vec<OomKill>,
     pub trends: Vec<Trend>,
+    /// Values of this VM that were not finite, non-negative numbers: `peak: the value is NaN`.
+    pub refused: Vec<String>,
+}
+
+/// What vouched for the VMs, and what was left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Screened {
+    /// KubeVirt's `kubevirt_vmi_info` vouched; false with `--allow-unvouched` and no such series.
+    pub vouched: bool,
+    /// Series left out, by reason.
+    pub left_out: Tally,
 }
 
 /// Everything the recommendation rests on.
@@ -102,6 +114,7 @@ pub struct VmHistory {
 pub struct Fleet {
     pub vms: Vec<VmHistory>,
     pub release: release::Facts,
+    pub screen: Screened,
 }
 
 /// Why a VM does not count towards the ratio.
@@ -212,6 +225,8 @@ pub struct Advice {
     pub vms: Vec<VmAdvice>,
     pub groups: Vec<Group>,
     pub left_out: Vec<LeftOut>,
+    /// What vouched for the VMs, and the series left out.
+    pub series: Screened,
 }
 
 /// Too little data to answer.
@@ -227,13 +242,13 @@ pub enum RecommendError {
         left_out: usize,
         examples: String,
     },
-    #[error("--current-ratio must be at least 1.0")]
+    #[error("--current-ratio must be a number of at least 1.0")]
     CurrentRatio,
 }
 
 /// The recommendation, or a refusal when too few VMs have enough history.
 pub fn recommend(fleet: &Fleet, settings: &Settings) -> Result<Advice, RecommendError> {
-    if settings.current_ratio < 1.0 {
+    if !(settings.current_ratio.is_finite() && settings.current_ratio >= 1.0) {
         return Err(RecommendError::CurrentRatio);
     }
     let (counted, left_out) = qualify(&fleet.vms, settings);
@@ -274,6 +289,7 @@ pub fn recommend(fleet: &Fleet, settings: &Settings) -> Result<Advice, Recommend
         groups: groups(&vms),
         vms,
         left_out,
+        series: fleet.screen.clone(),
     })
 }
 
@@ -306,6 +322,10 @@ fn qualify<'a>(fleet: &'a [VmHistory], settings: &Settings) -> (Vec<Counted<'a>>
     let min = settings.min_history.as_secs_f64();
     for vm in fleet {
         let why = match (vm.peak, vm.estimate) {
+            _ if !vm.refused.is_empty() => format!(
+                "a value that is not a finite, non-negative number: {}",
+                vm.refused.join("; ")
+            ),
             (None, _) => "no kubevirt_pod_infra_qemu_own_memory_bytes (a collector without the guest-memory split)".to_owned(),
             (_, None) => "no estimate: neither kubevirt_pod_infra_memory_overhead_estimate_bytes nor kubevirt_vmi_launcher_memory_overhead_bytes".to_owned(),
             (_, Some(e)) if e <= 0.0 => "an estimate of 0".to_owned(),

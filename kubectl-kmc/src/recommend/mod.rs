@@ -1,6 +1,10 @@
 //! `kubectl kmc recommend`: each VM's history from Prometheus (I/O here), read through the
-//! recording rules ([`crate::fleet`]); the method in [`math`], the budgets' release in
-//! [`release`], the table and the patches in [`render`].
+//! recording rules ([`crate::fleet`]), of the pods KubeVirt vouches for ([`crate::vouch`]); the
+//! method in [`math`], the budgets' release in [`release`], the table and the patches in
+//! [`render`].
+//!
+//! Every answer is per pod, so that each pod is vouched for on its own: a VM's value is reduced
+//! over its vouched pods here (the largest peak, the smallest estimate), not in PromQL.
 
 pub mod math;
 pub mod release;
@@ -12,10 +16,12 @@ use anyhow::{Result, bail};
 use kube_metrics_contract::estimate::Component;
 use kube_metrics_contract::rules;
 
+use crate::cli::VouchArgs;
 use crate::fleet::{Scope, VmKey, over, per_pod, rule, vm_key};
 use crate::prom::{Prometheus, Sample, Series};
 use crate::units::promql_duration;
-use math::{Fleet, OomKill, OverBudget, Settings, Trend, VmHistory};
+use crate::vouch::{self, Ignored, NoVouchers, Screen, Vouchers, promql_string};
+use math::{Fleet, OomKill, OverBudget, Screened, Settings, Trend, VmHistory};
 
 /// The step of the leak search: each point is an hour's mean of a component's overhead, so that
 /// a spike of minutes barely moves it.
@@ -28,10 +34,12 @@ const OOM_KILLED: [&str; 2] = [
     "kube_pod_container_status_last_terminated_reason",
 ];
 
-/// The PromQL of one fetch: `r` the range, `s` the resolution, in PromQL's duration syntax.
+/// The PromQL of one fetch: `r` the range, `s` the resolution, in PromQL's duration syntax;
+/// `job` KubeVirt's scrape job.
 struct Queries {
     r: String,
     s: String,
+    job: String,
 }
 
 impl Queries {
@@ -58,10 +66,10 @@ impl Queries {
         )
     }
 
-    /// Each VM's peak: the largest over the steps and over its pods, each pod on its own.
+    /// Each pod's peak: the largest over the steps; a VM's is the largest of its pods'.
     fn peak(&self) -> String {
         format!(
-            "max by (namespace, name) (max_over_time({}))",
+            "max by (namespace, name, pod) (max_over_time({}))",
             self.over(rules::OVERHEAD)
         )
     }
@@ -69,7 +77,7 @@ impl Queries {
     /// The smallest estimate: the reservation the VM lived with at its worst.
     fn estimate(&self) -> String {
         format!(
-            "min by (namespace, name) (min_over_time({}))",
+            "min by (namespace, name, pod) (min_over_time({}))",
             self.over(rules::ESTIMATE)
         )
     }
@@ -107,7 +115,7 @@ impl Queries {
 
     fn per_component(&self, record: &str) -> String {
         format!(
-            "max by (namespace, name, component) (max_over_time({}))",
+            "max by (namespace, name, pod, component) (max_over_time({}))",
             self.over(record)
         )
     }
@@ -115,43 +123,59 @@ impl Queries {
     fn guest_memory(&self) -> String {
         let size = per_pod("kubevirt_pod_infra_guest_memory_bytes{type=\"size\"}");
         format!(
-            "max by (namespace, name) (max_over_time({size}[{}:{}]))",
+            "max by (namespace, name, pod) (max_over_time({size}[{}:{}]))",
             self.r, self.s
         )
     }
 
+    /// `job="<KubeVirt's>"`: KubeVirt's series are read from its own scrape job only, where a
+    /// tenant's pod cannot answer.
+    fn kubevirt(&self) -> String {
+        format!("job=\"{}\"", promql_string(&self.job))
+    }
+
     fn vcpus(&self) -> String {
         format!(
-            "count by (namespace, name) (group by (namespace, name, id) (last_over_time(kubevirt_vmi_vcpu_seconds_total{{name!=\"\"}}[{}])))",
+            "count by (namespace, name) (group by (namespace, name, id) (last_over_time(kubevirt_vmi_vcpu_seconds_total{{{},name!=\"\"}}[{}])))",
+            self.kubevirt(),
             self.r
         )
     }
 
     fn instancetypes(&self) -> String {
         format!(
-            "group by (namespace, name, instance_type) (last_over_time(kubevirt_vmi_info{{instance_type!=\"\",instance_type!=\"<none>\"}}[{}]))",
+            "group by (namespace, name, instance_type) (last_over_time(kubevirt_vmi_info{{{},instance_type!=\"\",instance_type!=\"<none>\"}}[{}]))",
+            self.kubevirt(),
             self.r
         )
     }
 
+    /// Per pod, so that only the releases of vouched pods count.
     fn budget_releases(&self) -> String {
         format!(
-            "group by (namespace, kubevirt_release, source) (max_over_time(kubevirt_pod_infra_memory_overhead_budget_bytes[{}]))",
+            "group by (namespace, pod, kubevirt_release, source) (max_over_time(kubevirt_pod_infra_memory_overhead_budget_bytes[{}]))",
             self.r
         )
     }
 
     fn kubevirt_releases(&self) -> String {
         format!(
-            "group by (kubeversion) (max_over_time(kubevirt_info{{kubeversion!=\"\"}}[{}]))",
+            "group by (kubeversion) (max_over_time(kubevirt_info{{{},kubeversion!=\"\"}}[{}]))",
+            self.kubevirt(),
             self.r
         )
+    }
+
+    fn vouchers(&self) -> String {
+        vouch::query(&self.job, Some(&self.r))
     }
 }
 
 /// Every answer, in scope, as Prometheus gave it.
 #[derive(Clone, Debug, Default)]
 pub struct Answers {
+    /// `kubevirt_vmi_info`'s VMIs and pods (not filtered: a VM out of scope is left out anyway).
+    pub vouchers: Vec<Sample>,
     pub pods: Vec<Sample>,
     pub first: Vec<Sample>,
     pub last: Vec<Sample>,
@@ -171,10 +195,16 @@ pub struct Answers {
 }
 
 /// Every VM with a launcher pod in the range, in scope.
-pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) -> Result<Fleet> {
+pub async fn fetch(
+    prometheus: &Prometheus,
+    scope: &Scope,
+    settings: &Settings,
+    vouch: &VouchArgs,
+) -> Result<Fleet> {
     let q = Queries {
         r: promql_duration(settings.range),
         s: promql_duration(settings.resolution),
+        job: vouch.kubevirt_job.clone(),
     };
     let ask = |expr: String| async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) };
     let trends = async {
@@ -186,7 +216,9 @@ pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) 
                 .collect(),
         )
     };
-    let (pods, first, last, peak, estimate, allowance, kills, trends) = tokio::try_join!(
+    let vouchers_query = q.vouchers();
+    let (vouchers, pods, first, last, peak, estimate, allowance, kills) = tokio::try_join!(
+        prometheus.query(&vouchers_query),
         ask(q.pods()),
         ask(q.measured("min")),
         ask(q.measured("max")),
@@ -194,8 +226,14 @@ pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) 
         ask(q.estimate()),
         ask(q.allowance()),
         ask(q.kills()),
-        trends,
     )?;
+    if vouchers.is_empty() && !vouch.allow_unvouched {
+        return Err(NoVouchers {
+            job: q.job.clone(),
+            range: format!(" in the last {}", q.r),
+        }
+        .into());
+    }
     if pods.is_empty() {
         let r = &q.r;
         match &scope.namespace {
@@ -207,7 +245,8 @@ pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) 
             ),
         }
     }
-    let (over_budget, budget, guest_memory, vcpus, instancetypes, budget_releases) = tokio::try_join!(
+    let (trends, over_budget, budget, guest_memory, vcpus, instancetypes, budget_releases) = tokio::try_join!(
+        trends,
         ask(q.per_component(rules::COMPONENT_OVER_BUDGET)),
         ask(q.per_component(rules::COMPONENT_BUDGET)),
         ask(q.guest_memory()),
@@ -217,6 +256,7 @@ pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) 
     )?;
     let kubevirt_releases = prometheus.query(&q.kubevirt_releases()).await?;
     Ok(assemble(&Answers {
+        vouchers,
         pods,
         first,
         last,
@@ -235,11 +275,49 @@ pub async fn fetch(prometheus: &Prometheus, scope: &Scope, settings: &Settings) 
     }))
 }
 
+/// The answers screened: what KubeVirt does not vouch for is left out and counted, and so is a
+/// value that is not a finite, non-negative number; the VM of such a value is told why.
+struct Screening {
+    screen: Screen,
+    /// Per VM, the values refused: `peak: the value is NaN`.
+    refused: BTreeMap<VmKey, Vec<String>>,
+}
+
+impl Screening {
+    /// The samples of `what` that count.
+    fn take<'a>(&mut self, what: &str, samples: &'a [Sample]) -> Vec<&'a Sample> {
+        let mut kept = Vec::new();
+        for s in samples {
+            match self
+                .screen
+                .vouchers
+                .judge(&s.labels)
+                .and_then(|()| vouch::vet(s.value).map(drop))
+            {
+                Ok(()) => kept.push(s),
+                Err(why) => {
+                    self.screen.tally.add(why);
+                    if !matches!(why, Ignored::NoVmi | Ignored::NotTheVmisPod) {
+                        let refused = self.refused.entry(vm_key(s)).or_default();
+                        refused.push(format!("{what}: {}", why.describe()));
+                    }
+                }
+            }
+        }
+        kept
+    }
+}
+
 /// The answers to one history per VM.
 pub fn assemble(a: &Answers) -> Fleet {
+    let vouchers = Vouchers::from_samples(&a.vouchers).unwrap_or(Vouchers::Unvouched);
+    let mut screening = Screening {
+        screen: Screen::new(vouchers),
+        refused: BTreeMap::new(),
+    };
     let mut fleet: BTreeMap<VmKey, VmHistory> = BTreeMap::new();
     let mut pod_vm: BTreeMap<(String, String), VmKey> = BTreeMap::new();
-    for s in &a.pods {
+    for s in screening.take("pod", &a.pods) {
         let key = vm_key(s);
         pod_vm.insert((key.0.clone(), s.label("pod").to_owned()), key.clone());
         let vm = fleet.entry(key.clone()).or_insert_with(|| VmHistory {
@@ -249,50 +327,90 @@ pub fn assemble(a: &Answers) -> Fleet {
         });
         vm.pods += 1;
     }
+    // A pod's own answer, where it names the pod: only the vouched pods of a VM.
+    let of_vouched_pod = |s: &Sample| {
+        let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
+        s.label("pod").is_empty() || pod_vm.get(&pod) == Some(&vm_key(s))
+    };
     let mut with = |s: &Sample, f: &mut dyn FnMut(&mut VmHistory)| {
+        if !of_vouched_pod(s) {
+            return;
+        }
         if let Some(vm) = fleet.get_mut(&vm_key(s)) {
             f(vm);
         }
     };
-    for s in &a.peak {
-        with(s, &mut |v| v.peak = Some(s.value));
+    for s in screening.take("peak", &a.peak) {
+        with(s, &mut |v| {
+            v.peak = Some(v.peak.map_or(s.value, |p| p.max(s.value)))
+        });
     }
-    for s in &a.estimate {
-        with(s, &mut |v| v.estimate = Some(s.value));
+    for s in screening.take("estimate", &a.estimate) {
+        with(s, &mut |v| {
+            v.estimate = Some(v.estimate.map_or(s.value, |e| e.min(s.value)))
+        });
     }
-    for s in &a.guest_memory {
-        with(s, &mut |v| v.guest_memory = Some(s.value));
+    for s in screening.take("guest memory", &a.guest_memory) {
+        with(s, &mut |v| {
+            v.guest_memory = Some(v.guest_memory.map_or(s.value, |g| g.max(s.value)))
+        });
     }
-    for s in &a.vcpus {
+    for s in screening.take("vCPUs", &a.vcpus) {
         with(s, &mut |v| v.vcpus = Some(s.value as u32));
     }
-    for s in &a.instancetypes {
+    for s in screening.take("instancetype", &a.instancetypes) {
         with(s, &mut |v| {
             v.instancetype = Some(s.label("instance_type").to_owned())
         });
     }
-    for s in &a.over_budget {
-        let budget = a
-            .budget
-            .iter()
-            .find(|b| vm_key(b) == vm_key(s) && b.label("component") == s.label("component"))
-            .map_or(0.0, |b| b.value);
+    let budget = screening.take("budget", &a.budget);
+    for s in screening.take("over budget", &a.over_budget) {
+        let same = |b: &&&Sample| {
+            vm_key(b) == vm_key(s)
+                && b.label("pod") == s.label("pod")
+                && b.label("component") == s.label("component")
+        };
+        let budget = budget.iter().find(same).map_or(0.0, |b| b.value);
         with(s, &mut |v| {
-            v.over_budget.push(OverBudget {
-                component: s.label("component").to_owned(),
+            let component = s.label("component");
+            let over = OverBudget {
+                component: component.to_owned(),
                 peak: budget + s.value,
                 budget,
-            })
+            };
+            match v.over_budget.iter_mut().find(|o| o.component == component) {
+                Some(o) if o.peak - o.budget < over.peak - over.budget => *o = over,
+                Some(_) => {}
+                None => v.over_budget.push(over),
+            }
         });
     }
     for vm in fleet.values_mut() {
         vm.over_budget
             .sort_by_key(|o| component_order(&o.component));
     }
-    spans(&mut fleet, &a.first, &a.last);
+    let of_pod = |s: &&Sample| {
+        let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
+        pod_vm.get(&pod) == Some(&vm_key(s))
+    };
+    let first: Vec<&Sample> = a.first.iter().filter(of_pod).collect();
+    let last: Vec<&Sample> = a.last.iter().filter(of_pod).collect();
+    spans(&mut fleet, &first, &last);
     kills(&mut fleet, &pod_vm, a);
     for s in &a.trends {
-        if let Some(vm) = fleet.get_mut(&(s.label("namespace").into(), s.label("name").into())) {
+        let labels = &s.labels;
+        let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
+        let key: VmKey = (s.label("namespace").into(), s.label("name").into());
+        if pod_vm.get(&pod) != Some(&key) {
+            continue;
+        }
+        if !screening
+            .screen
+            .admit(labels, s.points.iter().map(|(_, v)| *v))
+        {
+            continue;
+        }
+        if let Some(vm) = fleet.get_mut(&key) {
             vm.trends.push(Trend {
                 pod: s.label("pod").to_owned(),
                 component: s.label("component").to_owned(),
@@ -300,9 +418,19 @@ pub fn assemble(a: &Answers) -> Fleet {
             });
         }
     }
+    for (key, refused) in screening.refused {
+        if let Some(vm) = fleet.get_mut(&key) {
+            vm.refused = refused;
+        }
+    }
+    let vouched = screening.screen.vouched();
     Fleet {
         vms: fleet.into_values().collect(),
-        release: releases(a),
+        release: releases(a, &pod_vm),
+        screen: Screened {
+            vouched,
+            left_out: screening.screen.tally,
+        },
     }
 }
 
@@ -313,13 +441,13 @@ fn component_order(name: &str) -> (usize, String) {
 }
 
 /// Each VM's history: from its pods' first measured overhead to their last.
-fn spans(fleet: &mut BTreeMap<VmKey, VmHistory>, first: &[Sample], last: &[Sample]) {
+fn spans(fleet: &mut BTreeMap<VmKey, VmHistory>, first: &[&Sample], last: &[&Sample]) {
     let mut bounds: BTreeMap<VmKey, (f64, f64)> = BTreeMap::new();
-    for s in first {
+    for s in first.iter().filter(|s| s.value.is_finite()) {
         let b = bounds.entry(vm_key(s)).or_insert((s.value, s.value));
         b.0 = b.0.min(s.value);
     }
-    for s in last {
+    for s in last.iter().filter(|s| s.value.is_finite()) {
         let b = bounds.entry(vm_key(s)).or_insert((s.value, s.value));
         b.1 = b.1.max(s.value);
     }
@@ -336,7 +464,7 @@ fn kills(
     pod_vm: &BTreeMap<(String, String), VmKey>,
     a: &Answers,
 ) {
-    for s in &a.kills {
+    for s in a.kills.iter().filter(|s| s.value.is_finite()) {
         let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
         let Some(vm) = pod_vm.get(&pod).and_then(|key| fleet.get_mut(key)) else {
             continue;
@@ -345,7 +473,8 @@ fn kills(
             .allowance
             .iter()
             .find(|x| x.label("namespace") == pod.0 && x.label("pod") == pod.1)
-            .map(|x| x.value);
+            .map(|x| x.value)
+            .filter(|v| vouch::vet(*v).is_ok());
         vm.oom_kills.push(OomKill {
             pod: pod.1,
             at: s.value,
@@ -354,10 +483,15 @@ fn kills(
     }
 }
 
-fn releases(a: &Answers) -> release::Facts {
+/// The releases of the vouched pods' budgets, and KubeVirt's own.
+fn releases(a: &Answers, pod_vm: &BTreeMap<(String, String), VmKey>) -> release::Facts {
     let budgets: BTreeSet<(String, String)> = a
         .budget_releases
         .iter()
+        .filter(|s| {
+            let pod = (s.label("namespace").to_owned(), s.label("pod").to_owned());
+            pod_vm.contains_key(&pod)
+        })
         .map(|s| {
             (
                 s.label("kubevirt_release").to_owned(),
@@ -421,10 +555,27 @@ mod tests {
                 &[("namespace", "b"), ("name", "vm"), ("component", "qemu")],
                 78.0,
             )],
-            budget_releases: vec![sample(
-                &[("kubevirt_release", "1.9"), ("source", "assumed")],
-                1.0,
-            )],
+            budget_releases: vec![
+                sample(
+                    &[
+                        ("namespace", "a"),
+                        ("pod", "p1"),
+                        ("kubevirt_release", "1.9"),
+                        ("source", "assumed"),
+                    ],
+                    1.0,
+                ),
+                // A pod of no VM: its release is not the fleet's.
+                sample(
+                    &[
+                        ("namespace", "t"),
+                        ("pod", "x"),
+                        ("kubevirt_release", "0.1"),
+                        ("source", "assumed"),
+                    ],
+                    1.0,
+                ),
+            ],
             kubevirt_releases: vec![sample(&[("kubeversion", "v1.9.0")], 1.0)],
             ..Answers::default()
         };
@@ -459,15 +610,82 @@ mod tests {
         );
     }
 
+    fn vmi(ns: &str, name: &str, pod: &str) -> Sample {
+        sample(&[("namespace", ns), ("name", name), ("vmi_pod", pod)], 1.0)
+    }
+
+    fn per_pod(ns: &str, name: &str, pod: &str, value: f64) -> Sample {
+        sample(&[("namespace", ns), ("name", name), ("pod", pod)], value)
+    }
+
+    #[test]
+    fn only_what_kubevirt_vouches_for_counts_and_bad_values_say_why() {
+        let hostile = "vm;touch /tmp/x;#\n\u{1b}[2J";
+        let answers = Answers {
+            vouchers: vec![
+                vmi("a", "vm", "p1"),
+                vmi("a", "vm", "p2"),
+                vmi("a", "nan", "<none>"),
+            ],
+            pods: vec![
+                pod("a", "p1", "vm", 1.0),
+                pod("a", "p2", "vm", 1.0),
+                // Claims the VM's name from a pod KubeVirt does not name.
+                pod("a", "fake", "vm", 1.0),
+                pod("tenant", "fake", hostile, 1.0),
+                pod("a", "p3", "nan", 1.0),
+            ],
+            peak: vec![
+                per_pod("a", "vm", "p1", 7.0),
+                per_pod("a", "vm", "p2", 9.0),
+                per_pod("a", "vm", "fake", 1e12),
+                per_pod("tenant", hostile, "fake", 1e12),
+                per_pod("a", "nan", "p3", f64::NAN),
+            ],
+            estimate: vec![
+                per_pod("a", "vm", "p1", 5.0),
+                per_pod("a", "vm", "p2", 6.0),
+                per_pod("a", "vm", "fake", 1.0),
+                per_pod("a", "nan", "p3", -1.0),
+            ],
+            ..Answers::default()
+        };
+        let fleet = assemble(&answers);
+        let names: Vec<&str> = fleet.vms.iter().map(|v| v.vm.as_str()).collect();
+        assert_eq!(names, ["nan", "vm"]);
+        let vm = &fleet.vms[1];
+        assert_eq!((vm.pods, vm.peak, vm.estimate), (2, Some(9.0), Some(5.0)));
+        assert_eq!(
+            fleet.vms[0].refused,
+            ["peak: the value is NaN", "estimate: the value is negative"]
+        );
+        assert!(fleet.screen.vouched);
+        let left_out: Vec<(Ignored, usize)> = fleet.screen.left_out.0.clone().into_iter().collect();
+        assert_eq!(
+            left_out,
+            [
+                (Ignored::NoVmi, 2),
+                (Ignored::NotTheVmisPod, 3),
+                (Ignored::NotANumber, 1),
+                (Ignored::Negative, 1),
+            ]
+        );
+    }
+
     #[test]
     fn queries_read_the_rules_over_the_range() {
         let q = Queries {
             r: "7d".into(),
             s: "1m".into(),
+            job: vouch::KUBEVIRT_JOB.into(),
         };
         assert!(q.peak().starts_with(
-            "max by (namespace, name) (max_over_time((sum by (namespace, pod, name, node) ("
+            "max by (namespace, name, pod) (max_over_time((sum by (namespace, pod, name, node) ("
         ));
+        assert_eq!(
+            q.kubevirt_releases(),
+            "group by (kubeversion) (max_over_time(kubevirt_info{job=\"kubevirt-prometheus-metrics\",kubeversion!=\"\"}[7d]))"
+        );
         assert!(q.peak().ends_with(")[7d:1m]))"), "{}", q.peak());
         assert!(q.trends().starts_with("avg_over_time(("), "{}", q.trends());
         assert!(q.trends().ends_with(")[1h:1m])[7d:1h]"), "{}", q.trends());

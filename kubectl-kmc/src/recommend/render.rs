@@ -1,5 +1,7 @@
 //! The recommendation as a table with its reasoning, as merge patches an admin can apply, or as
-//! JSON; no I/O.
+//! JSON; no I/O. Every line is escaped ([`escape`]), and a printed command names a VM only when
+//! its name and namespace are Kubernetes names, shell-quoted besides: the names come from label
+//! values, which whoever wrote the series chose.
 
 use anyhow::Result;
 use serde_json::{Value, json};
@@ -10,6 +12,7 @@ use super::math::{
 };
 use crate::cli::RecommendOutput;
 use crate::table;
+use crate::text::{dns1123_label, dns1123_subdomain, escape, shell_quote, to_json};
 use crate::units::{MI, human_duration, mebibytes, promql_duration, signed_mebibytes, utc};
 
 /// The table, the YAML patches or the JSON.
@@ -17,7 +20,7 @@ pub fn render(advice: &Advice, settings: &Settings, output: RecommendOutput) -> 
     match output {
         RecommendOutput::Table => Ok(render_table(advice, settings)),
         RecommendOutput::Yaml => render_yaml(advice, settings),
-        RecommendOutput::Json => Ok(serde_json::to_string_pretty(advice)? + "\n"),
+        RecommendOutput::Json => Ok(to_json(advice)?),
     }
 }
 
@@ -45,6 +48,7 @@ pub fn reasoning(advice: &Advice, settings: &Settings) -> Vec<String> {
             .count()
     };
     let mut lines = vec![basis(advice, settings)];
+    lines.extend(vouching(advice));
     lines.push(format!(
         "set aside, so that none of them drives the ratio: {} OOM-killed, {} leaking, {} outlier(s)",
         count(SetAside::OomKilled),
@@ -93,6 +97,18 @@ pub fn reasoning(advice: &Advice, settings: &Settings) -> Vec<String> {
     lines
 }
 
+/// Which series counted as VMs, and how many were left out and why.
+fn vouching(advice: &Advice) -> Vec<String> {
+    let series = &advice.series;
+    let mut lines = vec![if series.vouched {
+        "VMs: only those KubeVirt vouches for (kubevirt_vmi_info: each VMI, and the launcher pods it names)".to_owned()
+    } else {
+        "VMs: UNVOUCHED (--allow-unvouched, no kubevirt_vmi_info): every series counted as a VM's, so a pod posing as a VM steers the ratio".to_owned()
+    }];
+    lines.extend(series.left_out.lines());
+    lines
+}
+
 fn cost(advice: &Advice) -> String {
     let c = &advice.cost;
     let added = c.added_mi as f64 * MI;
@@ -117,7 +133,7 @@ fn render_table(advice: &Advice, settings: &Settings) -> String {
         ratio_text(advice.current_ratio)
     );
     for line in reasoning(advice, settings) {
-        out.push_str(&format!("  {line}\n"));
+        out.push_str(&format!("  {}\n", escape(&line)));
     }
     out.push('\n');
     let rows: Vec<Vec<String>> = advice.vms.iter().map(vm_row).collect();
@@ -158,18 +174,15 @@ fn render_table(advice: &Advice, settings: &Settings) -> String {
     if !aside.is_empty() {
         out.push_str("\nSet aside from the ratio:\n");
         for vm in aside {
-            out.push_str(&format!(
-                "  {}/{}: {}\n",
-                vm.namespace,
-                vm.vm,
-                diagnosis(vm, advice)
-            ));
+            let line = format!("{}/{}: {}", vm.namespace, vm.vm, diagnosis(vm, advice));
+            out.push_str(&format!("  {}\n", escape(&line)));
         }
     }
     if !advice.left_out.is_empty() {
         out.push_str("\nLeft out:\n");
         for l in &advice.left_out {
-            out.push_str(&format!("  {}/{}: {}\n", l.namespace, l.vm, l.why));
+            let line = format!("{}/{}: {}", l.namespace, l.vm, l.why);
+            out.push_str(&format!("  {}\n", escape(&line)));
         }
     }
     out
@@ -277,7 +290,10 @@ fn render_yaml(advice: &Advice, settings: &Settings) -> Result<String> {
                 basis(advice, settings)
             ),
             cost(advice),
-            format!("kubectl patch kubevirt kubevirt -n kubevirt --type merge -p '{ratio}'"),
+            format!(
+                "kubectl patch kubevirt kubevirt -n kubevirt --type merge -p {}",
+                shell_quote(&ratio.to_string())
+            ),
         ],
         &ratio,
     )?);
@@ -301,19 +317,33 @@ fn render_yaml(advice: &Advice, settings: &Settings) -> Result<String> {
         if vm.set_aside.is_some() {
             comments.push(diagnosis(vm, advice));
         }
-        comments.push(format!(
-            "kubectl patch vm {} -n {} --type merge -p '{patch}'",
-            vm.vm, vm.namespace
-        ));
+        comments.push(patch_command(&vm.namespace, &vm.vm, &patch));
         out.push_str(&document(&comments, &patch)?);
     }
     Ok(out)
 }
 
+/// The command that applies `patch` to the VM, or why there is none: a name that is not a
+/// Kubernetes name names no VM, and is not put in a command that could be pasted.
+pub fn patch_command(namespace: &str, vm: &str, patch: &Value) -> String {
+    let valid = dns1123_label(namespace, "namespace")
+        .and_then(|()| dns1123_subdomain(vm, "VirtualMachine"));
+    match valid {
+        Ok(()) => format!(
+            "kubectl patch vm {} -n {} --type merge -p {}",
+            shell_quote(vm),
+            shell_quote(namespace),
+            shell_quote(&patch.to_string())
+        ),
+        Err(error) => format!("no command: {error}"),
+    }
+}
+
+/// One YAML document: each comment escaped, so that it stays one comment line.
 fn document(comments: &[String], patch: &Value) -> Result<String> {
     let mut out = String::from("---\n");
     for comment in comments {
-        out.push_str(&format!("# {comment}\n"));
+        out.push_str(&format!("# {}\n", escape(comment)));
     }
     out.push_str(&serde_norway::to_string(patch)?);
     Ok(out)
@@ -348,9 +378,10 @@ fn round2(value: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::math::{Cost, Fence, Group, Leak, LeftOut, OomKill, OverBudget};
+    use super::super::math::{Cost, Fence, Group, Leak, LeftOut, OomKill, OverBudget, Screened};
     use super::super::release;
     use super::*;
+    use crate::vouch::{Ignored, Tally};
     use std::time::Duration;
 
     const DAY: f64 = 86_400.0;
@@ -433,6 +464,14 @@ mod tests {
                 vm: "new".into(),
                 why: "6h of history".into(),
             }],
+            series: Screened {
+                vouched: true,
+                left_out: Tally(
+                    [(Ignored::NoVmi, 2), (Ignored::NotANumber, 1)]
+                        .into_iter()
+                        .collect(),
+                ),
+            },
         }
     }
 
@@ -523,6 +562,73 @@ spec:
         ] {
             assert!(text.contains(line), "{line}\n{text}");
         }
+    }
+
+    const HOSTILE: &str = "vm;touch /tmp/x;#\nspec: {}\n\u{1b}]0;owned\u{7}\u{1b}[2J";
+
+    /// Names that `--allow-unvouched` could let through: escaped in the table, one comment line
+    /// each in the YAML, and never in a command.
+    #[test]
+    fn hostile_names_are_escaped_and_never_reach_a_command() {
+        let mut advice = advice();
+        advice.vms[0].vm = HOSTILE.into();
+        advice.left_out[0].namespace = "tenant\r".into();
+        let table = render(&advice, &settings(), RecommendOutput::Table).unwrap();
+        let yaml = render(&advice, &settings(), RecommendOutput::Yaml).unwrap();
+        for text in [&table, &yaml] {
+            assert!(!text.chars().any(|c| c != '\n' && c.is_control()), "{text}");
+        }
+        assert!(
+            table.contains("vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J"),
+            "{table}"
+        );
+        assert!(
+            table.contains("  tenant\\r/new: 6h of history\n"),
+            "{table}"
+        );
+        let comments: Vec<&str> = yaml.lines().filter(|l| l.starts_with('#')).collect();
+        assert!(
+            comments.contains(&"# no command: vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J is not a valid VirtualMachine name: it must consist of lower case letters, digits, '-' and '.', and each part start and end with a letter or digit"),
+            "{yaml}"
+        );
+        assert!(!yaml.contains("kubectl patch vm"), "{yaml}");
+        // The YAML is still two documents of patches, nothing added by the name.
+        let documents: Vec<Value> = yaml
+            .split("---\n")
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| serde_norway::from_str(d).unwrap())
+            .collect();
+        assert_eq!(documents.len(), 2);
+        assert!(documents[1]["spec"]["template"].is_object());
+    }
+
+    #[test]
+    fn commands_quote_their_words() {
+        let patch = json!({"spec": {"a": "it's"}});
+        assert_eq!(
+            patch_command("vms", "vm-1.a", &patch),
+            r#"kubectl patch vm vm-1.a -n vms --type merge -p '{"spec":{"a":"it'\''s"}}'"#
+        );
+        assert!(
+            patch_command("Vms", "vm", &patch)
+                .starts_with("no command: Vms is not a valid namespace name")
+        );
+    }
+
+    #[test]
+    fn reasoning_says_what_vouched_and_what_was_left_out() {
+        let lines = reasoning(&advice(), &settings());
+        assert_eq!(
+            lines[1..4],
+            [
+                "VMs: only those KubeVirt vouches for (kubevirt_vmi_info: each VMI, and the launcher pods it names)",
+                "2 series left out: KubeVirt reports no VMI of that namespace and name (kubevirt_vmi_info): not a VM, whatever its labels say",
+                "1 series left out: the value is NaN",
+            ]
+        );
+        let mut unvouched = advice();
+        unvouched.series = Screened::default();
+        assert!(reasoning(&unvouched, &settings())[1].starts_with("VMs: UNVOUCHED"));
     }
 
     #[test]

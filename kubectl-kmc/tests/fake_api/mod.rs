@@ -28,6 +28,8 @@ pub struct State {
     pub forbidden: BTreeMap<String, String>,
     /// Samples `/api/v1/query` returns for any query containing the key.
     pub prometheus: Vec<(String, Vec<Value>)>,
+    /// When set, `/api/v1/query` answers 400 with this error text, as Prometheus does.
+    pub prometheus_error: Option<String>,
     /// Every request path, in order.
     pub requests: Vec<String>,
 }
@@ -96,6 +98,11 @@ impl FakeApi {
         path
     }
 
+    /// The canned Prometheus answers.
+    pub fn prometheus(&self) -> Vec<(String, Vec<Value>)> {
+        self.state.lock().expect("state").prometheus.clone()
+    }
+
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().expect("state").requests.clone()
     }
@@ -146,6 +153,10 @@ async fn answer(
 }
 
 fn prometheus(state: &State, query: &str) -> Response<Full<Bytes>> {
+    if let Some(error) = &state.prometheus_error {
+        let body = json!({"status": "error", "errorType": "bad_data", "error": error});
+        return respond(StatusCode::BAD_REQUEST, body.to_string());
+    }
     let expr = param(query, "query");
     let result: Vec<Value> = state
         .prometheus

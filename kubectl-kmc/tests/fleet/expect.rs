@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kubectl_kmc::recommend::math::{
-    self, Advice, Fleet, OomKill, OverBudget, Settings, Trend, VmHistory,
+    self, Advice, Fleet, OomKill, OverBudget, Screened, Settings, Trend, VmHistory,
 };
 use kubectl_kmc::recommend::release;
 
@@ -129,6 +129,7 @@ pub fn history(vm: &Vm, end: i64, resolution: i64) -> VmHistory {
         over_budget: over_budget(vm, end),
         oom_kills,
         trends,
+        refused: Vec::new(),
     }
 }
 
@@ -153,6 +154,10 @@ pub fn advice(vms: &[&Vm], end: i64) -> Advice {
         release: release::Facts {
             budgets: vec![("1.9".into(), "assumed".into())],
             cluster: vec!["v1.9.0".into()],
+        },
+        screen: Screened {
+            vouched: true,
+            ..Screened::default()
         },
     };
     math::recommend(&fleet, &settings()).expect("enough VMs")

@@ -1,6 +1,8 @@
 //! Generated fleet histories: the collector's series as Prometheus scrapes them (one target per
-//! pod, or two), KubeVirt's, kube-state-metrics' for pods that ended, written as OpenMetrics and
-//! loaded into a real Prometheus with `promtool tsdb create-blocks-from openmetrics`.
+//! pod, or two), KubeVirt's (`kubevirt_vmi_info` naming each VMI's launcher pod, which vouches
+//! for it), kube-state-metrics' for pods that ended, written as OpenMetrics and loaded into a
+//! real Prometheus with `promtool tsdb create-blocks-from openmetrics`. A VM that is not
+//! `vouched` is a tenant's pod posing as one: the collector's families only, no KubeVirt series.
 #![allow(dead_code)] // Not every test uses every helper.
 
 pub mod expect;
@@ -123,6 +125,8 @@ pub struct Vm {
     pub cpu: (f64, f64, f64),
     /// Prometheus targets that scrape each of its pods.
     pub targets: usize,
+    /// KubeVirt reports it (`kubevirt_vmi_info` and the rest); false for a pod posing as a VM.
+    pub vouched: bool,
 }
 
 impl Vm {
@@ -157,6 +161,7 @@ impl Vm {
             ],
             cpu: (0.12, 0.02, 0.01),
             targets: 1,
+            vouched: true,
         };
         vm.estimate_mi = vm.budget_sum_mi();
         vm
@@ -257,7 +262,9 @@ pub fn generate(vms: &[Vm], end: i64) -> Vec<Series> {
             }
             pod_ending(vm, pod, end, &mut out);
         }
-        kubevirt_series(vm, end, &mut out);
+        if vm.vouched {
+            kubevirt_series(vm, end, &mut out);
+        }
     }
     let from = vms
         .iter()
@@ -272,6 +279,7 @@ pub fn generate(vms: &[Vm], end: i64) -> Vec<Series> {
             ("pod", "virt-handler-abcde"),
             ("kubeversion", "v1.9.0"),
             ("goversion", "go1.24.4"),
+            ("job", KUBEVIRT_JOB),
         ]),
         points: scrape_times(from, end, 0)
             .into_iter()
@@ -437,7 +445,11 @@ fn pod_ending(vm: &Vm, pod: &Pod, end: i64, out: &mut Vec<Series>) {
     });
 }
 
-/// KubeVirt's own series of the VM, with `name` for the VMI, over its whole life.
+/// KubeVirt's scrape job, as virt-operator's ServiceMonitor names it.
+pub const KUBEVIRT_JOB: &str = "kubevirt-prometheus-metrics";
+
+/// KubeVirt's own series of the VM, with `name` for the VMI, over its whole life; its
+/// `kubevirt_vmi_info` names each launcher pod (`vmi_pod`) while that pod runs.
 fn kubevirt_series(vm: &Vm, end: i64, out: &mut Vec<Series>) {
     let start = end + vm.pods.iter().map(|p| p.from).min().unwrap_or(0);
     let times = scrape_times(start, end, 0);
@@ -446,10 +458,24 @@ fn kubevirt_series(vm: &Vm, end: i64, out: &mut Vec<Series>) {
             ("namespace", vm.namespace.as_str()),
             ("name", vm.name.as_str()),
             ("node", "node-1"),
-            ("job", "kubevirt-prometheus-metrics"),
+            ("job", KUBEVIRT_JOB),
         ];
         labels(&[&fixed[..], extra].concat())
     };
+    for pod in &vm.pods {
+        out.push(Series {
+            name: "kubevirt_vmi_info".into(),
+            labels: base(&[
+                ("instance_type", vm.instancetype.unwrap_or("<none>")),
+                ("phase", "running"),
+                ("vmi_pod", &pod.name),
+            ]),
+            points: scrape_times(end + pod.from, end + pod.to, 0)
+                .into_iter()
+                .map(|t| (t, 1.0))
+                .collect(),
+        });
+    }
     let mut push = |name: &str, labels, f: &dyn Fn(usize) -> f64| {
         out.push(Series {
             name: name.to_owned(),
@@ -471,14 +497,6 @@ fn kubevirt_series(vm: &Vm, end: i64, out: &mut Vec<Series>) {
             &|_| vm.estimate_mi * MI,
         );
     }
-    push(
-        "kubevirt_vmi_info",
-        base(&[
-            ("instance_type", vm.instancetype.unwrap_or("<none>")),
-            ("phase", "running"),
-        ]),
-        &|_| 1.0,
-    );
 }
 
 /// OpenMetrics text: series grouped by metric name, each in time order, `# EOF` last.
@@ -487,10 +505,18 @@ pub fn write_openmetrics(series: &[Series], path: &Path) -> std::io::Result<()> 
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
     let mut out = BufWriter::new(std::fs::File::create(path)?);
     for s in sorted {
+        // OpenMetrics escapes `\`, `"` and newlines in label values; anything else passes raw,
+        // escape sequences included, as a pod could send them.
         let labels: Vec<String> = s
             .labels
             .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .map(|(k, v)| {
+                let v = v
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                format!("{k}=\"{v}\"")
+            })
             .collect();
         let head = format!("{}{{{}}}", s.name, labels.join(","));
         for (t, v) in &s.points {

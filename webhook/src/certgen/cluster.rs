@@ -1,6 +1,13 @@
 //! certgen against the API server: create the serving Secret unless a valid one exists, then put
 //! its CA into `caBundle` of every webhook of the MutatingWebhookConfiguration. Idempotent, so the
 //! Job can run on every install and upgrade; the decisions are pure functions, tested below.
+//!
+//! It touches only what is ours: a Secret it created (labelled [`MANAGED_BY`]`=`[`MANAGER`], of
+//! type `kubernetes.io/tls`) and a webhook configuration whose every webhook calls our Service.
+//! Anything else of the same name is refused with an error, never overwritten or adopted: a
+//! pre-existing Secret's CA would otherwise be published as the one the API server trusts.
+//! Its rights are fenced besides by a ValidatingAdmissionPolicy
+//! (`manifests/components/certgen/certgen.yaml`), which holds even if this code is wrong.
 use anyhow::Context as _;
 use json_patch::{AddOperation, PatchOperation, TestOperation, jsonptr::PointerBuf};
 use k8s_openapi::{
@@ -23,15 +30,50 @@ pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 /// What the API server answers when a JSON Patch `test` op fails (apiserver handlers/patch.go).
 const STALE_PATCH: u16 = 422;
 
-/// Field manager for server-side bookkeeping (`managedFields`).
-const MANAGER: &str = "kube-metrics-webhook-certgen";
+/// Field manager for server-side bookkeeping (`managedFields`), and the value of the label that
+/// marks the Secret as certgen's.
+pub const MANAGER: &str = "kube-metrics-webhook-certgen";
 
-/// The objects certgen touches.
+/// The label certgen sets on the Secret it creates, and checks before it changes one.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+
+/// The only Secret type certgen writes.
+pub const TLS_TYPE: &str = "kubernetes.io/tls";
+
+/// The label the shipped webhook configuration carries (manifests/base).
+pub const CONFIG_LABEL: (&str, &str) = ("app.kubernetes.io/name", "kube-metrics-webhook");
+
+/// The objects certgen touches, and the Service its webhooks must call.
 #[derive(Clone, Debug)]
 pub struct Names {
     pub namespace: String,
     pub secret: String,
     pub webhook_config: String,
+    pub service: String,
+}
+
+/// An object of the right name that is not ours: certgen stops rather than change it.
+#[derive(Debug, thiserror::Error)]
+pub enum ForeignError {
+    #[error(
+        "refusing to touch Secret {namespace}/{name}: {why}; certgen changes only the Secret it created (labelled {MANAGED_BY}={MANAGER}, type {TLS_TYPE}): delete it if it is a leftover, or pass another --secret"
+    )]
+    Secret {
+        namespace: String,
+        name: String,
+        why: String,
+    },
+    #[error(
+        "refusing to patch MutatingWebhookConfiguration {name}: {why}; certgen sets the caBundle only of a configuration labelled {}={} whose every webhook calls Service {namespace}/{service}: pass the right --webhook-config",
+        CONFIG_LABEL.0,
+        CONFIG_LABEL.1
+    )]
+    Config {
+        name: String,
+        namespace: String,
+        service: String,
+        why: String,
+    },
 }
 
 /// A failed API call. kube's own `Display` of an API error embeds the `Debug` dump of the
@@ -57,21 +99,39 @@ pub enum SecretPlan {
         ca_pem: String,
     },
     Create,
-    /// It exists but is unusable; why, for the log.
+    /// It is ours but unusable or expiring; why, for the log.
     Replace {
+        why: String,
+    },
+    /// It is not ours: leave it alone and fail.
+    Refuse {
         why: String,
     },
 }
 
-/// Decides from the Secret's data (if it exists) whether to reuse it. `now`: Unix seconds.
-pub fn plan_secret(
-    data: Option<&BTreeMap<String, ByteString>>,
-    names: &[String],
-    now: i64,
-) -> SecretPlan {
-    let Some(data) = data else {
+/// Decides from the Secret (if it exists) whether to create, reuse, replace or refuse it.
+/// `now`: Unix seconds.
+pub fn plan_secret(secret: Option<&Secret>, names: &[String], now: i64) -> SecretPlan {
+    let Some(secret) = secret else {
         return SecretPlan::Create;
     };
+    let labels = secret.metadata.labels.as_ref();
+    let managed_by = labels.and_then(|l| l.get(MANAGED_BY)).map(String::as_str);
+    if managed_by != Some(MANAGER) {
+        let why = match managed_by {
+            Some(other) => format!("it is managed by {other:?}"),
+            None => format!("it has no label {MANAGED_BY}"),
+        };
+        return SecretPlan::Refuse { why };
+    }
+    let type_ = secret.type_.as_deref().unwrap_or("Opaque");
+    if type_ != TLS_TYPE {
+        return SecretPlan::Refuse {
+            why: format!("its type is {type_}, not {TLS_TYPE}"),
+        };
+    }
+    let empty = BTreeMap::new();
+    let data = secret.data.as_ref().unwrap_or(&empty);
     let get = |key: &str| data.get(key).map(|v| v.0.as_slice()).unwrap_or_default();
     let replace = |why: &str| SecretPlan::Replace {
         why: why.to_owned(),
@@ -93,10 +153,49 @@ pub fn plan_secret(
     if pair.not_after.saturating_sub(now) < renew_before {
         return replace("certificate expires soon");
     }
+    // The API server verifies the webhook against the CA: an expired CA stops injection as
+    // surely as an expired leaf, and silently (failurePolicy Ignore).
+    match tls::inspect_pem(ca) {
+        Ok(ca) if ca.not_after.saturating_sub(now) < renew_before => {
+            return replace("ca.crt expires soon or has expired");
+        }
+        Ok(_) => {}
+        Err(_) => return replace("ca.crt unparsable"),
+    }
     match String::from_utf8(ca.to_vec()) {
         Ok(ca_pem) => SecretPlan::Reuse { ca_pem },
         Err(_) => replace("ca.crt is not text"),
     }
+}
+
+/// Why the webhook configuration is not ours to patch, if it is not: it must carry the shipped
+/// label and have webhooks, and every webhook must call our Service (none a URL): a caBundle
+/// tells the API server whom to trust for that webhook's calls.
+pub fn foreign_config(config: &MutatingWebhookConfiguration, names: &Names) -> Option<String> {
+    let labels = config.metadata.labels.as_ref();
+    let (key, value) = CONFIG_LABEL;
+    if labels.and_then(|l| l.get(key)).map(String::as_str) != Some(value) {
+        return Some(format!("it has no label {key}={value}"));
+    }
+    let webhooks = config.webhooks.as_deref().unwrap_or_default();
+    if webhooks.is_empty() {
+        return Some("it has no webhooks".into());
+    }
+    for webhook in webhooks {
+        let service = webhook.client_config.service.as_ref();
+        let ours = service
+            .is_some_and(|s| s.namespace == names.namespace && s.name == names.service)
+            && webhook.client_config.url.is_none();
+        if !ours {
+            let target = match (service, &webhook.client_config.url) {
+                (_, Some(_)) => "a URL".to_owned(),
+                (Some(s), None) => format!("Service {}/{}", s.namespace, s.name),
+                (None, None) => "nothing".to_owned(),
+            };
+            return Some(format!("webhook {} calls {target}", webhook.name));
+        }
+    }
+    None
 }
 
 /// A JSON Patch (RFC 6902) setting `clientConfig.caBundle` of each webhook that lacks this CA,
@@ -156,12 +255,12 @@ pub fn secret(names: &Names, bundle: &Bundle) -> Secret {
             name: Some(names.secret.clone()),
             namespace: Some(names.namespace.clone()),
             labels: Some(BTreeMap::from([(
-                "app.kubernetes.io/managed-by".to_owned(),
+                MANAGED_BY.to_owned(),
                 MANAGER.to_owned(),
             )])),
             ..Default::default()
         },
-        type_: Some("kubernetes.io/tls".to_owned()),
+        type_: Some(TLS_TYPE.to_owned()),
         data: Some(data),
         ..Default::default()
     }
@@ -208,6 +307,15 @@ pub async fn apply(
                 "MutatingWebhookConfiguration {} has no webhooks",
                 names.webhook_config
             );
+        }
+        if let Some(why) = foreign_config(&config, names) {
+            return Err(ForeignError::Config {
+                name: names.webhook_config.clone(),
+                namespace: names.namespace.clone(),
+                service: names.service.clone(),
+                why,
+            }
+            .into());
         }
         let Some(patch) = ca_bundle_patch(&config, &ca_pem) else {
             tracing::info!(config = %names.webhook_config, "caBundle already up to date");
@@ -259,11 +367,19 @@ async fn ensure_secret(
                 format!("failed to get Secret {}/{}", names.namespace, names.secret)
             })?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let plan = plan_secret(existing.as_ref().and_then(|s| s.data.as_ref()), dns, now);
+        let plan = plan_secret(existing.as_ref(), dns, now);
         let bundle = match &plan {
             SecretPlan::Reuse { ca_pem } => {
                 tracing::info!(secret = %names.secret, "Reusing valid Secret");
                 return Ok(ca_pem.clone());
+            }
+            SecretPlan::Refuse { why } => {
+                return Err(ForeignError::Secret {
+                    namespace: names.namespace.clone(),
+                    name: names.secret.clone(),
+                    why: why.clone(),
+                }
+                .into());
             }
             SecretPlan::Create | SecretPlan::Replace { .. } => generate(dns, validity)?,
         };
@@ -275,8 +391,9 @@ async fn ensure_secret(
         let written = match (&plan, existing) {
             (SecretPlan::Replace { why }, Some(old)) => {
                 tracing::warn!(secret = %names.secret, why, "Replacing unusable Secret");
-                // Optimistic concurrency: fails with 409 if someone changed it meanwhile.
-                wanted.metadata.resource_version = old.metadata.resource_version;
+                // Optimistic concurrency: fails with 409 if someone changed it meanwhile. Labels,
+                // annotations and owners others added to our Secret stay.
+                keep_metadata(&mut wanted.metadata, old.metadata);
                 secrets.replace(&names.secret, &params, &wanted).await
             }
             _ => secrets.create(&params, &wanted).await,
@@ -304,6 +421,17 @@ async fn ensure_secret(
         names.namespace,
         names.secret
     )
+}
+
+/// Our Secret's metadata as an update must send it: the old object's labels, annotations and
+/// owners with our label set, and its resourceVersion, so that the update is conditional.
+fn keep_metadata(wanted: &mut ObjectMeta, old: ObjectMeta) {
+    let mut labels = old.labels.unwrap_or_default();
+    labels.insert(MANAGED_BY.to_owned(), MANAGER.to_owned());
+    wanted.labels = Some(labels);
+    wanted.annotations = old.annotations;
+    wanted.owner_references = old.owner_references;
+    wanted.resource_version = old.resource_version;
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub fn names() -> Names {
         namespace: NS.into(),
         secret: "kmw-tls".into(),
         webhook_config: "kmw".into(),
+        service: SERVICE.into(),
     }
 }
 
@@ -108,7 +109,7 @@ pub fn assert_usable_secret(api: &FakeApi) -> Bundle {
     assert_eq!(keys, [CA_CRT, TLS_CRT, TLS_KEY]);
     let bundle = bundle_of(&secret);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let plan = cluster::plan_secret(secret.data.as_ref(), &dns(), now);
+    let plan = cluster::plan_secret(Some(&secret), &dns(), now);
     assert_eq!(
         plan,
         SecretPlan::Reuse {

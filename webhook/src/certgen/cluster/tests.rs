@@ -14,11 +14,19 @@ fn mk_names() -> Names {
         namespace: "ns-0".into(),
         secret: "kmw-tls".into(),
         webhook_config: "kmw".into(),
+        service: "kmw".into(),
     }
 }
 
 fn data_of(bundle: &Bundle) -> BTreeMap<String, ByteString> {
     secret(&mk_names(), bundle).data.unwrap()
+}
+
+/// The Secret certgen would write, with `data`.
+fn secret_with(data: BTreeMap<String, ByteString>) -> Secret {
+    let mut s = secret(&mk_names(), &generate(&names(), DAY).unwrap());
+    s.data = Some(data);
+    s
 }
 
 fn now() -> i64 {
@@ -33,7 +41,7 @@ fn creates_when_absent() {
 #[test]
 fn reuses_a_valid_secret() {
     let bundle = generate(&names(), 365 * DAY).unwrap();
-    let plan = plan_secret(Some(&data_of(&bundle)), &names(), now());
+    let plan = plan_secret(Some(&secret(&mk_names(), &bundle)), &names(), now());
     assert_eq!(
         plan,
         SecretPlan::Reuse {
@@ -62,9 +70,19 @@ fn replaces_unusable_secrets() {
         ("ca.crt of another pair", wrong_ca, "did not issue"),
         ("another service", data_of(&foreign), "DNS name"),
         ("expires in 10 days", data_of(&short), "expires soon"),
+        (
+            "CA expires in 10 days",
+            data_of(&ca_valid_for(10)),
+            "ca.crt expires soon",
+        ),
+        (
+            "CA expired",
+            data_of(&ca_valid_for(-1)),
+            "ca.crt expires soon or has expired",
+        ),
     ];
     for (case, data, why_part) in cases {
-        match plan_secret(Some(&data), &names(), now()) {
+        match plan_secret(Some(&secret_with(data)), &names(), now()) {
             SecretPlan::Replace { why } => assert!(why.contains(why_part), "{case}: {why}"),
             plan => panic!("{case}: {plan:?}"),
         }
@@ -148,4 +166,152 @@ fn secret_is_a_tls_secret_with_the_three_keys() {
     assert_eq!(secret.metadata.namespace.as_deref(), Some("ns-0"));
     let keys: Vec<_> = secret.data.unwrap().into_keys().collect();
     assert_eq!(keys, [CA_CRT, TLS_CRT, TLS_KEY]);
+}
+
+/// A leaf valid for a year, signed by a CA valid for `days` more (negative: expired), whose
+/// validity began 30 days ago.
+fn ca_valid_for(days: i64) -> Bundle {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.not_before = now - time::Duration::days(30);
+    ca.not_after = now + time::Duration::days(days);
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let mut leaf = CertificateParams::new(names()).unwrap();
+    leaf.use_authority_key_identifier_extension = true;
+    leaf.not_before = now - time::Duration::days(1);
+    leaf.not_after = now + time::Duration::days(365);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    Bundle {
+        ca_pem: ca_cert.pem(),
+        cert_pem: leaf_cert.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+#[test]
+fn refuses_a_secret_it_did_not_create() {
+    let valid = secret(&mk_names(), &generate(&names(), 365 * DAY).unwrap());
+    let mut unlabelled = valid.clone();
+    unlabelled.metadata.labels = None;
+    let mut someone_elses = valid.clone();
+    someone_elses
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(MANAGED_BY.into(), "Helm".into());
+    let mut token = valid.clone();
+    token.type_ = Some("kubernetes.io/service-account-token".into());
+    let mut opaque = valid;
+    opaque.type_ = None;
+    let cases = [
+        (unlabelled, "it has no label app.kubernetes.io/managed-by"),
+        (someone_elses, "it is managed by \"Helm\""),
+        (
+            token,
+            "its type is kubernetes.io/service-account-token, not kubernetes.io/tls",
+        ),
+        (opaque, "its type is Opaque, not kubernetes.io/tls"),
+    ];
+    for (secret, want) in cases {
+        assert_eq!(
+            plan_secret(Some(&secret), &names(), now()),
+            SecretPlan::Refuse { why: want.into() }
+        );
+    }
+}
+
+#[test]
+fn an_update_keeps_what_others_added_to_our_secret() {
+    let mut old = secret(&mk_names(), &generate(&names(), DAY).unwrap()).metadata;
+    old.labels
+        .as_mut()
+        .unwrap()
+        .insert("team".into(), "a".into());
+    old.annotations = Some(BTreeMap::from([("note".into(), "kept".into())]));
+    old.resource_version = Some("7".into());
+    let mut wanted = secret(&mk_names(), &generate(&names(), DAY).unwrap()).metadata;
+    keep_metadata(&mut wanted, old);
+    assert_eq!(
+        wanted.labels.unwrap(),
+        BTreeMap::from([
+            (MANAGED_BY.to_owned(), MANAGER.to_owned()),
+            ("team".to_owned(), "a".to_owned())
+        ])
+    );
+    assert_eq!(wanted.annotations.unwrap()["note"], "kept");
+    assert_eq!(wanted.resource_version.as_deref(), Some("7"));
+}
+
+#[test]
+fn patches_only_a_configuration_whose_webhooks_call_our_service() {
+    use k8s_openapi::api::admissionregistration::v1::ServiceReference;
+    let ours = || {
+        let mut config = mk_config(&[None, None]);
+        config.metadata.labels = Some(BTreeMap::from([(
+            CONFIG_LABEL.0.to_owned(),
+            CONFIG_LABEL.1.to_owned(),
+        )]));
+        for webhook in config.webhooks.iter_mut().flatten() {
+            webhook.client_config.service = Some(ServiceReference {
+                namespace: "ns-0".into(),
+                name: "kmw".into(),
+                ..Default::default()
+            });
+        }
+        config
+    };
+    type Edit = fn(&mut MutatingWebhookConfiguration);
+    let cases: [(&str, Edit, Option<&str>); 6] = [
+        ("ours", |_| {}, None),
+        (
+            "unlabelled",
+            |c| c.metadata.labels = None,
+            Some("it has no label app.kubernetes.io/name=kube-metrics-webhook"),
+        ),
+        (
+            "no webhooks",
+            |c| c.webhooks = Some(vec![]),
+            Some("it has no webhooks"),
+        ),
+        (
+            "another product's Service",
+            |c| {
+                let hook = &mut c.webhooks.as_mut().unwrap()[1];
+                hook.client_config.service.as_mut().unwrap().name = "other".into();
+            },
+            Some("webhook hook-1.kube-metrics-collector.io calls Service ns-0/other"),
+        ),
+        (
+            "our Service in another namespace",
+            |c| {
+                let hook = &mut c.webhooks.as_mut().unwrap()[0];
+                hook.client_config.service.as_mut().unwrap().namespace = "ns-1".into();
+            },
+            Some("webhook hook-0.kube-metrics-collector.io calls Service ns-1/kmw"),
+        ),
+        (
+            "a URL",
+            |c| {
+                let hook = &mut c.webhooks.as_mut().unwrap()[0];
+                hook.client_config.service = None;
+                hook.client_config.url = Some("https://elsewhere.example/".into());
+            },
+            Some("webhook hook-0.kube-metrics-collector.io calls a URL"),
+        ),
+    ];
+    for (case, edit, want) in cases {
+        let mut config = ours();
+        edit(&mut config);
+        assert_eq!(
+            foreign_config(&config, &mk_names()).as_deref(),
+            want,
+            "{case}"
+        );
+    }
 }
