@@ -72,30 +72,16 @@ fn vmi_identity(index: usize) -> (String, String) {
     }
 }
 
-/// One page of the list, from `continue` (an index) for `limit` items.
+/// One page of the list, as the client asks for it.
 fn list_page(template: &str, parts: &http::request::Parts) -> String {
-    let start: usize = fake_api::query(parts, "continue")
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let limit: usize = fake_api::query(parts, "limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(VMIS);
-    let end = (start + limit).min(VMIS);
-    let items: Vec<String> = (start..end)
+    let (range, next) = fake_api::page(parts, VMIS);
+    let items: Vec<String> = range
         .map(|i| {
             let (name, uid) = vmi_identity(i);
             template.replace("@NAME@", &name).replace("@UID@", &uid)
         })
         .collect();
-    let next = if end < VMIS {
-        end.to_string()
-    } else {
-        String::new()
-    };
-    format!(
-        r#"{{"apiVersion":"kubevirt.io/v1","kind":"VirtualMachineInstanceList","metadata":{{"resourceVersion":"10","continue":"{next}"}},"items":[{}]}}"#,
-        items.join(",")
-    )
+    fake_api::list("VirtualMachineInstanceList", &items, &next)
 }
 
 async fn answer(

@@ -49,25 +49,7 @@ fn vmi_fixture(name: &str) -> Value {
 
 /// The fixture review, its pod owned by the VMI `vm`.
 fn review_for(vm: &str) -> Vec<u8> {
-    let mut review = fixtures::review();
-    let pod = &mut review["request"]["object"];
-    pod["metadata"]["ownerReferences"][0]["name"] = json!(vm);
-    pod["metadata"]["annotations"]["kubevirt.io/domain"] = json!(vm);
-    serde_json::to_vec(&review).unwrap_or_default()
-}
-
-/// path -> value of every `add` in the answer's patch.
-fn patch_values(body: &[u8]) -> HashMap<String, Value> {
-    let answer: Value = serde_json::from_slice(body).unwrap_or_default();
-    assert_eq!(answer["response"]["allowed"], true, "{answer}");
-    let bytes: Vec<u8> =
-        serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
-    let ops: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    ops.as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|op| Some((op["path"].as_str()?.to_owned(), op["value"].clone())))
-        .collect()
+    fixtures::review_for(vm, OWNER_UID)
 }
 
 /// Log lines, captured from the global subscriber as JSON.

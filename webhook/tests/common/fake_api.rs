@@ -1,13 +1,14 @@
 //! A fake Kubernetes API server on loopback, plain HTTP: each request goes to a handler that
-//! answers with a status and a JSON body. There is no cluster here; the VMI lookup's tests and the
-//! memory benchmark serve real API shapes from it.
+//! answers with a status and a JSON body. There is no cluster here; the VMI lookup's tests, the
+//! memory benchmark and the VMI list attack serve real API shapes from it, lists paged as the
+//! client asks ([`page`], [`list`]).
 use bytes::Bytes;
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use std::{convert::Infallible, future::Future, net::SocketAddr, pin::Pin, sync::Arc};
+use std::{convert::Infallible, future::Future, net::SocketAddr, ops::Range, pin::Pin, sync::Arc};
 use tokio::net::TcpListener;
 
 /// What the server does with one request (its head; the lookup sends no bodies).
@@ -79,4 +80,32 @@ pub fn query<'a>(parts: &'a http::request::Parts, name: &str) -> Option<&'a str>
         let (key, value) = pair.split_once('=')?;
         (key == name).then_some(value)
     })
+}
+
+/// Which of `total` items a list request asks for, and the `continue` token of the page after it
+/// (empty on the last page), as the API server pages a list: `limit` items from where `continue`
+/// left off (here simply the index), all of them without a `limit`.
+pub fn page(parts: &http::request::Parts, total: usize) -> (Range<usize>, String) {
+    let start: usize = query(parts, "continue")
+        .and_then(|token| token.parse().ok())
+        .unwrap_or(0)
+        .min(total);
+    let limit: usize = query(parts, "limit")
+        .and_then(|limit| limit.parse().ok())
+        .unwrap_or(total);
+    let end = start.saturating_add(limit).min(total);
+    let next = if end < total {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    (start..end, next)
+}
+
+/// A `kubevirt.io/v1` `kind` list of `items` (each one JSON text), with `continue` set to `next`.
+pub fn list(kind: &str, items: &[String], next: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"kubevirt.io/v1","kind":"{kind}","metadata":{{"resourceVersion":"10","continue":"{next}"}},"items":[{}]}}"#,
+        items.join(",")
+    )
 }

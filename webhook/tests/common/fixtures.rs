@@ -18,6 +18,18 @@ pub fn review() -> Value {
     json(Path::new(super::FIXTURE))
 }
 
+/// The AdmissionReview of [`super::FIXTURE`], its pod owned by the VMI `vm` of uid `uid` (as
+/// virt-controller writes both: the owner reference, the domain annotation, the created-by label).
+pub fn review_for(vm: &str, uid: &str) -> Vec<u8> {
+    let mut review = review();
+    let metadata = &mut review["request"]["object"]["metadata"];
+    metadata["ownerReferences"][0]["name"] = vm.into();
+    metadata["ownerReferences"][0]["uid"] = uid.into();
+    metadata["annotations"]["kubevirt.io/domain"] = vm.into();
+    metadata["labels"]["kubevirt.io/created-by"] = uid.into();
+    serde_json::to_vec(&review).unwrap_or_default()
+}
+
 /// Reads one JSON file.
 pub fn json(path: &Path) -> Value {
     let text =

@@ -285,6 +285,20 @@ pub fn answer_uid(body: &[u8]) -> Option<String> {
     value["response"]["uid"].as_str().map(str::to_owned)
 }
 
+/// path -> value of every `add` in an allowed AdmissionReview answer's patch.
+pub fn patch_values(body: &[u8]) -> std::collections::HashMap<String, serde_json::Value> {
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    assert_eq!(answer["response"]["allowed"], true, "{answer}");
+    let bytes: Vec<u8> =
+        serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
+    let ops: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    ops.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|op| Some((op["path"].as_str()?.to_owned(), op["value"].clone())))
+        .collect()
+}
+
 /// The value of one unlabelled or labelled series in a text exposition.
 pub fn metric(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| {
