@@ -1,9 +1,12 @@
-//! The attacks a tenant's pod can make on the webhook's port, against the real binary: worst-case
-//! bodies inside every limit, two and eight at once (memory), and idle, slowloris and slow-body
-//! connections while the API server sends reviews (connections). Each prints what it measured.
+//! The attacks a tenant can make on the webhook, against the real binary: worst-case bodies
+//! inside every limit, two and eight at once (memory); idle, slowloris and slow-body connections
+//! while the API server sends reviews (connections); and VMIs as large as the API server stores,
+//! listed from a fake API server at start (`vmi_list`). Each prints what it measured.
 //!
 //! `KMW_BENCH_BINARY=<path>` measures another build (a release build: the Deployment's image).
 mod common;
+#[path = "attacks/vmi_list.rs"]
+mod vmi_list;
 
 use common::*;
 use http::StatusCode;
@@ -26,19 +29,22 @@ fn program() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_kube-metrics-webhook")))
 }
 
+/// The webhook as the Deployment runs it (its allocator's environment), with `args`.
+fn spawn(secret: &SecretDir, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Binary {
+    let allocator = deployment::allocator_env();
+    let mut env = env.to_vec();
+    env.extend(
+        allocator
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_os_str())),
+    );
+    let mut args = args.to_vec();
+    args.extend(["--log-level", "warn,kube_metrics_webhook::serve=info"]);
+    Binary::spawn(&program(), secret, &args, &env, ServerLog::Drain)
+}
+
 fn start(secret: &SecretDir) -> Binary {
-    Binary::spawn(
-        &program(),
-        secret,
-        &[
-            "--vmi-lookup",
-            "off",
-            "--log-level",
-            "warn,kube_metrics_webhook::serve=info",
-        ],
-        &[],
-        ServerLog::Drain,
-    )
+    spawn(secret, &["--vmi-lookup", "off"], &[])
 }
 
 /// A launcher-looking pod review around `spec` and `annotations`.

@@ -3,6 +3,7 @@
 //! certificate it saw.
 #![allow(dead_code)] // Each test binary uses a different subset.
 
+pub mod deployment;
 pub mod fake_api;
 pub mod fixtures;
 
