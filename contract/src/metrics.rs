@@ -30,7 +30,7 @@ const ROLE_TYPE: &[&str] = &["host", "domain", "process", "type"];
 /// Every family the collector writes, in exposition order. The collector's `--exclude` names
 /// them; the relay forwards only these, only with this type and only with these labels, in this
 /// order.
-pub const FAMILIES: [Family; 24] = [
+pub const FAMILIES: [Family; 25] = [
     def("kubevirt_pod_infra_cpu_seconds_total", "counter", ROLE_TYPE),
     def("kubevirt_pod_infra_memory_amount_bytes", "gauge", ROLE_TYPE),
     def(
@@ -91,6 +91,11 @@ pub const FAMILIES: [Family; 24] = [
         "kube_metrics_collector_read_errors_total",
         "counter",
         &["kind"],
+    ),
+    def(
+        "kube_metrics_collector_connections_total",
+        "counter",
+        &["listener", "action"],
     ),
     def(
         "kube_metrics_collector_guest_memory_unparsed_arguments",

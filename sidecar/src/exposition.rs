@@ -8,7 +8,7 @@ mod exclude;
 mod families;
 
 pub use exclude::{ExcludeError, Exclusions};
-pub use families::{Metrics, Scope};
+pub use families::{ListenerConnections, Metrics, Scope};
 pub use kube_metrics_exposition::{Format, negotiate};
 
 /// Encodes `metrics` in `format` into `out` (cleared first). Writing to memory cannot fail; the

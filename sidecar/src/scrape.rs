@@ -8,10 +8,11 @@ use std::sync::Arc;
 
 use crate::classify::Roles;
 use crate::collect::{Collector, GuestMemoryConfig};
-use crate::exposition::{Exclusions, Metrics, Scope};
+use crate::exposition::{Exclusions, ListenerConnections, Metrics, Scope};
 use crate::identity::{self, Env, PodInfo};
 use crate::proc::ProcRoot;
 use kube_metrics_contract::estimate::Release;
+use kube_metrics_runtime::{ConnectionStats, Kind};
 
 /// How long downward-API files are trusted: the kubelet rewrites them when labels or annotations
 /// change, and re-reading four small files every scrape would cost more than the change is worth.
@@ -42,6 +43,9 @@ pub struct Scraper {
     pss: bool,
     kubevirt_release: Option<Release>,
     exclude: Arc<Exclusions>,
+    /// The listeners being served and what their caps counted; none for `-M`.
+    listeners: Vec<Kind>,
+    connections: Arc<ConnectionStats>,
 }
 
 // === impl Scraper ===
@@ -73,7 +77,16 @@ impl Scraper {
             pss,
             kubevirt_release,
             exclude: Arc::new(exclude),
+            listeners: Vec::new(),
+            connections: Arc::default(),
         }
+    }
+
+    /// Exports what the caps of `listeners` count in `stats` (the server's
+    /// `Options::stats`) at every scrape.
+    pub fn count_connections(&mut self, listeners: Vec<Kind>, stats: Arc<ConnectionStats>) {
+        self.listeners = listeners;
+        self.connections = stats;
     }
 
     /// Reads `/proc` once and returns what the exposition is encoded from.
@@ -100,6 +113,19 @@ impl Scraper {
             pss: self.pss,
             exclude: Arc::clone(&self.exclude),
         };
-        Metrics { collection, scope }
+        let connections = self
+            .listeners
+            .iter()
+            .map(|&listener| ListenerConnections {
+                listener,
+                evicted: self.connections.evicted(listener),
+                refused: self.connections.refused(listener),
+            })
+            .collect();
+        Metrics {
+            collection,
+            scope,
+            connections,
+        }
     }
 }

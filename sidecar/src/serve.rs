@@ -14,7 +14,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use kube_metrics_runtime::response::{method_not_allowed, not_found, text, typed};
-use kube_metrics_runtime::{Options, Shutdown, listen};
+use kube_metrics_runtime::{ConnectionStats, Kind, Options, Shutdown, listen};
 
 use crate::args::ServeConfig;
 use crate::exposition::{self, Format, Metrics};
@@ -75,11 +75,10 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         "Serving metrics"
     );
 
-    let state = Arc::new(State::new(
-        Scraper::new(scrape, Env::from_env()),
-        min_interval,
-        shutdown.clone(),
-    ));
+    let stats = Arc::new(ConnectionStats::default());
+    let mut scraper = Scraper::new(scrape, Env::from_env());
+    scraper.count_connections(listeners.iter().map(Kind::of).collect(), Arc::clone(&stats));
+    let state = Arc::new(State::new(scraper, min_interval, shutdown.clone()));
     // The first collection makes /readyz succeed and sets the baseline for restart counting.
     let warmup = Arc::clone(&state);
     tokio::spawn(async move { warmup.snapshot().await });
@@ -88,7 +87,11 @@ pub async fn run(config: ServeConfig) -> anyhow::Result<()> {
         let state = Arc::clone(&state);
         async move { route(&req, &state).await }
     };
-    kube_metrics_runtime::serve(listeners, handler, shutdown, Options::default()).await;
+    let options = Options {
+        stats,
+        ..Options::default()
+    };
+    kube_metrics_runtime::serve(listeners, handler, shutdown, options).await;
     tracing::info!("Stopped");
     Ok(())
 }

@@ -5,13 +5,17 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use common::{Tree, env, mk, text};
+use kube_metrics_collector::scrape::Scraper;
 use kube_metrics_contract::metrics::FAMILIES;
 use kube_metrics_contract::sidecar::{
     PODINFO_ANNOTATIONS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
 };
+use kube_metrics_relay::merge::{Identity, merge};
 use kube_metrics_relay::parse::Parsed;
+use kube_metrics_runtime::{ConnectionStats, Kind};
 
 /// Each family of `text` with the label names of its samples, in the order written; fails on a
 /// family whose samples disagree on them.
@@ -57,10 +61,17 @@ fn every_family() -> Tree {
     tree
 }
 
+/// The scraper of a collector serving both listeners.
+fn serving(tree: &Tree) -> Scraper {
+    let mut scraper = tree.scraper(env());
+    scraper.count_connections(Kind::ALL.to_vec(), Arc::new(ConnectionStats::default()));
+    scraper
+}
+
 #[test]
 fn every_family_carries_exactly_the_contracts_labels_in_its_order() {
     let tree = every_family();
-    let written = label_names(&text(&mut tree.scraper(env())));
+    let written = label_names(&text(&mut serving(&tree)));
     for family in FAMILIES {
         let labels = written
             .get(family.name)
@@ -77,5 +88,29 @@ fn the_golden_exposition_has_only_the_contracts_labels() {
         let family = FAMILIES.iter().find(|f| f.name == name);
         let family = family.unwrap_or_else(|| panic!("{name} is not in the contract"));
         assert_eq!(labels, family.labels, "{name}");
+    }
+}
+
+#[test]
+fn the_relay_forwards_every_family_and_every_line_the_collector_writes() {
+    let tree = every_family();
+    let written = text(&mut serving(&tree));
+    let pod = Identity {
+        namespace: "ns-0".into(),
+        pod: "virt-launcher-vm-0-abcde".into(),
+    };
+    let merged = merge(&[(pod, &written)]);
+    let report = &merged.targets[0];
+    assert!(report.identity.is_ok(), "{:?}", report.identity);
+    assert_eq!(report.dropped, Default::default(), "{merged:?}");
+    let samples = |text: &str| text.lines().filter(|l| !l.starts_with('#')).count();
+    assert_eq!(samples(&merged.text), samples(&written));
+    for family in FAMILIES {
+        let typed = format!("# TYPE {} {}\n", family.name, family.kind);
+        assert!(
+            merged.text.contains(&typed),
+            "{} not forwarded",
+            family.name
+        );
     }
 }

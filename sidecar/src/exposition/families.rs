@@ -39,6 +39,20 @@ pub struct Scope {
 pub struct Metrics {
     pub collection: Collection,
     pub scope: Scope,
+    /// One entry per listener the collector serves; none where nothing is served (`-M`, the node
+    /// collector's pods).
+    pub connections: Vec<ListenerConnections>,
+}
+
+/// What the connection cap of one of the collector's listeners did since start, read at the
+/// scrape (`kube_metrics_runtime::ConnectionStats`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerConnections {
+    pub listener: kube_metrics_runtime::Kind,
+    /// Idle connections closed to make room for a new one.
+    pub evicted: u64,
+    /// New connections closed at once because every connection was busy.
+    pub refused: u64,
 }
 
 /// Writes samples with `host` and `domain` on every `kubevirt_pod_infra_*` series.
@@ -78,7 +92,7 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
         b.guest_memory(guest);
     }
     b.pod_families(c, scope);
-    b.collector_families(c);
+    b.collector_families(c, &m.connections);
     if let Some(guest) = &c.guest {
         b.guest_memory_health(guest);
     }
@@ -303,7 +317,7 @@ impl Builder<'_> {
     }
 
     /// The collector's own families.
-    fn collector_families(&mut self, c: &Collection) {
+    fn collector_families(&mut self, c: &Collection, connections: &[ListenerConnections]) {
         self.family(
             "kube_metrics_collector_collection_duration_seconds",
             "How long the last read of /proc took.",
@@ -317,6 +331,17 @@ impl Builder<'_> {
         );
         for kind in ErrorKind::ALL {
             self.plain(&[("kind", kind.as_str())], c.errors[kind] as f64);
+        }
+        self.family(
+            "kube_metrics_collector_connections_total",
+            "Connections closed by a listener's cap: idle ones evicted for a new one, new ones refused while every connection was busy.",
+            Kind::Counter,
+        );
+        for counts in connections {
+            let listener = counts.listener.as_str();
+            for (action, total) in [("evicted", counts.evicted), ("refused", counts.refused)] {
+                self.plain(&[("listener", listener), ("action", action)], total as f64);
+            }
         }
     }
 

@@ -281,7 +281,13 @@ impl NodeScraper {
             exclude: Arc::clone(&self.exclude),
         };
         let mut out = Vec::with_capacity(32 * 1024);
-        match exposition::encode(&Metrics { collection, scope }, Format::Text, &mut out) {
+        // The node collector's listener is its own, not the pod's: no connections of the pod.
+        let metrics = Metrics {
+            collection,
+            scope,
+            connections: Vec::new(),
+        };
+        match exposition::encode(&metrics, Format::Text, &mut out) {
             Ok(()) => {}
             Err(never) => match never {},
         }
