@@ -124,7 +124,7 @@ fn runbook_base_is_replaceable_from_an_overlay() -> Result<()> {
         );
         count += 1;
     }
-    ensure!(count == 12, "{count} alerts");
+    ensure!(count == 14, "{count} alerts");
     Ok(())
 }
 
