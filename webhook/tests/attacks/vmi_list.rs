@@ -221,6 +221,39 @@ async fn wait_for(server: &mut Binary, what: &str, limit: Duration, done: impl F
     }
 }
 
+/// Whether `/readyz` answers 200 within 5 s.
+async fn becomes_ready(server: &Binary) -> bool {
+    for _ in 0..100 {
+        if admin_get(server.admin_addr, "/readyz").await.0 == StatusCode::OK {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// The `reason-source` the webhook gives the fixture pod owned by each VMI of `indexes`.
+async fn reason_sources(server: &Binary, indexes: &[usize]) -> Vec<String> {
+    let connector = tls_connector(&[&bundle_of_test()]);
+    let mut conn = Conn::open(&connector, server.addr).await.unwrap();
+    let mut sources = Vec::new();
+    for &index in indexes {
+        let (name, uid) = identity(index);
+        let body = fixtures::review_for(&name, &uid);
+        let sent = conn.send(
+            http::Method::POST,
+            "/mutate?timeout=10s",
+            Some("application/json"),
+            body,
+        );
+        let (status, answer) = sent.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{name}");
+        let source = patch_values(&answer)[SOURCE].as_str().map(str::to_owned);
+        sources.push(source.unwrap_or_default());
+    }
+    sources
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_within_its_limit() {
     let templates = Arc::new(Templates::new());
@@ -276,35 +309,9 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
     wait_for(&mut server, "the list", Duration::from_secs(120), watching).await;
     let listed_in = started.elapsed();
     let (rss, peak) = memory_kib(pid);
-    let mut ready = false;
-    for _ in 0..100 {
-        ready = admin_get(server.admin_addr, "/readyz").await.0 == StatusCode::OK;
-        if ready {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
+    let ready = becomes_ready(&server).await;
     // A normal VMI on the last page, an attack VMI read, and one cached as too large.
-    let connector = tls_connector(&[&bundle_of_test()]);
-    let mut conn = Conn::open(&connector, server.addr).await.unwrap();
-    let mut sources = Vec::new();
-    for index in [ATTACK_VMIS, 0, OVERSIZED_EVERY - 1] {
-        let (name, uid) = identity(index);
-        let body = fixtures::review_for(&name, &uid);
-        let (status, answer) = conn
-            .send(
-                http::Method::POST,
-                "/mutate?timeout=10s",
-                Some("application/json"),
-                body,
-            )
-            .await
-            .unwrap();
-        assert_eq!(status, StatusCode::OK, "{name}");
-        let source = patch_values(&answer)[SOURCE].as_str().map(str::to_owned);
-        sources.push(source.unwrap_or_default());
-    }
+    let sources = reason_sources(&server, &[ATTACK_VMIS, 0, OVERSIZED_EVERY - 1]).await;
     let (_, metrics) = admin_get(server.admin_addr, "/metrics").await;
     let counted = |series: &str| metric(&metrics, series).unwrap_or(-1.0);
     let oversized_vmis = counted("kube_metrics_webhook_oversized_vmis_total");
