@@ -226,8 +226,24 @@ pub fn pod_uid(i: usize) -> String {
 impl Relay {
     /// Starts `kube-metrics-collector relay` over `kubelet` with `extra` flags; waits for /healthz.
     pub fn start(kubelet: &Kubelet, extra: &[&str]) -> Result<Self> {
+        Self::start_with(kubelet, extra, Command::new(crate::binaries::collector()?))
+    }
+
+    /// Like [`Relay::start`], run by `setpriv` with `identity` (its options, e.g. `--reuid`):
+    /// the relay as a DaemonSet's security context makes it.
+    pub fn start_as(kubelet: &Kubelet, extra: &[&str], identity: &[String]) -> Result<Self> {
+        let mut command = Command::new("setpriv");
+        command
+            .args(identity)
+            .arg("--")
+            .arg(crate::binaries::collector()?);
+        Self::start_with(kubelet, extra, command)
+    }
+
+    /// Starts `command` (the collector binary, or something that runs it) with the relay's
+    /// arguments appended.
+    fn start_with(kubelet: &Kubelet, extra: &[&str], mut command: Command) -> Result<Self> {
         let addr: SocketAddr = ([127, 0, 0, 1], http::free_port()?).into();
-        let mut command = Command::new(crate::binaries::collector()?);
         command
             .arg("relay")
             .arg("--listen")

@@ -531,8 +531,10 @@ fn rbac_grants(docs: &[Value]) -> Result<BTreeSet<String>> {
     Ok(grants)
 }
 
-/// The webhook's TLS key is mounted 0440, group fsGroup (107, or OpenShift's own), which the
-/// webhook's user is in; certgen's rights come with their fence wherever certgen runs.
+/// The webhook's TLS key is mounted 0440, group fsGroup (65532, or OpenShift's own), which the
+/// webhook's user is in and no node agent is; the webhook and certgen run as a user of their own
+/// (65532, or OpenShift's), never the node collector's 107, so their tokens are 0600 and theirs;
+/// certgen's rights come with their fence wherever certgen runs.
 #[test]
 fn secrets_are_mounted_0440_and_certgen_is_fenced() -> Result<()> {
     for manifests::Rendered { variant, docs } in manifests::rendered()? {
@@ -551,15 +553,25 @@ fn secrets_are_mounted_0440_and_certgen_is_fenced() -> Result<()> {
                 );
             }
         }
-        let fs_group = &pod["securityContext"]["fsGroup"];
-        ensure!(
-            if *variant == "overlays/openshift" {
-                fs_group.is_null()
-            } else {
-                *fs_group == 107
-            },
-            "{variant}: fsGroup {fs_group}"
-        );
+        let context = &pod["securityContext"];
+        for key in ["fsGroup", "runAsUser", "runAsGroup"] {
+            ensure!(
+                if *variant == "overlays/openshift" {
+                    context[key].is_null()
+                } else {
+                    context[key] == 65532
+                },
+                "{variant}: {key} {}",
+                context[key]
+            );
+        }
+        for job in of_kind(docs, "Job") {
+            let context = &job["spec"]["template"]["spec"]["securityContext"];
+            ensure!(
+                context["runAsUser"] == 65532 && context["runAsGroup"] == 65532,
+                "{variant}: certgen runs as {context}"
+            );
+        }
         let jobs = of_kind(docs, "Job");
         let policies: BTreeSet<&str> = of_kind(docs, "ValidatingAdmissionPolicyBinding")
             .iter()

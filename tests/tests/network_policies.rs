@@ -406,13 +406,13 @@ fn relay_scc_grants_what_the_relay_needs_to_the_relay_alone() -> Result<()> {
         "allowHostPID": false, "allowHostPorts": false, "allowPrivilegeEscalation": false,
         "allowPrivilegedContainer": false, "allowedCapabilities": [], "defaultAddCapabilities": [],
         "requiredDropCapabilities": ["ALL"], "readOnlyRootFilesystem": true,
-        "runAsUser": {"type": "MustRunAs", "uid": 0}, "seccompProfiles": ["runtime/default"],
+        "runAsUser": {"type": "MustRunAs", "uid": 65533}, "seccompProfiles": ["runtime/default"],
         "users": [], "groups": [],
     });
     for (field, value) in want.as_object().context("object")? {
         ensure!(scc[field] == *value, "{field}: {}", scc[field]);
     }
-    // The relay's pod fits it: its volume types are allowed, it runs as UID 0 without extras.
+    // The relay's pod fits it: its volume types are allowed, it runs as UID 65533 without extras.
     let pod = &named(docs, "DaemonSet", RELAY)?["spec"]["template"]["spec"];
     let allowed: Vec<&str> = scc["volumes"]
         .as_array()
@@ -432,7 +432,7 @@ fn relay_scc_grants_what_the_relay_needs_to_the_relay_alone() -> Result<()> {
             "volume {volume}"
         );
     }
-    ensure!(pod["securityContext"]["runAsUser"] == 0);
+    ensure!(pod["securityContext"]["runAsUser"] == scc["runAsUser"]["uid"]);
     for key in ["hostNetwork", "hostPID", "hostIPC"] {
         ensure!(pod.get(key).is_none_or(|v| *v == false), "{key}");
     }

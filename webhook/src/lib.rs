@@ -5,8 +5,9 @@
 //! for Pod CREATE), and `GET /healthz`, `/readyz`, `/metrics` over plain HTTP on `--admin-listen`.
 //! What it reads: the request body (the pod in it); the serving certificate and key from
 //! `--tls-cert`/`--tls-key`, re-read when the mounted Secret is rotated; and, unless `--vmi-lookup
-//! off`, the pod's owning VirtualMachineInstance (a watch-backed cache with a GET on a miss, within
-//! `--vmi-lookup-budget`; read-only). It never denies a pod (an internal error admits it unpatched,
+//! off`, the pod's owning VirtualMachineInstance, only by the uid the pod states and in the
+//! request's namespace (a watch-backed cache with a GET on a miss, within `--vmi-lookup-budget`;
+//! read-only): a review sent by anyone must not learn about other namespaces' VMIs. It never denies a pod (an internal error admits it unpatched,
 //! with a warning), never waits for the API server longer than the budget, and keeps no state
 //! between requests besides its metrics and the VMI cache. The rules: docs/webhook.md.
 //!

@@ -161,9 +161,10 @@ impl State {
         }
     }
 
-    /// Ready once a certificate is loaded, and not after shutdown started.
+    /// Ready once a certificate is loaded, while it has not expired (`tls::Expiry` says why), and
+    /// not after shutdown started.
     pub fn is_ready(&self) -> bool {
-        self.store.is_loaded() && !self.shutdown.is_started()
+        self.store.is_servable(tls::unix_now()) && !self.shutdown.is_started()
     }
 }
 

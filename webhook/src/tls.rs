@@ -5,6 +5,9 @@
 //! `..data` symlink onto it; `tls.crt` and `tls.key` are symlinks through `..data`. Polling the
 //! metadata of the *resolved* files (inode, size, mtime) is cheap and sees that swap; inotify on
 //! symlinked paths does not reliably.
+//!
+//! An expired certificate is loaded all the same (the next rotation may be a moment away), logged
+//! at error level, and makes the webhook not ready: see [`Expiry`].
 use rustls::{
     ServerConfig,
     crypto::CryptoProvider,
@@ -39,6 +42,29 @@ pub struct CertInfo {
     pub is_ca: bool,
     /// Unix seconds.
     pub not_after: i64,
+}
+
+/// A certificate with less time than this left is logged as expiring, at load and when the time
+/// comes: the `KubeMetricsWebhookCertificateExpiring` alert's 14 days (cert-manager renews 30 days
+/// ahead, so by then renewal is failing).
+pub const EXPIRING_WITHIN: Duration = Duration::from_secs(14 * 86_400);
+
+/// Where the serving certificate stands against the clock.
+///
+/// An expired one is *not ready*. The API server refuses it in the handshake, so every review fails
+/// and `failurePolicy: Ignore` admits every pod without the sidecar, the same as when no webhook
+/// pod is ready: not-ready costs nothing there. It is better wherever some pod still serves a valid
+/// certificate: a replica whose Secret was not updated (or whose new revision carries an old
+/// Secret) leaves the Service's endpoints and the others get every review, where it would have
+/// failed its share; a rollout stops at it, with the old pods serving; and "not ready" shows in the
+/// Deployment's status, where only the API server's log would have said "certificate has expired".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    Valid,
+    /// Valid for less than [`EXPIRING_WITHIN`].
+    Expiring,
+    /// Past its notAfter.
+    Expired,
 }
 
 /// Hands rustls whatever certificate is current; swapped by the reload loop.
@@ -188,12 +214,19 @@ impl CertStore {
             .clone()
     }
 
-    /// Whether a handshake can succeed; what /readyz reports.
+    /// Whether a certificate is loaded, whatever its dates.
     pub fn is_loaded(&self) -> bool {
         self.current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .is_some()
+    }
+
+    /// Whether the API server can accept the certificate at `now` (Unix seconds): one is loaded and
+    /// it has not expired. What /readyz reports ([`Expiry`]).
+    pub fn is_servable(&self, now: i64) -> bool {
+        self.current()
+            .is_some_and(|loaded| expiry(loaded.not_after, now) != Expiry::Expired)
     }
 }
 
@@ -231,6 +264,8 @@ pub struct Reloader {
     metrics: Metrics,
     /// The stamp last acted on (loaded or rejected), so a broken pair is reported once.
     seen: Option<Stamp>,
+    /// The serving certificate's notAfter and expiry last logged, so each is logged once.
+    reported: Option<(i64, Expiry)>,
 }
 
 impl Reloader {
@@ -240,6 +275,7 @@ impl Reloader {
             store,
             metrics,
             seen: None,
+            reported: None,
         }
     }
 
@@ -254,8 +290,10 @@ impl Reloader {
             Ok((stamp, loaded)) => {
                 self.seen = Some(stamp);
                 self.metrics.cert_loaded(Some(loaded.not_after));
-                tracing::info!(not_after = loaded.not_after, "Loaded serving certificate");
+                let not_after = rfc3339(loaded.not_after);
+                tracing::info!(%not_after, "Loaded serving certificate");
                 self.store.set(loaded);
+                self.report_expiry(unix_now());
                 Ok(true)
             }
             Err(TlsError::Changing) => Err(TlsError::Changing),
@@ -264,6 +302,31 @@ impl Reloader {
                 self.metrics.cert_loaded(None);
                 Err(error)
             }
+        }
+    }
+
+    /// Logs the serving certificate's expiry when it is new or has changed since it was last
+    /// logged: a warning when it expires within [`EXPIRING_WITHIN`], an error once it has expired.
+    fn report_expiry(&mut self, now: i64) {
+        let Some(not_after) = self.store.current().map(|loaded| loaded.not_after) else {
+            return;
+        };
+        let state = expiry(not_after, now);
+        if self.reported == Some((not_after, state)) {
+            return;
+        }
+        self.reported = Some((not_after, state));
+        let days_left = (not_after - now) as f64 / 86_400.0;
+        let not_after = rfc3339(not_after);
+        match state {
+            Expiry::Valid => {}
+            Expiry::Expiring => {
+                tracing::warn!(%not_after, days_left, "Serving certificate expires soon");
+            }
+            Expiry::Expired => tracing::error!(
+                %not_after,
+                "Serving certificate has expired; not ready until a valid one is mounted"
+            ),
         }
     }
 
@@ -277,7 +340,10 @@ impl Reloader {
                 _ = shutdown.changed() => return,
                 _ = ticker.tick() => {}
             }
-            match self.poll() {
+            let polled = self.poll();
+            // A certificate that was fine at load expires while it is served.
+            self.report_expiry(unix_now());
+            match polled {
                 Ok(_) | Err(TlsError::Changing) => {}
                 Err(error @ TlsError::Io { .. }) if self.store.is_loaded() => {
                     tracing::debug!(error = %error_chain(&error), "Certificate files unreadable; keeping the current pair");
@@ -288,6 +354,32 @@ impl Reloader {
             }
         }
     }
+}
+
+/// Where a certificate valid until `not_after` stands at `now` (both Unix seconds). X.509's
+/// notAfter is the last valid second, as the API server's Go client reads it.
+pub fn expiry(not_after: i64, now: i64) -> Expiry {
+    let window = EXPIRING_WITHIN.as_secs() as i64;
+    if now > not_after {
+        Expiry::Expired
+    } else if not_after - now < window {
+        Expiry::Expiring
+    } else {
+        Expiry::Valid
+    }
+}
+
+/// Now, in Unix seconds (0 before 1970, which no certificate here predates).
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64)
+}
+
+/// `2030-01-01T00:00:00Z`, for a log field.
+fn rfc3339(unix: i64) -> String {
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 /// `error: cause: cause` on one line, for log fields.

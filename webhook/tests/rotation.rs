@@ -234,6 +234,40 @@ async fn swapping_the_secret_fails_no_request() {
     assert_eq!(server.admin_get("/readyz").await.0, StatusCode::OK);
 }
 
+/// An expired certificate is served (rustls does not look at dates) but the API server refuses it,
+/// so the webhook is not ready with it: the Service sends reviews to replicas that can answer them.
+/// Ready again as soon as a valid one is mounted; one that merely expires soon stays ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_not_ready_until_a_valid_one_is_mounted() {
+    let mut secret = SecretDir::new();
+    let (cert, key) = pair_until(1_000_000_000);
+    secret.publish(&cert, &key);
+    let server = Server::start(&secret, test_limits()).await.unwrap();
+    assert_eq!(
+        server.admin_get("/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let (_, metrics) = server.admin_get("/metrics").await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "kube_metrics_webhook_certificate_expiry_timestamp_seconds"
+        ),
+        Some(1e9),
+        "{metrics}"
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (cert, key) = pair_until(now + 3 * 86_400);
+    secret.publish(&cert, &key);
+    wait_for_reloads(&server, "success", 2).await;
+    assert_eq!(server.admin_get("/readyz").await.0, StatusCode::OK);
+    let _ = server.shutdown.send(true);
+}
+
 /// How long any one stage of the rotation may take; far above what it needs.
 const STAGE_DEADLINE: Duration = Duration::from_secs(10);
 

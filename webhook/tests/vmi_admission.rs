@@ -41,9 +41,11 @@ impl VmiSource for FakeSource {
     }
 }
 
+/// A fixture VMI as the fixture pod's owner: its uid, in its namespace.
 fn vmi_fixture(name: &str) -> Value {
     let mut vmi = fixtures::vmi(name);
     vmi["metadata"]["uid"] = json!(OWNER_UID);
+    vmi["metadata"]["namespace"] = json!("vm-demo");
     vmi
 }
 

@@ -71,11 +71,12 @@ async fn fake_api_server(seen: Seen) -> std::net::SocketAddr {
     .await
 }
 
+/// The fake's VMI `name`, by the uid it has there (`u-<name>`).
 fn vm_ref(name: &str) -> VmiRef {
     VmiRef {
         namespace: "ns".into(),
         name: name.into(),
-        uid: None,
+        uid: format!("u-{name}"),
     }
 }
 

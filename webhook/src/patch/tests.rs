@@ -260,8 +260,12 @@ fn parse_names_the_vmi_only_when_the_vm_decides() {
     let fixture = parsed(&review_a());
     let vmi = fixture.vmi_ref().cloned();
     assert_eq!(
-        vmi.map(|r| (r.namespace, r.name, r.uid.is_some())),
-        Some(("vm-demo".to_owned(), "fedora-a".to_owned(), true))
+        vmi.map(|r| (r.namespace, r.name, r.uid)),
+        Some((
+            "vm-demo".to_owned(),
+            "fedora-a".to_owned(),
+            "6f1c2b7e-3d4a-4c59-8e21-9a0b5c7d3e41".to_owned()
+        ))
     );
     let mut opted_out = review_a();
     opted_out["request"]["object"]["metadata"]["labels"][pod::INJECT] = json!(pod::INJECT_DISABLED);
@@ -269,10 +273,21 @@ fn parse_names_the_vmi_only_when_the_vm_decides() {
     update["request"]["operation"] = json!("UPDATE");
     let mut hotplug = review_a();
     hotplug["request"]["object"]["metadata"]["labels"]["kubevirt.io"] = json!("hotplug-disk");
+    // A launcher all the same, decided by its own signals: its owner has no uid to match a VMI by.
+    let mut no_uid = review_a();
+    if let Some(owner) =
+        no_uid["request"]["object"]["metadata"]["ownerReferences"][0].as_object_mut()
+    {
+        owner.remove("uid");
+    }
+    let mut elsewhere = review_a();
+    elsewhere["request"]["namespace"] = json!("tenant-b");
     for (name, review) in [
         ("opted out", opted_out),
         ("update", update),
         ("hotplug", hotplug),
+        ("owner without uid", no_uid),
+        ("request in another namespace than the pod", elsewhere),
     ] {
         assert_eq!(parsed(&review).vmi_ref(), None, "{name}");
     }

@@ -30,21 +30,37 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_secs(2);
 /// ~23 KiB, so 10,000 VMIs are 2,000 requests of ~115 KiB at start and on a re-list.
 pub const LIST_PAGE_SIZE: u32 = 5;
 
-/// Which VMI a pod belongs to.
+/// Which VMI a pod belongs to: what the pod itself names, and the uid that must match.
+///
+/// The uid is what makes a lookup safe to answer from. A review may come from anyone who can reach
+/// the webhook's port, not only from the API server (docs/network.md), and it names any namespace
+/// it likes; a VMI found by namespace and name alone would let such a caller learn, from the
+/// answer, whether a VMI of that name exists elsewhere and what its spec says. A uid is random and
+/// is only on the VMI and on the pods KubeVirt made for it, so a pod that states the uid of the VMI
+/// read is one KubeVirt made for that VMI, or was written by someone who could already read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmiRef {
     pub namespace: String,
     pub name: String,
-    /// From the owner reference or `kubevirt.io/created-by`; when known, an object with another uid
-    /// (a VMI deleted and recreated under the same name) is not the pod's owner.
-    pub uid: Option<String>,
+    /// From the owner reference, else `kubevirt.io/created-by`. Only a VMI with exactly this uid
+    /// is the pod's (a VMI deleted and recreated under the same name is not, nor one of another
+    /// namespace).
+    pub uid: String,
 }
 
+/// KubeVirt's marks that name a launcher pod's VMI (docs/kubevirt.md §2).
+const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
+const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
+
 impl VmiRef {
-    /// The owning VMI of a launcher pod (docs/kubevirt.md §2): `ownerReferences[kind=VirtualMachineInstance]`,
-    /// else the annotation `kubevirt.io/domain` with the label `kubevirt.io/created-by` as uid. At
-    /// CREATE the pod's own `metadata.namespace` may be empty, so the caller passes the
-    /// AdmissionReview's `request.namespace`.
+    /// The owning VMI of a launcher pod (docs/kubevirt.md §2): `ownerReferences[kind=VirtualMachineInstance]`
+    /// with its uid, else the annotation `kubevirt.io/domain` with the label
+    /// `kubevirt.io/created-by` as uid. `None`, and so no lookup, when the pod names no VMI with a
+    /// uid, or contradicts itself: an owner reference and a `created-by` label with different uids
+    /// (virt-controller writes the same uid in both), or a `metadata.namespace` that is not the
+    /// request's (the API server makes them equal before it calls a webhook). At CREATE the pod's
+    /// own `metadata.namespace` may be empty, so the caller passes the AdmissionReview's
+    /// `request.namespace`.
     pub fn from_pod(pod: &Value, namespace: &str) -> Option<VmiRef> {
         let metadata = pod.get("metadata")?;
         let text = |value: Option<&Value>| {
@@ -67,30 +83,50 @@ impl VmiRef {
             let mut vmis = owners.iter().filter(is_vmi);
             vmis.clone().find(controller).or_else(|| vmis.next())
         });
+        let created_by = text(
+            metadata
+                .get("labels")
+                .and_then(|map| map.get(CREATED_BY_LABEL)),
+        );
         let (name, uid) = match owner {
-            Some(owner) => (text(owner.get("name"))?, text(owner.get("uid"))),
+            Some(owner) => {
+                let uid = text(owner.get("uid"))?;
+                if created_by.as_ref().is_some_and(|label| *label != uid) {
+                    return None;
+                }
+                (text(owner.get("name"))?, uid)
+            }
             None => (
                 text(
                     metadata
                         .get("annotations")
-                        .and_then(|map| map.get("kubevirt.io/domain")),
+                        .and_then(|map| map.get(DOMAIN_ANNOTATION)),
                 )?,
-                text(
-                    metadata
-                        .get("labels")
-                        .and_then(|map| map.get("kubevirt.io/created-by")),
-                ),
+                created_by?,
             ),
         };
-        let namespace = Some(namespace)
-            .filter(|ns| !ns.is_empty())
-            .map(str::to_owned)
-            .or_else(|| text(metadata.get("namespace")))?;
+        let own = text(metadata.get("namespace"));
+        let namespace = match (Some(namespace).filter(|ns| !ns.is_empty()), own) {
+            (Some(request), Some(own)) if request != own => return None,
+            (Some(request), _) => request.to_owned(),
+            (None, own) => own?,
+        };
         Some(VmiRef {
             namespace,
             name,
             uid,
         })
+    }
+
+    /// Whether `cached` is this pod's VMI: the same uid, and (where its facts say) the same
+    /// namespace. Anything else is answered as if there were no VMI at all.
+    fn owns(&self, cached: &CachedVmi) -> bool {
+        let namespace = match &cached.facts {
+            Ok(facts) => facts.namespace.as_deref(),
+            Err(_) => None,
+        };
+        cached.uid.as_deref() == Some(self.uid.as_str())
+            && namespace.is_none_or(|namespace| namespace == self.namespace)
     }
 }
 
@@ -98,7 +134,8 @@ impl VmiRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
     Found(Box<VmiFacts>),
-    /// The API server says there is no such VMI (or only one with another uid).
+    /// The API server says there is no such VMI, or only one with another uid; also the answer
+    /// when the pod names no VMI with a uid (then no lookup is made).
     NotFound,
     Unavailable(Unavailable),
 }
@@ -164,19 +201,16 @@ impl<S: VmiSource> VmiLookup<S> {
     }
 
     async fn lookup_unbounded(&self, vmi: &VmiRef) -> Lookup {
-        // A cached object with another uid is stale (the VMI was recreated): ask the API server.
-        if let Some(cached) = self
-            .source
-            .cached(vmi)
-            .filter(|cached| same_uid(cached.uid.as_deref(), vmi))
-        {
+        // A cached object with another uid is stale (the VMI was recreated) or not the pod's:
+        // ask the API server.
+        if let Some(cached) = self.source.cached(vmi).filter(|cached| vmi.owns(cached)) {
             return match cached.facts {
                 Ok(facts) => Lookup::Found(Box::new(VmiFacts::clone(&facts))),
                 Err(error) => Lookup::Unavailable(error.into()),
             };
         }
         match self.source.get(vmi).await {
-            Ok(Some(cached)) if same_uid(cached.uid.as_deref(), vmi) => match cached.facts {
+            Ok(Some(cached)) if vmi.owns(&cached) => match cached.facts {
                 Ok(facts) => Lookup::Found(Box::new(VmiFacts::clone(&facts))),
                 Err(error) => Lookup::Unavailable(error.into()),
             },
@@ -207,13 +241,6 @@ pub async fn connect(
     let client = Client::try_default().await?;
     let (source, task) = KubeVmiSource::spawn(client);
     Ok((Arc::new(VmiLookup::new(source, budget)), task))
-}
-
-fn same_uid(uid: Option<&str>, vmi: &VmiRef) -> bool {
-    match (&vmi.uid, uid) {
-        (Some(wanted), Some(uid)) => wanted == uid,
-        _ => true, // nothing to compare
-    }
 }
 
 /// `kubevirt.io/v1` `virtualmachineinstances`, without a KubeVirt crate.

@@ -41,11 +41,11 @@ fn vmi(uid: &str, dedicated: bool) -> Value {
            "spec": {"domain": {"cpu": {"dedicatedCpuPlacement": dedicated}}}})
 }
 
-fn vm_ref(uid: Option<&str>) -> VmiRef {
+fn vm_ref(uid: &str) -> VmiRef {
     VmiRef {
         namespace: "ns".into(),
         name: "vm".into(),
-        uid: uid.map(str::to_owned),
+        uid: uid.to_owned(),
     }
 }
 
@@ -67,7 +67,7 @@ async fn cache_hit_needs_no_get() {
         ..FakeSource::default()
     };
     let lookup = VmiLookup::new(source, DEFAULT_BUDGET);
-    let answer = lookup.lookup(&vm_ref(Some("u1"))).await;
+    let answer = lookup.lookup(&vm_ref("u1")).await;
     assert_eq!(found_uid(&answer), Some("u1"));
     assert!(
         matches!(&answer, Lookup::Found(facts) if facts.unsafe_reasons == [crate::vmi::UnsafeReason::DedicatedCpus])
@@ -82,7 +82,7 @@ async fn miss_then_get_hit() {
         ..FakeSource::default()
     };
     let lookup = VmiLookup::new(source, DEFAULT_BUDGET);
-    let answer = lookup.lookup(&vm_ref(None)).await;
+    let answer = lookup.lookup(&vm_ref("u1")).await;
     assert_eq!(found_uid(&answer), Some("u1"));
     assert_eq!(lookup.source.gets.load(Ordering::SeqCst), 1);
 }
@@ -95,10 +95,7 @@ async fn stale_cache_entry_is_bypassed() {
         ..FakeSource::default()
     };
     let lookup = VmiLookup::new(source, DEFAULT_BUDGET);
-    assert_eq!(
-        found_uid(&lookup.lookup(&vm_ref(Some("new"))).await),
-        Some("new")
-    );
+    assert_eq!(found_uid(&lookup.lookup(&vm_ref("new")).await), Some("new"));
     assert_eq!(lookup.source.gets.load(Ordering::SeqCst), 1);
 }
 
@@ -111,7 +108,7 @@ async fn get_404_or_other_uid_is_not_found() {
         },
         DEFAULT_BUDGET,
     );
-    assert_eq!(missing.lookup(&vm_ref(None)).await, Lookup::NotFound);
+    assert_eq!(missing.lookup(&vm_ref("u1")).await, Lookup::NotFound);
     let other = VmiLookup::new(
         FakeSource {
             get: Some(Ok(Some(vmi("other", false)))),
@@ -119,7 +116,7 @@ async fn get_404_or_other_uid_is_not_found() {
         },
         DEFAULT_BUDGET,
     );
-    assert_eq!(other.lookup(&vm_ref(Some("mine"))).await, Lookup::NotFound);
+    assert_eq!(other.lookup(&vm_ref("mine")).await, Lookup::NotFound);
 }
 
 #[tokio::test]
@@ -132,17 +129,17 @@ async fn api_error_and_garbage_are_unavailable() {
         DEFAULT_BUDGET,
     );
     assert_eq!(
-        failing.lookup(&vm_ref(None)).await,
+        failing.lookup(&vm_ref("u1")).await,
         Lookup::Unavailable(Unavailable::Api("403 forbidden".into()))
     );
     let garbage = VmiLookup::new(
         FakeSource {
-            cache: cached(json!({"kind": "Pod"})),
+            cache: cached(json!({"kind": "Pod", "metadata": {"uid": "u1"}})),
             ..FakeSource::default()
         },
         DEFAULT_BUDGET,
     );
-    let answer = garbage.lookup(&vm_ref(None)).await;
+    let answer = garbage.lookup(&vm_ref("u1")).await;
     // Rejected for its kind before its missing spec.
     assert_eq!(
         answer,
@@ -161,7 +158,7 @@ async fn slow_get_is_cut_at_the_budget() {
     };
     let lookup = VmiLookup::new(source, budget);
     let started = Instant::now();
-    let answer = lookup.lookup(&vm_ref(None)).await;
+    let answer = lookup.lookup(&vm_ref("u1")).await;
     let elapsed = started.elapsed();
     assert_eq!(answer, Lookup::Unavailable(Unavailable::Timeout(budget)));
     assert_eq!(answer.as_str(), "timeout");
@@ -171,29 +168,153 @@ async fn slow_get_is_cut_at_the_budget() {
     );
 }
 
+/// A VMI that is there, but not the pod's: another uid (as a forged review that guesses a name
+/// would state), or the uid right but another namespace. Both are answered as if there were none.
+#[tokio::test]
+async fn a_vmi_that_is_not_the_pods_is_not_found() {
+    let other_uid = VmiLookup::new(
+        FakeSource {
+            cache: cached(vmi("theirs", true)),
+            get: Some(Ok(Some(vmi("theirs", true)))),
+            ..FakeSource::default()
+        },
+        DEFAULT_BUDGET,
+    );
+    assert_eq!(other_uid.lookup(&vm_ref("guess")).await, Lookup::NotFound);
+    let mut elsewhere = vmi("u1", true);
+    elsewhere["metadata"]["namespace"] = json!("other");
+    let other_namespace = VmiLookup::new(
+        FakeSource {
+            cache: cached(elsewhere.clone()),
+            get: Some(Ok(Some(elsewhere))),
+            ..FakeSource::default()
+        },
+        DEFAULT_BUDGET,
+    );
+    assert_eq!(
+        other_namespace.lookup(&vm_ref("u1")).await,
+        Lookup::NotFound
+    );
+    // A VMI without a uid is nobody's.
+    let mut anonymous = vmi("u1", true);
+    if let Some(metadata) = anonymous["metadata"].as_object_mut() {
+        metadata.remove("uid");
+    }
+    let no_uid = VmiLookup::new(
+        FakeSource {
+            get: Some(Ok(Some(anonymous))),
+            ..FakeSource::default()
+        },
+        DEFAULT_BUDGET,
+    );
+    assert_eq!(no_uid.lookup(&vm_ref("u1")).await, Lookup::NotFound);
+}
+
+/// What a pod names, and whether that is a VMI to look up. Only a uid makes it one.
 #[test]
 fn vmi_ref_from_pod() {
-    let owner = json!({"metadata": {
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c"},
-                            {"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm", "uid": "u1"}],
-        "annotations": {"kubevirt.io/domain": "ignored"}}});
-    assert_eq!(VmiRef::from_pod(&owner, "ns"), Some(vm_ref(Some("u1"))));
-    let annotated = json!({"metadata": {"namespace": "ns", "annotations": {"kubevirt.io/domain": "vm"},
-                                        "labels": {"kubevirt.io/created-by": "u1"}}});
-    assert_eq!(VmiRef::from_pod(&annotated, ""), Some(vm_ref(Some("u1"))));
-    let name_only = json!({"metadata": {"annotations": {"kubevirt.io/domain": "vm"}}});
-    assert_eq!(VmiRef::from_pod(&name_only, "ns"), Some(vm_ref(None)));
-    assert_eq!(
-        VmiRef::from_pod(&name_only, ""),
-        None,
-        "no namespace anywhere"
-    );
-    assert_eq!(
-        VmiRef::from_pod(
-            &json!({"metadata": {"labels": {"kubevirt.io": "virt-launcher"}}}),
-            "ns"
+    let owner = |uid: Value| {
+        json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "name": "vm",
+               "uid": uid, "controller": true})
+    };
+    let pod = |metadata: Value| json!({"metadata": metadata});
+    let found = Some(vm_ref("u1"));
+    let cases: [(&str, Value, &str, Option<VmiRef>); 14] = [
+        (
+            "owner reference with uid",
+            pod(json!({"ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "x", "uid": "c"}, owner(json!("u1"))],
+                "annotations": {"kubevirt.io/domain": "ignored"}})),
+            "ns",
+            found.clone(),
         ),
-        None
-    );
+        (
+            "owner reference and created-by agree",
+            pod(json!({"ownerReferences": [owner(json!("u1"))],
+                       "labels": {"kubevirt.io/created-by": "u1"}})),
+            "ns",
+            found.clone(),
+        ),
+        (
+            "owner reference without uid",
+            pod(json!({"ownerReferences": [owner(Value::Null)],
+                       "labels": {"kubevirt.io/created-by": "u1"}})),
+            "ns",
+            None,
+        ),
+        (
+            "owner reference with an empty uid",
+            pod(json!({"ownerReferences": [owner(json!(""))]})),
+            "ns",
+            None,
+        ),
+        (
+            "owner reference and created-by disagree",
+            pod(json!({"ownerReferences": [owner(json!("u1"))],
+                       "labels": {"kubevirt.io/created-by": "u2"}})),
+            "ns",
+            None,
+        ),
+        (
+            "domain annotation and created-by",
+            pod(
+                json!({"namespace": "ns", "annotations": {"kubevirt.io/domain": "vm"},
+                       "labels": {"kubevirt.io/created-by": "u1"}}),
+            ),
+            "",
+            found.clone(),
+        ),
+        (
+            "domain annotation without created-by",
+            pod(json!({"annotations": {"kubevirt.io/domain": "vm"}})),
+            "ns",
+            None,
+        ),
+        (
+            "created-by without a name",
+            pod(json!({"labels": {"kubevirt.io/created-by": "u1"}})),
+            "ns",
+            None,
+        ),
+        (
+            "the request's namespace, the pod's empty",
+            pod(json!({"ownerReferences": [owner(json!("u1"))]})),
+            "ns",
+            found.clone(),
+        ),
+        (
+            "the pod's namespace, the request's empty",
+            pod(json!({"namespace": "ns", "ownerReferences": [owner(json!("u1"))]})),
+            "",
+            found.clone(),
+        ),
+        (
+            "the same namespace in both",
+            pod(json!({"namespace": "ns", "ownerReferences": [owner(json!("u1"))]})),
+            "ns",
+            found,
+        ),
+        (
+            "the pod's namespace is not the request's",
+            pod(json!({"namespace": "other", "ownerReferences": [owner(json!("u1"))]})),
+            "ns",
+            None,
+        ),
+        (
+            "no namespace anywhere",
+            pod(json!({"ownerReferences": [owner(json!("u1"))]})),
+            "",
+            None,
+        ),
+        (
+            "no VMI named",
+            pod(json!({"labels": {"kubevirt.io": "virt-launcher"}})),
+            "ns",
+            None,
+        ),
+    ];
+    for (name, pod, namespace, want) in cases {
+        assert_eq!(VmiRef::from_pod(&pod, namespace), want, "{name}");
+    }
     assert_eq!(VmiRef::from_pod(&json!("pod"), "ns"), None);
 }

@@ -50,6 +50,18 @@ pub fn bundle() -> Bundle {
     .unwrap()
 }
 
+/// A self-signed certificate for [`SERVER_NAME`] and its key, PEM, valid until `not_after` (Unix
+/// seconds) and issued two days before: `certgen` makes none that has expired.
+pub fn pair_until(not_after: i64) -> (String, String) {
+    let at = |unix: i64| time::OffsetDateTime::from_unix_timestamp(unix).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![SERVER_NAME.to_owned()]).unwrap();
+    params.not_before = at(not_after - 2 * 86_400);
+    params.not_after = at(not_after);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 /// The leaf of a bundle, DER, to compare with what a client saw.
 pub fn leaf_der(bundle: &Bundle) -> Vec<u8> {
     CertificateDer::from_pem_slice(bundle.cert_pem.as_bytes())
