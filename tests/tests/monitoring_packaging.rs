@@ -2,8 +2,8 @@
 //! every variant passes its CRD's schema (tests/fixtures/crds/), kube-prometheus-stack's `release`
 //! label and the runbook base can be changed from an overlay as the manifests document, the
 //! Grafana dashboard uses only real units and Grafana's rate interval, and the OpenShift variant
-//! ships a web-console dashboard with the same queries instead of Grafana's, on user-workload
-//! monitoring. Needs `kubectl` (with kustomize), `openssl` and `python3` with `jsonschema`.
+//! ships a web-console dashboard with the same queries instead of Grafana's, in the administrator
+//! and developer views, on user-workload monitoring. Needs `kubectl` (with kustomize), `openssl` and `python3` with `jsonschema`.
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::manifests::{self, of_kind};
@@ -232,6 +232,11 @@ fn openshift_ships_a_console_dashboard_on_user_workload_monitoring() -> Result<(
         anyhow::bail!("{} console dashboards", console.len());
     };
     ensure!(map["metadata"]["namespace"] == "openshift-config-managed");
+    // Without it the console lists the dashboard only in the administrator view.
+    ensure!(
+        map["metadata"]["labels"]["console.openshift.io/odc-dashboard"] == "true",
+        "the console dashboard is missing from the developer view"
+    );
     let json = map["data"]
         .as_object()
         .and_then(|d| d.values().next())
