@@ -1,13 +1,17 @@
-//! What the tests require of every alert of the PrometheusRule: the labels KubeVirt's own alerts
-//! carry (KubeVirt's `pkg/monitoring/rules/alerts/alerts.go`), and its runbook base. No I/O.
+//! What the tests require of every alert of the PrometheusRule: the routing labels of an add-on
+//! that KubeVirt's health leaves out, and its runbook base. No I/O.
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 
 /// The annotation of the PrometheusRule that holds the runbook base URL.
 pub const RUNBOOK_BASE_ANNOTATION: &str = "kube-metrics-collector.io/runbook-base-url";
-/// Values an alert's `operator_health_impact` may take (KubeVirt uses these three).
-const HEALTH_IMPACTS: &[&str] = &["none", "warning", "critical"];
+/// `kubernetes_operator_part_of` and `kubernetes_operator_component` of every alert: the names
+/// KubeVirt's own alerts use for routing, with our name, since HCO counts alerts part of `kubevirt`
+/// into KubeVirt's health.
+pub const OPERATOR: &str = "kube-metrics-collector";
+/// Labels an alert of ours never carries: HCO folds `operator_health_impact` into KubeVirt's health.
+const HEALTH_LABELS: &[&str] = &["operator_health_impact"];
 
 /// The runbook base of the (first) PrometheusRule in `docs`.
 pub fn runbook_base(docs: &[Value]) -> Result<String> {
@@ -21,8 +25,8 @@ pub fn runbook_base(docs: &[Value]) -> Result<String> {
     Ok(base.to_owned())
 }
 
-/// An alert rule carries `severity`, `operator_health_impact` and the two
-/// `kubernetes_operator_*` labels, as KubeVirt's alerts do.
+/// An alert rule carries `severity` and the two `kubernetes_operator_*` labels naming this add-on,
+/// and no health impact.
 pub fn check_alert_labels(alert: &Value) -> Result<()> {
     let label = |name: &str| alert["labels"][name].as_str().unwrap_or("");
     ensure!(
@@ -30,14 +34,38 @@ pub fn check_alert_labels(alert: &Value) -> Result<()> {
         "severity {:?}",
         label("severity")
     );
-    ensure!(
-        HEALTH_IMPACTS.contains(&label("operator_health_impact")),
-        "operator_health_impact {:?}",
-        label("operator_health_impact")
-    );
-    ensure!(label("kubernetes_operator_part_of") == "kubevirt");
-    ensure!(label("kubernetes_operator_component") == "kube-metrics-collector");
+    ensure!(label("kubernetes_operator_part_of") == OPERATOR);
+    ensure!(label("kubernetes_operator_component") == OPERATOR);
+    for name in HEALTH_LABELS {
+        ensure!(alert["labels"][name].is_null(), "label {name}");
+    }
     Ok(())
+}
+
+/// Whether a series selector of equality matchers (`ALERTS{a="x", b="y"}`, as written in a rule)
+/// selects the firing alert `alert`: every matcher but `alertstate` must equal one of its labels
+/// (Prometheus adds `alertstate`, and `alertname` is the rule's name).
+pub fn selects(selector: &str, alert: &Value) -> Result<bool> {
+    let matchers = selector
+        .strip_prefix("ALERTS{")
+        .and_then(|s| s.strip_suffix('}'))
+        .with_context(|| format!("not an ALERTS selector: {selector}"))?;
+    for matcher in matchers.split(',').map(str::trim) {
+        let (name, value) = matcher
+            .split_once("=\"")
+            .filter(|(n, _)| n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+            .and_then(|(n, v)| Some((n, v.strip_suffix('"')?)))
+            .with_context(|| format!("not an equality matcher: {matcher}"))?;
+        let actual = match name {
+            "alertstate" => Some("firing"),
+            "alertname" => alert["alert"].as_str(),
+            _ => alert["labels"][name].as_str(),
+        };
+        if actual != Some(value) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -45,16 +73,36 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn mk_alert(labels: Value) -> Value {
+        json!({"alert": "Alert0", "labels": labels})
+    }
+
     #[test]
-    fn labels_like_kubevirts_are_required() {
-        let good = json!({"labels": {"severity": "warning", "operator_health_impact": "none",
-            "kubernetes_operator_part_of": "kubevirt",
-            "kubernetes_operator_component": "kube-metrics-collector"}});
+    fn routing_labels_without_health_impact_are_required() {
+        let good = mk_alert(json!({"severity": "warning",
+            "kubernetes_operator_part_of": OPERATOR, "kubernetes_operator_component": OPERATOR}));
         check_alert_labels(&good).unwrap();
-        let mut bad = good.clone();
-        bad["labels"]["operator_health_impact"] = json!("high");
-        assert!(check_alert_labels(&bad).is_err());
-        assert!(check_alert_labels(&json!({"labels": {"severity": "warning"}})).is_err());
+        let mut impact = good.clone();
+        impact["labels"]["operator_health_impact"] = json!("none");
+        assert!(check_alert_labels(&impact).is_err());
+        let mut kubevirt = good.clone();
+        kubevirt["labels"]["kubernetes_operator_part_of"] = json!("kubevirt");
+        assert!(check_alert_labels(&kubevirt).is_err());
+        assert!(check_alert_labels(&mk_alert(json!({"severity": "warning"}))).is_err());
+    }
+
+    #[test]
+    fn selector_matches_only_when_every_matcher_does() {
+        let selector = r#"ALERTS{kubernetes_operator_part_of="kubevirt", alertstate="firing", operator_health_impact="warning"}"#;
+        let kubevirts = mk_alert(json!({"kubernetes_operator_part_of": "kubevirt",
+            "operator_health_impact": "warning"}));
+        assert!(selects(selector, &kubevirts).unwrap());
+        let mut none = kubevirts.clone();
+        none["labels"]["operator_health_impact"] = json!("none");
+        assert!(!selects(selector, &none).unwrap());
+        assert!(!selects(selector, &mk_alert(json!({}))).unwrap());
+        assert!(selects("ALERTS{a=~\"x\"}", &kubevirts).is_err());
+        assert!(selects("ALERTS{a!=\"x\"}", &kubevirts).is_err());
     }
 
     #[test]

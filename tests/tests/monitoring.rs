@@ -1,7 +1,7 @@
 //! The monitoring the default install ships: the PrometheusRule passes `promtool check rules` and
-//! its own `promtool test rules`, every alert has a runbook, and every metric the rules and the
-//! Grafana dashboard use is one the collector or the webhook documents, and (where a bare collector
-//! can show it) one the real collector prints. Needs `kubectl` (with kustomize) and `promtool`.
+//! its own `promtool test rules`, every alert has a runbook and leaves KubeVirt's health alone, and
+//! every metric the rules and the Grafana dashboard use is one the collector or the webhook
+//! documents, and (where a bare collector can show it) one the real collector prints. Needs `kubectl` (with kustomize) and `promtool`.
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::manifests;
@@ -134,7 +134,7 @@ fn rules_pass_promtool_check_and_unit_tests() -> Result<()> {
 }
 
 /// Every alert is tested firing (with its labels) and not firing (`exp_alerts: []`), carries the
-/// labels KubeVirt's own alerts carry, and links its section of docs/runbooks.md under the one
+/// add-on's routing labels, and links its section of docs/runbooks.md under the one
 /// configurable base (the PrometheusRule's annotation).
 fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Result<()> {
     let runbooks = std::fs::read_to_string(e2e::workspace().join("docs/runbooks.md"))?;
@@ -163,6 +163,47 @@ fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Res
         count += 1;
     }
     ensure!(count == 14, "{count} alerts");
+    Ok(())
+}
+
+/// The alerts HyperConverged operator counts into KubeVirt's health: its recording rule
+/// `kubevirt_hyperconverged_operator_health_status` (2 with a critical one firing, 1 with a
+/// warning one), read from hyperconverged-cluster-operator's
+/// `pkg/monitoring/hyperconverged/rules/recordingrules/operator.go` (`buildOperatorHealthStatusExpr`,
+/// commit 03da3cff7).
+const HCO_HEALTH_SELECTORS: &[&str] = &[
+    r#"ALERTS{kubernetes_operator_part_of="kubevirt", alertstate="firing", operator_health_impact="critical"}"#,
+    r#"ALERTS{kubernetes_operator_part_of="kubevirt", alertstate="firing", operator_health_impact="warning"}"#,
+];
+
+/// An add-on's alert must not turn KubeVirt's health (and the HyperConverged CR's) to warning or
+/// critical: in no variant is one of ours selected by HCO's health rule, even while firing.
+#[test]
+fn no_alert_counts_towards_kubevirts_health() -> Result<()> {
+    let mut count = 0;
+    for manifests::Rendered { variant, docs } in manifests::rendered()? {
+        if manifests::of_kind(docs, "PrometheusRule").is_empty() {
+            continue;
+        }
+        let (spec, _) = manifests::prometheus_rules(docs)?;
+        let alerts = spec["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .filter(|r| r["alert"].is_string());
+        for alert in alerts {
+            for selector in HCO_HEALTH_SELECTORS {
+                ensure!(
+                    !e2e::alerting::selects(selector, alert)?,
+                    "{variant}: {} is selected by {selector}",
+                    alert["alert"]
+                );
+            }
+            count += 1;
+        }
+    }
+    ensure!(count >= 14, "{count} alerts");
     Ok(())
 }
 
