@@ -1,5 +1,5 @@
 //! What the tests require of every alert of the PrometheusRule: the routing labels of an add-on
-//! that KubeVirt's health leaves out, and its runbook base. No I/O.
+//! that KubeVirt's health leaves out, its runbook base, and the shape of its runbook. No I/O.
 
 use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
@@ -10,6 +10,8 @@ pub const RUNBOOK_BASE_ANNOTATION: &str = "kube-metrics-collector.io/runbook-bas
 /// KubeVirt's own alerts use for routing, with our name, since HCO counts alerts part of `kubevirt`
 /// into KubeVirt's health.
 pub const OPERATOR: &str = "kube-metrics-collector";
+/// The sections of a runbook, in order, as in KubeVirt's (kubevirt/monitoring, `docs/runbooks/`).
+pub const RUNBOOK_SECTIONS: &[&str] = &["Meaning", "Impact", "Diagnosis", "Mitigation"];
 /// Labels an alert of ours never carries: HCO folds `operator_health_impact` into KubeVirt's health.
 const HEALTH_LABELS: &[&str] = &["operator_health_impact"];
 
@@ -38,6 +40,22 @@ pub fn check_alert_labels(alert: &Value) -> Result<()> {
     ensure!(label("kubernetes_operator_component") == OPERATOR);
     for name in HEALTH_LABELS {
         ensure!(alert["labels"][name].is_null(), "label {name}");
+    }
+    Ok(())
+}
+
+/// A runbook is titled with its alert's name and has each of [`RUNBOOK_SECTIONS`], in order, each
+/// with some text.
+pub fn check_runbook(alert: &str, text: &str) -> Result<()> {
+    ensure!(
+        text.starts_with(&format!("# {alert}\n")),
+        "not titled # {alert}"
+    );
+    let headings: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("## ")).collect();
+    ensure!(headings == RUNBOOK_SECTIONS, "sections {headings:?}");
+    for section in text.split("\n## ").skip(1) {
+        let (heading, body) = section.split_once('\n').unwrap_or((section, ""));
+        ensure!(!body.trim().is_empty(), "empty section {heading}");
     }
     Ok(())
 }
@@ -103,6 +121,17 @@ mod tests {
         assert!(!selects(selector, &mk_alert(json!({}))).unwrap());
         assert!(selects("ALERTS{a=~\"x\"}", &kubevirts).is_err());
         assert!(selects("ALERTS{a!=\"x\"}", &kubevirts).is_err());
+    }
+
+    #[test]
+    fn runbook_needs_the_title_and_the_four_sections_in_order() {
+        let good = "# Alert0\n\n## Meaning\n\nm\n\n## Impact\n\ni\n\n## Diagnosis\n\nd\n\n## Mitigation\n\nx\n";
+        check_runbook("Alert0", good).unwrap();
+        assert!(check_runbook("Alert1", good).is_err());
+        let swapped = good.replace("## Impact", "## Other");
+        assert!(check_runbook("Alert0", &swapped).is_err());
+        let empty = good.replace("\n\nx\n", "\n");
+        assert!(check_runbook("Alert0", &empty).is_err());
     }
 
     #[test]

@@ -118,10 +118,7 @@ fn runbook_base_is_replaceable_from_an_overlay() -> Result<()> {
     for alert in alerts(&spec) {
         let name = alert["alert"].as_str().unwrap_or("");
         let url = alert["annotations"]["runbook_url"].as_str().unwrap_or("");
-        ensure!(
-            url == format!("{base}#{}", name.to_lowercase()),
-            "{name}: {url}"
-        );
+        ensure!(url == format!("{base}/{name}.md"), "{name}: {url}");
         count += 1;
     }
     ensure!(count == 14, "{count} alerts");
