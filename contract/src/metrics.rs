@@ -166,7 +166,7 @@ const fn max_labels(relayed: bool) -> usize {
 const fn contains(list: &[&str], name: &str) -> bool {
     let mut i = 0;
     while i < list.len() {
-        if same(list[i].as_bytes(), name.as_bytes()) {
+        if same_bytes(list[i].as_bytes(), name.as_bytes()) {
             return true;
         }
         i += 1;
@@ -174,8 +174,8 @@ const fn contains(list: &[&str], name: &str) -> bool {
     false
 }
 
-/// `a == b`, which is not yet callable in a `const fn`.
-const fn same(a: &[u8], b: &[u8]) -> bool {
+/// `a == b`, which is not yet callable in a `const fn`; for the workspace's compile-time tables.
+pub const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -192,6 +192,14 @@ const fn same(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_bytes_is_equality() {
+        assert!(!same_bytes(b"qemu", b"qemu-kvm"));
+        assert!(!same_bytes(b"qemu", b"qemv"));
+        assert!(same_bytes(b"", b""));
+        assert!(same_bytes(b"qemu", b"qemu"));
+    }
 
     #[test]
     fn families_are_unique_and_typed_as_the_text_format_spells_it() {

@@ -71,6 +71,17 @@ pub struct Sample {
 }
 
 impl Sample {
+    /// A sample of `value` with `labels`, as tests build them.
+    pub fn new(labels: &[(&str, &str)], value: f64) -> Self {
+        Self {
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            value,
+        }
+    }
+
     /// The value of `name`, empty when the series lacks it.
     pub fn label(&self, name: &str) -> &str {
         self.labels.get(name).map_or("", String::as_str)

@@ -229,13 +229,7 @@ mod tests {
     use super::*;
 
     fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            labels: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            value,
-        }
+        Sample::new(pairs, value)
     }
 
     fn vmi(ns: &str, name: &str, pod: &str) -> Sample {

@@ -185,27 +185,13 @@ impl Roles {
 const fn builtin(name: &str) -> RoleId {
     let mut id = 0;
     while id < BUILTIN_ROLES.len() {
-        if same_bytes(BUILTIN_ROLES[id].as_bytes(), name.as_bytes()) {
+        if kube_metrics_contract::metrics::same_bytes(BUILTIN_ROLES[id].as_bytes(), name.as_bytes())
+        {
             return id;
         }
         id += 1;
     }
     panic!("not a built-in role")
-}
-
-/// `a == b`, which is not yet callable in a `const fn`.
-const fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 // === impl ThreadClass ===

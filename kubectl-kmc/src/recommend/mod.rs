@@ -515,13 +515,7 @@ mod tests {
     use super::*;
 
     fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
-        Sample {
-            labels: pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-            value,
-        }
+        Sample::new(pairs, value)
     }
 
     fn pod(ns: &str, pod: &str, name: &str, value: f64) -> Sample {
