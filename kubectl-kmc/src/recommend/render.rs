@@ -440,16 +440,27 @@ fn kubevirt_command(object: &Object, patch: &Value) -> String {
 }
 
 /// `kubectl annotate --overwrite hyperconverged`, as HCO's documentation sets the annotation.
+/// The annotation keeps whatever operations were in it, so it may hold a backslash (JSON's
+/// escapes, or the shell's `'\''`) or a control character: a comment line carries those only
+/// escaped, and the command pasted from it would pass kubectl other words. Then there is no
+/// command; the document below it still carries the annotation exactly.
 fn annotate_command(object: &Object, value: &str) -> String {
-    match names(object, "HyperConverged") {
-        Ok(()) => format!(
-            "kubectl annotate --overwrite hyperconverged {} -n {} {}",
-            shell_quote(&object.name),
-            shell_quote(&object.namespace),
-            shell_quote(&format!("{HCO_JSONPATCH}={value}"))
-        ),
-        Err(error) => format!("no command: {error}"),
+    if let Err(error) = names(object, "HyperConverged") {
+        return format!("no command: {error}");
     }
+    let command = format!(
+        "kubectl annotate --overwrite hyperconverged {} -n {} {}",
+        shell_quote(&object.name),
+        shell_quote(&object.namespace),
+        shell_quote(&format!("{HCO_JSONPATCH}={value}"))
+    );
+    if escape(&command) != command {
+        return format!(
+            "no command: the annotation holds a backslash, a quote or a control character, which a comment cannot carry as pasted; apply the document with kubectl patch hyperconverged {} -n {} --type merge --patch-file",
+            object.name, object.namespace
+        );
+    }
+    command
 }
 
 fn names(object: &Object, kind: &'static str) -> Result<(), crate::text::NameError> {
@@ -734,6 +745,79 @@ spec:
             .collect();
         assert_eq!(documents.len(), 2);
         assert!(documents[1]["spec"]["template"].is_object());
+    }
+
+    fn hco(namespace: &str, name: &str, existing: Option<&str>) -> Target {
+        Target {
+            manager: Manager::HyperConverged {
+                object: Object {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                },
+                existing: existing.map(str::to_owned),
+            },
+            current_ratio: 1.0,
+            current_from: "KubeVirt's default (its CR sets none)".into(),
+            notes: vec![],
+        }
+    }
+
+    /// A HyperConverged CR's names and annotation come from the cluster: a name that is not a
+    /// Kubernetes name reaches no command, an annotation that is not a JSON array is not
+    /// overwritten, and an annotation's quotes stay inside one shell word.
+    #[test]
+    fn hyperconverged_names_and_annotations_are_escaped_and_quoted() {
+        let cases = [
+            (
+                hco(HOSTILE, "kubevirt-hyperconverged", None),
+                "# no command: vm;touch /tmp/x;#\\nspec: {}",
+            ),
+            (
+                hco(
+                    "openshift-cnv",
+                    "kubevirt-hyperconverged",
+                    Some("{\"op\": \n"),
+                ),
+                "# no command: the kubevirt.kubevirt.io/jsonpatch annotation is not a JSON array of operations",
+            ),
+            (
+                hco(
+                    "openshift-cnv",
+                    "kubevirt-hyperconverged",
+                    Some(r#"[{"op":"add","path":"/spec/x","value":"it's\n\u001b"}]"#),
+                ),
+                "# no command: the annotation holds a backslash, a quote or a control character",
+            ),
+        ];
+        for (target, want) in cases {
+            let yaml = render_for(&advice(), &settings(), &target, RecommendOutput::Yaml).unwrap();
+            let table =
+                render_for(&advice(), &settings(), &target, RecommendOutput::Table).unwrap();
+            for text in [&yaml, &table] {
+                assert!(!text.chars().any(|c| c != '\n' && c.is_control()), "{text}");
+            }
+            assert!(yaml.lines().any(|l| l.starts_with(want)), "{want}\n{yaml}");
+            assert!(!yaml.contains("kubectl patch kubevirt"), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn added_overhead_at_the_current_ratio_comes_first_under_hyperconverged() {
+        let target = hco("openshift-cnv", "kubevirt-hyperconverged", None);
+        let lines = target_lines(&advice(), &settings(), &target);
+        // oom: ≥280Mi × 1.1 − 250Mi = 58Mi; a: 260Mi × 1.1 − 250Mi = 36Mi; b: 25Mi.
+        assert_eq!(
+            lines[2],
+            "so each VM's own addedOverhead at the current ratio comes first: +119.0Mi on 3 VM(s) (-o yaml), the annotation after it as the unsupported alternative"
+        );
+        let yaml = render_for(&advice(), &settings(), &target, RecommendOutput::Yaml).unwrap();
+        let commands: Vec<&str> = yaml
+            .lines()
+            .filter(|l| l.starts_with("# kubectl "))
+            .collect();
+        assert_eq!(commands.len(), 4, "{yaml}");
+        assert!(commands[0].contains("\"addedOverhead\":\"58Mi\""), "{yaml}");
+        assert!(commands[3].starts_with("# kubectl annotate"), "{yaml}");
     }
 
     #[test]
