@@ -111,7 +111,7 @@ fn without_hyperconverged_the_kubevirt_cr_is_patched() {
     let table =
         render::render_for(&advice, &settings, &target, RecommendOutput::Table).expect("render");
     assert!(
-        table.contains("  set in the KubeVirt CR kubevirt/kubevirt: no HyperConverged manages it (the API serves no hyperconvergeds.hco.kubevirt.io/v1)\n"),
+        table.contains("  set in the KubeVirt CR kubevirt/kubevirt: no HyperConverged manages it (the API serves no hyperconvergeds.hco.kubevirt.io (v1, v1beta1))\n"),
         "{table}"
     );
     let yaml =
@@ -211,4 +211,26 @@ fn a_forbidden_hyperconverged_is_taken_as_none_and_said() {
         no_hco.starts_with("no permission to list hyperconvergeds: "),
         "{no_hco}"
     );
+}
+
+/// An HCO older than its v1 API serves v1beta1 only: still found.
+#[test]
+fn a_hyperconverged_of_v1beta1_only_is_found() {
+    let mut state = fake_api::State::default();
+    state.collections.insert(
+        "/apis/hco.kubevirt.io/v1beta1/hyperconvergeds".into(),
+        vec![serde_json::json!({
+            "apiVersion": "hco.kubevirt.io/v1beta1", "kind": "HyperConverged",
+            "metadata": {"namespace": "kubevirt-hyperconverged", "name": "kubevirt-hyperconverged"},
+        })],
+    );
+    let target = target_from(state);
+    let Manager::HyperConverged { object, existing } = &target.manager else {
+        panic!("{target:?}");
+    };
+    assert_eq!(
+        object.to_string(),
+        "kubevirt-hyperconverged/kubevirt-hyperconverged"
+    );
+    assert_eq!(existing, &None);
 }

@@ -172,7 +172,7 @@ pub fn jsonpatch_with_ratio(existing: Option<&str>, ratio: &str) -> Result<Strin
 /// The KubeVirt CR and the HyperConverged CR, each listed cluster-wide; a 404 (the API is not
 /// served) or a 403 says there is none to use, and why.
 pub async fn gather(cluster: &Cluster) -> Facts {
-    let kubevirt = list(cluster, "kubevirt.io", "KubeVirt", "kubevirts")
+    let kubevirt = list(cluster, "kubevirt.io", &["v1"], "KubeVirt", "kubevirts")
         .await
         .and_then(|objects| {
             let first = objects.first().ok_or("no KubeVirt CR listed")?;
@@ -184,9 +184,11 @@ pub async fn gather(cluster: &Cluster) -> Facts {
                 ratio,
             })
         });
+    // HCO serves v1 since recently, v1beta1 before and still.
     let hyperconverged = list(
         cluster,
         "hco.kubevirt.io",
+        &["v1", "v1beta1"],
         "HyperConverged",
         "hyperconvergeds",
     )
@@ -219,37 +221,43 @@ fn object(o: &DynamicObject) -> Object {
     }
 }
 
-/// Every object of a kind, first by namespace and name; Err says why none could be read.
+/// Every object of a kind at the first of `versions` the API serves, first by namespace and
+/// name; Err says why none could be read.
 async fn list(
     cluster: &Cluster,
     group: &str,
+    versions: &[&str],
     kind: &str,
     plural: &'static str,
 ) -> Result<Vec<DynamicObject>, String> {
-    let version = "v1";
-    let gvk = GroupVersionKind::gvk(group, version, kind);
-    let api: Api<DynamicObject> = Api::all_with(
-        cluster.client.clone(),
-        &ApiResource::from_gvk_with_plural(&gvk, plural),
-    );
-    let resource = format!("{plural}.{group}");
     let call = Call {
         verb: "list",
         resource: plural,
         namespace: None,
         name: "",
     };
-    match api.list(&ListParams::default()).await {
-        Ok(list) => {
-            let mut items = list.items;
-            items.sort_by_key(|o| (o.metadata.namespace.clone(), o.metadata.name.clone()));
-            Ok(items)
+    for version in versions {
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let api: Api<DynamicObject> = Api::all_with(
+            cluster.client.clone(),
+            &ApiResource::from_gvk_with_plural(&gvk, plural),
+        );
+        match api.list(&ListParams::default()).await {
+            Ok(list) => {
+                let mut items = list.items;
+                items.sort_by_key(|o| (o.metadata.namespace.clone(), o.metadata.name.clone()));
+                return Ok(items);
+            }
+            Err(e) => match call.error(&cluster.url, e) {
+                ClusterError::NotFound { .. } => continue,
+                other => return Err(other.to_string()),
+            },
         }
-        Err(e) => Err(match call.error(&cluster.url, e) {
-            ClusterError::NotFound { .. } => format!("the API serves no {resource}/{version}"),
-            other => other.to_string(),
-        }),
     }
+    Err(format!(
+        "the API serves no {plural}.{group} ({})",
+        versions.join(", ")
+    ))
 }
 
 #[cfg(test)]
@@ -288,7 +296,8 @@ mod tests {
 
     #[test]
     fn the_current_ratio_and_where_it_came_from() {
-        let none = || Err("the API serves no hyperconvergeds.hco.kubevirt.io/v1".to_owned());
+        let none =
+            || Err("the API serves no hyperconvergeds.hco.kubevirt.io (v1, v1beta1)".to_owned());
         let cases: [Case; 7] = [
             (
                 Facts {
