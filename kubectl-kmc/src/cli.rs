@@ -144,9 +144,10 @@ pub struct RecommendArgs {
     /// Step of the peak search (a PromQL subquery); peaks between steps are missed.
     #[arg(long, env = "KUBECTL_KMC_RESOLUTION", default_value = "1m", value_parser = units::parse_duration)]
     pub resolution: Duration,
-    /// The cluster's current additionalGuestMemoryOverheadRatio, already inside the estimates.
-    #[arg(long, env = "KUBECTL_KMC_CURRENT_RATIO", default_value_t = 1.0)]
-    pub current_ratio: f64,
+    /// The cluster's current additionalGuestMemoryOverheadRatio, already inside the estimates
+    /// (default: read from the KubeVirt CR, else HyperConverged's jsonpatch annotation, else 1.0).
+    #[arg(long, env = "KUBECTL_KMC_CURRENT_RATIO")]
+    pub current_ratio: Option<f64>,
     /// Output format: `yaml` prints the patches to apply, each with its kubectl command.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: RecommendOutput,
@@ -163,7 +164,8 @@ impl RecommendArgs {
             min_history: self.min_history,
             min_vms: self.min_vms,
             resolution: self.resolution,
-            current_ratio: self.current_ratio,
+            // Until the cluster is read (`recommend::target::decide`).
+            current_ratio: self.current_ratio.unwrap_or(1.0),
         }
     }
 }

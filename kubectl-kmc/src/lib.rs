@@ -128,7 +128,17 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode
 
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Result<ExitCode> {
     let prometheus = prometheus(cli, &args.prometheus)?;
-    let settings = args.settings();
+    // Without a cluster the advice still stands: the ratio then goes to the KubeVirt CR at its
+    // usual name, and stderr says so.
+    let facts = match cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await {
+        Ok(cluster) => recommend::target::gather(&cluster).await,
+        Err(error) => recommend::target::Facts::unread(&error.to_string()),
+    };
+    let target =
+        recommend::target::decide(&facts, args.current_ratio).map_err(anyhow::Error::msg)?;
+    out.notes.extend(target.notes.iter().cloned());
+    let mut settings = args.settings();
+    settings.current_ratio = target.current_ratio;
     let scope = fleet::Scope {
         namespace: cli.namespace.clone(),
         vm: None,
@@ -138,8 +148,12 @@ async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Res
         out.notes.push(top::UNVOUCHED.to_owned());
     }
     let advice = recommend::math::recommend(&fleet, &settings)?;
-    out.text
-        .push_str(&recommend::render::render(&advice, &settings, args.output)?);
+    out.text.push_str(&recommend::render::render_for(
+        &advice,
+        &settings,
+        &target,
+        args.output,
+    )?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -187,6 +187,52 @@ fn check_system_namespaces_excluded(variant: &str, hook: &Value) -> Result<()> {
     Ok(())
 }
 
+/// OpenShift supports platform monitoring only for its own namespaces and Red Hat certified
+/// components, and no monitoring objects in `openshift-*` or `kube-*` (docs/openshift.md): the
+/// overlay's PodMonitors and rules stay in the install's namespace, for user-workload monitoring,
+/// and that is the only monitoring namespace let in.
+#[test]
+fn openshift_monitors_stay_on_user_workload_monitoring() -> Result<()> {
+    let rendered = manifests::rendered()?;
+    let openshift = rendered
+        .iter()
+        .find(|r| r.variant == "overlays/openshift")
+        .context("no openshift variant")?;
+    let docs = &openshift.docs;
+    let mut monitors = 0;
+    for wanted in ["PodMonitor", "ServiceMonitor", "PrometheusRule"] {
+        for doc in of_kind(docs, wanted) {
+            monitors += 1;
+            let namespace = doc["metadata"]["namespace"].as_str().unwrap_or("");
+            ensure!(
+                namespace == NAMESPACE,
+                "{wanted} {} in namespace {namespace:?}",
+                doc["metadata"]["name"]
+            );
+        }
+    }
+    ensure!(monitors >= 3, "{monitors} monitoring objects");
+    for namespace in of_kind(docs, "Namespace") {
+        let labels = &namespace["metadata"]["labels"];
+        ensure!(
+            labels["openshift.io/cluster-monitoring"].is_null(),
+            "namespace {} is labelled for platform monitoring",
+            namespace["metadata"]["name"]
+        );
+    }
+    let policies = of_kind(docs, "NetworkPolicy");
+    ensure!(!policies.is_empty(), "no NetworkPolicy");
+    for policy in policies {
+        let from = &policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"];
+        ensure!(
+            from["kubernetes.io/metadata.name"] == "openshift-user-workload-monitoring",
+            "{} admits {from}",
+            policy["metadata"]["name"]
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn relay_and_pod_monitors_use_the_contract_names() -> Result<()> {
     for manifests::Rendered { variant, docs } in manifests::rendered()? {

@@ -520,11 +520,17 @@ pub fn ratio_for(basis_ratio: f64, margin: f64) -> f64 {
 /// The VM's addedOverhead (what it needs with the margin beyond `ratio` × its estimate) and what
 /// the ratio's change costs it.
 fn price(vm: &mut VmAdvice, ratio: f64, settings: &Settings) {
-    let target = vm.at_least.unwrap_or(vm.peak) * (1.0 + settings.margin);
+    vm.added_overhead_mi = added_overhead_mi(vm, ratio, settings.margin);
+    vm.ratio_cost = (ratio - settings.current_ratio) * vm.estimate;
+}
+
+/// What the VM needs with the margin beyond `ratio` × its estimate, in Mi rounded up; none when
+/// `ratio` covers it.
+pub fn added_overhead_mi(vm: &VmAdvice, ratio: f64, margin: f64) -> Option<u64> {
+    let target = vm.at_least.unwrap_or(vm.peak) * (1.0 + margin);
     let shortfall = target - ratio * vm.estimate;
     // A shortfall of float error (a ratio that covers the VM exactly) asks for nothing.
-    vm.added_overhead_mi = Some(ceil_mebibytes(shortfall)).filter(|mi| *mi > 0);
-    vm.ratio_cost = (ratio - settings.current_ratio) * vm.estimate;
+    Some(ceil_mebibytes(shortfall)).filter(|mi| *mi > 0)
 }
 
 /// The ratio's cost summed over the VMs, and every addedOverhead.

@@ -9,6 +9,7 @@
 pub mod math;
 pub mod release;
 pub mod render;
+pub mod target;
 
 use std::collections::{BTreeMap, BTreeSet};
 

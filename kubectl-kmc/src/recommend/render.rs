@@ -8,20 +8,76 @@ use serde_json::{Value, json};
 
 use super::math::{
     Advice, FENCE_MADS, FENCE_MIN_GAP, LEAK_MIN_GROWTH, MAD_TO_SIGMA, Method, SetAside, Settings,
-    VmAdvice,
+    VmAdvice, added_overhead_mi,
 };
+use super::target::{HCO_JSONPATCH, Manager, Object, Target, jsonpatch_with_ratio};
 use crate::cli::RecommendOutput;
 use crate::table;
 use crate::text::{dns1123_label, dns1123_subdomain, escape, shell_quote, to_json};
 use crate::units::{MI, human_duration, mebibytes, promql_duration, signed_mebibytes, utc};
 
-/// The table, the YAML patches or the JSON.
+/// The table, the YAML patches or the JSON, for a cluster that was not read: the KubeVirt CR at
+/// its usual name takes the ratio.
 pub fn render(advice: &Advice, settings: &Settings, output: RecommendOutput) -> Result<String> {
+    render_for(advice, settings, &Target::default(), output)
+}
+
+/// The table, the YAML patches or the JSON, for where `target` says the ratio is set.
+pub fn render_for(
+    advice: &Advice,
+    settings: &Settings,
+    target: &Target,
+    output: RecommendOutput,
+) -> Result<String> {
     match output {
-        RecommendOutput::Table => Ok(render_table(advice, settings)),
-        RecommendOutput::Yaml => render_yaml(advice, settings),
+        RecommendOutput::Table => Ok(render_table(advice, settings, target)),
+        RecommendOutput::Yaml => render_yaml(advice, settings, target),
         RecommendOutput::Json => Ok(to_json(advice)?),
     }
+}
+
+/// Why HCO is not simply patched: said in the table and the YAML alike.
+const HCO_WHY: &str = "HCO reverts a patch of the KubeVirt CR it owns (alert KubeVirtCRModified) and has no field for additionalGuestMemoryOverheadRatio; its kubevirt.kubevirt.io/jsonpatch annotation sets it, but HCO reports that as unsupported (condition TaintedConfiguration, alert UnsupportedHCOModification)";
+
+/// Where the ratio is set and where the current one came from; nothing when the cluster was not
+/// read.
+pub fn target_lines(advice: &Advice, settings: &Settings, target: &Target) -> Vec<String> {
+    let now = format!(
+        "now {}: {}",
+        ratio_text(advice.current_ratio),
+        target.current_from
+    );
+    match &target.manager {
+        Manager::Unread => vec![],
+        Manager::KubeVirt { object, no_hco } => vec![
+            now,
+            format!("set in the KubeVirt CR {object}: no HyperConverged manages it ({no_hco})"),
+        ],
+        Manager::HyperConverged { object, .. } => {
+            let added = added_at_current(advice, settings);
+            let total: u64 = added.iter().map(|(_, mi)| mi).sum();
+            vec![
+                now,
+                format!("KubeVirt is managed by HyperConverged {object}: {HCO_WHY}"),
+                format!(
+                    "so each VM's own addedOverhead at the current ratio comes first: {} on {} VM(s) (-o yaml), the annotation after it as the unsupported alternative",
+                    signed_mebibytes(total as f64 * MI),
+                    added.len()
+                ),
+            ]
+        }
+    }
+}
+
+/// Each VM's addedOverhead when the ratio stays as it is.
+fn added_at_current<'a>(advice: &'a Advice, settings: &Settings) -> Vec<(&'a VmAdvice, u64)> {
+    advice
+        .vms
+        .iter()
+        .filter_map(|vm| {
+            added_overhead_mi(vm, advice.current_ratio, settings.margin).map(|mi| (vm, mi))
+        })
+        .collect()
 }
 
 /// How much data the answer rests on, in one line.
@@ -126,13 +182,14 @@ fn cost(advice: &Advice) -> String {
     )
 }
 
-fn render_table(advice: &Advice, settings: &Settings) -> String {
+fn render_table(advice: &Advice, settings: &Settings, target: &Target) -> String {
     let mut out = format!(
         "additionalGuestMemoryOverheadRatio: {} (now {})\n",
         ratio_text(advice.ratio),
         ratio_text(advice.current_ratio)
     );
-    for line in reasoning(advice, settings) {
+    let lines = target_lines(advice, settings, target);
+    for line in lines.into_iter().chain(reasoning(advice, settings)) {
         out.push_str(&format!("  {}\n", escape(&line)));
     }
     out.push('\n');
@@ -277,50 +334,138 @@ fn diagnosis(vm: &VmAdvice, advice: &Advice) -> String {
 }
 
 /// The patch of the KubeVirt CR, then one per VM that needs an addedOverhead, each a YAML
-/// document whose comments say why and give the command that applies it.
-fn render_yaml(advice: &Advice, settings: &Settings) -> Result<String> {
+/// document whose comments say why and give the command that applies it. Under HyperConverged,
+/// each VM's addedOverhead at the current ratio first, then the annotation as the alternative.
+fn render_yaml(advice: &Advice, settings: &Settings, target: &Target) -> Result<String> {
     let mut out = String::new();
+    if let Manager::HyperConverged { object, existing } = &target.manager {
+        out.push_str(&format!(
+            "# {}\n",
+            escape(&format!(
+                "KubeVirt is managed by HyperConverged {object}: {HCO_WHY}; so first each VM's addedOverhead at the current ratio {} ({}), then the ratio through the annotation instead",
+                ratio_text(advice.current_ratio),
+                target.current_from
+            ))
+        ));
+        for (vm, mi) in added_at_current(advice, settings) {
+            out.push_str(&vm_document(vm, mi, advice)?);
+        }
+        let annotation = jsonpatch_with_ratio(existing.as_deref(), &ratio_text(advice.ratio));
+        let patch = json!({"metadata": {"annotations": {
+            HCO_JSONPATCH: annotation.as_deref().unwrap_or_default()
+        }}});
+        let command = match &annotation {
+            Ok(value) => annotate_command(object, value),
+            Err(why) => format!("no command: {why}"),
+        };
+        out.push_str(&document(
+            &[
+                format!(
+                    "instead of the addedOverheads above, unsupported by HCO (with it, the VMs it does not cover need the table's ADDED-OVERHEAD): additionalGuestMemoryOverheadRatio {} through {HCO_JSONPATCH} (its other operations kept) {}",
+                    ratio_text(advice.ratio),
+                    basis(advice, settings)
+                ),
+                cost(advice),
+                command,
+            ],
+            &patch,
+        )?);
+        return Ok(out);
+    }
     let ratio = json!({"spec": {"configuration": {
         "additionalGuestMemoryOverheadRatio": ratio_text(advice.ratio)
     }}});
-    out.push_str(&document(
-        &[
-            format!(
-                "additionalGuestMemoryOverheadRatio {}",
-                basis(advice, settings)
-            ),
-            cost(advice),
-            format!(
-                "kubectl patch kubevirt kubevirt -n kubevirt --type merge -p {}",
-                shell_quote(&ratio.to_string())
-            ),
-        ],
-        &ratio,
-    )?);
-    for vm in &advice.vms {
-        let Some(mi) = vm.added_overhead_mi else {
-            continue;
-        };
-        let patch = json!({"spec": {"template": {"spec": {"domain": {"memory": {
-            "reservedOverhead": {"addedOverhead": format!("{mi}Mi")}
-        }}}}}});
-        let bound = if vm.at_least.is_some() { "≥ " } else { "" };
-        let mut comments = vec![format!(
-            "{}/{}: peak {bound}{} needs {bound}{:.3}× its estimate {}, over {} of history; takes effect when the VM restarts",
-            vm.namespace,
-            vm.vm,
-            mebibytes(vm.at_least.unwrap_or(vm.peak)),
-            vm.needed_ratio,
-            mebibytes(vm.estimate),
-            human_duration(vm.span_seconds)
-        )];
-        if vm.set_aside.is_some() {
-            comments.push(diagnosis(vm, advice));
+    let mut comments = vec![format!(
+        "additionalGuestMemoryOverheadRatio {}",
+        basis(advice, settings)
+    )];
+    let kubevirt = match &target.manager {
+        Manager::KubeVirt { object, no_hco } => {
+            comments.push(format!(
+                "the KubeVirt CR {object}, now {} ({}); no HyperConverged manages it ({no_hco})",
+                ratio_text(advice.current_ratio),
+                target.current_from
+            ));
+            object.clone()
         }
-        comments.push(patch_command(&vm.namespace, &vm.vm, &patch));
-        out.push_str(&document(&comments, &patch)?);
+        _ => Object {
+            namespace: "kubevirt".into(),
+            name: "kubevirt".into(),
+        },
+    };
+    comments.push(cost(advice));
+    comments.push(kubevirt_command(&kubevirt, &ratio));
+    out.push_str(&document(&comments, &ratio)?);
+    for vm in &advice.vms {
+        if let Some(mi) = vm.added_overhead_mi {
+            out.push_str(&vm_document(vm, mi, advice)?);
+        }
     }
     Ok(out)
+}
+
+/// One VM's addedOverhead of `mi` Mi, with why and its command.
+fn vm_document(vm: &VmAdvice, mi: u64, advice: &Advice) -> Result<String> {
+    let patch = json!({"spec": {"template": {"spec": {"domain": {"memory": {
+        "reservedOverhead": {"addedOverhead": format!("{mi}Mi")}
+    }}}}}});
+    let bound = if vm.at_least.is_some() { "≥ " } else { "" };
+    let mut comments = vec![format!(
+        "{}/{}: peak {bound}{} needs {bound}{:.3}× its estimate {}, over {} of history; takes effect when the VM restarts",
+        vm.namespace,
+        vm.vm,
+        mebibytes(vm.at_least.unwrap_or(vm.peak)),
+        vm.needed_ratio,
+        mebibytes(vm.estimate),
+        human_duration(vm.span_seconds)
+    )];
+    if vm.set_aside.is_some() {
+        comments.push(diagnosis(vm, advice));
+    }
+    comments.push(patch_command(&vm.namespace, &vm.vm, &patch));
+    document(&comments, &patch)
+}
+
+/// `kubectl patch kubevirt`, when the CR's names are Kubernetes names.
+fn kubevirt_command(object: &Object, patch: &Value) -> String {
+    match names(object, "KubeVirt") {
+        Ok(()) => format!(
+            "kubectl patch kubevirt {} -n {} --type merge -p {}",
+            shell_quote(&object.name),
+            shell_quote(&object.namespace),
+            shell_quote(&patch.to_string())
+        ),
+        Err(error) => format!("no command: {error}"),
+    }
+}
+
+/// `kubectl annotate --overwrite hyperconverged`, as HCO's documentation sets the annotation.
+/// The annotation keeps whatever operations were in it, so it may hold a backslash (JSON's
+/// escapes, or the shell's `'\''`) or a control character: a comment line carries those only
+/// escaped, and the command pasted from it would pass kubectl other words. Then there is no
+/// command; the document below it still carries the annotation exactly.
+fn annotate_command(object: &Object, value: &str) -> String {
+    if let Err(error) = names(object, "HyperConverged") {
+        return format!("no command: {error}");
+    }
+    let command = format!(
+        "kubectl annotate --overwrite hyperconverged {} -n {} {}",
+        shell_quote(&object.name),
+        shell_quote(&object.namespace),
+        shell_quote(&format!("{HCO_JSONPATCH}={value}"))
+    );
+    if escape(&command) != command {
+        return format!(
+            "no command: the annotation holds a backslash, a quote or a control character, which a comment cannot carry as pasted; apply the document with kubectl patch hyperconverged {} -n {} --type merge --patch-file",
+            object.name, object.namespace
+        );
+    }
+    command
+}
+
+fn names(object: &Object, kind: &'static str) -> Result<(), crate::text::NameError> {
+    dns1123_label(&object.namespace, "namespace")
+        .and_then(|()| dns1123_subdomain(&object.name, kind))
 }
 
 /// The command that applies `patch` to the VM, or why there is none: a name that is not a
@@ -600,6 +745,79 @@ spec:
             .collect();
         assert_eq!(documents.len(), 2);
         assert!(documents[1]["spec"]["template"].is_object());
+    }
+
+    fn hco(namespace: &str, name: &str, existing: Option<&str>) -> Target {
+        Target {
+            manager: Manager::HyperConverged {
+                object: Object {
+                    namespace: namespace.into(),
+                    name: name.into(),
+                },
+                existing: existing.map(str::to_owned),
+            },
+            current_ratio: 1.0,
+            current_from: "KubeVirt's default (its CR sets none)".into(),
+            notes: vec![],
+        }
+    }
+
+    /// A HyperConverged CR's names and annotation come from the cluster: a name that is not a
+    /// Kubernetes name reaches no command, an annotation that is not a JSON array is not
+    /// overwritten, and an annotation's quotes stay inside one shell word.
+    #[test]
+    fn hyperconverged_names_and_annotations_are_escaped_and_quoted() {
+        let cases = [
+            (
+                hco(HOSTILE, "kubevirt-hyperconverged", None),
+                "# no command: vm;touch /tmp/x;#\\nspec: {}",
+            ),
+            (
+                hco(
+                    "openshift-cnv",
+                    "kubevirt-hyperconverged",
+                    Some("{\"op\": \n"),
+                ),
+                "# no command: the kubevirt.kubevirt.io/jsonpatch annotation is not a JSON array of operations",
+            ),
+            (
+                hco(
+                    "openshift-cnv",
+                    "kubevirt-hyperconverged",
+                    Some(r#"[{"op":"add","path":"/spec/x","value":"it's\n\u001b"}]"#),
+                ),
+                "# no command: the annotation holds a backslash, a quote or a control character",
+            ),
+        ];
+        for (target, want) in cases {
+            let yaml = render_for(&advice(), &settings(), &target, RecommendOutput::Yaml).unwrap();
+            let table =
+                render_for(&advice(), &settings(), &target, RecommendOutput::Table).unwrap();
+            for text in [&yaml, &table] {
+                assert!(!text.chars().any(|c| c != '\n' && c.is_control()), "{text}");
+            }
+            assert!(yaml.lines().any(|l| l.starts_with(want)), "{want}\n{yaml}");
+            assert!(!yaml.contains("kubectl patch kubevirt"), "{yaml}");
+        }
+    }
+
+    #[test]
+    fn added_overhead_at_the_current_ratio_comes_first_under_hyperconverged() {
+        let target = hco("openshift-cnv", "kubevirt-hyperconverged", None);
+        let lines = target_lines(&advice(), &settings(), &target);
+        // oom: ≥280Mi × 1.1 − 250Mi = 58Mi; a: 260Mi × 1.1 − 250Mi = 36Mi; b: 25Mi.
+        assert_eq!(
+            lines[2],
+            "so each VM's own addedOverhead at the current ratio comes first: +119.0Mi on 3 VM(s) (-o yaml), the annotation after it as the unsupported alternative"
+        );
+        let yaml = render_for(&advice(), &settings(), &target, RecommendOutput::Yaml).unwrap();
+        let commands: Vec<&str> = yaml
+            .lines()
+            .filter(|l| l.starts_with("# kubectl "))
+            .collect();
+        assert_eq!(commands.len(), 4, "{yaml}");
+        assert!(commands[0].contains("\"addedOverhead\":\"58Mi\""), "{yaml}");
+        assert!(commands[3].starts_with("# kubectl annotate"), "{yaml}");
     }
 
     #[test]
