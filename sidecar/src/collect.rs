@@ -323,17 +323,13 @@ impl Collector {
             .iter()
             .filter(|(_, k)| k.class == Class::Role(Roles::QEMU));
         let guest_name = qemu.clone().find_map(|(_, k)| k.guest_name.clone());
-        // A launcher pod runs one QEMU; the lowest pid is the one kept when there are more.
-        let qemu_devices = qemu
-            .clone()
-            .filter_map(|(key, k)| Some((key.pid, k.devices?)))
-            .min_by_key(|(pid, _)| *pid)
-            .map(|(_, devices)| devices);
-        let qemu_memory = qemu
-            .filter_map(|(key, k)| Some((*key, k.guest_memory.as_ref()?)))
-            .min_by_key(|(key, _)| key.pid)
-            .map(|(key, memory)| (key, Arc::clone(memory)));
-        let guest = qemu_memory.map(|(key, memory)| self.guest.sample(key, &memory));
+        // A launcher pod runs one QEMU; the lowest pid is the one kept when there are more. Its
+        // memory and devices come from the same command line.
+        let kept = qemu
+            .filter_map(|(key, k)| Some((*key, Arc::clone(k.guest_memory.as_ref()?), k.devices)))
+            .min_by_key(|(key, _, _)| key.pid);
+        let qemu_devices = kept.as_ref().and_then(|(_, _, devices)| *devices);
+        let guest = kept.map(|(key, memory, _)| self.guest.sample(key, &memory));
         Collection {
             roles: Arc::clone(&self.roles),
             per_role,
