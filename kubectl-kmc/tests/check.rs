@@ -118,6 +118,18 @@ fn set(state: &mut State, path: &str, objects: Vec<Value>) {
     state.collections.insert(path.into(), objects);
 }
 
+/// vm1's one running launcher pod, with `annotations` and no scrape label.
+fn set_vm1_pod(state: &mut State, annotations: Value) {
+    let vm1 = pod(
+        "virt-launcher-vm1-abcde",
+        "2026-12-01T09:00:00Z",
+        "Running",
+        annotations,
+        None,
+    );
+    set(state, PODS, vec![vm1]);
+}
+
 /// Runs the binary with a kubeconfig naming `api`, in a clean environment.
 fn kmc(api: &FakeApi, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -171,17 +183,7 @@ fn vm_skipped_for_a_gpu_fails_with_the_reason() {
     let skipped = json!({"kube-metrics-collector.io/status": "skipped",
                          "kube-metrics-collector.io/reason": "vfio-device",
                          "kube-metrics-collector.io/reason-source": "vmi"});
-    set(
-        &mut state,
-        PODS,
-        vec![pod(
-            "virt-launcher-vm1-abcde",
-            "2026-12-01T09:00:00Z",
-            "Running",
-            skipped,
-            None,
-        )],
-    );
+    set_vm1_pod(&mut state, skipped);
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
     golden("check-skipped-gpu", &output);
@@ -192,17 +194,7 @@ fn vm_skipped_for_a_gpu_fails_with_the_reason() {
 fn namespace_not_opted_in_fails_and_the_pod_was_never_seen() {
     let mut state = healthy();
     set(&mut state, NAMESPACES, vec![namespace(false)]);
-    set(
-        &mut state,
-        PODS,
-        vec![pod(
-            "virt-launcher-vm1-abcde",
-            "2026-12-01T09:00:00Z",
-            "Running",
-            json!({}),
-            None,
-        )],
-    );
+    set_vm1_pod(&mut state, json!({}));
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "-n", "vms", "vm1"]);
     golden("check-namespace-not-opted-in", &output);
@@ -355,17 +347,7 @@ fn a_hostile_reason_is_printed_escaped() {
     let skipped = json!({"kube-metrics-collector.io/status": "skipped",
                          "kube-metrics-collector.io/reason": HOSTILE,
                          "kube-metrics-collector.io/reason-source": "vmi\u{1b}[8m"});
-    set(
-        &mut state,
-        PODS,
-        vec![pod(
-            "virt-launcher-vm1-abcde",
-            "2026-12-01T09:00:00Z",
-            "Running",
-            skipped,
-            None,
-        )],
-    );
+    set_vm1_pod(&mut state, skipped);
     let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "vm1"]);
     assert_no_control_characters(&output.stdout);

@@ -436,21 +436,8 @@ fn malformed_downward_api_files_degrade_to_fallbacks() {
 
 #[test]
 fn a_hot_plugged_dimm_counts_as_guest_ram_and_is_flagged() {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
-    let read = |file: &str| std::fs::read(format!("{fixtures}{file}")).unwrap();
     let tree = tree_with_domain();
-    let mut qemu = mk(90, "", "qemu-kvm");
-    qemu.argv = String::from_utf8(read("dimm-hotplug-256m-tcg.cmdline"))
-        .unwrap()
-        .split_terminator('\0')
-        .map(String::from)
-        .collect();
-    tree.put(&qemu);
-    std::fs::write(
-        tree.pid_dir(90).join("smaps"),
-        read("dimm-hotplug-256m-tcg.smaps"),
-    )
-    .unwrap();
+    tree.put_captured_qemu(90, "dimm-hotplug-256m-tcg");
     let out = text(&mut tree.scraper(env()));
     let guest = |kind: &str| {
         let series = format!(

@@ -36,8 +36,6 @@ fn label_names(text: &str) -> BTreeMap<String, Vec<String>> {
 /// A pod whose collector writes every family: the pod's identity, node and memory from the
 /// downward API, a virt-launcher and a QEMU whose guest RAM was read from `smaps`.
 fn every_family() -> Tree {
-    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
-    let read = |file: &str| std::fs::read(format!("{fixtures}{file}")).unwrap();
     let tree = Tree::new();
     tree.podinfo_file(
         PODINFO_ANNOTATIONS,
@@ -46,18 +44,7 @@ fn every_family() -> Tree {
     tree.podinfo_file(PODINFO_MEMORY_REQUEST, "2147483648\n");
     tree.podinfo_file(PODINFO_MEMORY_LIMIT, "2147483648\n");
     tree.put(&mk(11, "/usr/bin/virt-launcher", "virt-launcher"));
-    let mut qemu = mk(90, "", "qemu-kvm");
-    qemu.argv = String::from_utf8(read("dimm-hotplug-256m-tcg.cmdline"))
-        .unwrap()
-        .split_terminator('\0')
-        .map(String::from)
-        .collect();
-    tree.put(&qemu);
-    std::fs::write(
-        tree.pid_dir(90).join("smaps"),
-        read("dimm-hotplug-256m-tcg.smaps"),
-    )
-    .unwrap();
+    tree.put_captured_qemu(90, "dimm-hotplug-256m-tcg");
     tree
 }
 

@@ -142,6 +142,21 @@ impl Tree {
         fs::remove_dir_all(self.pid_dir(pid)).unwrap();
     }
 
+    /// A QEMU at `pid` with the command line and `smaps` captured from a real one,
+    /// `tests/fixtures/qemu/<capture>.cmdline` and `.smaps`.
+    pub fn put_captured_qemu(&self, pid: i32, capture: &str) {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
+        let read = |ext: &str| fs::read(format!("{fixtures}{capture}.{ext}")).unwrap();
+        let mut qemu = mk(pid, "", "qemu-kvm");
+        qemu.argv = String::from_utf8(read("cmdline"))
+            .unwrap()
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
+        self.put(&qemu);
+        fs::write(self.pid_dir(pid).join("smaps"), read("smaps")).unwrap();
+    }
+
     pub fn podinfo_file(&self, name: &str, text: &str) {
         fs::write(self.podinfo().join(name), text).unwrap();
     }
