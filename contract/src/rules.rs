@@ -173,7 +173,7 @@ vmi:kubevirt_pod_infra_pod_info:max"#,
 ];
 
 /// The recording rule of `record`.
-pub fn recording(record: &str) -> Option<&'static Recording> {
+fn recording(record: &str) -> Option<&'static Recording> {
     RECORDINGS.iter().find(|r| r.record == record)
 }
 
