@@ -11,6 +11,7 @@ pub mod estimate;
 pub mod limits;
 pub mod metrics;
 pub mod rules;
+pub mod user_workload;
 
 /// Labels and annotations on namespaces and launcher pods.
 pub mod pod {
