@@ -1,0 +1,153 @@
+//! The OpenShift variant's monitoring on user-workload monitoring (docs/openshift.md): its
+//! PrometheusRule and its console dashboard are the default ones rewritten to read relayed series
+//! from `exported_namespace`/`exported_pod` (`kube_metrics_contract::user_workload`), held to that
+//! rewrite here (`UPDATE_GOLDEN=1` regenerates them). Needs `kubectl` (with kustomize) and `promtool`.
+
+use anyhow::{Context as _, Result, ensure};
+use e2e::manifests::{self, Rendered};
+use e2e::user_workload::{self, CONSOLE_DASHBOARD, DEFAULT_RULE, OPENSHIFT_RULE};
+
+fn read(path: &str) -> Result<String> {
+    std::fs::read_to_string(e2e::workspace().join(path)).with_context(|| path.to_owned())
+}
+
+/// `path` holds `want`; with `UPDATE_GOLDEN=1` it is written first.
+fn golden(path: &str, want: &str) -> Result<()> {
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(e2e::workspace().join(path), want)?;
+    }
+    ensure!(
+        read(path)? == want,
+        "{path} is not the rewrite of its source; run UPDATE_GOLDEN=1 cargo test -p e2e --test monitoring_openshift"
+    );
+    Ok(())
+}
+
+#[test]
+fn openshift_rule_is_the_default_one_rewritten() -> Result<()> {
+    golden(
+        OPENSHIFT_RULE,
+        &user_workload::openshift_rule(&read(DEFAULT_RULE)?)?,
+    )
+}
+
+#[test]
+fn console_dashboard_queries_are_rewritten() -> Result<()> {
+    golden(
+        CONSOLE_DASHBOARD,
+        &user_workload::console_dashboard(&read(CONSOLE_DASHBOARD)?)?,
+    )
+}
+
+fn openshift() -> Result<&'static [serde_json::Value]> {
+    Ok(&manifests::rendered()?
+        .iter()
+        .find(|r| r.variant == "overlays/openshift")
+        .context("no openshift variant")?
+        .docs)
+}
+
+/// Every rule the OpenShift variant installs reads the collector's families both ways, and only
+/// that variant's do: the rewrite of each expression changes nothing more.
+#[test]
+fn only_the_openshift_variant_reads_exported_labels() -> Result<()> {
+    for Rendered { variant, docs } in manifests::rendered()? {
+        if manifests::of_kind(docs, "PrometheusRule").is_empty() {
+            continue;
+        }
+        let (_, rules) = manifests::prometheus_rules(docs)?;
+        let openshift = *variant == "overlays/openshift";
+        let mut reading = 0;
+        for (name, expr) in &rules {
+            if openshift {
+                ensure!(
+                    user_workload::rewrite(expr)? == *expr,
+                    "{name} is not rewritten"
+                );
+                reading += usize::from(expr.contains("exported_pod"));
+            } else {
+                ensure!(
+                    !expr.contains("exported_"),
+                    "{variant}: {name} reads exported_*"
+                );
+            }
+        }
+        // Every rule and alert of a VM's or a collector's; not the relay's and webhook's own.
+        ensure!(
+            !openshift || reading >= 17,
+            "{variant}: {reading} rules read relayed series"
+        );
+    }
+    let (spec, _) = manifests::prometheus_rules(openshift()?)?;
+    let rule = manifests::of_kind(openshift()?, "PrometheusRule")[0];
+    // Thanos Ruler evaluates a rule without this label, Prometheus alone one with it; only Thanos
+    // Ruler sees KubeVirt's and cAdvisor's series, which platform monitoring scrapes.
+    ensure!(
+        rule["metadata"]["labels"]["openshift.io/prometheus-rule-evaluation-scope"].is_null(),
+        "{}",
+        rule["metadata"]
+    );
+    ensure!(spec["groups"].as_array().map_or(0, Vec::len) == 2);
+    Ok(())
+}
+
+/// `promtool test rules` of `tests` (YAML text) over `spec` (a PrometheusRule's), in a directory
+/// of their own; promtool's output, and whether it passed.
+fn promtool_test(spec: &serde_json::Value, tests: &str) -> Result<(bool, String)> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_norway::to_string(spec)?,
+    )?;
+    std::fs::write(dir.path().join("rules.test.yaml"), tests)?;
+    let checked = e2e::process::stdout(
+        std::process::Command::new("promtool")
+            .args(["check", "rules", "rules.yaml"])
+            .current_dir(dir.path()),
+    )?;
+    ensure!(checked.contains("SUCCESS"), "{checked}");
+    let output = std::process::Command::new("promtool")
+        .args(["test", "rules", "rules.test.yaml"])
+        .current_dir(dir.path())
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok((output.status.success() && text.contains("SUCCESS"), text))
+}
+
+/// The default install's promtool tests, every launcher pod's series reshaped as user-workload
+/// monitoring stores them (half of the pods relayed, half scraped directly), give the same
+/// records and alerts with the OpenShift rules; the default rules miss the relayed VMs.
+#[test]
+fn default_rule_tests_pass_with_series_as_user_workload_monitoring_stores_them() -> Result<()> {
+    let text = read("manifests/components/monitoring/rules.test.yaml")?;
+    let mut tests: serde_json::Value = serde_norway::from_str(&text)?;
+    let relayed = user_workload::series::reshape(&mut tests)?;
+    ensure!(relayed >= 100, "only {relayed} series relayed");
+    let reshaped = serde_norway::to_string(&tests)?;
+    let (spec, _) = manifests::prometheus_rules(openshift()?)?;
+    let (passed, output) = promtool_test(&spec, &reshaped)?;
+    ensure!(passed, "{output}");
+    let (default_spec, _) = manifests::prometheus_rules(manifests::default_install()?)?;
+    let (passed, output) = promtool_test(&default_spec, &reshaped)?;
+    ensure!(!passed && output.contains("FAILED"), "{output}");
+    Ok(())
+}
+
+/// The OpenShift rules' own cases: a relayed VM, a directly scraped one, and a tenant's pod that
+/// writes another namespace's `namespace` and `pod` on its series (rules.test.yaml beside the
+/// PrometheusRule says which values prove what).
+#[test]
+fn forged_namespaces_stay_in_the_tenants_namespace() -> Result<()> {
+    let tests = read("manifests/components/openshift-monitoring/rules.test.yaml")?;
+    let (spec, _) = manifests::prometheus_rules(openshift()?)?;
+    let (passed, output) = promtool_test(&spec, &tests)?;
+    ensure!(passed, "{output}");
+    let (default_spec, _) = manifests::prometheus_rules(manifests::default_install()?)?;
+    let (passed, output) = promtool_test(&default_spec, &tests)?;
+    ensure!(!passed && output.contains("FAILED"), "{output}");
+    Ok(())
+}
