@@ -5,7 +5,8 @@
 //! own evaluations give the recording rules' values and the alerts' states; expressions that read
 //! raw history (pod identity a day ago, the OOM state before the kill) are evaluated at past times
 //! through the query API. Every dashboard query, of the Grafana and of the OpenShift console
-//! dashboard, must return the fleet's series with distinct legends.
+//! dashboard, must return the fleet's series with distinct legends. The OpenShift variant's rules
+//! and console dashboard run on the same fleet as user-workload monitoring stores it.
 //! Needs `prometheus`, `promtool` and `kubectl` (with kustomize).
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -36,7 +37,7 @@ fn rules_and_dashboards_on_a_generated_fleet() -> Result<()> {
     let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let fleet = fleet::fleet(i64::try_from(end)?);
     let (rules_spec, rules) = manifests::prometheus_rules(manifests::default_install()?)?;
-    let prometheus = start(&fleet, &rules_spec)?;
+    let prometheus = start(&fleet.openmetrics(), &rules_spec)?;
     let result = (|| -> Result<()> {
         wait_for_rules(&prometheus, &fleet)?;
         recording_rules_give_the_fleets_values(&prometheus, &fleet, &rules)?;
@@ -51,11 +52,39 @@ fn rules_and_dashboards_on_a_generated_fleet() -> Result<()> {
     result.with_context(|| format!("prometheus log:\n{}", prometheus.log()))
 }
 
-/// Writes the history, makes blocks of it and starts Prometheus on them with the rules.
-fn start(fleet: &Fleet, rules_spec: &Value) -> Result<Prometheus> {
+/// The OpenShift variant's rules and console dashboard on the same fleet as user-workload
+/// monitoring stores it (`e2e::user_workload::series`): half of the launcher pods relayed, their
+/// series under the relay's namespace and pod with the VM's in `exported_*`, half scraped
+/// directly. Every VM must have the same values and alerts as under the default install.
+#[test]
+fn openshift_rules_and_console_dashboard_on_a_user_workload_fleet() -> Result<()> {
+    process::preflight(&["prometheus", "promtool", "kubectl"])?;
+    let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let fleet = fleet::fleet(i64::try_from(end)?);
+    let openshift = manifests::rendered()?
+        .iter()
+        .find(|r| r.variant == "overlays/openshift")
+        .context("no openshift variant")?;
+    let (rules_spec, rules) = manifests::prometheus_rules(&openshift.docs)?;
+    let (history, relayed) = e2e::user_workload::series::reshape_openmetrics(&fleet.openmetrics())?;
+    ensure!(relayed > 1000, "only {relayed} samples relayed");
+    let prometheus = start(&history, &rules_spec)?;
+    let result = (|| -> Result<()> {
+        wait_for_rules(&prometheus, &fleet)?;
+        recording_rules_give_the_fleets_values(&prometheus, &fleet, &rules)?;
+        history_is_read_from_the_blocks(&prometheus, &fleet, &rules)?;
+        alerts_are_in_the_expected_states(&prometheus, &fleet)?;
+        dashboard_queries_return_the_fleet(&prometheus, &fleet, DASHBOARDS[1])
+    })();
+    result.with_context(|| format!("prometheus log:\n{}", prometheus.log()))
+}
+
+/// Writes the history (OpenMetrics), makes blocks of it and starts Prometheus on them with the
+/// rules.
+fn start(openmetrics: &str, rules_spec: &Value) -> Result<Prometheus> {
     let dir = tempfile::Builder::new().prefix("e2e-fleet-").tempdir()?;
     let history = dir.path().join("fleet.om");
-    std::fs::write(&history, fleet.openmetrics())?;
+    std::fs::write(&history, openmetrics)?;
     process::output(
         Command::new("promtool")
             .args(["tsdb", "create-blocks-from", "openmetrics"])

@@ -101,33 +101,70 @@ impl Series {
 pub fn reshape(tests: &mut Value) -> Result<usize> {
     let mut relayed = 0;
     for group in tests["tests"].as_array_mut().into_iter().flatten() {
-        let mut pods: Vec<String> = Vec::new();
+        let mut routes = Routes::default();
         for input in group["input_series"].as_array_mut().into_iter().flatten() {
             let text = input["series"].as_str().context("series without text")?;
             let series = Series::parse(text)?;
-            let Some(pod) = series
-                .label("pod")
-                .filter(|_| metrics::family(&series.name).is_some())
-            else {
-                continue;
-            };
-            let index = match pods.iter().position(|p| p == pod) {
-                Some(index) => index,
-                None => {
-                    pods.push(pod.to_owned());
-                    pods.len() - 1
-                }
-            };
-            let shaped = if index % 2 == 0 {
-                relayed += 1;
-                series.relayed()
-            } else {
-                series.direct()
-            };
-            input["series"] = Value::String(shaped.text());
+            let shaped = routes.shape(&series);
+            if shaped != series {
+                input["series"] = Value::String(shaped.text());
+            }
         }
+        relayed += routes.relayed;
     }
     Ok(relayed)
+}
+
+#[derive(Debug, Default)]
+struct Routes {
+    pods: Vec<String>,
+    relayed: usize,
+}
+
+impl Routes {
+    /// `series` as its pod's route delivers it; any other series as it is.
+    fn shape(&mut self, series: &Series) -> Series {
+        let Some(pod) = series
+            .label("pod")
+            .filter(|_| metrics::family(&series.name).is_some())
+        else {
+            return series.clone();
+        };
+        let index = self.pods.iter().position(|p| p == pod).unwrap_or_else(|| {
+            self.pods.push(pod.to_owned());
+            self.pods.len() - 1
+        });
+        if index % 2 == 0 {
+            self.relayed += 1;
+            series.relayed()
+        } else {
+            series.direct()
+        }
+    }
+}
+
+/// OpenMetrics history (`name{labels} value timestamp` lines) reshaped as [`reshape`] does, and
+/// how many lines were relayed.
+pub fn reshape_openmetrics(text: &str) -> Result<(String, usize)> {
+    let mut routes = Routes::default();
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        match line.find("} ").filter(|_| !line.starts_with('#')) {
+            Some(end) => {
+                let series = Series::parse(&line[..=end])?;
+                let shaped = routes.shape(&series);
+                if shaped == series {
+                    out.push_str(line);
+                } else {
+                    out.push_str(&shaped.text());
+                    out.push_str(&line[end + 1..]);
+                }
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    Ok((out, routes.relayed))
 }
 
 #[cfg(test)]
@@ -154,5 +191,14 @@ mod tests {
         assert_eq!(Series::parse("up").unwrap().text(), "up{}");
         assert!(Series::parse(r#"up{a="x"#).is_err());
         assert!(Series::parse(r#"up{a="x\"#).is_err());
+        let history = "# TYPE kubevirt_pod_infra_threads gauge\nkubevirt_pod_infra_threads{namespace=\"a\",pod=\"p\"} 1 10\nkubevirt_pod_infra_threads{namespace=\"a\",pod=\"q\"} 2 10\n# EOF\n";
+        let (shaped, relayed) = reshape_openmetrics(history).unwrap();
+        assert_eq!(relayed, 1);
+        assert_eq!(
+            shaped,
+            format!(
+                "# TYPE kubevirt_pod_infra_threads gauge\nkubevirt_pod_infra_threads{{namespace=\"{NAMESPACE}\",pod=\"{RELAY_POD}\",exported_namespace=\"a\",exported_pod=\"p\"}} 1 10\nkubevirt_pod_infra_threads{{namespace=\"a\",pod=\"q\"}} 2 10\n# EOF\n"
+            )
+        );
     }
 }
