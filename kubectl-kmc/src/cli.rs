@@ -96,6 +96,35 @@ pub struct VouchArgs {
     pub allow_unvouched: bool,
 }
 
+/// How Prometheus stores the series the node relay forwards (`crate::fleet::Relayed`).
+#[derive(Debug, Args)]
+pub struct RelayedArgs {
+    /// Read relayed series as OpenShift's user-workload monitoring stores them: the VM's
+    /// namespace and pod in exported_namespace/exported_pod, taken only from targets in this
+    /// namespace, the add-on's (`--user-workload-monitoring` alone: kube-metrics-collector). Point
+    /// --prometheus at Thanos Querier, which also serves KubeVirt's series.
+    #[arg(
+        long,
+        env = "KUBECTL_KMC_USER_WORKLOAD_MONITORING",
+        value_name = "INSTALL_NAMESPACE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = crate::fleet::INSTALL_NAMESPACE
+    )]
+    pub user_workload_monitoring: Option<String>,
+}
+
+impl RelayedArgs {
+    pub fn relayed(&self) -> crate::fleet::Relayed {
+        match &self.user_workload_monitoring {
+            Some(namespace) => crate::fleet::Relayed::Exported {
+                install_namespace: namespace.clone(),
+            },
+            None => crate::fleet::Relayed::Labelled,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct TopArgs {
     /// Only this VM (the VMI's name).
@@ -111,6 +140,8 @@ pub struct TopArgs {
     pub sort_by: SortBy,
     #[command(flatten)]
     pub vouch: VouchArgs,
+    #[command(flatten)]
+    pub relayed: RelayedArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -153,6 +184,8 @@ pub struct RecommendArgs {
     pub output: RecommendOutput,
     #[command(flatten)]
     pub vouch: VouchArgs,
+    #[command(flatten)]
+    pub relayed: RelayedArgs,
 }
 
 impl RecommendArgs {
@@ -216,6 +249,40 @@ mod tests {
                 "0"
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn user_workload_monitoring_takes_an_optional_namespace_after_an_equals_sign() {
+        let relayed = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).map_err(|e| e.kind())?;
+            Ok::<_, clap::error::ErrorKind>(match cli.command {
+                Command::Top(top) => (top.relayed.relayed(), top.vm.unwrap_or_default()),
+                Command::Recommend(r) => (r.relayed.relayed(), String::new()),
+                Command::Check(_) => panic!("{args:?}"),
+            })
+        };
+        let exported = |ns: &str| crate::fleet::Relayed::Exported {
+            install_namespace: ns.to_owned(),
+        };
+        let top = ["kubectl-kmc", "top", "--prometheus", "p"];
+        assert_eq!(
+            relayed(&top),
+            Ok((crate::fleet::Relayed::Labelled, String::new()))
+        );
+        // Alone, it never takes the VM's name for a namespace.
+        assert_eq!(
+            relayed(&[&top[..], &["--user-workload-monitoring", "vm1"]].concat()),
+            Ok((exported("kube-metrics-collector"), "vm1".to_owned()))
+        );
+        assert_eq!(
+            relayed(&[&top[..], &["--user-workload-monitoring=kmc"]].concat()),
+            Ok((exported("kmc"), String::new()))
+        );
+        let recommend = ["kubectl-kmc", "recommend", "--prometheus", "p"];
+        assert_eq!(
+            relayed(&[&recommend[..], &["--user-workload-monitoring"]].concat()),
+            Ok((exported("kube-metrics-collector"), String::new()))
         );
     }
 }

@@ -11,9 +11,36 @@
 //! way, since it does not push a join's filter down into the selectors. Every answer carries
 //! `namespace` and `name`, so filtering them here is exact and costs Prometheus nothing more. No I/O.
 
-use kube_metrics_contract::rules;
+use kube_metrics_contract::{rules, user_workload};
 
 use crate::prom::Sample;
+
+/// Where the manifests install the add-on, and so its relay.
+pub const INSTALL_NAMESPACE: &str = "kube-metrics-collector";
+
+/// How Prometheus stores the series the node relay forwards.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Relayed {
+    /// With the launcher pod's `namespace` and `pod`, as the relay labels them (`honorLabels`).
+    #[default]
+    Labelled,
+    /// As OpenShift's user-workload monitoring keeps them: the relay's own `namespace` and `pod`,
+    /// the launcher pod's in `exported_namespace`/`exported_pod`
+    /// (`kube_metrics_contract::user_workload`).
+    Exported { install_namespace: String },
+}
+
+// === impl Relayed ===
+
+impl Relayed {
+    /// `expr` reading the collector's families where this route puts them.
+    pub fn read(&self, expr: &str) -> Result<String, user_workload::RewriteError> {
+        match self {
+            Self::Labelled => Ok(expr.to_owned()),
+            Self::Exported { install_namespace } => user_workload::rewrite(expr, install_namespace),
+        }
+    }
+}
 
 /// A VM: its namespace and its VMI's name.
 pub type VmKey = (String, String);
@@ -126,6 +153,35 @@ mod tests {
         assert_eq!(
             per_pod("x{type=\"size\"}"),
             "(max by (namespace, pod) (x{type=\"size\"}) * on (namespace, pod) group_left (name, node) (max by (namespace, pod, name, node) (kubevirt_pod_infra_pod_info)))"
+        );
+    }
+
+    #[test]
+    fn relayed_series_are_read_where_the_route_puts_them() {
+        let expr = per_pod("kubevirt_pod_infra_qemu_own_memory_bytes");
+        assert_eq!(Relayed::Labelled.read(&expr).as_deref(), Ok(expr.as_str()));
+        let exported = Relayed::Exported {
+            install_namespace: "kmc".to_owned(),
+        }
+        .read(&expr)
+        .unwrap_or_default();
+        // The raw read and the pod info's, each in both halves.
+        assert_eq!(
+            exported.matches(r#"namespace!="kmc""#).count(),
+            2,
+            "{exported}"
+        );
+        assert_eq!(
+            exported.matches(r#"namespace="kmc""#).count(),
+            2,
+            "{exported}"
+        );
+        assert!(
+            Relayed::Exported {
+                install_namespace: "kmc".to_owned()
+            }
+            .read("kubevirt_pod_infra_threads[5m]")
+            .is_err()
         );
     }
 

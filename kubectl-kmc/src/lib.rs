@@ -74,14 +74,17 @@ fn validate_names(cli: &Cli) -> Result<(), text::NameError> {
     if let Some(ns) = &cli.namespace {
         text::dns1123_label(ns, "namespace")?;
     }
-    let vm = match &cli.command {
+    let (vm, relayed) = match &cli.command {
         Command::Check(args) => {
             text::dns1123_subdomain(&args.webhook_config, "MutatingWebhookConfiguration")?;
-            args.vm.as_deref()
+            (args.vm.as_deref(), None)
         }
-        Command::Top(args) => args.vm.as_deref(),
-        Command::Recommend(_) => None,
+        Command::Top(args) => (args.vm.as_deref(), Some(&args.relayed)),
+        Command::Recommend(args) => (None, Some(&args.relayed)),
     };
+    if let Some(ns) = relayed.and_then(|r| r.user_workload_monitoring.as_deref()) {
+        text::dns1123_label(ns, "install namespace")?;
+    }
     if let Some(vm) = vm {
         text::dns1123_subdomain(vm, "VirtualMachine")?;
     }
@@ -119,7 +122,8 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
     };
-    let (usage, screen) = top::fetch(&prometheus, &scope, &args.vouch).await?;
+    let relayed = args.relayed.relayed();
+    let (usage, screen) = top::fetch(&prometheus, &scope, &args.vouch, &relayed).await?;
     out.notes.extend(top::notes(&screen));
     out.text
         .push_str(&top::render(&usage, args.output, args.sort_by)?);
@@ -143,7 +147,8 @@ async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Res
         namespace: cli.namespace.clone(),
         vm: None,
     };
-    let fleet = recommend::fetch(&prometheus, &scope, &settings, &args.vouch).await?;
+    let relayed = args.relayed.relayed();
+    let fleet = recommend::fetch(&prometheus, &scope, &settings, &args.vouch, &relayed).await?;
     if !fleet.screen.vouched {
         out.notes.push(top::UNVOUCHED.to_owned());
     }

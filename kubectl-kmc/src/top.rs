@@ -8,7 +8,7 @@ use kube_metrics_contract::rules;
 use serde::Serialize;
 
 use crate::cli::{SortBy, TopOutput, VouchArgs};
-use crate::fleet::{Scope, rule};
+use crate::fleet::{Relayed, Scope, rule};
 use crate::prom::{Prometheus, Sample};
 use crate::table;
 use crate::text;
@@ -61,23 +61,26 @@ pub struct Raw {
     pub estimate: Vec<Sample>,
 }
 
-/// Queries Prometheus; fails when no VM matches, or when nothing vouches for any VM and
-/// `--allow-unvouched` was not given. Returns the usage and what was left out.
+/// Queries Prometheus, reading relayed series where `relayed` says they are; fails when no VM
+/// matches, or when nothing vouches for any VM and `--allow-unvouched` was not given. Returns the
+/// usage and what was left out.
 pub async fn fetch(
     prometheus: &Prometheus,
     scope: &Scope,
     vouch: &VouchArgs,
+    relayed: &Relayed,
 ) -> Result<(Vec<VmUsage>, Screen)> {
     let ask = |expr: String| async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) };
+    let read = |record: &str| relayed.read(&rule(record));
     let vouchers_query = vouch::query(&vouch.kubevirt_job, None);
     let (vouchers, resident, cpu, component_overhead, component_budget, overhead, estimate) = tokio::try_join!(
         prometheus.query(&vouchers_query),
-        ask(rule(rules::PROCESS_RESIDENT)),
-        ask(rule(rules::PROCESS_CPU)),
-        ask(rule(rules::COMPONENT_OVERHEAD)),
-        ask(rule(rules::COMPONENT_BUDGET)),
-        ask(rule(rules::OVERHEAD)),
-        ask(rule(rules::ESTIMATE)),
+        ask(read(rules::PROCESS_RESIDENT)?),
+        ask(read(rules::PROCESS_CPU)?),
+        ask(read(rules::COMPONENT_OVERHEAD)?),
+        ask(read(rules::COMPONENT_BUDGET)?),
+        ask(read(rules::OVERHEAD)?),
+        ask(read(rules::ESTIMATE)?),
     )?;
     let vouchers = match (Vouchers::from_samples(&vouchers), vouch.allow_unvouched) {
         (Some(vouchers), _) => vouchers,

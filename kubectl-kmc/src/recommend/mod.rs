@@ -18,7 +18,7 @@ use kube_metrics_contract::estimate::Component;
 use kube_metrics_contract::rules;
 
 use crate::cli::VouchArgs;
-use crate::fleet::{Scope, VmKey, over, per_pod, rule, vm_key};
+use crate::fleet::{Relayed, Scope, VmKey, over, per_pod, rule, vm_key};
 use crate::prom::{Prometheus, Sample, Series};
 use crate::units::promql_duration;
 use crate::vouch::{self, Ignored, NoVouchers, Screen, Vouchers, promql_string};
@@ -195,12 +195,14 @@ pub struct Answers {
     pub kubevirt_releases: Vec<Sample>,
 }
 
-/// Every VM with a launcher pod in the range, in scope.
+/// Every VM with a launcher pod in the range, in scope, relayed series read where `relayed` says
+/// they are.
 pub async fn fetch(
     prometheus: &Prometheus,
     scope: &Scope,
     settings: &Settings,
     vouch: &VouchArgs,
+    relayed: &Relayed,
 ) -> Result<Fleet> {
     let q = Queries {
         r: promql_duration(settings.range),
@@ -208,8 +210,10 @@ pub async fn fetch(
         job: vouch.kubevirt_job.clone(),
     };
     let ask = |expr: String| async move { prometheus.query(&expr).await.map(|s| scope.filter(s)) };
+    let read = |expr: String| relayed.read(&expr);
+    let trends_query = read(q.trends())?;
     let trends = async {
-        let series = prometheus.query_series(&q.trends()).await?;
+        let series = prometheus.query_series(&trends_query).await?;
         Ok::<_, crate::prom::PromError>(
             series
                 .into_iter()
@@ -220,12 +224,12 @@ pub async fn fetch(
     let vouchers_query = q.vouchers();
     let (vouchers, pods, first, last, peak, estimate, allowance, kills) = tokio::try_join!(
         prometheus.query(&vouchers_query),
-        ask(q.pods()),
-        ask(q.measured("min")),
-        ask(q.measured("max")),
-        ask(q.peak()),
-        ask(q.estimate()),
-        ask(q.allowance()),
+        ask(read(q.pods())?),
+        ask(read(q.measured("min"))?),
+        ask(read(q.measured("max"))?),
+        ask(read(q.peak())?),
+        ask(read(q.estimate())?),
+        ask(read(q.allowance())?),
         ask(q.kills()),
     )?;
     if vouchers.is_empty() && !vouch.allow_unvouched {
@@ -248,12 +252,12 @@ pub async fn fetch(
     }
     let (trends, over_budget, budget, guest_memory, vcpus, instancetypes, budget_releases) = tokio::try_join!(
         trends,
-        ask(q.per_component(rules::COMPONENT_OVER_BUDGET)),
-        ask(q.per_component(rules::COMPONENT_BUDGET)),
-        ask(q.guest_memory()),
+        ask(read(q.per_component(rules::COMPONENT_OVER_BUDGET))?),
+        ask(read(q.per_component(rules::COMPONENT_BUDGET))?),
+        ask(read(q.guest_memory())?),
         ask(q.vcpus()),
         ask(q.instancetypes()),
-        ask(q.budget_releases()),
+        ask(read(q.budget_releases())?),
     )?;
     let kubevirt_releases = prometheus.query(&q.kubevirt_releases()).await?;
     Ok(assemble(&Answers {
