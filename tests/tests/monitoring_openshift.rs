@@ -151,3 +151,67 @@ fn forged_namespaces_stay_in_the_tenants_namespace() -> Result<()> {
     ensure!(!passed && output.contains("FAILED"), "{output}");
     Ok(())
 }
+
+/// In a VM namespace on OpenShift (docs/openshift.md, "Directly scraped VMs"): the install's
+/// `direct` PodMonitor without its namespaceSelector, valid against the real CRD, and the
+/// collector's port admitted from user-workload monitoring's namespace; the NetworkPolicies
+/// otherwise those of the template it extends, valid for Kubernetes.
+#[test]
+fn vm_namespace_templates_bring_a_direct_pod_monitor_on_openshift() -> Result<()> {
+    let named = |docs: &'static [serde_json::Value], kind: &str, name: &str| {
+        manifests::of_kind(docs, kind)
+            .into_iter()
+            .find(|d| d["metadata"]["name"] == name)
+            .cloned()
+            .with_context(|| format!("no {kind} {name}"))
+    };
+    let mut want = named(
+        manifests::default_install()?,
+        "PodMonitor",
+        "kube-metrics-collector-direct",
+    )?["spec"]
+        .clone();
+    want.as_object_mut()
+        .and_then(|spec| spec.remove("namespaceSelector"))
+        .context("the install's direct PodMonitor has no namespaceSelector")?;
+    let root = e2e::workspace().join("manifests/namespace-policy");
+    for (template, base, policies) in [
+        ("openshift-isolated", "isolated", 1),
+        ("openshift-not-isolated", "not-isolated", 2),
+    ] {
+        let docs = manifests::kustomize(&root.join(template)).context(template)?;
+        let monitors = manifests::of_kind(&docs, "PodMonitor");
+        let [monitor] = monitors.as_slice() else {
+            anyhow::bail!("{template}: {} PodMonitors", monitors.len());
+        };
+        ensure!(monitor["spec"] == want, "{template}: {}", monitor["spec"]);
+        // `kubectl apply -n` places it.
+        ensure!(monitor["metadata"]["namespace"].is_null());
+        ensure!(e2e::crd::validate(&docs)? == 1, "{template}");
+        let mut core: Vec<(String, &serde_json::Value)> = Vec::new();
+        let expected = manifests::kustomize(&root.join(base))?;
+        let found = manifests::of_kind(&docs, "NetworkPolicy");
+        ensure!(
+            found.len() == policies,
+            "{template}: {} policies",
+            found.len()
+        );
+        for policy in found {
+            let name = policy["metadata"]["name"].as_str().unwrap_or_default();
+            let mut wanted = expected
+                .iter()
+                .find(|d| d["metadata"]["name"] == name)
+                .cloned()
+                .with_context(|| format!("{template}: {name} not in {base}"))?;
+            if name == "kube-metrics-collector-from-monitoring" {
+                wanted["spec"]["ingress"][0]["from"][0]["namespaceSelector"] = serde_json::json!(
+                    {"matchLabels": {"kubernetes.io/metadata.name": "openshift-user-workload-monitoring"}}
+                );
+            }
+            ensure!(*policy == wanted, "{template}: {policy}");
+            core.push((format!("{template}-{name}"), policy));
+        }
+        manifests::kubernetes_validate(&core)?;
+    }
+    Ok(())
+}
