@@ -163,27 +163,14 @@ pub fn rewrite(expr: &str, install_namespace: &str) -> Result<String, RewriteErr
                         });
                     }
                 };
-                let call_start = tokens[call.token].start;
-                let close = matching_close(&tokens, i)
-                    .ok_or(RewriteError::Unbalanced { at: call_start })?;
-                let call_end = tokens[close].end;
+                let (split, close) =
+                    split_call(expr, &tokens, &call, &selector, install_namespace)?;
                 // Earlier arguments of the call may have been rewritten already: start the call
                 // over, each half rewrites them.
                 out.truncate(call.out_len);
-                copied = call.copied;
-                out.push_str(&expr[copied..call_start]);
-                let half = |braces: String| {
-                    let call = format!(
-                        "{}{braces}{}",
-                        &expr[call_start..token.end],
-                        &expr[selector.braces_end..call_end]
-                    );
-                    rewrite(&call, install_namespace)
-                };
-                let direct = half(selector.direct(install_namespace))?;
-                let relayed = half(selector.relayed(install_namespace))?;
-                out.push_str(&union(&direct, &relayed));
-                copied = call_end;
+                out.push_str(&expr[call.copied..tokens[call.token].start]);
+                out.push_str(&split);
+                copied = tokens[close].end;
                 i = close + 1;
             }
             _ => {}
@@ -196,6 +183,32 @@ pub fn rewrite(expr: &str, install_namespace: &str) -> Result<String, RewriteErr
     }
     out.push_str(&expr[copied..]);
     Ok(out)
+}
+
+/// The per-series function `call` that reads the range `selector`, as the union of a call on each
+/// half, every other selector in it rewritten in both; and the token of its `)`.
+fn split_call(
+    expr: &str,
+    tokens: &[Token],
+    call: &Open<'_>,
+    selector: &Selector<'_>,
+    namespace: &str,
+) -> Result<(String, usize), RewriteError> {
+    let start = tokens[call.token].start;
+    let close =
+        matching_close(tokens, selector.end_token).ok_or(RewriteError::Unbalanced { at: start })?;
+    let half = |braces: String| {
+        let text = format!(
+            "{}{}{braces}{}",
+            &expr[start..selector.name_start],
+            selector.name,
+            &expr[selector.braces_end..tokens[close].end]
+        );
+        rewrite(&text, namespace)
+    };
+    let direct = half(selector.direct(namespace))?;
+    let relayed = half(selector.relayed(namespace))?;
+    Ok((union(&direct, &relayed), close))
 }
 
 /// `(direct or relayed with exported_* promoted)`.
@@ -270,6 +283,8 @@ fn past_modifiers(expr: &str, tokens: &[Token], from: usize) -> usize {
 #[derive(Debug)]
 struct Selector<'e> {
     name: &'e str,
+    /// The byte where the name starts.
+    name_start: usize,
     /// The matchers inside the braces, if any.
     matchers: Vec<&'e str>,
     /// The byte just past the name, or past its braces.
@@ -303,6 +318,7 @@ impl<'e> Selector<'e> {
         let end = tokens.get(next - 1).map_or(braces_end, |t| t.end);
         Self {
             name,
+            name_start: tokens[at].start,
             matchers,
             braces_end,
             range,

@@ -26,6 +26,18 @@ pub struct Prometheus {
     _dir: TempDir,
 }
 
+/// One rule group's last evaluation, from `/api/v1/rules`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleGroup {
+    pub name: String,
+    /// RFC 3339; `0001-01-01T00:00:00Z` before the first evaluation.
+    pub last_evaluation: String,
+    /// How long the last evaluation took.
+    pub seconds: f64,
+    /// `<rule>: <error>` of each rule whose last evaluation failed.
+    pub errors: Vec<String>,
+}
+
 /// One series of a range-vector result.
 #[derive(Clone, Debug)]
 pub struct Series {
@@ -106,6 +118,29 @@ impl Prometheus {
                 })
             })
             .collect()
+    }
+
+    /// Each rule group from `/api/v1/rules`: its name, last evaluation time (RFC 3339), how long
+    /// that took (seconds), and the last error of each of its rules that has one.
+    pub fn rule_groups(&self) -> Result<Vec<RuleGroup>> {
+        let data = self.api_path("/api/v1/rules")?;
+        let groups = data["groups"].as_array().context("no groups array")?;
+        Ok(groups
+            .iter()
+            .map(|g| {
+                let text = |v: &Value, k: &str| v[k].as_str().unwrap_or("").to_owned();
+                let rules = g["rules"].as_array().into_iter().flatten();
+                RuleGroup {
+                    name: text(g, "name"),
+                    last_evaluation: text(g, "lastEvaluation"),
+                    seconds: g["evaluationTime"].as_f64().unwrap_or(f64::NAN),
+                    errors: rules
+                        .filter(|r| r["health"] == "err")
+                        .map(|r| format!("{}: {}", text(r, "name"), text(r, "lastError")))
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
     /// Prometheus' own log, for failure messages.
