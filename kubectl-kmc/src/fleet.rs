@@ -42,6 +42,15 @@ impl Relayed {
     }
 }
 
+/// What to add to Prometheus' refusal `error` of a fleet query: relayed series stored as
+/// user-workload monitoring stores them, read without `--user-workload-monitoring`, make two VMs of
+/// one node one pod of the relay with two names, and every join on the pod's info fails.
+pub fn hint(error: &str, relayed: &Relayed) -> Option<&'static str> {
+    (*relayed == Relayed::Labelled && error.contains("many-to-many matching not allowed")).then_some(
+        "on OpenShift's user-workload monitoring, where relayed VMs share the relay's namespace and pod, pass --user-workload-monitoring",
+    )
+}
+
 /// A VM: its namespace and its VMI's name.
 pub type VmKey = (String, String);
 
@@ -183,6 +192,20 @@ mod tests {
             .read("kubevirt_pod_infra_threads[5m]")
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_many_to_many_refusal_without_the_flag_suggests_it() {
+        let refusal = "422 Unprocessable Entity found duplicate series for the match group {namespace=\"kube-metrics-collector\", pod=\"relay\"} on the right hand-side of the operation: [...];many-to-many matching not allowed: matching labels must be unique on one side";
+        let exported = Relayed::Exported {
+            install_namespace: INSTALL_NAMESPACE.to_owned(),
+        };
+        assert!(
+            hint(refusal, &Relayed::Labelled)
+                .is_some_and(|h| h.contains("--user-workload-monitoring"))
+        );
+        assert_eq!(hint(refusal, &exported), None);
+        assert_eq!(hint("connection refused", &Relayed::Labelled), None);
     }
 
     #[test]

@@ -123,7 +123,9 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode
         vm: args.vm.clone(),
     };
     let relayed = args.relayed.relayed();
-    let (usage, screen) = top::fetch(&prometheus, &scope, &args.vouch, &relayed).await?;
+    let (usage, screen) = top::fetch(&prometheus, &scope, &args.vouch, &relayed)
+        .await
+        .map_err(|e| with_hint(e, &relayed))?;
     out.notes.extend(top::notes(&screen));
     out.text
         .push_str(&top::render(&usage, args.output, args.sort_by)?);
@@ -148,7 +150,9 @@ async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Res
         vm: None,
     };
     let relayed = args.relayed.relayed();
-    let fleet = recommend::fetch(&prometheus, &scope, &settings, &args.vouch, &relayed).await?;
+    let fleet = recommend::fetch(&prometheus, &scope, &settings, &args.vouch, &relayed)
+        .await
+        .map_err(|e| with_hint(e, &relayed))?;
     if !fleet.screen.vouched {
         out.notes.push(top::UNVOUCHED.to_owned());
     }
@@ -160,6 +164,14 @@ async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Res
         args.output,
     )?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `error`, with what to try when it is the refusal `fleet::hint` knows.
+fn with_hint(error: anyhow::Error, relayed: &fleet::Relayed) -> anyhow::Error {
+    match fleet::hint(&format!("{error:#}"), relayed) {
+        Some(hint) => error.context(hint),
+        None => error,
+    }
 }
 
 fn prometheus(cli: &Cli, url: &str) -> Result<prom::Prometheus, prom::PromError> {
