@@ -47,7 +47,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Checklist of the injection path, and of one VM when named; exit 1 when a check fails.
+    /// Checklist of the injection path, and of one VM when named; exit 1 when a check fails, 2
+    /// when one asked for could not be made.
     Check(CheckArgs),
     /// Memory and CPU per VM and per process role, from Prometheus.
     Top(TopArgs),
@@ -69,6 +70,15 @@ pub struct CheckArgs {
         default_value = "kube-metrics-collector"
     )]
     pub webhook_config: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: CheckOutput,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -29,11 +29,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 
 pub use cli::Cli;
-use cli::{CheckArgs, Command, RecommendArgs, TopArgs};
+use cli::{CheckArgs, CheckOutput, Command, RecommendArgs, TopArgs};
 
 /// Exit code when `check` ran and some line failed.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code when a command could not run (bad input, no cluster, no permission, no Prometheus).
+/// Exit code when a command could not run (bad input, no cluster, no permission, no Prometheus),
+/// or `check` could not make a check it was asked for and none failed.
 pub const EXIT_ERROR: u8 = 2;
 
 /// Runs one command to its exit code; errors are for `main` to print.
@@ -105,11 +106,14 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
     };
     let facts = check::gather(&cluster, &request).await?;
     let sections = check::verdict::checklist(&facts);
-    out.push_str(&check::verdict::render(&sections));
-    Ok(if check::verdict::all_passed(&sections) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
+    out.push_str(&match args.output {
+        CheckOutput::Text => check::render::text(&sections),
+        CheckOutput::Json => check::render::json(&sections)?,
+    });
+    Ok(match check::render::Summary::of(&sections).verdict() {
+        check::render::Verdict::Passed => ExitCode::SUCCESS,
+        check::render::Verdict::Failed => ExitCode::from(EXIT_FAILED),
+        check::render::Verdict::Incomplete => ExitCode::from(EXIT_ERROR),
     })
 }
 

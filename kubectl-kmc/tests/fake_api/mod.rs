@@ -32,6 +32,8 @@ pub struct State {
     pub prometheus_error: Option<String>,
     /// Every request path, in order.
     pub requests: Vec<String>,
+    /// The API groups `/apis` lists (discovery), each at `v1`.
+    pub api_groups: Vec<String>,
 }
 
 /// Accepts on a free loopback port from a thread and runtime of its own, until the process ends,
@@ -125,6 +127,9 @@ async fn answer(
     if path == "/api/v1/query" {
         return Ok(prometheus(&state, &query));
     }
+    if path == "/apis" {
+        return Ok(respond(StatusCode::OK, groups(&state.api_groups)));
+    }
     if let Some(message) = state.forbidden.get(&path) {
         return Ok(status(StatusCode::FORBIDDEN, "Forbidden", message));
     }
@@ -166,6 +171,18 @@ fn prometheus(state: &State, query: &str) -> Response<Full<Bytes>> {
         .collect();
     let body = json!({"status": "success", "data": {"resultType": "vector", "result": result}});
     respond(StatusCode::OK, body.to_string())
+}
+
+/// An `APIGroupList` of `names`, each served at `v1`.
+fn groups(names: &[String]) -> String {
+    let groups: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+            json!({"name": name, "versions": [version.clone()], "preferredVersion": version})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}).to_string()
 }
 
 /// An equality selector `a=b,c=d` against the object's labels.
