@@ -11,7 +11,9 @@ use crate::units;
 /// kubectl plugin of kube-metrics-collector: check injection, show per-process usage, recommend
 /// KubeVirt's memory overhead settings.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-kmc", bin_name = "kubectl kmc", version)]
+// Usage says `kubectl kmc`: main sets that bin name at run time (a name with a space here would
+// also reach the completion scripts, which it breaks).
+#[command(name = "kubectl-kmc", version)]
 pub struct Cli {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
@@ -54,15 +56,23 @@ pub enum Command {
     Top(TopArgs),
     /// additionalGuestMemoryOverheadRatio and per-VM addedOverhead from the measured history.
     Recommend(RecommendArgs),
+    /// A shell completion script for kubectl-kmc, e.g. `source <(kubectl kmc completion bash)`.
+    Completion { shell: clap_complete::Shell },
+    /// Completions for `kubectl kmc ARGS…` in the protocol kubectl (1.26 and later) asks of a
+    /// plugin's `kubectl_complete-kmc` (docs/kubectl-kmc.md).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The VirtualMachine (or VMI) to check.
     pub vm: Option<String>,
-    /// Prometheus' base URL (http://host:port), to check that the VM's series arrive.
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: Option<String>,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// The webhook's MutatingWebhookConfiguration.
     #[arg(
         long,
@@ -79,6 +89,23 @@ pub struct CheckArgs {
 pub enum CheckOutput {
     Text,
     Json,
+}
+
+/// Which Prometheus to ask (`crate::prom::discover`).
+#[derive(Debug, Args)]
+pub struct PrometheusArgs {
+    /// Prometheus' base URL (http[s]://host:port[/prefix]). Without it, the one
+    /// prometheus-operator Prometheus of the cluster, through the API server.
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
+    pub prometheus: Option<String>,
+    /// Without --prometheus, which prometheus-operator Prometheus (NAMESPACE/NAME) to reach
+    /// through the API server when there are several.
+    #[arg(
+        long,
+        env = "KUBECTL_KMC_PROMETHEUS_OBJECT",
+        conflicts_with = "prometheus"
+    )]
+    pub prometheus_object: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -110,9 +137,8 @@ pub struct VouchArgs {
 pub struct TopArgs {
     /// Only this VM (the VMI's name).
     pub vm: Option<String>,
-    /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: TopOutput,
@@ -132,9 +158,8 @@ pub enum RecommendOutput {
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// How far back to look for each VM's peak.
     #[arg(long, env = "KUBECTL_KMC_RANGE", default_value = "7d", value_parser = units::parse_duration)]
     pub range: Duration,

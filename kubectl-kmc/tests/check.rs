@@ -173,10 +173,10 @@ fn kmc(api: &FakeApi, args: &[&str]) -> Output {
 }
 
 fn run(mut command: Command) -> Output {
-    // A clean environment: no flag defaults from the caller's.
-    for (var, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG")
-    {
+    // A clean environment: no flag defaults or proxies from the caller's.
+    for (var, _) in std::env::vars().filter(|(k, _)| {
+        k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG" || k.to_lowercase().ends_with("_proxy")
+    }) {
         command.env_remove(var);
     }
     command.output().expect("run kubectl-kmc")
@@ -363,6 +363,35 @@ fn openshift_specifics_are_checked() {
     assert_eq!(output.status.code(), Some(1));
 }
 
+/// Without --prometheus, the cluster's one prometheus-operator Prometheus is asked through the
+/// API server's service proxy.
+#[test]
+fn prometheus_is_found_through_the_api_server() {
+    let mut state = healthy();
+    set(
+        &mut state,
+        "/apis/monitoring.coreos.com/v1/prometheuses",
+        vec![
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                     "metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": {}}),
+        ],
+    );
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["check", "vm1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("√ Prometheus has its series (kubevirt_pod_infra_pod_info)\n"),
+        "{stdout}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        api.requests().iter().any(|p| p
+            == "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query"),
+        "{:?}",
+        api.requests()
+    );
+}
+
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -526,6 +555,38 @@ fn prometheus_error_texts_are_escaped() {
             ": 400 Bad Request parse error: unexpected vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J\n"
         ),
         "{text}"
+    );
+}
+
+/// Like kubectl, the plugin reaches Prometheus through `HTTP_PROXY`/`HTTPS_PROXY` unless
+/// `NO_PROXY` names its host: here the fake is the proxy, and the host does not resolve.
+#[test]
+fn prometheus_is_reached_through_the_environments_proxy() {
+    let state = State {
+        prometheus_error: Some("answered through the proxy".into()),
+        ..State::default()
+    };
+    let api = FakeApi::start(state);
+    let top = |no_proxy: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-kmc"))
+            .args(["top", "--prometheus", "http://prometheus.invalid:9090"])
+            .env("HTTP_PROXY", api.url())
+            .env("NO_PROXY", no_proxy)
+            .output()
+            .expect("run kubectl-kmc");
+        stderr(&output)
+    };
+    let proxied = top("");
+    assert!(
+        proxied.ends_with(": 400 Bad Request answered through the proxy\n"),
+        "{proxied}"
+    );
+    let direct = top("prometheus.invalid");
+    assert!(
+        direct.starts_with(
+            "kubectl kmc: Prometheus at http://prometheus.invalid:9090 is unreachable"
+        ),
+        "{direct}"
     );
 }
 

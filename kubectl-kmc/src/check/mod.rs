@@ -26,7 +26,8 @@ pub struct Request {
     pub webhook_name: String,
     pub namespace: String,
     pub vm: Option<String>,
-    pub prometheus: Option<Prometheus>,
+    /// `Err` says why there is none to ask.
+    pub prometheus: Result<Prometheus, String>,
 }
 
 /// Why `check` could not run at all (as opposed to a failed line).
@@ -61,8 +62,8 @@ pub async fn gather(cluster: &Cluster, request: &Request) -> Result<Facts, Check
         .map_or(DEFAULT_INSTALL_NAMESPACE, |(ns, _)| ns.as_str());
     let platform = platform::read::gather(cluster, install_namespace).await;
     let series = match &request.prometheus {
-        Some(prometheus) => series(prometheus).await,
-        None => Probe::NotAsked,
+        Ok(prometheus) => series(prometheus).await,
+        Err(why) => Probe::NotAsked(why.clone()),
     };
     Ok(Facts {
         webhook_name: request.webhook_name.clone(),

@@ -163,7 +163,7 @@ fn verdicts() {
 #[test]
 fn passed_lines_of_an_injected_vm() {
     let mut facts = healthy();
-    facts.series = Probe::NotAsked;
+    facts.series = Probe::NotAsked("no --prometheus".into());
     let sections = checklist(&facts);
     let vm = sections.last().expect("the VM's section");
     let texts: Vec<&str> = vm.lines.iter().map(|l| l.text.as_str()).collect();

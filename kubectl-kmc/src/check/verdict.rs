@@ -14,7 +14,7 @@ pub use kube_metrics_contract::pod::{
 };
 
 /// Everything `check` looked at, as plain data.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Facts {
     /// The MutatingWebhookConfiguration's name, as asked for.
     pub webhook_name: String,
@@ -73,11 +73,10 @@ pub struct Pod {
 
 /// Which launcher pods Prometheus has `kubevirt_pod_infra_pod_info` of, as the recording rules
 /// read it.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Probe {
-    /// No `--prometheus`.
-    #[default]
-    NotAsked,
+    /// No Prometheus to ask: why.
+    NotAsked(String),
     /// Namespace and name of each pod.
     Answered(BTreeSet<(String, String)>),
     /// Prometheus could not be asked; the error's text.
@@ -377,7 +376,7 @@ fn scrape_line(pod: &Pod) -> Line {
 fn prometheus_line(facts: &Facts) -> Line {
     let text = "Prometheus has the collectors' series (kubevirt_pod_infra_pod_info)";
     let pods = match &facts.series {
-        Probe::NotAsked => return Line::not_checked(text, NO_PROMETHEUS),
+        Probe::NotAsked(why) => return Line::not_checked(text, format!("not checked: {why}")),
         Probe::Failed(error) => return Line::new(Outcome::Unknown, text, vec![error.clone()]),
         Probe::Answered(pods) => pods,
     };
@@ -398,9 +397,6 @@ fn prometheus_line(facts: &Facts) -> Line {
     ))
 }
 
-/// What a line says when `--prometheus` was not given.
-const NO_PROMETHEUS: &str = "not checked: no --prometheus (give the URL of Prometheus' HTTP API to check that series arrive)";
-
 fn series_line(ns: &str, pod: &Pod, series: &Probe) -> Line {
     let text = "Prometheus has its series (kubevirt_pod_infra_pod_info)";
     let path_fix = match pod.labels.get(SCRAPE_LABEL).map(String::as_str) {
@@ -411,7 +407,7 @@ fn series_line(ns: &str, pod: &Pod, series: &Probe) -> Line {
         ),
     };
     match series {
-        Probe::NotAsked => Line::not_checked(text, NO_PROMETHEUS),
+        Probe::NotAsked(why) => Line::not_checked(text, format!("not checked: {why}")),
         Probe::Failed(error) => Line::new(Outcome::Unknown, text, vec![error.clone()]),
         Probe::Answered(pods) if pods.contains(&(ns.to_owned(), pod.name.clone())) => {
             Line::pass(text)

@@ -2,7 +2,7 @@
 //! kube-apiserver can run where these tests run. It serves GET of objects and of lists (with
 //! equality label selectors) from collections the test fills, answers a missing object with a
 //! `Status` 404 as kube-apiserver does, a path marked forbidden with its 403, and
-//! `/api/v1/query` with a canned vector.
+//! `/api/v1/query` (directly or under a service proxy path) with a canned vector.
 #![allow(dead_code)] // Not every test uses every helper.
 
 use std::collections::BTreeMap;
@@ -124,7 +124,8 @@ async fn answer(
         ));
     };
     state.requests.push(path.clone());
-    if path == "/api/v1/query" {
+    // Also behind the API server's service proxy, as `kubectl kmc` reaches a Prometheus it found.
+    if path == "/api/v1/query" || path.ends_with("/proxy/api/v1/query") {
         return Ok(prometheus(&state, &query));
     }
     if path == "/apis" {
