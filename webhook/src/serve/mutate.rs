@@ -9,7 +9,8 @@ use kube_metrics_runtime::Activity;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Limits, State, text};
+use super::text;
+use crate::state::{Limits, State};
 use crate::{
     metrics::RequestResult,
     patch::{self, Outcome, Reviewed},
