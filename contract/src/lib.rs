@@ -4,10 +4,12 @@
 //!
 //! No dependencies and no I/O: plain constants, grouped by what they name (the collector's metric
 //! families with their labels: [`metrics`]; how much the relay forwards and the limits Prometheus
-//! is given: [`limits`]; why the webhook skips a pod: [`skip`]), and two models that more than one
+//! is given: [`limits`]; why the webhook skips a pod: [`skip`]; the kubelet's downward-API file
+//! format: [`downward_api`]), and two models that more than one
 //! binary computes with: KubeVirt's overhead estimate ([`estimate`]) and the recording rules that
 //! read the fleet ([`rules`]).
 
+pub mod downward_api;
 pub mod estimate;
 pub mod limits;
 pub mod metrics;

@@ -115,16 +115,16 @@ fn http_error(url: &str, error: &reqwest::Error) -> PromError {
             url: url.to_owned(),
         };
     }
-    let mut reasons = Vec::new();
+    // reqwest's own text names the URL, query included; its causes say what happened.
+    let reason = std::error::Error::source(error)
+        .map(kube_metrics_runtime::log::error_chain)
+        .unwrap_or_default();
     let mut tls = false;
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         tls |= is_tls(e);
-        reasons.push(e.to_string());
         cause = e.source();
     }
-    // reqwest names the URL itself; the chain's innermost causes say what happened.
-    let reason = reasons.into_iter().skip(1).collect::<Vec<_>>().join(": ");
     if tls {
         PromError::Tls {
             reason: format!("{url}: {reason}"),

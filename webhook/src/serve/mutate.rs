@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::text;
-use crate::state::{Limits, State};
 use crate::{
     metrics::RequestResult,
     patch::{self, Outcome, Reviewed},
-    tls,
+    state::{Limits, State},
     vmi::Lookup,
 };
 
@@ -57,7 +56,7 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
         }
         Ok(body) => match patch::parse(&body) {
             Err(error) => {
-                let error = tls::error_chain(&error);
+                let error = kube_metrics_runtime::log::error_chain(&error);
                 tracing::info!(%error, "Rejected malformed AdmissionReview");
                 (
                     RequestResult::BadRequest,

@@ -348,7 +348,7 @@ pub async fn start(
                 (Some(lookup), Some(task))
             }
             Err(error) => {
-                let error = crate::tls::error_chain(&error);
+                let error = kube_metrics_runtime::log::error_chain(&error);
                 tracing::error!(
                     %error,
                     "No Kubernetes client; running with VMI lookups off"
