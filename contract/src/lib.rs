@@ -7,6 +7,7 @@
 //! is given: [`limits`]), and two models that more than one binary computes with: KubeVirt's
 //! overhead estimate ([`estimate`]) and the recording rules that read the fleet ([`rules`]).
 
+pub mod build;
 pub mod estimate;
 pub mod limits;
 pub mod metrics;

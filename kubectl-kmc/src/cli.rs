@@ -11,7 +11,11 @@ use crate::units;
 /// kubectl plugin of kube-metrics-collector: check injection, show per-process usage, recommend
 /// KubeVirt's memory overhead settings.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-kmc", bin_name = "kubectl kmc", version)]
+#[command(
+    name = "kubectl-kmc",
+    bin_name = "kubectl kmc",
+    version = kube_metrics_contract::build::long_version()
+)]
 pub struct Cli {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
