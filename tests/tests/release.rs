@@ -274,3 +274,24 @@ fn the_readmes_off_switch_stops_injection_in_every_namespace() -> Result<()> {
     }
     Ok(())
 }
+
+#[test]
+fn scripts_release_refuses_a_version_the_binaries_would_not_report() -> Result<()> {
+    // It checks before building anything, so this costs no build.
+    let output = Command::new(e2e::workspace().join("scripts/release"))
+        .arg("9.9.9")
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    ensure!(
+        !output.status.success()
+            && stderr.contains(&format!("9.9.9 is not the workspace version {VERSION}")),
+        "{output:?}"
+    );
+    // The workspace's own version has its CHANGELOG section, so CI's release can run.
+    let changelog = std::fs::read_to_string(e2e::workspace().join("CHANGELOG.md"))?;
+    ensure!(
+        changelog.lines().any(|l| l == format!("## {VERSION}")),
+        "CHANGELOG.md has no '## {VERSION}'"
+    );
+    Ok(())
+}
