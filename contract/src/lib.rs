@@ -9,6 +9,7 @@
 //! binary computes with: KubeVirt's overhead estimate ([`estimate`]) and the recording rules that
 //! read the fleet ([`rules`]).
 
+pub mod build;
 pub mod downward_api;
 pub mod estimate;
 pub mod limits;

@@ -13,7 +13,7 @@ use crate::units;
 #[derive(Debug, Parser)]
 // Usage says `kubectl kmc`: main sets that bin name at run time (a name with a space here would
 // also reach the completion scripts, which it breaks).
-#[command(name = "kubectl-kmc", version)]
+#[command(name = "kubectl-kmc", version = kube_metrics_contract::build::long_version())]
 pub struct Cli {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
