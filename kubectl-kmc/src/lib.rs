@@ -117,7 +117,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
         prometheus,
     };
     let facts = check::gather(&cluster, &request).await?;
-    let sections = check::verdict::checklist(&facts);
+    let sections = check::checklist::checklist(&facts);
     out.push_str(&match args.output {
         CheckOutput::Text => check::render::text(&sections),
         CheckOutput::Json => check::render::json(&sections)?,

@@ -39,9 +39,9 @@ macro_rules! log_args {
         // The inner struct's group already gathers these flags; a second of the same name clashes.
         #[group(skip)]
         #[command(
-                            mut_arg("log_level", |a| a.env($level)),
-                            mut_arg("log_format", |a| a.env($format)),
-                        )]
+                                    mut_arg("log_level", |a| a.env($level)),
+                                    mut_arg("log_format", |a| a.env($format)),
+                                )]
         pub struct LogArgs {
             #[command(flatten)]
             pub args: $crate::log::LogArgs,

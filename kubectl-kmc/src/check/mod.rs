@@ -1,10 +1,10 @@
 //! `kubectl kmc check`: reads the objects on the injection path (I/O here), judges them in
-//! [`verdict`] and explains skips with [`advice`].
+//! [`checklist`] and explains skips with [`advice`].
 
 pub mod advice;
+pub mod checklist;
 pub mod platform;
 pub mod render;
-pub mod verdict;
 
 #[cfg(test)]
 mod tests;
@@ -18,7 +18,7 @@ use kube_metrics_contract::rules;
 use crate::cluster::{Call, Cluster, ClusterError};
 use crate::fleet::rule;
 use crate::prom::Prometheus;
-use verdict::{Endpoints, Facts, Probe, Webhook};
+use checklist::{Endpoints, Facts, Probe, Webhook};
 
 /// What `check` was asked about.
 #[derive(Clone, Debug)]
@@ -160,7 +160,10 @@ async fn read_endpoints(
     Ok(endpoints)
 }
 
-async fn read_namespace(cluster: &Cluster, name: &str) -> Result<verdict::Namespace, ClusterError> {
+async fn read_namespace(
+    cluster: &Cluster,
+    name: &str,
+) -> Result<checklist::Namespace, ClusterError> {
     let call = Call {
         verb: "get",
         resource: "namespaces",
@@ -172,7 +175,7 @@ async fn read_namespace(cluster: &Cluster, name: &str) -> Result<verdict::Namesp
         .get_opt(name)
         .await
         .map_err(|e| call.error(&cluster.url, e))?;
-    Ok(verdict::Namespace {
+    Ok(checklist::Namespace {
         name: name.to_owned(),
         labels: namespace.map(|n| n.metadata.labels.unwrap_or_default()),
     })
@@ -182,7 +185,7 @@ async fn read_vm(
     cluster: &Cluster,
     request: &Request,
     name: &str,
-) -> Result<verdict::Vm, CheckError> {
+) -> Result<checklist::Vm, CheckError> {
     let ns = request.namespace.as_str();
     let Some(pod) = current_launcher(cluster, ns, name).await? else {
         if !vm_exists(cluster, ns, name).await? {
@@ -191,18 +194,18 @@ async fn read_vm(
                 name: name.to_owned(),
             });
         }
-        return Ok(verdict::Vm {
+        return Ok(checklist::Vm {
             name: name.to_owned(),
             pod: None,
         });
     };
-    let facts = verdict::Pod {
+    let facts = checklist::Pod {
         name: pod.metadata.name.clone().unwrap_or_default(),
         node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
         annotations: pod.metadata.annotations.unwrap_or_default(),
         labels: pod.metadata.labels.unwrap_or_default(),
     };
-    Ok(verdict::Vm {
+    Ok(checklist::Vm {
         name: name.to_owned(),
         pod: Some(facts),
     })

@@ -1,7 +1,7 @@
 //! Table tests of the checklist's verdicts.
 
+use super::checklist::*;
 use super::render::{Summary, Verdict};
-use super::verdict::*;
 use super::{labels, platform};
 use crate::recommend::target;
 

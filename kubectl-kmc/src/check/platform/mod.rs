@@ -6,7 +6,7 @@ pub mod read;
 
 use std::collections::BTreeMap;
 
-use super::verdict::{Line, Namespace, Section};
+use super::checklist::{Line, Namespace, Section};
 use crate::recommend::target;
 use crate::text::shell_quote;
 

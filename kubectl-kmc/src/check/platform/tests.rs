@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::check::verdict::Outcome;
+use crate::check::checklist::Outcome;
 
 fn relay(desired: i32, ready: i32, sccs: &[(&str, usize)]) -> Read<Option<DaemonSet>> {
     Ok(Some(DaemonSet {
