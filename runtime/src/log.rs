@@ -31,6 +31,8 @@ pub struct LogArgs {
 
 /// Defines a binary's `LogArgs`: [`LogArgs`] under that binary's env names (`$level` for
 /// `--log-level`, `$format` for `--log-format`), to flatten into each of its subcommands.
+// rustfmt re-indents the attribute below on every run (it is not idempotent inside macros).
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! log_args {
     ($level:expr, $format:expr) => {
@@ -38,10 +40,7 @@ macro_rules! log_args {
         #[derive(Clone, Debug, clap::Args)]
         // The inner struct's group already gathers these flags; a second of the same name clashes.
         #[group(skip)]
-        #[command(
-                                    mut_arg("log_level", |a| a.env($level)),
-                                    mut_arg("log_format", |a| a.env($format)),
-                                )]
+        #[command(mut_arg("log_level", |a| a.env($level)), mut_arg("log_format", |a| a.env($format)))]
         pub struct LogArgs {
             #[command(flatten)]
             pub args: $crate::log::LogArgs,
