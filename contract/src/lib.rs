@@ -4,13 +4,18 @@
 //!
 //! No dependencies and no I/O: plain constants, grouped by what they name (the collector's metric
 //! families with their labels: [`metrics`]; how much the relay forwards and the limits Prometheus
-//! is given: [`limits`]), and two models that more than one binary computes with: KubeVirt's
-//! overhead estimate ([`estimate`]) and the recording rules that read the fleet ([`rules`]).
+//! is given: [`limits`]; why the webhook skips a pod: [`skip`]; the kubelet's downward-API file
+//! format: [`downward_api`]), and two models that more than one
+//! binary computes with: KubeVirt's overhead estimate ([`estimate`]) and the recording rules that
+//! read the fleet ([`rules`]).
 
+pub mod build;
+pub mod downward_api;
 pub mod estimate;
 pub mod limits;
 pub mod metrics;
 pub mod rules;
+pub mod skip;
 pub mod user_workload;
 
 /// Labels and annotations on namespaces and launcher pods.
@@ -32,27 +37,9 @@ pub mod pod {
     /// Value of [`STATUS`] on a pod that did not.
     pub const STATUS_SKIPPED: &str = "skipped";
 
-    /// Annotation written by the webhook on a skip, read by users and tests: why, from a closed set.
+    /// Annotation written by the webhook on a skip, read by users and kubectl-kmc: why, one of
+    /// [`crate::skip::SkipReason`]'s names.
     pub const REASON: &str = "kube-metrics-collector.io/reason";
-    /// Every value of [`REASON`] and of the webhook's `skips_total{reason}`, in docs/webhook.md's
-    /// order; the webhook's `SkipReason::ALL` is held to it, kubectl-kmc explains each.
-    pub const SKIP_REASONS: [&str; 14] = [
-        "not-launcher",
-        "provisioning",
-        "host-network",
-        "host-pid",
-        "host-ipc",
-        "opted-out",
-        "already-injected",
-        "dedicated-cpus",
-        "realtime",
-        "vfio-device",
-        "confidential-vm",
-        "memory-lock",
-        "resource-claims",
-        "unparseable",
-    ];
-
     /// Annotation written by the webhook once the VM was judged, read by users and tests:
     /// [`REASON_SOURCE_VMI`] or [`REASON_SOURCE_POD_FALLBACK`].
     pub const REASON_SOURCE: &str = "kube-metrics-collector.io/reason-source";
@@ -160,6 +147,9 @@ pub mod relay {
     pub const KUBELET_ROOT: &str = "/var/lib/kubelet";
     /// Below the kubelet root: one directory per pod uid, made by the kubelet, walked by the relay.
     pub const PODS_DIR: &str = "pods";
+    /// [`KUBELET_ROOT`]`/`[`PODS_DIR`]: the node collector's default `--kubelet-pods-dir`, the
+    /// node collector DaemonSet's hostPath. (A literal: a test holds it to its parts.)
+    pub const KUBELET_PODS_DIR: &str = "/var/lib/kubelet/pods";
     /// Below a pod's directory: its volumes, by plugin.
     pub const VOLUMES_DIR: &str = "volumes";
     /// Below `volumes`: the kubelet's directory of `emptyDir` volumes, one per volume name.
@@ -186,9 +176,24 @@ pub mod relay {
     }
 }
 
+/// The opt-in node collector (`kube-metrics-collector node`), which runs beside the relay.
+pub mod node_collector {
+    /// Its default TCP port: its default `--listen`, the DaemonSet's containerPort; next to the
+    /// relay's [`crate::relay::PORT`].
+    pub const PORT: u16 = 48082;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_kubelet_pods_dir_is_its_parts() {
+        assert_eq!(
+            relay::KUBELET_PODS_DIR,
+            format!("{}/{}", relay::KUBELET_ROOT, relay::PODS_DIR)
+        );
+    }
 
     #[test]
     fn socket_path_is_dir_and_name() {

@@ -11,7 +11,9 @@ use crate::units;
 /// kubectl plugin of kube-metrics-collector: check injection, show per-process usage, recommend
 /// KubeVirt's memory overhead settings.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-kmc", bin_name = "kubectl kmc", version)]
+// Usage says `kubectl kmc`: main sets that bin name at run time (a name with a space here would
+// also reach the completion scripts, which it breaks).
+#[command(name = "kubectl-kmc", version = kube_metrics_contract::build::long_version())]
 pub struct Cli {
     /// The kubeconfig file (default: $KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true, env = "KUBECTL_KMC_KUBECONFIG")]
@@ -47,21 +49,30 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Checklist of the injection path, and of one VM when named; exit 1 when a check fails.
+    /// Checklist of the injection path, and of one VM when named; exit 1 when a check fails, 2
+    /// when one asked for could not be made.
     Check(CheckArgs),
     /// Memory and CPU per VM and per process role, from Prometheus.
     Top(TopArgs),
     /// additionalGuestMemoryOverheadRatio and per-VM addedOverhead from the measured history.
     Recommend(RecommendArgs),
+    /// A shell completion script for kubectl-kmc, e.g. `source <(kubectl kmc completion bash)`.
+    Completion { shell: clap_complete::Shell },
+    /// Completions for `kubectl kmc ARGS…` in the protocol kubectl (1.26 and later) asks of a
+    /// plugin's `kubectl_complete-kmc` (docs/kubectl-kmc.md).
+    #[command(name = "__complete", hide = true)]
+    Complete {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        words: Vec<String>,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// The VirtualMachine (or VMI) to check.
     pub vm: Option<String>,
-    /// Prometheus' base URL (http://host:port), to check that the VM's series arrive.
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: Option<String>,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// The webhook's MutatingWebhookConfiguration.
     #[arg(
         long,
@@ -69,6 +80,32 @@ pub struct CheckArgs {
         default_value = "kube-metrics-collector"
     )]
     pub webhook_config: String,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: CheckOutput,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CheckOutput {
+    Text,
+    Json,
+}
+
+/// Which Prometheus to ask (`crate::prom::discover`).
+#[derive(Debug, Args)]
+pub struct PrometheusArgs {
+    /// Prometheus' base URL (http[s]://host:port[/prefix]). Without it, the one
+    /// prometheus-operator Prometheus of the cluster, through the API server.
+    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
+    pub prometheus: Option<String>,
+    /// Without --prometheus, which prometheus-operator Prometheus (NAMESPACE/NAME) to reach
+    /// through the API server when there are several.
+    #[arg(
+        long,
+        env = "KUBECTL_KMC_PROMETHEUS_OBJECT",
+        conflicts_with = "prometheus"
+    )]
+    pub prometheus_object: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -129,9 +166,8 @@ impl RelayedArgs {
 pub struct TopArgs {
     /// Only this VM (the VMI's name).
     pub vm: Option<String>,
-    /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// Output format.
     #[arg(short, long, value_enum, default_value = "table")]
     pub output: TopOutput,
@@ -153,9 +189,8 @@ pub enum RecommendOutput {
 
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// Prometheus' base URL (http://host:port).
-    #[arg(long, env = "KUBECTL_KMC_PROMETHEUS")]
-    pub prometheus: String,
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
     /// How far back to look for each VM's peak.
     #[arg(long, env = "KUBECTL_KMC_RANGE", default_value = "7d", value_parser = units::parse_duration)]
     pub range: Duration,

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube_metrics_runtime::log::error_chain;
 
 /// Why the cluster could not answer; callers branch only on [`ClusterError::NotFound`].
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +87,13 @@ impl Call<'_> {
             },
             kube::Error::HyperError(_) | kube::Error::Service(_) => ClusterError::Unreachable {
                 url: url.to_owned(),
-                reason: chain(&error),
+                reason: error_chain(&error),
             },
             other => ClusterError::Other {
                 verb: self.verb,
                 resource: self.resource,
                 scope: self.scope(),
-                reason: chain(&other),
+                reason: error_chain(&other),
             },
         }
     }
@@ -111,18 +112,22 @@ pub async fn connect(
     let config = match (kubeconfig, context) {
         (Some(path), _) => {
             let file = Kubeconfig::read_from(path).map_err(|e| {
-                ClusterError::NoCluster(format!("cannot read {}: {}", path.display(), chain(&e)))
+                ClusterError::NoCluster(format!(
+                    "cannot read {}: {}",
+                    path.display(),
+                    error_chain(&e)
+                ))
             })?;
             kube::Config::from_custom_kubeconfig(file, &options)
                 .await
-                .map_err(|e| ClusterError::NoCluster(chain(&e)))?
+                .map_err(|e| ClusterError::NoCluster(error_chain(&e)))?
         }
         (None, Some(_)) => kube::Config::from_kubeconfig(&options)
             .await
-            .map_err(|e| ClusterError::NoCluster(chain(&e)))?,
+            .map_err(|e| ClusterError::NoCluster(error_chain(&e)))?,
         (None, None) => kube::Config::infer()
             .await
-            .map_err(|e| ClusterError::NoCluster(chain(&e)))?,
+            .map_err(|e| ClusterError::NoCluster(error_chain(&e)))?,
     };
     from_config(config)
 }
@@ -135,27 +140,13 @@ pub fn from_config(config: kube::Config) -> Result<Cluster, ClusterError> {
         .trim_end_matches('/')
         .to_owned();
     let default_namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|e| ClusterError::NoCluster(chain(&e)))?;
+    let client =
+        kube::Client::try_from(config).map_err(|e| ClusterError::NoCluster(error_chain(&e)))?;
     Ok(Cluster {
         client,
         url,
         default_namespace,
     })
-}
-
-/// An error and its causes on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 pub mod check;
 pub mod cli;
 pub mod cluster;
+pub mod complete;
 pub mod fleet;
 pub mod prom;
 pub mod recommend;
@@ -29,11 +30,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, Result};
 
 pub use cli::Cli;
-use cli::{CheckArgs, Command, RecommendArgs, TopArgs};
+use cli::{CheckArgs, CheckOutput, Command, PrometheusArgs, RecommendArgs, TopArgs};
 
 /// Exit code when `check` ran and some line failed.
 pub const EXIT_FAILED: u8 = 1;
-/// Exit code when a command could not run (bad input, no cluster, no permission, no Prometheus).
+/// Exit code when a command could not run (bad input, no cluster, no permission, no Prometheus),
+/// or `check` could not make a check it was asked for and none failed.
 pub const EXIT_ERROR: u8 = 2;
 
 /// Runs one command to its exit code; errors are for `main` to print.
@@ -52,6 +54,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Check(args) => run_check(&cli, args, &mut out.text).await?,
         Command::Top(args) => run_top(&cli, args, &mut out).await?,
         Command::Recommend(args) => run_recommend(&cli, args, &mut out).await?,
+        Command::Completion { shell } => {
+            out.text = complete::script(*shell);
+            ExitCode::SUCCESS
+        }
+        Command::Complete { words } => {
+            out.text = complete::candidates(words);
+            ExitCode::SUCCESS
+        }
     };
     for note in &out.notes {
         eprintln!("kubectl kmc: {}", text::escape(note));
@@ -81,6 +91,7 @@ fn validate_names(cli: &Cli) -> Result<(), text::NameError> {
         }
         Command::Top(args) => (args.vm.as_deref(), Some(&args.relayed)),
         Command::Recommend(args) => (None, Some(&args.relayed)),
+        Command::Completion { .. } | Command::Complete { .. } => (None, None),
     };
     if let Some(ns) = relayed.and_then(|r| r.user_workload_monitoring.as_deref()) {
         text::dns1123_label(ns, "install namespace")?;
@@ -93,9 +104,12 @@ fn validate_names(cli: &Cli) -> Result<(), text::NameError> {
 
 async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<ExitCode> {
     let cluster = cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
-    let prometheus = match &args.prometheus {
-        Some(url) => Some(prometheus(cli, url)?),
-        None => None,
+    // A bad --prometheus stops the command; a Prometheus not found leaves its lines unchecked.
+    let prometheus = match &args.prometheus.prometheus {
+        Some(url) => Ok(prometheus(cli, url)?),
+        None => discover(cli, &args.prometheus, &cluster)
+            .await
+            .map_err(|e| e.to_string()),
     };
     let request = check::Request {
         webhook_name: args.webhook_config.clone(),
@@ -107,17 +121,27 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
         prometheus,
     };
     let facts = check::gather(&cluster, &request).await?;
-    let sections = check::verdict::checklist(&facts);
-    out.push_str(&check::verdict::render(&sections));
-    Ok(if check::verdict::all_passed(&sections) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_FAILED)
+    let sections = check::checklist::checklist(&facts);
+    out.push_str(&match args.output {
+        CheckOutput::Text => check::render::text(&sections),
+        CheckOutput::Json => check::render::json(&sections)?,
+    });
+    Ok(match check::render::Summary::of(&sections).verdict() {
+        check::render::Verdict::Passed => ExitCode::SUCCESS,
+        check::render::Verdict::Failed => ExitCode::from(EXIT_FAILED),
+        check::render::Verdict::Incomplete => ExitCode::from(EXIT_ERROR),
     })
 }
 
 async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode> {
-    let prometheus = prometheus(cli, &args.prometheus)?;
+    let prometheus = match &args.prometheus.prometheus {
+        Some(url) => prometheus(cli, url)?,
+        None => {
+            let cluster =
+                cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
+            discover(cli, &args.prometheus, &cluster).await?
+        }
+    };
     let scope = fleet::Scope {
         namespace: cli.namespace.clone(),
         vm: args.vm.clone(),
@@ -133,11 +157,18 @@ async fn run_top(cli: &Cli, args: &TopArgs, out: &mut Output) -> Result<ExitCode
 }
 
 async fn run_recommend(cli: &Cli, args: &RecommendArgs, out: &mut Output) -> Result<ExitCode> {
-    let prometheus = prometheus(cli, &args.prometheus)?;
     // Without a cluster the advice still stands: the ratio then goes to the KubeVirt CR at its
     // usual name, and stderr says so.
-    let facts = match cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await {
-        Ok(cluster) => recommend::target::gather(&cluster).await,
+    let cluster = cluster::connect(cli.kubeconfig.as_deref(), cli.context.as_deref()).await;
+    let prometheus = match (&args.prometheus.prometheus, &cluster) {
+        (Some(url), _) => prometheus(cli, url)?,
+        (None, Ok(cluster)) => discover(cli, &args.prometheus, cluster).await?,
+        (None, Err(error)) => {
+            anyhow::bail!("no --prometheus, and no cluster to find one in: {error}")
+        }
+    };
+    let facts = match &cluster {
+        Ok(cluster) => recommend::target::gather(cluster).await,
         Err(error) => recommend::target::Facts::unread(&error.to_string()),
     };
     let target =
@@ -178,9 +209,23 @@ fn prometheus(cli: &Cli, url: &str) -> Result<prom::Prometheus, prom::PromError>
     let access = prom::Access {
         ca_file: cli.prometheus_ca.clone(),
         token: cli.prometheus_token.clone(),
-        max_bytes: cli.prometheus_max_mib * 1024 * 1024,
+        max_bytes: max_bytes(cli),
     };
     prom::Prometheus::new(url, &at(cli), &access)
+}
+
+/// The cluster's prometheus-operator Prometheus, through the API server.
+async fn discover(
+    cli: &Cli,
+    args: &PrometheusArgs,
+    cluster: &cluster::Cluster,
+) -> Result<prom::Prometheus, prom::discover::DiscoverError> {
+    let wanted = args.prometheus_object.as_deref();
+    prom::discover::find(cluster, wanted, &at(cli), max_bytes(cli)).await
+}
+
+fn max_bytes(cli: &Cli) -> u64 {
+    cli.prometheus_max_mib * 1024 * 1024
 }
 
 /// `--time`, else now, for Prometheus' `time` parameter.

@@ -1,10 +1,13 @@
 //! `kubectl kmc`: see the library for the commands.
 use std::process::ExitCode;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 fn main() -> ExitCode {
-    let cli = kubectl_kmc::Cli::parse();
+    let matches = kubectl_kmc::Cli::command()
+        .bin_name("kubectl kmc")
+        .get_matches();
+    let cli = kubectl_kmc::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match kubectl_kmc::run(cli) {
         Ok(code) => code,
         Err(error) => {

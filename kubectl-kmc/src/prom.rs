@@ -1,26 +1,24 @@
-//! The Prometheus HTTP API (`GET /api/v1/query`) over HTTP/1.1, plain or TLS ([`tls`]): the only
-//! module that talks to Prometheus. An instant query answers an instant vector ([`Prometheus::query`])
+//! The Prometheus HTTP API (`GET /api/v1/query`) over HTTP/1.1, plain or TLS ([`tls`]), directly
+//! or through the API server ([`transport`], [`discover`]): the only module that talks to
+//! Prometheus. An instant query answers an instant vector ([`Prometheus::query`])
 //! or, for a range or subquery expression, a range vector ([`Prometheus::query_series`]).
 //!
 //! An answer is read up to a byte cap ([`Access::max_bytes`]) and never whole into memory first,
 //! and credentials never reach an error: the URL's userinfo becomes a Basic `Authorization`
 //! header and is cut from every URL this module prints ([`redact`]), as is its query.
 
+pub mod discover;
 mod tls;
+mod transport;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt as _, Empty};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::ServerName;
+use http::{StatusCode, Uri};
 use serde_json::Value;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+
+use transport::Transport;
 
 /// How long one query may take, connection included.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -138,12 +136,7 @@ impl std::fmt::Debug for Access {
 pub struct Prometheus {
     /// The URL without credentials or query, for messages.
     url: String,
-    authority: String,
-    prefix: String,
-    /// `Some` for https: the configuration and the name the certificate must carry.
-    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    /// The whole `Authorization` header: Bearer from `--prometheus-token`, Basic from the URL.
-    authorization: Option<String>,
+    transport: Transport,
     max_bytes: u64,
     /// Unix seconds or RFC 3339, as the API's `time` parameter takes it.
     time: String,
@@ -176,32 +169,60 @@ impl Prometheus {
         }
         let authority = uri.authority().ok_or_else(bad)?;
         let userinfo = authority.as_str().rsplit_once('@').map(|(info, _)| info);
+        // The bearer token of `--prometheus-token`, or Basic from the URL's userinfo.
         let authorization = match (userinfo, &access.token) {
             (Some(_), Some(_)) => return Err(PromError::TwoCredentials(shown)),
             (Some(info), None) => Some(basic(info)),
             (None, Some(token)) => Some(format!("Bearer {token}")),
             (None, None) => None,
         };
-        let tls = if https {
-            let host = authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            let name = ServerName::try_from(host.to_owned()).map_err(|_| bad())?;
-            Some((tls::client_config(access.ca_file.as_deref())?, name))
-        } else {
-            None
-        };
-        let port = authority.port_u16().unwrap_or(default_port);
+        let origin = format!(
+            "{}://{}:{}{}",
+            if https { "https" } else { "http" },
+            authority.host(),
+            authority.port_u16().unwrap_or(default_port),
+            uri.path().trim_end_matches('/')
+        );
+        let client = reqwest::Client::builder()
+            .http1_only()
+            .timeout(QUERY_TIMEOUT)
+            .tls_backend_preconfigured(tls::client_config(access.ca_file.as_deref())?)
+            .build()
+            .map_err(|e| PromError::Tls {
+                reason: e.to_string(),
+            })?;
         Ok(Self {
             url: shown.trim_end_matches('/').to_owned(),
-            authority: format!("{}:{port}", authority.host()),
-            prefix: uri.path().trim_end_matches('/').to_owned(),
-            tls,
-            authorization,
+            transport: Transport::Http {
+                client,
+                origin,
+                authorization,
+            },
             max_bytes: access.max_bytes,
             time: time.to_owned(),
         })
+    }
+
+    /// Prometheus behind the API server's service proxy at `path`, reached with the kubeconfig's
+    /// credentials; `shown` names it in messages.
+    pub fn through_api_server(
+        client: kube::Client,
+        path: String,
+        shown: String,
+        time: &str,
+        max_bytes: u64,
+    ) -> Self {
+        Self {
+            url: shown,
+            transport: Transport::ApiServer { client, path },
+            max_bytes,
+            time: time.to_owned(),
+        }
+    }
+
+    /// The URL as shown in messages.
+    pub fn url(&self) -> &str {
+        &self.url
     }
 
     /// Evaluates `expr`, which must give an instant vector.
@@ -219,84 +240,18 @@ impl Prometheus {
     /// The answer's `data` object.
     async fn evaluate(&self, expr: &str) -> Result<Value, PromError> {
         let path = format!(
-            "{}/api/v1/query?query={}&time={}",
-            self.prefix,
+            "/api/v1/query?query={}&time={}",
             encode(expr),
             encode(&self.time)
         );
         let timeout = PromError::Timeout {
             url: self.url.clone(),
         };
-        let (status, body) = tokio::time::timeout(QUERY_TIMEOUT, self.get(&path))
+        let get = self.transport.get(&self.url, &path, self.max_bytes);
+        let (status, body) = tokio::time::timeout(QUERY_TIMEOUT, get)
             .await
             .map_err(|_| timeout)??;
         parse_response(&self.url, expr, status, &body)
-    }
-
-    async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), PromError> {
-        let stream = TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| self.unreachable(e.to_string()))?;
-        let Some((config, name)) = &self.tls else {
-            return self.send(stream, path).await;
-        };
-        let stream = tokio_rustls::TlsConnector::from(config.clone())
-            .connect(name.clone(), stream)
-            .await
-            .map_err(|e| PromError::Tls {
-                reason: format!("{}: {e}", self.url),
-            })?;
-        self.send(stream, path).await
-    }
-
-    fn unreachable(&self, reason: String) -> PromError {
-        PromError::Unreachable {
-            url: self.url.clone(),
-            reason,
-        }
-    }
-
-    async fn send<S>(&self, stream: S, path: &str) -> Result<(StatusCode, Bytes), PromError>
-    where
-        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-    {
-        let unreachable = |e: &dyn std::fmt::Display| self.unreachable(e.to_string());
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        // The connection task ends when the response has been read and the sender dropped.
-        tokio::spawn(connection);
-        let mut request = Request::get(path)
-            .header(http::header::HOST, &self.authority)
-            .header(http::header::ACCEPT, "application/json");
-        if let Some(authorization) = &self.authorization {
-            request = request.header(http::header::AUTHORIZATION, authorization);
-        }
-        let request = request
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| unreachable(&e))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let status = response.status();
-        let mut body = response.into_body();
-        let mut read = BytesMut::new();
-        // Frame by frame, so that an answer past the cap is dropped before it is all in memory.
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| unreachable(&e))?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            if (read.len() + data.len()) as u64 > self.max_bytes {
-                return Err(PromError::TooLarge {
-                    url: self.url.clone(),
-                    max_bytes: self.max_bytes,
-                });
-            }
-            read.extend_from_slice(&data);
-        }
-        Ok((status, read.freeze()))
     }
 }
 
@@ -463,29 +418,35 @@ fn encode(text: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Where an HTTP(S) Prometheus' requests go, and with which `Authorization`.
+    fn http(prometheus: &Prometheus) -> (&str, Option<&str>) {
+        match &prometheus.transport {
+            Transport::Http {
+                origin,
+                authorization,
+                ..
+            } => (origin, authorization.as_deref()),
+            Transport::ApiServer { .. } => panic!("not HTTP"),
+        }
+    }
+
     #[test]
     fn urls() {
         let access = Access::default();
         let cases = [
-            (
-                "http://127.0.0.1:9090/",
-                Some(("127.0.0.1:9090", "", false)),
-            ),
+            ("http://127.0.0.1:9090/", Some("http://127.0.0.1:9090")),
             (
                 "http://prom.example/sub/path",
-                Some(("prom.example:80", "/sub/path", false)),
+                Some("http://prom.example:80/sub/path"),
             ),
-            ("https://prom.example", Some(("prom.example:443", "", true))),
-            ("https://[::1]:9091/p/", Some(("[::1]:9091", "/p", true))),
+            ("https://prom.example", Some("https://prom.example:443")),
+            ("https://[::1]:9091/p/", Some("https://[::1]:9091/p")),
             ("ftp://x:9090", None),
             ("x:9090", None),
         ];
         for (url, want) in cases {
             let got = Prometheus::new(url, "0", &access).ok();
-            let got = got
-                .as_ref()
-                .map(|p| (p.authority.as_str(), p.prefix.as_str(), p.tls.is_some()));
-            assert_eq!(got, want, "{url}");
+            assert_eq!(got.as_ref().map(|p| http(p).0), want, "{url}");
         }
     }
 
@@ -559,11 +520,10 @@ mod tests {
         assert!(!error.to_string().contains("s3cret"), "{error}");
         let prometheus = Prometheus::new("http://alice:s%33cret@prom:9090", "0", &access).unwrap();
         assert_eq!(prometheus.url, "http://prom:9090");
-        assert_eq!(prometheus.authority, "prom:9090");
-        // base64("alice:s3cret")
+        // base64("alice:s3cret"), and the userinfo out of the URL requests go to.
         assert_eq!(
-            prometheus.authorization.as_deref(),
-            Some("Basic YWxpY2U6czNjcmV0")
+            http(&prometheus),
+            ("http://prom:9090", Some("Basic YWxpY2U6czNjcmV0"))
         );
         assert!(!format!("{prometheus:?}").contains("s3cret"));
         let token = Access {
@@ -575,7 +535,7 @@ mod tests {
             Err(PromError::TwoCredentials(_))
         ));
         let bearer = Prometheus::new("http://prom", "0", &token).unwrap();
-        assert_eq!(bearer.authorization.as_deref(), Some("Bearer t"));
+        assert_eq!(http(&bearer).1, Some("Bearer t"));
     }
 
     #[test]

@@ -14,6 +14,32 @@ const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/kube-metrics-collecto
 const NAMESPACES: &str = "/api/v1/namespaces";
 const PODS: &str = "/api/v1/namespaces/vms/pods";
 const VMS: &str = "/apis/kubevirt.io/v1/namespaces/vms/virtualmachines";
+const DAEMON_SETS: &str = "/apis/apps/v1/namespaces/kube-metrics-collector/daemonsets";
+const AGENT_PODS: &str = "/api/v1/namespaces/kube-metrics-collector/pods";
+const KUBEVIRTS: &str = "/apis/kubevirt.io/v1/kubevirts";
+const SCCS: &str = "/apis/security.openshift.io/v1/securitycontextconstraints";
+const MONITORING_CONFIGMAPS: &str = "/api/v1/namespaces/openshift-monitoring/configmaps";
+
+fn relay_daemon_set(desired: i32, ready: i32) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": "kube-metrics-collector-relay", "namespace": "kube-metrics-collector"},
+        "spec": {"selector": {"matchLabels": {"app.kubernetes.io/name": "kube-metrics-collector-relay"}},
+                 "template": {"spec": {"containers": [{"name": "relay"}]}}},
+        "status": {"desiredNumberScheduled": desired, "numberReady": ready,
+                   "currentNumberScheduled": desired, "numberMisscheduled": 0},
+    })
+}
+
+fn relay_pod(name: &str, scc: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "kube-metrics-collector",
+                     "labels": {"app.kubernetes.io/name": "kube-metrics-collector-relay"},
+                     "annotations": {"openshift.io/scc": scc}},
+        "spec": {"containers": [{"name": "relay"}]},
+    })
+}
 
 fn webhook_config(ca_bundle: &str) -> Value {
     json!({
@@ -104,6 +130,13 @@ fn healthy() -> State {
     for (path, objects) in collections {
         state.collections.insert(path.into(), objects);
     }
+    set(&mut state, DAEMON_SETS, vec![relay_daemon_set(2, 2)]);
+    set(
+        &mut state,
+        KUBEVIRTS,
+        vec![json!({"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
+                     "metadata": {"name": "kubevirt", "namespace": "kubevirt"}})],
+    );
     state.prometheus.push((
         "kubevirt_pod_infra_pod_info".into(),
         vec![
@@ -140,10 +173,10 @@ fn kmc(api: &FakeApi, args: &[&str]) -> Output {
 }
 
 fn run(mut command: Command) -> Output {
-    // A clean environment: no flag defaults from the caller's.
-    for (var, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG")
-    {
+    // A clean environment: no flag defaults or proxies from the caller's.
+    for (var, _) in std::env::vars().filter(|(k, _)| {
+        k.starts_with("KUBECTL_KMC_") || k == "KUBECONFIG" || k.to_lowercase().ends_with("_proxy")
+    }) {
         command.env_remove(var);
     }
     command.output().expect("run kubectl-kmc")
@@ -220,6 +253,143 @@ fn empty_ca_bundle_fails() {
     let output = kmc(&api, &["check", "vm1"]);
     golden("check-cabundle-empty", &output);
     assert_eq!(output.status.code(), Some(1));
+}
+
+#[test]
+fn without_prometheus_the_series_are_said_to_be_unchecked() {
+    let api = FakeApi::start(healthy());
+    let output = kmc(&api, &["check", "vm1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("- Prometheus has its series (kubevirt_pod_infra_pod_info)\n    not checked: no --prometheus"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("Status check results are √ (2 not checked)\n"),
+        "{stdout}"
+    );
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn prometheus_out_of_reach_exits_2_with_the_checklist() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port");
+    let api = FakeApi::start(healthy());
+    let output = kmc(
+        &api,
+        &["check", "vm1", "--prometheus", &format!("http://{addr}")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("? Prometheus has its series (kubevirt_pod_infra_pod_info)\n    Prometheus at http://{addr} is unreachable: ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("Status check results are ? (2 could not be checked)\n"),
+        "{stdout}"
+    );
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn json_output_carries_every_line_and_the_counts() {
+    let mut state = healthy();
+    set(&mut state, SLICES, vec![endpoint_slice(false)]);
+    let api = FakeApi::start(state);
+    let output = kmc(
+        &api,
+        &["check", "vm1", "-o", "json", "--prometheus", &api.url()],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let document: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        document["summary"],
+        json!({"passed": 11, "failed": 1, "notChecked": 0, "unknown": 0})
+    );
+    let failed: Vec<&Value> = document["sections"]
+        .as_array()
+        .expect("sections")
+        .iter()
+        .flat_map(|s| s["lines"].as_array().expect("lines"))
+        .filter(|l| l["outcome"] == "failed")
+        .collect();
+    assert_eq!(
+        failed[0]["text"],
+        "Service kube-metrics-collector/kube-metrics-webhook has ready endpoints"
+    );
+}
+
+/// OpenShift: the relay's SCC, user-workload monitoring and the namespaces' labels are checked;
+/// here user-workload monitoring is off and one relay pod runs under `privileged`.
+#[test]
+fn openshift_specifics_are_checked() {
+    let mut state = healthy();
+    state.api_groups = vec!["apps".into(), "security.openshift.io".into()];
+    set(
+        &mut state,
+        SCCS,
+        vec![
+            json!({"apiVersion": "security.openshift.io/v1", "kind": "SecurityContextConstraints",
+                     "metadata": {"name": "kube-metrics-collector-relay"}}),
+        ],
+    );
+    set(
+        &mut state,
+        AGENT_PODS,
+        vec![
+            relay_pod(
+                "kube-metrics-collector-relay-a",
+                "kube-metrics-collector-relay",
+            ),
+            relay_pod("kube-metrics-collector-relay-b", "privileged"),
+        ],
+    );
+    set(
+        &mut state,
+        MONITORING_CONFIGMAPS,
+        vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
+                     "metadata": {"name": "cluster-monitoring-config", "namespace": "openshift-monitoring"},
+                     "data": {"config.yaml": "enableUserWorkload: false\n"}})],
+    );
+    let mut namespaces = vec![namespace(true)];
+    namespaces.push(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": "kube-metrics-collector", "labels": {"openshift.io/user-monitoring": "false"}}}));
+    set(&mut state, NAMESPACES, namespaces);
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
+    golden("check-openshift", &output);
+    assert_eq!(output.status.code(), Some(1));
+}
+
+/// Without --prometheus, the cluster's one prometheus-operator Prometheus is asked through the
+/// API server's service proxy.
+#[test]
+fn prometheus_is_found_through_the_api_server() {
+    let mut state = healthy();
+    set(
+        &mut state,
+        "/apis/monitoring.coreos.com/v1/prometheuses",
+        vec![
+            json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+                     "metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": {}}),
+        ],
+    );
+    let api = FakeApi::start(state);
+    let output = kmc(&api, &["check", "vm1"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("√ Prometheus has its series (kubevirt_pod_infra_pod_info)\n"),
+        "{stdout}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        api.requests().iter().any(|p| p
+            == "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query"),
+        "{:?}",
+        api.requests()
+    );
 }
 
 fn stderr(output: &Output) -> String {
@@ -385,6 +555,38 @@ fn prometheus_error_texts_are_escaped() {
             ": 400 Bad Request parse error: unexpected vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J\n"
         ),
         "{text}"
+    );
+}
+
+/// Like kubectl, the plugin reaches Prometheus through `HTTP_PROXY`/`HTTPS_PROXY` unless
+/// `NO_PROXY` names its host: here the fake is the proxy, and the host does not resolve.
+#[test]
+fn prometheus_is_reached_through_the_environments_proxy() {
+    let state = State {
+        prometheus_error: Some("answered through the proxy".into()),
+        ..State::default()
+    };
+    let api = FakeApi::start(state);
+    let top = |no_proxy: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_kubectl-kmc"))
+            .args(["top", "--prometheus", "http://prometheus.invalid:9090"])
+            .env("HTTP_PROXY", api.url())
+            .env("NO_PROXY", no_proxy)
+            .output()
+            .expect("run kubectl-kmc");
+        stderr(&output)
+    };
+    let proxied = top("");
+    assert!(
+        proxied.ends_with(": 400 Bad Request answered through the proxy\n"),
+        "{proxied}"
+    );
+    let direct = top("prometheus.invalid");
+    assert!(
+        direct.starts_with(
+            "kubectl kmc: Prometheus at http://prometheus.invalid:9090 is unreachable"
+        ),
+        "{direct}"
     );
 }
 

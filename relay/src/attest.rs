@@ -16,6 +16,7 @@
 
 use std::os::fd::OwnedFd;
 
+use kube_metrics_contract::downward_api;
 use kube_metrics_contract::pod::{SCRAPE, SCRAPE_DIRECT, SCRAPE_RELAY};
 use kube_metrics_contract::relay::DOWNWARD_API_DATA;
 use kube_metrics_contract::sidecar::{
@@ -110,27 +111,8 @@ pub fn link(target: &str) -> Link<'_> {
 pub fn scrape_label(labels: &str) -> Option<String> {
     labels.lines().find_map(|line| {
         let (key, value) = line.split_once('=')?;
-        (key == SCRAPE).then(|| unquote(value))?
+        (key == SCRAPE).then(|| downward_api::unquote(value))?
     })
-}
-
-/// Undoes Go's `%q` for the escapes a label value can need; None when the
-/// value uses anything else (no value the webhook writes does).
-fn unquote(quoted: &str) -> Option<String> {
-    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => match chars.next()? {
-                c @ ('"' | '\\') => out.push(c),
-                _ => return None,
-            },
-            '"' => return None,
-            c => out.push(c),
-        }
-    }
-    Some(out)
 }
 
 /// Decides what to do with the socket of the pod in directory `dir_uid`,

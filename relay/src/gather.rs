@@ -9,8 +9,8 @@ use bytes::Bytes;
 use tokio::task::JoinSet;
 
 use super::discover::{Discovery, Layout, discover};
+use super::fetch::{FetchError, Limits, fetch};
 use super::merge::{Identity, merge};
-use super::scrape::{Limits, ScrapeError, fetch};
 use super::stats::{LastScrape, Stats};
 
 /// Scrapes every collector on the node; shared by all HTTP connections.
@@ -30,7 +30,7 @@ pub struct Relay {
 pub const IN_FLIGHT_REUSE: Duration = Duration::from_secs(10);
 
 /// What one target's fetch gave.
-type Fetched = (usize, String, Identity, Result<String, ScrapeError>);
+type Fetched = (usize, String, Identity, Result<String, FetchError>);
 
 /// The targets that answered, in discovery order: pod uid, attested identity, body.
 type Answered = Vec<(String, Identity, String)>;
@@ -180,7 +180,7 @@ impl Relay {
                 Ok(body) => answered.push((index, pod_uid, identity, body)),
                 Err(error) => {
                     let reason = error.reason();
-                    if matches!(error, ScrapeError::Timeout) {
+                    if matches!(error, FetchError::Timeout) {
                         last.timeout += 1;
                     }
                     let error = format!("{:#}", anyhow::Error::from(error));

@@ -21,11 +21,11 @@
 pub mod attest;
 
 pub mod discover;
+pub mod fetch;
 pub mod gather;
 pub mod logs;
 pub mod merge;
 pub mod parse;
-pub mod scrape;
 pub mod serve;
 pub mod stats;
 
@@ -39,8 +39,8 @@ use kube_metrics_contract::limits::MAX_BODY_BYTES;
 use kube_metrics_contract::{relay, sidecar};
 
 pub use discover::Layout;
+pub use fetch::Limits;
 pub use gather::Relay;
-pub use scrape::Limits;
 
 /// The relay's listener unless `--listen` says otherwise: every address, the relay's port.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(

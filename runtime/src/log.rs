@@ -2,9 +2,9 @@
 //! (the collector's stdout belongs to `-M`).
 //!
 //! The flags carry no env twin: each binary names its own (`KMC_LOG_LEVEL`, `KMW_LOG_LEVEL`, …)
-//! with `mut_arg`, because the manifests set those names.
+//! with [`log_args!`](crate::log_args), because the manifests set those names.
 
-use tracing_subscriber::EnvFilter;
+pub use tracing_subscriber::EnvFilter;
 
 /// How log events are written to stderr.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -27,6 +27,37 @@ pub struct LogArgs {
     /// Log line format.
     #[arg(long, value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
+}
+
+/// Defines a binary's `LogArgs`: [`LogArgs`] under that binary's env names (`$level` for
+/// `--log-level`, `$format` for `--log-format`), to flatten into each of its subcommands.
+// rustfmt re-indents the attribute below on every run (it is not idempotent inside macros).
+#[rustfmt::skip]
+#[macro_export]
+macro_rules! log_args {
+    ($level:expr, $format:expr) => {
+        /// `--log-level` and `--log-format`, with this binary's env names.
+        #[derive(Clone, Debug, clap::Args)]
+        // The inner struct's group already gathers these flags; a second of the same name clashes.
+        #[group(skip)]
+        #[command(mut_arg("log_level", |a| a.env($level)), mut_arg("log_format", |a| a.env($format)))]
+        pub struct LogArgs {
+            #[command(flatten)]
+            pub args: $crate::log::LogArgs,
+        }
+
+        impl LogArgs {
+            /// Parses the filter, so a typo fails before anything starts.
+            pub fn filter(&self) -> Result<$crate::log::EnvFilter, $crate::log::LogError> {
+                self.args.filter()
+            }
+
+            /// Installs the global subscriber. A second call (tests) is a no-op.
+            pub fn init(&self) -> Result<(), $crate::log::LogError> {
+                self.args.init()
+            }
+        }
+    };
 }
 
 /// A filter that `tracing` cannot parse.
@@ -70,6 +101,23 @@ impl LogArgs {
         };
         Ok(())
     }
+}
+
+/// An error and its causes on one line, `error: cause: cause`, for a log field or a one-line
+/// message; a cause whose text its error already shows (as many wrappers print their source) is
+/// not repeated.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -26,7 +26,11 @@ pub const DEFAULT_SOCKET: &str = sidecar::SOCKET_PATH;
 /// Exports per-process metrics of the KubeVirt virt-launcher pod it runs in, read from the pod's
 /// shared /proc.
 #[derive(Debug, clap::Parser)]
-#[command(name = "kube-metrics-collector", version)]
+#[command(
+    name = "kube-metrics-collector",
+    version = kube_metrics_contract::build::long_version(),
+    propagate_version = true
+)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Command>,

@@ -3,7 +3,7 @@
 //! Parsing takes `&str` and does no I/O; `PodInfo::read` is the one function that touches files.
 //! Every file may be missing or malformed: we degrade, log, and never fail.
 
-use kube_metrics_contract::sidecar;
+use kube_metrics_contract::{downward_api, sidecar};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -128,7 +128,7 @@ pub fn parse_map(text: &str) -> (BTreeMap<String, String>, Vec<BadLine>) {
         }
         let parsed = line
             .split_once('=')
-            .and_then(|(key, value)| Some((key, unquote(value.trim_end())?)));
+            .and_then(|(key, value)| Some((key, downward_api::unquote(value.trim_end())?)));
         match parsed {
             Some((key, value)) if !key.is_empty() => {
                 map.insert(key.to_string(), value);
@@ -142,74 +142,6 @@ pub fn parse_map(text: &str) -> (BTreeMap<String, String>, Vec<BadLine>) {
 /// A plain non-negative integer (the downward API writes resources with divisor 1 this way).
 pub fn parse_quantity(text: &str) -> Option<u64> {
     text.trim().parse().ok()
-}
-
-/// Undoes Go's `strconv.Quote`: `"..."` with `\"`, `\\`, `\n`, `\t`, `\xNN`, `\uNNNN`, ... escapes.
-fn unquote(quoted: &str) -> Option<String> {
-    let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
-    let mut out = String::with_capacity(inner.len());
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => return None,
-            '\\' => {
-                let escape = chars.next()?;
-                let simple = match escape {
-                    'a' => Some('\x07'),
-                    'b' => Some('\x08'),
-                    'f' => Some('\x0c'),
-                    'n' => Some('\n'),
-                    'r' => Some('\r'),
-                    't' => Some('\t'),
-                    'v' => Some('\x0b'),
-                    '\\' => Some('\\'),
-                    '"' => Some('"'),
-                    '\'' => Some('\''),
-                    _ => None,
-                };
-                if let Some(s) = simple {
-                    flush_bytes(&mut bytes, &mut out);
-                    out.push(s);
-                    continue;
-                }
-                match escape {
-                    // `\xNN` and octal escapes are single bytes that may form UTF-8 together.
-                    'x' => bytes.push(u8::from_str_radix(&take(&mut chars, 2)?, 16).ok()?),
-                    '0'..='7' => {
-                        let rest = take(&mut chars, 2)?;
-                        let octal = format!("{escape}{rest}");
-                        bytes.push(u8::from_str_radix(&octal, 8).ok()?);
-                    }
-                    'u' | 'U' => {
-                        let width = if escape == 'u' { 4 } else { 8 };
-                        let code = u32::from_str_radix(&take(&mut chars, width)?, 16).ok()?;
-                        flush_bytes(&mut bytes, &mut out);
-                        out.push(char::from_u32(code)?);
-                    }
-                    _ => return None,
-                }
-            }
-            c => {
-                flush_bytes(&mut bytes, &mut out);
-                out.push(c);
-            }
-        }
-    }
-    flush_bytes(&mut bytes, &mut out);
-    Some(out)
-}
-
-fn take(chars: &mut std::str::Chars<'_>, n: usize) -> Option<String> {
-    let s: String = chars.by_ref().take(n).collect();
-    (s.chars().count() == n).then_some(s)
-}
-
-fn flush_bytes(bytes: &mut Vec<u8>, out: &mut String) {
-    if !bytes.is_empty() {
-        out.push_str(&String::from_utf8_lossy(bytes));
-        bytes.clear();
-    }
 }
 
 #[cfg(test)]
@@ -294,15 +226,6 @@ mod tests {
             let _ = parse_map(&text);
             let _ = parse_map(&String::from_utf8_lossy(&raw));
             let _ = parse_quantity(&text);
-        }
-
-        #[test]
-        fn unquote_roundtrips_debug_quoting(s in "\\PC{0,40}") {
-            // Rust's `{:?}` for str is close to Go's strconv.Quote for printable text.
-            let quoted = format!("{s:?}");
-            if !quoted.contains("\\u{") {
-                prop_assert_eq!(unquote(&quoted), Some(s));
-            }
         }
     }
 }

@@ -14,12 +14,12 @@ pub mod serve;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use kube_metrics_contract::{relay, sidecar};
+use kube_metrics_contract::{node_collector, relay, sidecar};
 
 use crate::scrape::ScrapeConfig;
 
-/// The node collector's port: next to the relay's (48081).
-pub const PORT: u16 = 48082;
+/// The node collector's port (the contract's).
+pub const PORT: u16 = node_collector::PORT;
 
 /// The node collector's listener unless `--listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -38,7 +38,7 @@ pub struct NodeArgs {
     #[arg(
         long,
         env = "KMC_NODE_KUBELET_PODS_DIR",
-        default_value = "/var/lib/kubelet/pods"
+        default_value = relay::KUBELET_PODS_DIR
     )]
     kubelet_pods_dir: PathBuf,
 

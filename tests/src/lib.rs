@@ -35,6 +35,7 @@ pub mod promql;
 pub mod qemu;
 pub mod qmp;
 pub mod relay;
+pub mod release;
 pub mod user_workload;
 
 pub use process::{Guarded, preflight, wait_for};

@@ -24,9 +24,12 @@ pub const VARIANTS: &[&str] = &[
     "overlays/bring-your-own",
     "overlays/openshift",
     "overlays/minimal",
+    "overlays/certgen-minimal",
     "overlays/kube-prometheus-stack",
     "overlays/node-collector",
 ];
+/// The variants without prometheus-operator's objects (PodMonitors, rules, dashboard).
+pub const WITHOUT_MONITORING: &[&str] = &["base", "overlays/minimal", "overlays/certgen-minimal"];
 /// Fewer objects than this means a kustomization lost its resources.
 const MIN_OBJECTS: usize = 10;
 /// API groups that `kubernetes-validate` knows (everything else is a custom resource).

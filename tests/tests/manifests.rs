@@ -89,7 +89,7 @@ fn custom_resources_have_their_required_fields() -> Result<()> {
             3
         };
         ensure!(
-            *variant == "base" || *variant == "overlays/minimal" || monitors.len() == want,
+            manifests::WITHOUT_MONITORING.contains(variant) || monitors.len() == want,
             "{variant}: {} PodMonitors",
             monitors.len()
         );
@@ -154,7 +154,7 @@ fn check_webhook_configuration(variant: &str, docs: &[Value]) -> Result<()> {
         }
         "overlays/openshift" => annotations["service.beta.openshift.io/inject-cabundle"] == "true",
         "overlays/bring-your-own" => hook["clientConfig"]["caBundle"].is_string(),
-        "overlays/certgen" => !of_kind(docs, "Job").is_empty(),
+        "overlays/certgen" | "overlays/certgen-minimal" => !of_kind(docs, "Job").is_empty(),
         _ => true,
     };
     ensure!(ca_source, "{variant}: nothing sets caBundle");
@@ -453,6 +453,14 @@ const RBAC_EVERY_VARIANT: &[&str] = &[
 const RBAC_VARIANT: &[(&str, &[&str])] = &[
     (
         "overlays/certgen",
+        &[
+            "kube-metrics-collector/kube-metrics-webhook-certgen | cluster | get,patch admissionregistration.k8s.io/mutatingwebhookconfigurations [kube-metrics-collector]",
+            "kube-metrics-collector/kube-metrics-webhook-certgen | namespace kube-metrics-collector | create core/secrets",
+            "kube-metrics-collector/kube-metrics-webhook-certgen | namespace kube-metrics-collector | get,update core/secrets [kube-metrics-webhook-tls]",
+        ],
+    ),
+    (
+        "overlays/certgen-minimal",
         &[
             "kube-metrics-collector/kube-metrics-webhook-certgen | cluster | get,patch admissionregistration.k8s.io/mutatingwebhookconfigurations [kube-metrics-collector]",
             "kube-metrics-collector/kube-metrics-webhook-certgen | namespace kube-metrics-collector | create core/secrets",

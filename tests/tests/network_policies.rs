@@ -23,7 +23,7 @@ const WEBHOOK: &str = "kube-metrics-webhook";
 /// The namespace a variant lets Prometheus in from; `None`: the variant has no NetworkPolicies.
 fn monitoring_namespace(variant: &str) -> Option<&'static str> {
     match variant {
-        "base" | "overlays/minimal" => None,
+        "base" | "overlays/minimal" | "overlays/certgen-minimal" => None,
         "overlays/openshift" => Some("openshift-user-workload-monitoring"),
         _ => Some("monitoring"),
     }

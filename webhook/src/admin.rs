@@ -8,7 +8,7 @@ use kube_metrics_runtime::response::{method_not_allowed, not_found, text};
 use kube_metrics_runtime::{Listener, Shutdown};
 use std::sync::Arc;
 
-use crate::serve::State;
+use crate::state::State;
 
 /// Answers one admin request.
 pub fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Bytes>> {

@@ -17,7 +17,8 @@ pub use serve_flags::{ServeArgs, Switch};
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "kube-metrics-webhook",
-    version,
+    version = kube_metrics_contract::build::long_version(),
+    propagate_version = true,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]

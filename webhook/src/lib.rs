@@ -34,6 +34,7 @@ pub mod policy;
 pub mod quantity;
 pub mod reason;
 pub mod serve;
+pub mod state;
 pub mod tls;
 pub mod vmi;
 

@@ -150,6 +150,21 @@ impl Metrics {
             "kube_metrics_webhook_oversized_vmis_total",
             "VMIs not read because their domain and networks are past the cache's bounds; their pods are judged by their own signals.",
         )?;
+        // Which build answers: the same version and revision as `--version`.
+        let build_info = prometheus::IntGaugeVec::new(
+            Opts::new(
+                "kube_metrics_webhook_build_info",
+                "Build of kube-metrics-webhook; always 1.",
+            ),
+            &["version", "revision"],
+        )?;
+        build_info
+            .with_label_values(&[
+                kube_metrics_contract::build::VERSION,
+                kube_metrics_contract::build::REVISION,
+            ])
+            .set(1);
+        registry.register(Box::new(build_info))?;
         registry.register(Box::new(oversized_vmis.clone()))?;
         registry.register(Box::new(oversized.clone()))?;
         registry.register(Box::new(connections.clone()))?;
@@ -285,6 +300,12 @@ mod tests {
             out.contains("kube_metrics_webhook_certificate_reloads_total{result=\"failure\"} 0")
         );
         assert!(out.contains("kube_metrics_webhook_request_duration_seconds_count 0"));
+        let build = format!(
+            "kube_metrics_webhook_build_info{{revision=\"{}\",version=\"{}\"}} 1",
+            kube_metrics_contract::build::REVISION,
+            kube_metrics_contract::build::VERSION
+        );
+        assert!(out.lines().any(|l| l == build), "{build} missing in\n{out}");
     }
 
     #[test]

@@ -346,10 +346,10 @@ impl Reloader {
             match polled {
                 Ok(_) | Err(TlsError::Changing) => {}
                 Err(error @ TlsError::Io { .. }) if self.store.is_loaded() => {
-                    tracing::debug!(error = %error_chain(&error), "Certificate files unreadable; keeping the current pair");
+                    tracing::debug!(error = %kube_metrics_runtime::log::error_chain(&error), "Certificate files unreadable; keeping the current pair");
                 }
                 Err(error) => {
-                    tracing::warn!(error = %error_chain(&error), "Failed to reload certificate; keeping the current pair");
+                    tracing::warn!(error = %kube_metrics_runtime::log::error_chain(&error), "Failed to reload certificate; keeping the current pair");
                 }
             }
         }
@@ -380,18 +380,6 @@ pub fn unix_now() -> i64 {
 fn rfc3339(unix: i64) -> String {
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64);
     humantime::format_rfc3339_seconds(at).to_string()
-}
-
-/// `error: cause: cause` on one line, for log fields.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {

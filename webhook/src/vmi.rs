@@ -3,6 +3,7 @@
 //!
 //! - [`facts`]: raw VMI JSON -> [`VmiFacts`]; no I/O.
 //! - [`network`]: the pod-network interface -> [`ScrapePath`]; no I/O.
+//! - `presence`: whether a field is set, as KubeVirt reads it; shared by the two above.
 //! - [`verdict`]: VMI facts or pod-spec signals -> one [`Verdict`] that says which source decided; no I/O.
 //! - [`cache`]: the facts of every VMI, fed by the watch; no I/O.
 //! - [`lookup`]: the only I/O: the watch behind that cache, with a GET on a miss, inside a time budget.
@@ -10,6 +11,7 @@ pub mod cache;
 pub mod facts;
 pub mod lookup;
 pub mod network;
+mod presence;
 pub mod verdict;
 
 pub use crate::reason::UnsafeReason;

@@ -12,7 +12,7 @@ use common::*;
 use http::StatusCode;
 use kube_metrics_webhook::certgen::Bundle;
 use kube_metrics_webhook::patch::complexity;
-use kube_metrics_webhook::serve::{BODY_CAP, REVIEW_SLOTS};
+use kube_metrics_webhook::state::{BODY_CAP, REVIEW_SLOTS};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -268,6 +268,30 @@ async fn an_expired_certificate_is_not_ready_until_a_valid_one_is_mounted() {
     let _ = server.shutdown.send(true);
 }
 
+/// A first install: the webhook's Secret volume is optional (manifests/base/webhook-deployment.yaml),
+/// so the webhook starts before cert-manager or certgen made the Secret, with nothing mounted. It
+/// must wait, not ready, and serve once the kubelet projects the files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_certificate_it_waits_not_ready_until_one_is_mounted() {
+    let mut secret = SecretDir::new();
+    let server = Server::start(&secret, test_limits()).await.unwrap();
+    assert_eq!(
+        server.admin_get("/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(server.admin_get("/healthz").await.0, StatusCode::OK);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (cert, key) = pair_until(now + 3 * 86_400);
+    secret.publish(&cert, &key);
+    wait_for_reloads(&server, "success", 1).await;
+    assert_eq!(server.admin_get("/readyz").await.0, StatusCode::OK);
+    let _ = server.shutdown.send(true);
+}
+
 /// How long any one stage of the rotation may take; far above what it needs.
 const STAGE_DEADLINE: Duration = Duration::from_secs(10);
 

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use http::{Method, StatusCode};
-use kube_metrics_webhook::serve::VmiLookups;
+use kube_metrics_webhook::vmi::lookup::VmiLookups;
 use kube_metrics_webhook::vmi::{VmiLookup, VmiRef, cache::CachedVmi, lookup::VmiSource};
 use serde_json::{Value, json};
 use std::{

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
 use kube_metrics_webhook::certgen::Bundle;
-use kube_metrics_webhook::serve::VmiLookups;
+use kube_metrics_webhook::vmi::lookup::VmiLookups;
 use kube_metrics_webhook::vmi::{VmiLookup, lookup::KubeVmiSource};
 use serde_json::{Value, json};
 

@@ -1,8 +1,10 @@
 //! `kubectl kmc check`: reads the objects on the injection path (I/O here), judges them in
-//! [`verdict`] and explains skips with [`advice`].
+//! [`checklist`] and explains skips with [`advice`].
 
 pub mod advice;
-pub mod verdict;
+pub mod checklist;
+pub mod platform;
+pub mod render;
 
 #[cfg(test)]
 mod tests;
@@ -16,7 +18,7 @@ use kube_metrics_contract::rules;
 use crate::cluster::{Call, Cluster, ClusterError};
 use crate::fleet::rule;
 use crate::prom::Prometheus;
-use verdict::{Endpoints, Facts, Series, Webhook};
+use checklist::{Endpoints, Facts, Probe, Webhook};
 
 /// What `check` was asked about.
 #[derive(Clone, Debug)]
@@ -24,7 +26,8 @@ pub struct Request {
     pub webhook_name: String,
     pub namespace: String,
     pub vm: Option<String>,
-    pub prometheus: Option<Prometheus>,
+    /// `Err` says why there is none to ask.
+    pub prometheus: Result<Prometheus, String>,
 }
 
 /// Why `check` could not run at all (as opposed to a failed line).
@@ -38,6 +41,9 @@ pub enum CheckError {
     UnknownVm { namespace: String, name: String },
 }
 
+/// Where the add-on is installed when the webhook names no Service (manifests/base).
+const DEFAULT_INSTALL_NAMESPACE: &str = "kube-metrics-collector";
+
 /// Reads everything the checklist needs.
 pub async fn gather(cluster: &Cluster, request: &Request) -> Result<Facts, CheckError> {
     let webhook = read_webhook(cluster, &request.webhook_name).await?;
@@ -50,12 +56,23 @@ pub async fn gather(cluster: &Cluster, request: &Request) -> Result<Facts, Check
         Some(name) => Some(read_vm(cluster, request, name).await?),
         None => None,
     };
+    let install_namespace = webhook
+        .as_ref()
+        .and_then(|w| w.service.as_ref())
+        .map_or(DEFAULT_INSTALL_NAMESPACE, |(ns, _)| ns.as_str());
+    let platform = platform::read::gather(cluster, install_namespace).await;
+    let series = match &request.prometheus {
+        Ok(prometheus) => series(prometheus).await,
+        Err(why) => Probe::NotAsked(why.clone()),
+    };
     Ok(Facts {
         webhook_name: request.webhook_name.clone(),
         webhook,
         endpoints,
         namespace,
         vm,
+        series,
+        platform,
     })
 }
 
@@ -82,10 +99,11 @@ async fn read_webhook(cluster: &Cluster, name: &str) -> Result<Option<Webhook>, 
                 .as_ref()
                 .is_some_and(|b| !b.0.is_empty())
         });
-    let service = hooks
-        .first()
-        .and_then(|h| h.client_config.service.as_ref())
+    let client = hooks.first().map(|h| &h.client_config);
+    let service = client
+        .and_then(|c| c.service.as_ref())
         .map(|s| (s.namespace.clone(), s.name.clone()));
+    let url = client.and_then(|c| c.url.clone());
     let excluded_namespaces = hooks
         .iter()
         .filter_map(|h| h.namespace_selector.as_ref())
@@ -96,6 +114,7 @@ async fn read_webhook(cluster: &Cluster, name: &str) -> Result<Option<Webhook>, 
     Ok(Some(Webhook {
         ca_bundle_set,
         service,
+        url,
         excluded_namespaces,
     }))
 }
@@ -141,7 +160,10 @@ async fn read_endpoints(
     Ok(endpoints)
 }
 
-async fn read_namespace(cluster: &Cluster, name: &str) -> Result<verdict::Namespace, ClusterError> {
+async fn read_namespace(
+    cluster: &Cluster,
+    name: &str,
+) -> Result<checklist::Namespace, ClusterError> {
     let call = Call {
         verb: "get",
         resource: "namespaces",
@@ -153,7 +175,7 @@ async fn read_namespace(cluster: &Cluster, name: &str) -> Result<verdict::Namesp
         .get_opt(name)
         .await
         .map_err(|e| call.error(&cluster.url, e))?;
-    Ok(verdict::Namespace {
+    Ok(checklist::Namespace {
         name: name.to_owned(),
         labels: namespace.map(|n| n.metadata.labels.unwrap_or_default()),
     })
@@ -163,7 +185,7 @@ async fn read_vm(
     cluster: &Cluster,
     request: &Request,
     name: &str,
-) -> Result<verdict::Vm, CheckError> {
+) -> Result<checklist::Vm, CheckError> {
     let ns = request.namespace.as_str();
     let Some(pod) = current_launcher(cluster, ns, name).await? else {
         if !vm_exists(cluster, ns, name).await? {
@@ -172,27 +194,18 @@ async fn read_vm(
                 name: name.to_owned(),
             });
         }
-        return Ok(verdict::Vm {
+        return Ok(checklist::Vm {
             name: name.to_owned(),
             pod: None,
         });
     };
-    let mut facts = verdict::Pod {
+    let facts = checklist::Pod {
         name: pod.metadata.name.clone().unwrap_or_default(),
         node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
         annotations: pod.metadata.annotations.unwrap_or_default(),
         labels: pod.metadata.labels.unwrap_or_default(),
-        series: None,
     };
-    let injected = facts
-        .annotations
-        .get(verdict::STATUS_ANNOTATION)
-        .map(String::as_str)
-        == Some("injected");
-    if let (Some(prometheus), true) = (&request.prometheus, injected) {
-        facts.series = Some(series(prometheus, ns, &facts.name).await);
-    }
-    Ok(verdict::Vm {
+    Ok(checklist::Vm {
         name: name.to_owned(),
         pod: Some(facts),
     })
@@ -284,18 +297,17 @@ async fn vm_exists(cluster: &Cluster, ns: &str, name: &str) -> Result<bool, Clus
     Ok(false)
 }
 
-/// Whether the pod's info is there as the recording rules read it (`rules::POD_INFO`).
-async fn series(prometheus: &Prometheus, ns: &str, pod: &str) -> Series {
+/// The pods whose info is there as the recording rules read it (`rules::POD_INFO`).
+async fn series(prometheus: &Prometheus) -> Probe {
     match prometheus.query(&rule(rules::POD_INFO)).await {
-        Ok(samples) if samples.iter().any(|s| is_pod(&s.labels, ns, pod)) => Series::Found,
-        Ok(_) => Series::Missing,
-        Err(error) => Series::Unavailable(error.to_string()),
+        Ok(samples) => Probe::Answered(
+            samples
+                .iter()
+                .map(|s| (s.label("namespace").to_owned(), s.label("pod").to_owned()))
+                .collect(),
+        ),
+        Err(error) => Probe::Failed(error.to_string()),
     }
-}
-
-fn is_pod(labels: &std::collections::BTreeMap<String, String>, ns: &str, pod: &str) -> bool {
-    let label = |name: &str| labels.get(name).map(String::as_str);
-    label("namespace") == Some(ns) && label("pod") == Some(pod)
 }
 
 /// Labels of a pod for the tests' fixtures.

@@ -1,7 +1,9 @@
 //! Table tests of the checklist's verdicts.
 
-use super::labels;
-use super::verdict::*;
+use super::checklist::*;
+use super::render::{Summary, Verdict};
+use super::{labels, platform};
+use crate::recommend::target;
 
 fn healthy() -> Facts {
     Facts {
@@ -12,6 +14,7 @@ fn healthy() -> Facts {
                 "kube-metrics-collector".into(),
                 "kube-metrics-webhook".into(),
             )),
+            url: None,
             excluded_namespaces: vec!["kube-system".into()],
         }),
         endpoints: Some(Endpoints {
@@ -30,9 +33,28 @@ fn healthy() -> Facts {
                 node: "node-1".into(),
                 annotations: labels(&[(STATUS_ANNOTATION, "injected"), (SOURCE_ANNOTATION, "vmi")]),
                 labels: labels(&[(SCRAPE_LABEL, "relay")]),
-                series: Some(Series::Found),
             }),
         }),
+        series: Probe::Answered([("vms".to_owned(), "virt-launcher-vm1-abcde".to_owned())].into()),
+        platform: platform::Facts {
+            install_namespace: "kube-metrics-collector".into(),
+            relay: Ok(Some(platform::DaemonSet {
+                desired: 1,
+                ready: 1,
+                sccs: Default::default(),
+            })),
+            kubevirt: target::Facts {
+                kubevirt: Ok(target::KubeVirt {
+                    object: target::Object {
+                        namespace: "kubevirt".into(),
+                        name: "kubevirt".into(),
+                    },
+                    ratio: None,
+                }),
+                hyperconverged: Err("no HyperConverged CR in the cluster".into()),
+            },
+            ..platform::Facts::default()
+        },
     }
 }
 
@@ -41,7 +63,7 @@ fn failures(facts: &Facts) -> Vec<String> {
     checklist(facts)
         .into_iter()
         .flat_map(|s| s.lines)
-        .filter(|l| !l.ok)
+        .filter(|l| l.outcome == Outcome::Failed)
         .map(|l| l.text)
         .collect()
 }
@@ -84,7 +106,10 @@ fn verdicts() {
         (
             "namespace excluded",
             |f| f.namespace.name = "kube-system".into(),
-            &["namespace kube-system opted in (kube-metrics-collector.io/inject=enabled)"],
+            &[
+                "namespace kube-system opted in (kube-metrics-collector.io/inject=enabled)",
+                "Prometheus has its series (kubevirt_pod_infra_pod_info)",
+            ],
         ),
         (
             "namespace missing",
@@ -119,55 +144,70 @@ fn verdicts() {
         ),
         (
             "series missing",
-            |f| pod(f).series = Some(Series::Missing),
-            &["Prometheus has its series (kubevirt_pod_infra_pod_info)"],
+            |f| f.series = Probe::Answered(Default::default()),
+            &[
+                "Prometheus has the collectors' series (kubevirt_pod_infra_pod_info)",
+                "Prometheus has its series (kubevirt_pod_infra_pod_info)",
+            ],
         ),
     ];
     for (name, edit, want) in cases {
         let mut facts = healthy();
         edit(&mut facts);
         assert_eq!(failures(&facts), want, "{name}");
-        assert_eq!(all_passed(&checklist(&facts)), want.is_empty(), "{name}");
+        let verdict = Summary::of(&checklist(&facts)).verdict();
+        assert_eq!(verdict == Verdict::Passed, want.is_empty(), "{name}");
     }
 }
 
 #[test]
 fn passed_lines_of_an_injected_vm() {
     let mut facts = healthy();
-    pod(&mut facts).series = None;
+    facts.series = Probe::NotAsked("no --prometheus".into());
     let sections = checklist(&facts);
-    let texts: Vec<&str> = sections[2].lines.iter().map(|l| l.text.as_str()).collect();
+    let vm = sections.last().expect("the VM's section");
+    let texts: Vec<&str> = vm.lines.iter().map(|l| l.text.as_str()).collect();
     assert_eq!(
         texts,
         [
             "launcher pod virt-launcher-vm1-abcde",
             "injected (decided from the VMI)",
             "scraped through the node relay on node-1 (PodMonitor kube-metrics-collector-relay)",
+            "Prometheus has its series (kubevirt_pod_infra_pod_info)",
         ]
+    );
+    assert_eq!(vm.lines[3].outcome, Outcome::NotChecked);
+    assert_eq!(
+        Summary::of(&sections).verdict(),
+        Verdict::Passed,
+        "lines not checked by choice do not fail the checklist"
     );
 }
 
 #[test]
-fn rendering() {
-    let sections = vec![Section {
-        title: "t".into(),
-        lines: vec![
-            Line {
-                ok: true,
-                text: "a".into(),
-                detail: vec![],
-            },
-            Line {
-                ok: false,
-                text: "b".into(),
-                detail: vec!["fix: c".into()],
-            },
-        ],
-    }];
+fn prometheus_out_of_reach_leaves_the_checklist_incomplete() {
+    let mut facts = healthy();
+    facts.series = Probe::Failed("Prometheus at http://p is unreachable: refused".into());
+    let sections = checklist(&facts);
+    let summary = Summary::of(&sections);
+    assert_eq!((summary.unknown, summary.failed), (2, 0));
+    assert_eq!(summary.verdict(), Verdict::Incomplete);
+}
+
+#[test]
+fn a_webhook_reached_by_url_is_not_failed() {
+    let mut facts = healthy();
+    let webhook = facts.webhook.as_mut().expect("webhook");
+    webhook.service = None;
+    webhook.url = Some("https://10.0.0.7:8443/mutate".into());
+    facts.endpoints = None;
+    let lines = &checklist(&facts)[0].lines;
     assert_eq!(
-        render(&sections),
-        "t\n-\n√ a\n× b\n    fix: c\n\nStatus check results are × (1 failed)\n"
+        lines[2].text,
+        "its clientConfig names the URL https://10.0.0.7:8443/mutate"
     );
+    assert_eq!(lines[3].outcome, Outcome::NotChecked);
+    assert!(failures(&facts).is_empty());
 }
 
 #[test]
@@ -179,9 +219,9 @@ fn direct_scrape_and_pod_fallback() {
         (STATUS_ANNOTATION, "injected"),
         (SOURCE_ANNOTATION, "pod-fallback"),
     ]);
-    p.series = Some(Series::Missing);
+    facts.series = Probe::Answered(Default::default());
     let sections = checklist(&facts);
-    let lines = &sections[2].lines;
+    let lines = &sections.last().expect("the VM's section").lines;
     assert_eq!(
         lines[1].text,
         "injected (decided from the pod: the VMI was not read)"
@@ -194,7 +234,7 @@ fn direct_scrape_and_pod_fallback() {
         lines[2].text,
         "scraped directly (podIP:port, PodMonitor kube-metrics-collector-direct)"
     );
-    assert!(!lines[3].ok);
+    assert_eq!(lines[3].outcome, Outcome::Failed);
     assert!(lines[3].detail[1].contains("PodMonitor kube-metrics-collector-direct"));
 }
 
@@ -208,8 +248,8 @@ fn a_skip_the_node_collector_covers_passes() {
         (COVERAGE_ANNOTATION, COVERAGE_NODE_COLLECTOR),
     ]);
     let sections = checklist(&facts);
-    let line = &sections[2].lines[1];
-    assert!(line.ok, "{line:?}");
+    let line = &sections.last().expect("the VM's section").lines[1];
+    assert_eq!(line.outcome, Outcome::Passed, "{line:?}");
     assert_eq!(
         line.text,
         "skipped: vfio-device (decided from the VMI), reported by the node collector"
@@ -225,7 +265,7 @@ fn skipped_from_the_pod_says_to_check_the_vmi_lookup() {
         (SOURCE_ANNOTATION, "pod-fallback"),
     ]);
     let sections = checklist(&facts);
-    let line = &sections[2].lines[1];
+    let line = &sections.last().expect("the VM's section").lines[1];
     assert_eq!(
         line.text,
         "skipped: dedicated-cpus (decided from the pod: the VMI was not read)"

@@ -10,7 +10,7 @@ use rustls_pki_types::pem::PemObject as _;
 use super::PromError;
 
 /// A client configuration that speaks HTTP/1.1 over TLS 1.2 or 1.3.
-pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, PromError> {
+pub fn client_config(ca_file: Option<&Path>) -> Result<ClientConfig, PromError> {
     let tls_error = |reason: String| PromError::Tls { reason };
     let extra_roots: Vec<CertificateDer<'static>> = match ca_file {
         Some(path) => CertificateDer::pem_file_iter(path)
@@ -30,5 +30,5 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, PromEr
         .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(config)
 }

@@ -2,7 +2,7 @@
 //! kube-apiserver can run where these tests run. It serves GET of objects and of lists (with
 //! equality label selectors) from collections the test fills, answers a missing object with a
 //! `Status` 404 as kube-apiserver does, a path marked forbidden with its 403, and
-//! `/api/v1/query` with a canned vector.
+//! `/api/v1/query` (directly or under a service proxy path) with a canned vector.
 #![allow(dead_code)] // Not every test uses every helper.
 
 use std::collections::BTreeMap;
@@ -32,6 +32,8 @@ pub struct State {
     pub prometheus_error: Option<String>,
     /// Every request path, in order.
     pub requests: Vec<String>,
+    /// The API groups `/apis` lists (discovery), each at `v1`.
+    pub api_groups: Vec<String>,
 }
 
 /// Accepts on a free loopback port from a thread and runtime of its own, until the process ends,
@@ -122,8 +124,12 @@ async fn answer(
         ));
     };
     state.requests.push(path.clone());
-    if path == "/api/v1/query" {
+    // Also behind the API server's service proxy, as `kubectl kmc` reaches a Prometheus it found.
+    if path == "/api/v1/query" || path.ends_with("/proxy/api/v1/query") {
         return Ok(prometheus(&state, &query));
+    }
+    if path == "/apis" {
+        return Ok(respond(StatusCode::OK, groups(&state.api_groups)));
     }
     if let Some(message) = state.forbidden.get(&path) {
         return Ok(status(StatusCode::FORBIDDEN, "Forbidden", message));
@@ -166,6 +172,18 @@ fn prometheus(state: &State, query: &str) -> Response<Full<Bytes>> {
         .collect();
     let body = json!({"status": "success", "data": {"resultType": "vector", "result": result}});
     respond(StatusCode::OK, body.to_string())
+}
+
+/// An `APIGroupList` of `names`, each served at `v1`.
+fn groups(names: &[String]) -> String {
+    let groups: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let version = json!({"groupVersion": format!("{name}/v1"), "version": "v1"});
+            json!({"name": name, "versions": [version.clone()], "preferredVersion": version})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}).to_string()
 }
 
 /// An equality selector `a=b,c=d` against the object's labels.

@@ -6,15 +6,11 @@ use super::Exclusions;
 use crate::classify::ThreadClass;
 use crate::collect::{Collection, ProcessCounters, RoleSample};
 use crate::proc::ErrorKind;
+use kube_metrics_contract::build::{REVISION, VERSION};
 use kube_metrics_exposition::{Format, Kind, Writer};
 
 mod budget;
 mod guest;
-
-/// Version of this build, for `kube_metrics_collector_build_info`.
-const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Source revision, when the build sets `KMC_REVISION`.
-const REVISION: Option<&str> = option_env!("KMC_REVISION");
 
 /// Everything about the pod that labels or per-pod metrics need, besides the collection.
 #[derive(Clone, Debug, Default)]
@@ -188,13 +184,7 @@ impl Builder<'_> {
             "Build of kube-metrics-collector; always 1.",
             Kind::Gauge,
         );
-        self.plain(
-            &[
-                ("version", VERSION),
-                ("revision", REVISION.unwrap_or("unknown")),
-            ],
-            1.0,
-        );
+        self.plain(&[("version", VERSION), ("revision", REVISION)], 1.0);
     }
 
     /// Processes, threads and open fds per role.

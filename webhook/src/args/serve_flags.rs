@@ -3,10 +3,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use super::{ArgsError, Config};
 use crate::{
-    log::LogArgs,
-    policy::PolicyArgs,
-    serve::{self, VmiLookups},
-    tls::PairFiles,
+    log::LogArgs, policy::PolicyArgs, serve, state, tls::PairFiles, vmi::lookup::VmiLookups,
 };
 
 /// The API server waits at most 30 s for a webhook; a lookup budget at or past that only delays
@@ -100,7 +97,7 @@ impl ServeArgs {
                 key: tls_key,
             },
             policy: policy.into_policy()?,
-            limits: serve::Limits::default(),
+            limits: state::Limits::default(),
             vmi: match vmi_lookup {
                 Switch::On => VmiLookups::Cluster {
                     budget: vmi_lookup_budget,

@@ -1,6 +1,6 @@
 //! Flags in, `Config` or the error out.
 use super::*;
-use crate::{certgen::Target, serve::VmiLookups};
+use crate::{certgen::Target, vmi::lookup::VmiLookups};
 use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 

@@ -9,11 +9,11 @@ use kube_metrics_runtime::Activity;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Limits, State, text};
+use super::text;
 use crate::{
     metrics::RequestResult,
     patch::{self, Outcome, Reviewed},
-    tls,
+    state::{Limits, State},
     vmi::Lookup,
 };
 
@@ -56,7 +56,7 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
         }
         Ok(body) => match patch::parse(&body) {
             Err(error) => {
-                let error = tls::error_chain(&error);
+                let error = kube_metrics_runtime::log::error_chain(&error);
                 tracing::info!(%error, "Rejected malformed AdmissionReview");
                 (
                     RequestResult::BadRequest,

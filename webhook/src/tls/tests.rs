@@ -124,7 +124,10 @@ fn error_chain_prints_every_cause() {
         path: "/x/tls.crt".into(),
         source: io::Error::other("gone"),
     };
-    assert_eq!(error_chain(&error), "failed to read /x/tls.crt: gone");
+    assert_eq!(
+        kube_metrics_runtime::log::error_chain(&error),
+        "failed to read /x/tls.crt: gone"
+    );
 }
 
 /// A self-signed pair valid until `not_after` (Unix seconds), issued a day before.

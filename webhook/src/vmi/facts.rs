@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::network::{NetworkFacts, PathDecision};
+use super::presence::{is_set, truthy};
 use crate::reason::UnsafeReason;
 
 /// A JSON value we cannot treat as a VMI at all.
@@ -138,27 +139,6 @@ fn mem_lock_required(domain: &Value) -> bool {
     match mem_lock {
         None | Some(Value::Null) => false,
         Some(Value::String(value)) => value.eq_ignore_ascii_case("Required"),
-        Some(_) => true,
-    }
-}
-
-/// A boolean flag, read leniently: `true` or `"true"`; a value of another type cannot be ruled out,
-/// so it counts as set.
-fn truthy(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(flag)) => *flag,
-        Some(Value::String(text)) => text.eq_ignore_ascii_case("true"),
-        Some(_) => true,
-    }
-}
-
-/// An optional block or list is "set" when it is present, not null, not `false` and not an empty list
-/// (KubeVirt tests `!= nil` for blocks and `len() != 0` for lists).
-pub(super) fn is_set(value: Option<&Value>) -> bool {
-    match value {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Array(items)) => !items.is_empty(),
         Some(_) => true,
     }
 }

@@ -314,6 +314,51 @@ impl VmiSource for KubeVmiSource {
     }
 }
 
+/// Where the server reads VMIs from.
+#[derive(Clone, Debug)]
+pub enum VmiLookups {
+    /// `--vmi-lookup off`: never contact the API server; the pod's signals decide.
+    Off,
+    /// The API server, through a client from the in-cluster config (or a kubeconfig), each lookup
+    /// within `budget`.
+    Cluster { budget: Duration },
+    /// A lookup the caller built: tests inject a fake source here (there is no cluster).
+    Given(Arc<dyn DynLookup>),
+}
+
+/// The lookup the server uses, and the VMI watch task behind it. A client that cannot be built
+/// (no in-cluster config, no kubeconfig) must not take admission down: the webhook then runs with
+/// lookups off, says so at error level, and counts every lookup it skips as `off`. Readiness still
+/// depends on the certificate alone.
+pub async fn start(
+    config: VmiLookups,
+) -> (
+    Option<Arc<dyn DynLookup>>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    match config {
+        VmiLookups::Off => {
+            tracing::info!("VMI lookups are off; pods are judged by their own signals");
+            (None, None)
+        }
+        VmiLookups::Given(lookup) => (Some(lookup), None),
+        VmiLookups::Cluster { budget } => match connect(budget).await {
+            Ok((lookup, task)) => {
+                tracing::info!(budget_ms = budget.as_millis(), "Watching VMIs");
+                (Some(lookup), Some(task))
+            }
+            Err(error) => {
+                let error = kube_metrics_runtime::log::error_chain(&error);
+                tracing::error!(
+                    %error,
+                    "No Kubernetes client; running with VMI lookups off"
+                );
+                (None, None)
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 #[path = "lookup_tests.rs"]
 mod tests;

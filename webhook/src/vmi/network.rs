@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::facts::is_set;
+use super::presence::is_set;
 use crate::policy::EPHEMERAL_PORTS;
 
 pub use binding::Binding;

@@ -16,7 +16,9 @@ use kube_metrics_webhook::{
     Args,
     args::Config,
     certgen::{self, Bundle},
-    serve::{self, Limits, Running, VmiLookups},
+    serve::{self, Running},
+    state::Limits,
+    vmi::lookup::VmiLookups,
 };
 use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
 use rustls_pki_types::{CertificateDer, pem::PemObject};

@@ -1,7 +1,7 @@
 //! Which binding connects the pod network to the guest, from the interface's keys.
 use serde_json::{Map, Value};
 
-use crate::vmi::facts::is_set;
+use crate::vmi::presence::is_set;
 
 /// How the pod network is bound to the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -31,7 +31,7 @@ pub struct Limits {
 
 /// Why a target's exposition could not be fetched.
 #[derive(Debug, thiserror::Error)]
-pub enum ScrapeError {
+pub enum FetchError {
     /// The target did not answer in full within the timeout.
     #[error("timed out")]
     Timeout,
@@ -50,9 +50,9 @@ pub enum ScrapeError {
     NotUtf8,
 }
 
-// === impl ScrapeError ===
+// === impl FetchError ===
 
-impl ScrapeError {
+impl FetchError {
     /// The `reason` label value of the relay's failure counter.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -68,21 +68,21 @@ impl ScrapeError {
 }
 
 /// GETs `/metrics` from the socket at `path`, all within `limits.timeout`.
-pub async fn fetch(path: &Path, limits: Limits) -> Result<String, ScrapeError> {
+pub async fn fetch(path: &Path, limits: Limits) -> Result<String, FetchError> {
     tokio::time::timeout(limits.timeout, exchange(path, limits.max_body_bytes))
         .await
-        .unwrap_or(Err(ScrapeError::Timeout))
+        .unwrap_or(Err(FetchError::Timeout))
 }
 
-async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeError> {
+async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, FetchError> {
     let stream = UnixStream::connect(path)
         .await
-        .map_err(ScrapeError::Connect)?;
+        .map_err(FetchError::Connect)?;
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .max_buf_size(READ_BUFFER_BYTES)
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(ScrapeError::Http)?;
+        .map_err(FetchError::Http)?;
     let mut request = Request::new(Empty::<Bytes>::new());
     *request.uri_mut() = Uri::from_static("/metrics");
     let headers = request.headers_mut();
@@ -93,16 +93,16 @@ async fn exchange(path: &Path, max_body_bytes: usize) -> Result<String, ScrapeEr
         let response = sender
             .send_request(request)
             .await
-            .map_err(ScrapeError::Http)?;
+            .map_err(FetchError::Http)?;
         if response.status() != StatusCode::OK {
-            return Err(ScrapeError::Status(response.status()));
+            return Err(FetchError::Status(response.status()));
         }
         let announced = content_length(response.headers());
         if announced.is_some_and(|n| n > max_body_bytes) {
-            return Err(ScrapeError::TooLarge(max_body_bytes));
+            return Err(FetchError::TooLarge(max_body_bytes));
         }
         let body = read_body(response.into_body(), announced, max_body_bytes).await?;
-        String::from_utf8(body).map_err(|_| ScrapeError::NotUtf8)
+        String::from_utf8(body).map_err(|_| FetchError::NotUtf8)
     };
     // The connection is driven here rather than spawned, so that dropping
     // this future on timeout also closes the socket.
@@ -123,15 +123,15 @@ async fn read_body(
     mut body: Incoming,
     announced: Option<usize>,
     max_body_bytes: usize,
-) -> Result<Vec<u8>, ScrapeError> {
+) -> Result<Vec<u8>, FetchError> {
     let mut out = Vec::with_capacity(announced.unwrap_or(0));
     while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|error| ScrapeError::Body(error.into()))?;
+        let frame = frame.map_err(|error| FetchError::Body(error.into()))?;
         let Ok(chunk) = frame.into_data() else {
             continue;
         };
         if out.len() + chunk.len() > max_body_bytes {
-            return Err(ScrapeError::TooLarge(max_body_bytes));
+            return Err(FetchError::TooLarge(max_body_bytes));
         }
         out.extend_from_slice(&chunk);
     }

@@ -1,11 +1,11 @@
 //! Facts about the cluster to checklist lines; no I/O. The facts hold text from the cluster
-//! (annotations a tenant wrote, names): [`render`] escapes every line, and a name in a printed
+//! (annotations a tenant wrote, names): [`super::render`] escapes every line, and a name in a printed
 //! command is shell-quoted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::advice;
-use crate::text::{escape, shell_quote};
+use super::{advice, platform};
+use crate::text::shell_quote;
 
 pub use kube_metrics_contract::pod::{
     COVERAGE as COVERAGE_ANNOTATION, COVERAGE_NODE_COLLECTOR, INJECT as INJECT_LABEL,
@@ -14,7 +14,7 @@ pub use kube_metrics_contract::pod::{
 };
 
 /// Everything `check` looked at, as plain data.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Facts {
     /// The MutatingWebhookConfiguration's name, as asked for.
     pub webhook_name: String,
@@ -24,6 +24,10 @@ pub struct Facts {
     pub endpoints: Option<Endpoints>,
     pub namespace: Namespace,
     pub vm: Option<Vm>,
+    /// The launcher pods whose series Prometheus has.
+    pub series: Probe,
+    /// The add-on's node agents, KubeVirt and OpenShift.
+    pub platform: platform::Facts,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -32,6 +36,8 @@ pub struct Webhook {
     pub ca_bundle_set: bool,
     /// `clientConfig.service` of the first entry: namespace, name.
     pub service: Option<(String, String)>,
+    /// `clientConfig.url` of the first entry, when it names no Service.
+    pub url: Option<String>,
     /// Namespaces the `namespaceSelector` keeps out whatever their labels (`NotIn` values).
     pub excluded_namespaces: Vec<String>,
 }
@@ -63,53 +69,75 @@ pub struct Pod {
     pub node: String,
     pub annotations: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
-    /// Present when `--prometheus` was given and the pod was injected.
-    pub series: Option<Series>,
 }
 
-/// Whether Prometheus has the pod's `kubevirt_pod_infra_pod_info`.
+/// Which launcher pods Prometheus has `kubevirt_pod_infra_pod_info` of, as the recording rules
+/// read it.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Series {
-    Found,
-    Missing,
+pub enum Probe {
+    /// No Prometheus to ask: why.
+    NotAsked(String),
+    /// Namespace and name of each pod.
+    Answered(BTreeSet<(String, String)>),
     /// Prometheus could not be asked; the error's text.
-    Unavailable(String),
+    Failed(String),
+}
+
+/// What became of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Looked at, and right.
+    Passed,
+    /// Looked at, and wrong: the detail says what to do.
+    Failed,
+    /// Not looked at, by choice or for want of access (no `--prometheus`, a webhook reached by
+    /// URL, an object this user may not read): said, so that a checklist without failures is not
+    /// read as covering it.
+    NotChecked,
+    /// Could not be looked at although asked for (Prometheus unreachable): the checklist is
+    /// incomplete, and the command exits as one that could not run.
+    Unknown,
 }
 
 /// One line of the checklist.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Line {
-    pub ok: bool,
+    pub outcome: Outcome,
     pub text: String,
-    /// What is wrong and what to do, for a failed line; notes for a passed one.
+    /// What is wrong and what to do, for a failed line; notes for the others.
     pub detail: Vec<String>,
 }
 
 impl Line {
-    fn pass(text: impl Into<String>) -> Self {
+    pub(super) fn new(outcome: Outcome, text: impl Into<String>, detail: Vec<String>) -> Self {
         Self {
-            ok: true,
-            text: text.into(),
-            detail: Vec::new(),
-        }
-    }
-
-    fn fail(text: impl Into<String>, detail: Vec<String>) -> Self {
-        Self {
-            ok: false,
+            outcome,
             text: text.into(),
             detail,
         }
     }
 
-    fn with(mut self, note: impl Into<String>) -> Self {
+    pub(super) fn pass(text: impl Into<String>) -> Self {
+        Self::new(Outcome::Passed, text, Vec::new())
+    }
+
+    pub(super) fn fail(text: impl Into<String>, detail: Vec<String>) -> Self {
+        Self::new(Outcome::Failed, text, detail)
+    }
+
+    pub(super) fn not_checked(text: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::new(Outcome::NotChecked, text, vec![why.into()])
+    }
+
+    pub(super) fn with(mut self, note: impl Into<String>) -> Self {
         self.detail.push(note.into());
         self
     }
 }
 
 /// A titled group of lines.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Section {
     pub title: String,
     pub lines: Vec<Line>,
@@ -127,10 +155,15 @@ pub fn checklist(facts: &Facts) -> Vec<Section> {
             lines: vec![namespace_line(facts)],
         },
     ];
+    sections.extend(platform::sections(&facts.platform, &facts.namespace));
+    sections.push(Section {
+        title: "Prometheus".into(),
+        lines: vec![prometheus_line(facts)],
+    });
     if let Some(vm) = &facts.vm {
         sections.push(Section {
             title: format!("VM {}/{}", facts.namespace.name, vm.name),
-            lines: vm_lines(&facts.namespace.name, vm),
+            lines: vm_lines(&facts.namespace.name, vm, &facts.series),
         });
     }
     sections
@@ -162,9 +195,17 @@ fn webhook_lines(facts: &Facts) -> Vec<Line> {
         )
     });
     let Some((ns, svc)) = &webhook.service else {
+        if let Some(url) = &webhook.url {
+            lines.push(Line::pass(format!("its clientConfig names the URL {url}")));
+            lines.push(Line::not_checked(
+                "the webhook answers at that URL",
+                "a webhook reached by URL has no Service whose endpoints could be looked at: check that the URL answers from the API server's network",
+            ));
+            return lines;
+        }
         lines.push(Line::fail(
-            "its clientConfig names a Service",
-            vec!["clientConfig has no service; reapply manifests/base".into()],
+            "its clientConfig names a Service or a URL",
+            vec!["clientConfig has neither; reapply manifests/base".into()],
         ));
         return lines;
     };
@@ -233,7 +274,7 @@ fn namespace_line(facts: &Facts) -> Line {
     }
 }
 
-fn vm_lines(ns: &str, vm: &Vm) -> Vec<Line> {
+fn vm_lines(ns: &str, vm: &Vm, series: &Probe) -> Vec<Line> {
     let Some(pod) = &vm.pod else {
         return vec![Line::fail(
             "the VM has a launcher pod",
@@ -263,9 +304,7 @@ fn vm_lines(ns: &str, vm: &Vm) -> Vec<Line> {
             }
             lines.push(line);
             lines.push(scrape_line(pod));
-            if let Some(series) = &pod.series {
-                lines.push(series_line(pod, series));
-            }
+            lines.push(series_line(ns, pod, series));
         }
         Some("skipped") => {
             let reason = pod
@@ -333,7 +372,32 @@ fn scrape_line(pod: &Pod) -> Line {
     }
 }
 
-fn series_line(pod: &Pod, series: &Series) -> Line {
+/// The collectors' series in Prometheus, over the whole cluster.
+fn prometheus_line(facts: &Facts) -> Line {
+    let text = "Prometheus has the collectors' series (kubevirt_pod_infra_pod_info)";
+    let pods = match &facts.series {
+        Probe::NotAsked(why) => return Line::not_checked(text, format!("not checked: {why}")),
+        Probe::Failed(error) => return Line::new(Outcome::Unknown, text, vec![error.clone()]),
+        Probe::Answered(pods) => pods,
+    };
+    let ns = &facts.namespace.name;
+    let here = pods.iter().filter(|(n, _)| n == ns).count();
+    if pods.is_empty() {
+        return Line::fail(
+            text,
+            vec![
+                "no launcher pod's series at all: Prometheus selects neither PodMonitor, or no VM runs injected yet".into(),
+                "fix: check that Prometheus selects the PodMonitors of the install namespace (docs/kubectl-kmc.md, check)".into(),
+            ],
+        );
+    }
+    Line::pass(format!(
+        "Prometheus has the series of {} launcher pod(s), {here} in namespace {ns}",
+        pods.len()
+    ))
+}
+
+fn series_line(ns: &str, pod: &Pod, series: &Probe) -> Line {
     let text = "Prometheus has its series (kubevirt_pod_infra_pod_info)";
     let path_fix = match pod.labels.get(SCRAPE_LABEL).map(String::as_str) {
         Some("direct") => "fix: check that Prometheus selects PodMonitor kube-metrics-collector-direct and that its targets page shows the pod's podIP:port up".to_owned(),
@@ -343,50 +407,17 @@ fn series_line(pod: &Pod, series: &Series) -> Line {
         ),
     };
     match series {
-        Series::Found => Line::pass(text),
-        Series::Missing => Line::fail(
+        Probe::NotAsked(why) => Line::not_checked(text, format!("not checked: {why}")),
+        Probe::Failed(error) => Line::new(Outcome::Unknown, text, vec![error.clone()]),
+        Probe::Answered(pods) if pods.contains(&(ns.to_owned(), pod.name.clone())) => {
+            Line::pass(text)
+        }
+        Probe::Answered(_) => Line::fail(
             text,
             vec![
                 "no kubevirt_pod_infra_pod_info for this pod (scrapes may take a minute after the VM starts)".into(),
                 path_fix,
             ],
         ),
-        Series::Unavailable(error) => Line::fail(text, vec![error.clone()]),
     }
-}
-
-/// The checklist as text: a title per section, `√`/`×` per line, details indented; every line
-/// escaped, so that a tenant's annotation stays on its line and cannot drive the terminal.
-pub fn render(sections: &[Section]) -> String {
-    let mut out = String::new();
-    for section in sections {
-        let title = escape(&section.title);
-        out.push_str(&format!("{title}\n{}\n", "-".repeat(title.chars().count())));
-        for line in &section.lines {
-            out.push_str(&format!(
-                "{} {}\n",
-                if line.ok { "√" } else { "×" },
-                escape(&line.text)
-            ));
-            for detail in &line.detail {
-                out.push_str(&format!("    {}\n", escape(detail)));
-            }
-        }
-        out.push('\n');
-    }
-    let failed = sections
-        .iter()
-        .flat_map(|s| &s.lines)
-        .filter(|l| !l.ok)
-        .count();
-    out.push_str(&match failed {
-        0 => "Status check results are √\n".to_owned(),
-        n => format!("Status check results are × ({n} failed)\n"),
-    });
-    out
-}
-
-/// Whether every line passed.
-pub fn all_passed(sections: &[Section]) -> bool {
-    sections.iter().flat_map(|s| &s.lines).all(|l| l.ok)
 }
