@@ -83,6 +83,8 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value = "text")]
     pub output: CheckOutput,
+    #[command(flatten)]
+    pub relayed: RelayedArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -294,7 +296,7 @@ mod tests {
             Ok::<_, clap::error::ErrorKind>(match cli.command {
                 Command::Top(top) => (top.relayed.relayed(), top.vm.unwrap_or_default()),
                 Command::Recommend(r) => (r.relayed.relayed(), String::new()),
-                Command::Check(_) => panic!("{args:?}"),
+                other => panic!("{args:?}: {other:?}"),
             })
         };
         let exported = |ns: &str| crate::fleet::Relayed::Exported {

@@ -87,7 +87,7 @@ fn validate_names(cli: &Cli) -> Result<(), text::NameError> {
     let (vm, relayed) = match &cli.command {
         Command::Check(args) => {
             text::dns1123_subdomain(&args.webhook_config, "MutatingWebhookConfiguration")?;
-            (args.vm.as_deref(), None)
+            (args.vm.as_deref(), Some(&args.relayed))
         }
         Command::Top(args) => (args.vm.as_deref(), Some(&args.relayed)),
         Command::Recommend(args) => (None, Some(&args.relayed)),
@@ -119,6 +119,7 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
             .unwrap_or_else(|| cluster.default_namespace.clone()),
         vm: args.vm.clone(),
         prometheus,
+        relayed: args.relayed.relayed(),
     };
     let facts = check::gather(&cluster, &request).await?;
     let sections = check::checklist::checklist(&facts);

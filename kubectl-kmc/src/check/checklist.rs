@@ -28,6 +28,8 @@ pub struct Facts {
     pub series: Probe,
     /// The add-on's node agents, KubeVirt and OpenShift.
     pub platform: platform::Facts,
+    /// Relayed series are read as user-workload monitoring stores them (`--user-workload-monitoring`).
+    pub relayed_exported: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -155,7 +157,16 @@ pub fn checklist(facts: &Facts) -> Vec<Section> {
             lines: vec![namespace_line(facts)],
         },
     ];
-    sections.extend(platform::sections(&facts.platform, &facts.namespace));
+    // Which relayed series the Prometheus lines read matters only when they read any.
+    let reading = match facts.series {
+        Probe::NotAsked(_) => None,
+        _ => Some(facts.relayed_exported),
+    };
+    sections.extend(platform::sections(
+        &facts.platform,
+        &facts.namespace,
+        reading,
+    ));
     sections.push(Section {
         title: "Prometheus".into(),
         lines: vec![prometheus_line(facts)],

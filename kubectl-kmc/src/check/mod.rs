@@ -16,7 +16,7 @@ use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube_metrics_contract::rules;
 
 use crate::cluster::{Call, Cluster, ClusterError};
-use crate::fleet::rule;
+use crate::fleet::{Relayed, rule};
 use crate::prom::Prometheus;
 use checklist::{Endpoints, Facts, Probe, Webhook};
 
@@ -28,6 +28,8 @@ pub struct Request {
     pub vm: Option<String>,
     /// `Err` says why there is none to ask.
     pub prometheus: Result<Prometheus, String>,
+    /// How relayed series are stored (`--user-workload-monitoring`).
+    pub relayed: Relayed,
 }
 
 /// Why `check` could not run at all (as opposed to a failed line).
@@ -62,7 +64,7 @@ pub async fn gather(cluster: &Cluster, request: &Request) -> Result<Facts, Check
         .map_or(DEFAULT_INSTALL_NAMESPACE, |(ns, _)| ns.as_str());
     let platform = platform::read::gather(cluster, install_namespace).await;
     let series = match &request.prometheus {
-        Ok(prometheus) => series(prometheus).await,
+        Ok(prometheus) => series(prometheus, &request.relayed).await,
         Err(why) => Probe::NotAsked(why.clone()),
     };
     Ok(Facts {
@@ -73,6 +75,7 @@ pub async fn gather(cluster: &Cluster, request: &Request) -> Result<Facts, Check
         vm,
         series,
         platform,
+        relayed_exported: matches!(request.relayed, Relayed::Exported { .. }),
     })
 }
 
@@ -298,8 +301,12 @@ async fn vm_exists(cluster: &Cluster, ns: &str, name: &str) -> Result<bool, Clus
 }
 
 /// The pods whose info is there as the recording rules read it (`rules::POD_INFO`).
-async fn series(prometheus: &Prometheus) -> Probe {
-    match prometheus.query(&rule(rules::POD_INFO)).await {
+async fn series(prometheus: &Prometheus, relayed: &Relayed) -> Probe {
+    let query = match relayed.read(&rule(rules::POD_INFO)) {
+        Ok(query) => query,
+        Err(error) => return Probe::Failed(error.to_string()),
+    };
+    match prometheus.query(&query).await {
         Ok(samples) => Probe::Answered(
             samples
                 .iter()

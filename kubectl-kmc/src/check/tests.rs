@@ -55,6 +55,7 @@ fn healthy() -> Facts {
             },
             ..platform::Facts::default()
         },
+        relayed_exported: false,
     }
 }
 

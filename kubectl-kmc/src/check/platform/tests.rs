@@ -44,7 +44,7 @@ fn vms(labels: &[(&str, &str)]) -> Namespace {
 
 /// (section title, outcome, text) of every line that did not pass.
 fn not_passed(facts: &Facts, ns: &Namespace) -> Vec<(String, Outcome, String)> {
-    sections(facts, ns)
+    sections(facts, ns, None)
         .into_iter()
         .flat_map(|s| {
             let title = s.title.clone();
@@ -194,10 +194,24 @@ fn hyperconverged_is_named_with_where_to_change_settings() {
             jsonpatch: None,
         }),
     };
-    let kubevirt = &sections(&facts, &vms(&[]))[1];
+    let kubevirt = &sections(&facts, &vms(&[]), None)[1];
     assert_eq!(
         kubevirt.lines[1].text,
         "managed by HyperConverged openshift-cnv/kubevirt-hyperconverged"
     );
     assert!(kubevirt.lines[1].detail[0].contains("reverts a patch of the KubeVirt CR"));
+}
+
+#[test]
+fn relayed_series_must_be_read_as_user_workload_monitoring_stores_them() {
+    let line = |reading| {
+        let openshift = sections(&facts(), &vms(&[]), reading)
+            .pop()
+            .expect("OpenShift");
+        openshift.lines.last().map(|l| (l.outcome, l.text.clone()))
+    };
+    let text = "relayed VMs' series are read as user-workload monitoring stores them".to_owned();
+    assert_eq!(line(Some(true)), Some((Outcome::Passed, text.clone())));
+    assert_eq!(line(Some(false)), Some((Outcome::Failed, text.clone())));
+    assert_ne!(line(None).map(|l| l.1), Some(text));
 }
