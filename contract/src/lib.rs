@@ -68,6 +68,10 @@ pub mod pod {
     pub const CPU_LIMIT: &str = "kube-metrics-collector.io/cpu-limit";
     /// Annotation set by users on a VM template, read by the webhook: the sidecar's log filter.
     pub const LOG_LEVEL: &str = "kube-metrics-collector.io/log-level";
+    /// Annotation set by users on a VM template, read by the webhook: the collector's metrics
+    /// profile (`default` or `full`, [`crate::metrics::Profile`]), over the webhook's
+    /// `--metrics-profile`. An unknown value is ignored, with a warning and a count.
+    pub const METRICS_PROFILE: &str = "kube-metrics-collector.io/metrics-profile";
 }
 
 /// The injected collector container: its name, volumes, mounts, env, port and socket.
@@ -138,6 +142,10 @@ pub mod sidecar {
     /// Env written by the webhook from its `--kubevirt-release`, read by the collector (the env
     /// twin of its `--kubevirt-release`).
     pub const ENV_KUBEVIRT_RELEASE: &str = "KMC_KUBEVIRT_RELEASE";
+    /// Env written by the webhook from its `--metrics-profile` or a pod's
+    /// [`crate::pod::METRICS_PROFILE`] annotation, read by the collector (the env twin of its
+    /// `--metrics-profile`).
+    pub const ENV_METRICS_PROFILE: &str = "KMC_METRICS_PROFILE";
 }
 
 /// The node relay: where the kubelet shows each pod's socket volume, and the relay's own port.
@@ -230,6 +238,7 @@ mod tests {
             pod::MEMORY_LIMIT,
             pod::CPU_LIMIT,
             pod::LOG_LEVEL,
+            pod::METRICS_PROFILE,
         ];
         for key in keys {
             assert!(key.starts_with("kube-metrics-collector.io/"), "{key}");

@@ -114,6 +114,205 @@ pub const FAMILIES: [Family; 25] = [
     ),
 ];
 
+/// How much of its output the collector writes: its `--metrics-profile` (env
+/// [`crate::sidecar::ENV_METRICS_PROFILE`]), which the webhook sets from its own `--metrics-profile`
+/// and from a pod's [`crate::pod::METRICS_PROFILE`] annotation. docs/metrics.md, "Profiles".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// What the recording rules, the alerts, the dashboards and `kubectl kmc` read, and nothing
+    /// else: [`DEFAULT_PROFILE`].
+    #[default]
+    Default,
+    /// Every series of every family in [`FAMILIES`]: the output from before profiles existed.
+    Full,
+}
+
+/// What a profile keeps of one family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every series.
+    All,
+    /// The series whose `label` is one of `values`.
+    Only {
+        label: &'static str,
+        values: &'static [&'static str],
+    },
+    /// `kubevirt_pod_infra_processes`: the roles that have had a member since the collector
+    /// started, and these roles whether or not (at 0 while none runs).
+    RolesSeenAnd(&'static [&'static str]),
+    /// The series whose value is not 0: a health gauge that only an alert testing `> 0` reads,
+    /// for which an absent series and a 0 are the same.
+    NonZero,
+}
+
+/// The roles whose absence `KubevirtInfraProcessMissing` alerts on (libvirtd counts for
+/// virtqemud, and is written once it ran): their `kubevirt_pod_infra_processes` is written at 0
+/// in every profile. Absent roles are otherwise not written in the default profile.
+pub const ALERTED_ROLES: [&str; 4] = ["virt-launcher", "virtqemud", "virtlogd", "qemu"];
+
+/// The default profile, family by family: a family not listed is left out. Each entry names who
+/// reads it; a test (`tests/tests/monitoring.rs`) holds every selector of the rules, the alerts,
+/// both dashboards and `kubectl kmc` to this table.
+pub const DEFAULT_PROFILE: [(&str, Keep); 16] = [
+    // Every CPU rule, panel and `kubectl kmc top`.
+    ("kubevirt_pod_infra_cpu_seconds_total", Keep::All),
+    // Resident memory and page tables make each component's overhead (contract::rules); PSS is
+    // written only with `--pss`, which asks for it.
+    (
+        "kubevirt_pod_infra_memory_amount_bytes",
+        Keep::Only {
+            label: "type",
+            values: &["resident", "page_tables", "proportional_resident"],
+        },
+    ),
+    // KubevirtInfraProcessMissing, and the dashboard's table of processes.
+    (
+        "kubevirt_pod_infra_processes",
+        Keep::RolesSeenAnd(&ALERTED_ROLES),
+    ),
+    // The guest's share of QEMU's CPU; the rules take the rest of QEMU's CPU as emulation.
+    (
+        "kubevirt_pod_infra_qemu_thread_cpu_seconds_total",
+        Keep::Only {
+            label: "class",
+            values: &["vcpu"],
+        },
+    ),
+    // `kubectl kmc recommend` (guest RAM's size) and the dashboard's guest memory panel.
+    (
+        "kubevirt_pod_infra_guest_memory_bytes",
+        Keep::Only {
+            label: "type",
+            values: &["size"],
+        },
+    ),
+    ("kubevirt_pod_infra_qemu_own_memory_bytes", Keep::All),
+    (POD_INFO, Keep::All),
+    (
+        "kubevirt_pod_infra_memory_overhead_estimate_bytes",
+        Keep::All,
+    ),
+    ("kubevirt_pod_infra_memory_overhead_budget_bytes", Keep::All),
+    // The allowance: limit minus the guest RAM the memory cgroup charges.
+    (
+        "kubevirt_pod_infra_compute_memory_bytes",
+        Keep::Only {
+            label: "type",
+            values: &["limit", "guest"],
+        },
+    ),
+    // The dashboard's collection time.
+    (
+        "kube_metrics_collector_collection_duration_seconds",
+        Keep::All,
+    ),
+    // KubeMetricsCollectorReadErrors: `vanished` and `permission` are normal.
+    (
+        "kube_metrics_collector_read_errors_total",
+        Keep::Only {
+            label: "kind",
+            values: &["parse", "io"],
+        },
+    ),
+    // KubeMetricsCollectorPortFlooded: only the TCP port is reachable from the pod network.
+    (
+        "kube_metrics_collector_connections_total",
+        Keep::Only {
+            label: "listener",
+            values: &["tcp"],
+        },
+    ),
+    // KubeMetricsCollectorGuestMemoryInexact fires on any of the three above 0.
+    (
+        "kube_metrics_collector_guest_memory_unparsed_arguments",
+        Keep::NonZero,
+    ),
+    (
+        "kube_metrics_collector_guest_memory_unmatched_backends",
+        Keep::NonZero,
+    ),
+    (
+        "kube_metrics_collector_guest_memory_unexplained_bytes",
+        Keep::NonZero,
+    ),
+];
+
+/// A `--metrics-profile` that names no profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownProfile(pub String);
+
+// === impl Profile ===
+
+impl Profile {
+    /// Every profile, the default first.
+    pub const ALL: [Profile; 2] = [Self::Default, Self::Full];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::Full => "full",
+        }
+    }
+
+    /// What this profile keeps of family `name`; `None`: it leaves the family out.
+    pub fn keeps(self, name: &str) -> Option<Keep> {
+        match self {
+            Self::Full => family(name).map(|_| Keep::All),
+            Self::Default => DEFAULT_PROFILE
+                .iter()
+                .find(|(family, _)| *family == name)
+                .map(|(_, keep)| *keep),
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = UnknownProfile;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == value)
+            .ok_or_else(|| UnknownProfile(value.to_owned()))
+    }
+}
+
+impl std::fmt::Display for Profile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for UnknownProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
+        write!(
+            f,
+            "no metrics profile {:?} (one of: {})",
+            self.0,
+            names.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownProfile {}
+
+// === impl Keep ===
+
+impl Keep {
+    /// Whether a sample with `labels` (its own, without `host` and `domain`) and `value` is kept.
+    /// A `RolesSeenAnd` family is judged by its writer, which knows which roles had a member.
+    pub fn sample(self, labels: &[(&str, &str)], value: f64) -> bool {
+        match self {
+            Self::All | Self::RolesSeenAnd(_) => true,
+            Self::Only { label, values } => labels
+                .iter()
+                .any(|(name, v)| *name == label && values.contains(v)),
+            Self::NonZero => value != 0.0,
+        }
+    }
+}
+
 /// The labels the relay puts on every series it forwards, first, from the kubelet's attestation.
 pub const RELAY_LABELS: [&str; 2] = ["namespace", "pod"];
 
@@ -238,6 +437,61 @@ mod tests {
                 assert!(!relayed || f.name == POD_INFO, "{}: {label}", f.name);
             }
         }
+    }
+
+    #[test]
+    fn the_default_profile_names_families_and_labels_the_collector_writes() {
+        for (i, (name, keep)) in DEFAULT_PROFILE.iter().enumerate() {
+            let f = family(name).unwrap_or_else(|| panic!("{name} is no family"));
+            assert!(
+                DEFAULT_PROFILE[..i].iter().all(|(n, _)| n != name),
+                "{name} twice"
+            );
+            match keep {
+                Keep::Only { label, values } => {
+                    assert!(f.labels.contains(label), "{name}: no label {label}");
+                    assert!(!values.is_empty(), "{name}");
+                }
+                Keep::RolesSeenAnd(_) => assert!(f.labels.contains(&"process"), "{name}"),
+                Keep::NonZero => assert_eq!(f.kind, "gauge", "{name}"),
+                Keep::All => {}
+            }
+        }
+        // The relay and every join need the pod's identity.
+        assert_eq!(Profile::Default.keeps(POD_INFO), Some(Keep::All));
+        assert_eq!(Profile::Default.keeps("kubevirt_pod_infra_threads"), None);
+        assert_eq!(Profile::Default.keeps("up"), None);
+        for f in FAMILIES {
+            assert_eq!(Profile::Full.keeps(f.name), Some(Keep::All), "{}", f.name);
+        }
+        assert_eq!(Profile::Full.keeps("up"), None);
+    }
+
+    #[test]
+    fn keep_judges_samples_by_label_and_value() {
+        let only = Keep::Only {
+            label: "type",
+            values: &["resident"],
+        };
+        assert!(only.sample(&[("process", "qemu"), ("type", "resident")], 0.0));
+        assert!(!only.sample(&[("process", "qemu"), ("type", "virtual")], 1.0));
+        assert!(!only.sample(&[], 1.0));
+        assert!(Keep::NonZero.sample(&[], 2.0) && !Keep::NonZero.sample(&[], 0.0));
+        assert!(Keep::All.sample(&[], 0.0));
+    }
+
+    #[test]
+    fn profiles_parse_from_their_names() {
+        for profile in Profile::ALL {
+            assert_eq!(profile.as_str().parse(), Ok(profile));
+            assert_eq!(profile.to_string(), profile.as_str());
+        }
+        assert_eq!(Profile::default(), Profile::Default);
+        let err = "Full".parse::<Profile>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no metrics profile \"Full\" (one of: default, full)"
+        );
     }
 
     #[test]

@@ -25,6 +25,8 @@ pub const COMPONENT_BUDGET: &str =
     "vmi_component:kubevirt_pod_infra_memory_overhead_budget_bytes:max";
 pub const COMPONENT_OVER_BUDGET: &str =
     "vmi_component:kubevirt_pod_infra_memory_over_budget_bytes:max";
+pub const COMPONENT_BUDGET_RATIO: &str =
+    "vmi_component:kubevirt_pod_infra_memory_overhead_budget:ratio";
 pub const OVERHEAD: &str = "vmi:kubevirt_pod_infra_memory_overhead_bytes:sum";
 pub const ESTIMATE: &str = "vmi:kubevirt_pod_infra_memory_overhead_estimate_bytes:max";
 pub const HEADROOM: &str = "vmi:kubevirt_pod_infra_memory_overhead_headroom_bytes:max";
@@ -35,7 +37,7 @@ pub const ALLOWANCE_RATIO: &str = "vmi:kubevirt_pod_infra_compute_memory_allowan
 
 /// Every recording rule of the group `kube-metrics-collector.rules`, in the file's order; a rule
 /// reads only raw series and the records above it.
-pub const RECORDINGS: [Recording; 15] = [
+pub const RECORDINGS: [Recording; 16] = [
     Recording {
         record: POD_INFO,
         expr: "max by (namespace, pod, name, node) (kubevirt_pod_infra_pod_info)",
@@ -61,17 +63,16 @@ pub const RECORDINGS: [Recording; 15] = [
 )
 * on (namespace, pod) group_left (name, node) vmi:kubevirt_pod_infra_pod_info:max"#,
     },
-    // Every process but QEMU, plus QEMU's threads other than the vCPUs.
+    // Every process of the pod but the guest's vCPUs: QEMU's CPU time less its vCPU threads', which
+    // also keeps the CPU of QEMU's worker threads that exited. Read from the per-process record
+    // above rather than from the raw counters again; a pod without QEMU keeps all of its CPU.
     Recording {
         record: INFRA_CPU,
-        expr: r#"(
-    sum by (namespace, pod) (max by (namespace, pod, process, type) (rate(kubevirt_pod_infra_cpu_seconds_total{process!="qemu"}[5m])))
-  + on (namespace, pod)
-    sum by (namespace, pod) (max by (namespace, pod, class, type) (rate(kubevirt_pod_infra_qemu_thread_cpu_seconds_total{class!="vcpu"}[5m])))
-  or
-    sum by (namespace, pod) (max by (namespace, pod, process, type) (rate(kubevirt_pod_infra_cpu_seconds_total{process!="qemu"}[5m])))
-)
-* on (namespace, pod) group_left (name, node) vmi:kubevirt_pod_infra_pod_info:max"#,
+        expr: r#"sum by (namespace, pod, name, node) (vmi_process:kubevirt_pod_infra_cpu_seconds:rate5m)
+- on (namespace, pod) group_left ()
+sum by (namespace, pod) (max by (namespace, pod, type) (rate(kubevirt_pod_infra_qemu_thread_cpu_seconds_total{class="vcpu"}[5m])))
+or
+sum by (namespace, pod, name, node) (vmi_process:kubevirt_pod_infra_cpu_seconds:rate5m)"#,
     },
     // What each process costs the pod's memory cgroup beyond guest RAM (contract::estimate): its
     // resident memory and page tables; QEMU's resident memory outside guest RAM (from smaps, so
@@ -110,6 +111,13 @@ pub const RECORDINGS: [Recording; 15] = [
         expr: r#"vmi_component:kubevirt_pod_infra_memory_overhead_bytes:max
 - vmi_component:kubevirt_pod_infra_memory_overhead_budget_bytes:max
 > 0"#,
+    },
+    // Each component's share of its budget, for the dashboard's fullest components: dividing the two
+    // records above at every step of a six-hour graph took seconds at 2,000 VMs, once per 30 s here
+    // takes milliseconds.
+    Recording {
+        record: COMPONENT_BUDGET_RATIO,
+        expr: "vmi_component:kubevirt_pod_infra_memory_overhead_bytes:max / vmi_component:kubevirt_pod_infra_memory_overhead_budget_bytes:max",
     },
     // The measured overhead of a VM; absent until QEMU's own memory is known, rather than too low.
     Recording {
@@ -172,9 +180,48 @@ vmi:kubevirt_pod_infra_pod_info:max"#,
     },
 ];
 
+/// The group of [`RECORDINGS`], evaluated at Prometheus' own interval.
+pub const GROUP: &str = "kube-metrics-collector.rules";
+
+/// The group that records [`TRENDS`] and alerts on them (`KubevirtInfraProcessMemoryGrowing`),
+/// every [`TRENDS_INTERVAL`]. Reading a day of raw series sampled every 30 s at every evaluation
+/// was the costliest rule of all; a day of a 5-minute average holds a tenth of the samples and is
+/// read a tenth as often (docs/metrics.md, "What the rules cost").
+pub const TRENDS_GROUP: &str = "kube-metrics-collector.trends";
+/// The evaluation interval of [`TRENDS_GROUP`], as the PrometheusRule spells it.
+pub const TRENDS_INTERVAL: &str = "5m";
+pub const COMPONENT_RESIDENT_TREND: &str =
+    "vmi_component:kubevirt_pod_infra_memory_resident_bytes:avg5m";
+
+/// Every recording rule of [`TRENDS_GROUP`], in the file's order; they read raw series and
+/// [`RECORDINGS`].
+pub const TRENDS: [Recording; 1] = [
+    // What each process holds, averaged over the group's interval: the resident memory of each
+    // process but QEMU, and QEMU's own memory (its RSS less guest RAM, which a guest grows at
+    // will). Page tables are left out: QEMU's hold the guest's, which grow as the guest touches
+    // its RAM and are no leak.
+    Recording {
+        record: COMPONENT_RESIDENT_TREND,
+        expr: r#"sum by (namespace, pod, component) (
+    label_replace(
+      max by (namespace, pod, process) (avg_over_time(kubevirt_pod_infra_memory_amount_bytes{type="resident", process!="qemu"}[5m])),
+      "component", "$1", "process", "(.*)"
+    )
+  or
+    label_replace(max by (namespace, pod) (avg_over_time(kubevirt_pod_infra_qemu_own_memory_bytes[5m])), "component", "qemu", "", "")
+)
+* on (namespace, pod) group_left (name, node) vmi:kubevirt_pod_infra_pod_info:max"#,
+    },
+];
+
+/// Every recording rule of both groups.
+fn all() -> impl Iterator<Item = &'static Recording> {
+    RECORDINGS.iter().chain(TRENDS.iter())
+}
+
 /// The recording rule of `record`.
 fn recording(record: &str) -> Option<&'static Recording> {
-    RECORDINGS.iter().find(|r| r.record == record)
+    all().find(|r| r.record == record)
 }
 
 /// `record`'s PromQL with every record it reads replaced by that record's PromQL in parentheses,
@@ -202,8 +249,7 @@ fn inline(expr: &str) -> String {
 /// The first record named in `expr` as a whole word, and where.
 fn next_record(expr: &str) -> Option<(usize, &'static Recording)> {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    RECORDINGS
-        .iter()
+    all()
         .filter_map(|rule| {
             expr.match_indices(rule.record)
                 .find(|(at, _)| {
@@ -252,8 +298,31 @@ mod tests {
     }
 
     #[test]
+    fn trends_are_unique_and_read_raw_series_and_records_bare() {
+        for (i, rule) in TRENDS.iter().enumerate() {
+            assert!(
+                all().filter(|r| r.record == rule.record).count() == 1
+                    && TRENDS[..i].iter().all(|r| r.record != rule.record),
+                "{} twice",
+                rule.record
+            );
+            let mut rest = rule.expr;
+            while let Some((at, used)) = next_record(rest) {
+                assert!(
+                    RECORDINGS.iter().any(|r| r.record == used.record),
+                    "{} reads {}, no record of {GROUP}",
+                    rule.record,
+                    used.record
+                );
+                rest = &rest[at + used.record.len()..];
+                assert!(!rest.starts_with(['{', '[']), "{}", rule.record);
+            }
+        }
+    }
+
+    #[test]
     fn expand_inlines_every_record_down_to_raw_series() {
-        for rule in &RECORDINGS {
+        for rule in all() {
             let expanded = expand(rule.record).unwrap_or_default();
             assert_eq!(next_record(&expanded), None, "{}: {expanded}", rule.record);
             assert_eq!(

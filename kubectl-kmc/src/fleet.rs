@@ -189,7 +189,7 @@ mod tests {
             Relayed::Exported {
                 install_namespace: "kmc".to_owned()
             }
-            .read("kubevirt_pod_infra_threads[5m]")
+            .read(r#"kubevirt_pod_infra_memory_amount_bytes{type="resident"}[5m]"#)
             .is_err()
         );
     }

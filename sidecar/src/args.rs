@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use kube_metrics_contract::metrics::Profile;
 use kube_metrics_contract::sidecar;
 
 use crate::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
@@ -81,6 +82,17 @@ pub struct Args {
     /// it the newest release known to this build is assumed, and the budget series say so.
     #[arg(long, env = kube_metrics_contract::sidecar::ENV_KUBEVIRT_RELEASE, value_name = "RELEASE")]
     kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
+
+    /// Which series to write: `default`, what the recording rules, alerts, dashboards and
+    /// `kubectl kmc` read (43 for KubeVirt's five processes), or `full`, every series (152).
+    /// docs/metrics.md, "Profiles".
+    #[arg(
+        long,
+        env = kube_metrics_contract::sidecar::ENV_METRICS_PROFILE,
+        default_value_t = Profile::Default,
+        value_name = "PROFILE"
+    )]
+    metrics_profile: Profile,
 
     /// Leave out a metric family, or one memory type as FAMILY:TYPE; repeatable.
     #[arg(
@@ -160,6 +172,7 @@ impl Args {
             min_interval_ms,
             guest_memory_interval_secs,
             kubevirt_release,
+            metrics_profile,
             exclude,
             log,
         } = self;
@@ -184,7 +197,7 @@ impl Args {
                 background: true,
             },
             kubevirt_release,
-            exclude: Exclusions::parse(&exclude)?,
+            exclude: Exclusions::parse(metrics_profile, &exclude)?,
         };
         let mode = match (command, dump_metrics) {
             (Some(_), true) => return Err(ArgsError::DumpWithSubcommand),
@@ -276,6 +289,24 @@ mod tests {
             parse(&["-M", "probe"]).unwrap_err(),
             ArgsError::DumpWithSubcommand.to_string()
         );
+    }
+
+    #[test]
+    fn the_metrics_profile_is_default_unless_asked() {
+        let Ok(Mode::Dump(c)) = parse(&["-M"]) else {
+            panic!("expected dump")
+        };
+        assert_eq!(c.exclude.profile(), Profile::Default);
+        let Ok(Mode::Serve(c)) = parse(&["--metrics-profile", "full"]) else {
+            panic!("expected serve")
+        };
+        assert_eq!(c.scrape.exclude.profile(), Profile::Full);
+        let Ok(Mode::Node(c)) = parse(&["--metrics-profile", "full", "node", "--once"]) else {
+            panic!("expected node")
+        };
+        assert_eq!(c.scrape.exclude.profile(), Profile::Full);
+        let err = parse(&["--metrics-profile", "lean"]).unwrap_err();
+        assert!(err.contains("no metrics profile \"lean\""), "{err}");
     }
 
     #[test]

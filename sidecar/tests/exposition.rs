@@ -5,7 +5,8 @@
 mod common;
 
 use common::{Tree, env, mk, render};
-use kube_metrics_collector::exposition::Format;
+use kube_metrics_collector::exposition::{Exclusions, Format};
+use kube_metrics_contract::metrics::Profile;
 use kube_metrics_contract::sidecar::{PODINFO_ANNOTATIONS, PODINFO_MEMORY_REQUEST};
 
 fn launcher_pod() -> Tree {
@@ -44,8 +45,13 @@ fn stable(text: &str) -> String {
 }
 
 fn check(format: Format, file: &str) {
+    check_profile(Profile::Full, format, file);
+}
+
+fn check_profile(profile: Profile, format: Format, file: &str) {
     let tree = launcher_pod();
-    let got = stable(&render(&mut tree.scraper(env()), format));
+    let exclude = Exclusions::parse(profile, &[]).unwrap();
+    let got = stable(&render(&mut tree.scraper_with(env(), exclude), format));
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/golden")
         .join(file);
@@ -67,4 +73,41 @@ fn text_0_0_4_matches_golden() {
 #[test]
 fn openmetrics_1_0_0_matches_golden() {
     check(Format::OpenMetrics, "launcher-pod.openmetrics");
+}
+
+/// The default profile of the same pod: what the rules, alerts, dashboards and `kubectl kmc` read.
+/// Every line of it is a line of the full profile's golden.
+#[test]
+fn default_profile_matches_golden_and_is_part_of_the_full_one() {
+    check_profile(Profile::Default, Format::Text, "launcher-pod.default.prom");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden");
+    let full = std::fs::read_to_string(dir.join("launcher-pod.prom")).unwrap();
+    let default = std::fs::read_to_string(dir.join("launcher-pod.default.prom")).unwrap();
+    let samples = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (full, default) = (samples(&full), samples(&default));
+    for line in &default {
+        assert!(full.contains(line), "{line} is not in the full profile");
+    }
+    // Four roles ran; virtlogd is written at 0 for KubevirtInfraProcessMissing.
+    let processes: Vec<&String> = default
+        .iter()
+        .filter(|l| l.starts_with("kubevirt_pod_infra_processes{"))
+        .collect();
+    assert_eq!(processes.len(), 5, "{processes:?}");
+    assert!(
+        processes
+            .iter()
+            .any(|l| l.contains("process=\"virtlogd\"") && l.ends_with(" 0"))
+    );
+    assert!(
+        default.len() * 3 < full.len(),
+        "{} of {}",
+        default.len(),
+        full.len()
+    );
 }

@@ -96,6 +96,8 @@ fn idle_and_slowloris_tcp_connections_starve_neither_the_socket_nor_the_probe() 
         .args(["--listen", &addr, "--socket"])
         .arg(&socket)
         .args(["--podinfo", "/nonexistent", "--min-interval-ms", "0"])
+        // The Unix listener's counts are written in the full profile only.
+        .args(["--metrics-profile", "full"])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

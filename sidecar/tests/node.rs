@@ -97,7 +97,7 @@ impl Node {
                 background: false,
             },
             kubevirt_release: None,
-            exclude: Exclusions::default(),
+            exclude: Exclusions::full(),
         };
         let layout = Layout {
             kubelet_pods: self.pods(),

@@ -17,6 +17,11 @@ pub const POD_NAME: &str = "virt-launcher-e2e-abcde";
 pub const POD_NAMESPACE: &str = "e2e";
 pub const NODE_NAME: &str = "e2e-node";
 
+/// The profile the collector runs with here unless a test's flags say otherwise: the full one,
+/// whose every family the tests check against the host's `/proc`. The default profile is its
+/// subset (the sidecar's goldens hold it to that), and `sidecar_e2e` counts it on a real pod.
+pub const PROFILE: &str = "full";
+
 /// A collector serving inside a fake pod.
 #[derive(Debug)]
 pub struct Collector {
@@ -70,7 +75,17 @@ impl Collector {
 /// in `namespace` (as in a pod scraped through the node relay); waits for /readyz on the socket.
 /// Returns its guard and socket.
 pub fn start_on_socket(pod: &FakePod, namespace: &str, name: &str) -> Result<(Guarded, PathBuf)> {
-    let (guard, _pid) = serve(pod, (namespace, name), None, &[])?;
+    start_on_socket_with(pod, namespace, name, &[])
+}
+
+/// [`start_on_socket`] with `extra` flags.
+pub fn start_on_socket_with(
+    pod: &FakePod,
+    namespace: &str,
+    name: &str,
+    extra: &[&str],
+) -> Result<(Guarded, PathBuf)> {
+    let (guard, _pid) = serve(pod, (namespace, name), None, extra)?;
     Ok((guard, socket(pod)))
 }
 
@@ -129,9 +144,11 @@ fn socket(pod: &FakePod) -> PathBuf {
     pod.dir().join(sidecar::SOCKET_NAME)
 }
 
-/// Sets the env the downward API would: the pod's namespace and name, and the node.
+/// Sets the env the downward API would: the pod's namespace and name, and the node; and
+/// [`PROFILE`], which a `--metrics-profile` flag overrides.
 fn set_identity(command: &mut Command, (namespace, pod): (&str, &str)) {
     command
+        .env(sidecar::ENV_METRICS_PROFILE, PROFILE)
         .env(sidecar::ENV_POD_NAME, pod)
         .env(sidecar::ENV_POD_NAMESPACE, namespace)
         .env(sidecar::ENV_NODE_NAME, NODE_NAME);

@@ -36,6 +36,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod relay;
 pub mod release;
+pub mod scale;
 pub mod user_workload;
 
 pub use process::{Guarded, preflight, wait_for};

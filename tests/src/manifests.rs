@@ -264,16 +264,35 @@ pub fn kubernetes_validate(docs: &[(String, &Value)]) -> Result<()> {
 #[cfg(test)]
 mod tests;
 
-/// `prometheusrule.yaml`'s text with the rules of its first group replaced by `recordings`, each
-/// as `record` and a literal block `expr`: how the file is kept equal to the contract.
+/// `prometheusrule.yaml`'s text with the recording rules of its group `group` replaced by
+/// `recordings`, each as `record` and a literal block `expr`: how the file is kept equal to the
+/// contract. The records are the group's first rules; its alerts, if any, follow them and stay.
 pub fn with_recordings(
     text: &str,
+    group: &str,
     recordings: &[kube_metrics_contract::rules::Recording],
 ) -> Result<String> {
-    const FIRST: &str = "      rules:\n";
-    const NEXT: &str = "\n    - name: ";
-    let start = text.find(FIRST).context("no rules: in the first group")? + FIRST.len();
-    let end = start + text[start..].find(NEXT).context("no second group")? + 1;
+    const RULES: &str = "      rules:\n";
+    let header = format!("\n    - name: {group}\n");
+    let after_header = text
+        .find(&header)
+        .with_context(|| format!("no group {group}"))?
+        + header.len();
+    let start = after_header
+        + text[after_header..]
+            .find(RULES)
+            .with_context(|| format!("no rules: in group {group}"))?
+        + RULES.len();
+    // From the newline that ends `rules:`, so that an alert right after it is found.
+    let rest = &text[start - 1..];
+    let end = [
+        rest.find("\n        - alert: "),
+        rest.find("\n    - name: "),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .map_or(text.len(), |end| start + end);
     let mut block = String::from(
         "        # Generated from contract/src/rules.rs (UPDATE_GOLDEN=1 cargo test -p e2e --test monitoring\n        # recording_rules), which says why each one reads as it does.\n",
     );

@@ -147,6 +147,10 @@ fn copy_process(real: &Path, copy: &Path, cgroup: &str) -> Result<()> {
 pub fn scrape_once(proc_root: &Path, kubelet: &Kubelet) -> Result<String> {
     let mut command = Command::new(binaries::collector()?);
     command
+        .env(
+            kube_metrics_contract::sidecar::ENV_METRICS_PROFILE,
+            crate::collector::PROFILE,
+        )
         .arg("--proc-root")
         .arg(proc_root)
         .args(["node", "--once", "--kubelet-pods-dir"])

@@ -1,12 +1,16 @@
 //! The monitoring the default install ships: the PrometheusRule passes `promtool check rules` and
-//! its own `promtool test rules`, every alert has a runbook and leaves KubeVirt's health alone, and
+//! its own `promtool test rules`, every alert has a runbook and leaves KubeVirt's health alone,
 //! every metric the rules and the Grafana dashboard use is one the collector or the webhook
-//! documents, and (where a bare collector can show it) one the real collector prints. Needs `kubectl` (with kustomize) and `promtool`.
+//! documents, and (where a bare collector can show it) one the real collector prints; every series
+//! the rules, the alerts, both dashboards and `kubectl kmc` read is in the collector's default
+//! metrics profile. Needs `kubectl` (with kustomize) and `promtool`, and root for the last.
 
 use anyhow::{Context as _, Result, ensure};
+use e2e::exposition::Sample;
 use e2e::manifests;
 use e2e::process;
-use e2e::promql::metric_names;
+use e2e::promql::{Matcher, metric_names, selectors};
+use kube_metrics_contract::metrics::{self, Keep, Profile};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -275,28 +279,240 @@ fn real_collector_output_has_the_metrics_the_rules_use() -> Result<()> {
     Ok(())
 }
 
-/// The recording rules are `contract::rules::RECORDINGS`, the definitions `kubectl kmc` inlines, in
-/// the same order and to the letter. `UPDATE_GOLDEN=1` rewrites the group in the file from them.
+/// The recording rules are `contract::rules::RECORDINGS` (and `TRENDS`, in their group of their
+/// interval), the definitions `kubectl kmc` inlines, in the same order and to the letter.
+/// `UPDATE_GOLDEN=1` rewrites the groups in the file from them.
 #[test]
 fn recording_rules_are_the_contracts() -> Result<()> {
-    use kube_metrics_contract::rules::RECORDINGS;
+    use kube_metrics_contract::rules::{
+        GROUP, RECORDINGS, Recording, TRENDS, TRENDS_GROUP, TRENDS_INTERVAL,
+    };
+    let groups: [(&str, &[Recording]); 2] = [(GROUP, &RECORDINGS), (TRENDS_GROUP, &TRENDS)];
     let path = e2e::workspace().join("manifests/components/monitoring/prometheusrule.yaml");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        let text = std::fs::read_to_string(&path)?;
-        std::fs::write(&path, manifests::with_recordings(&text, &RECORDINGS)?)?;
+        let mut text = std::fs::read_to_string(&path)?;
+        for (group, recordings) in groups {
+            text = manifests::with_recordings(&text, group, recordings)?;
+        }
+        std::fs::write(&path, text)?;
     }
     let docs = manifests::parse_documents(&std::fs::read_to_string(&path)?)?;
-    let (_, rules) = manifests::prometheus_rules(&docs)?;
-    let recorded: Vec<(&str, &str)> = rules
-        .iter()
-        .filter(|(name, _)| name.contains(':'))
-        .map(|(name, expr)| (name.as_str(), expr.trim_end()))
-        .collect();
-    let wanted: Vec<(&str, &str)> = RECORDINGS.iter().map(|r| (r.record, r.expr)).collect();
+    let (spec, _) = manifests::prometheus_rules(&docs)?;
+    let in_file = spec["groups"].as_array().context("no groups")?;
+    for (group, recordings) in groups {
+        let found = in_file
+            .iter()
+            .find(|g| g["name"] == group)
+            .with_context(|| format!("no group {group}"))?;
+        let recorded: Vec<(&str, &str)> = found["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| Some((r["record"].as_str()?, r["expr"].as_str()?.trim_end())))
+            .collect();
+        let wanted: Vec<(&str, &str)> = recordings.iter().map(|r| (r.record, r.expr)).collect();
+        ensure!(
+            recorded == wanted,
+            "{group} in {} differs from contract/src/rules.rs; run UPDATE_GOLDEN=1 cargo test -p e2e --test monitoring recording_rules",
+            path.display()
+        );
+    }
+    let trends = in_file.iter().find(|g| g["name"] == TRENDS_GROUP);
     ensure!(
-        recorded == wanted,
-        "{} differs from contract/src/rules.rs; run UPDATE_GOLDEN=1 cargo test -p e2e --test monitoring recording_rules",
-        path.display()
+        trends.is_some_and(|g| g["interval"] == TRENDS_INTERVAL),
+        "{TRENDS_GROUP} is not evaluated every {TRENDS_INTERVAL}"
+    );
+    Ok(())
+}
+
+/// Who reads what: `(reader, PromQL)` for every rule (its expression and the queries its
+/// annotations run), every query of both dashboards (panels, variables, annotations), and every
+/// query `kubectl kmc` sends (the contract's rules inlined, and its own selectors, read from its
+/// source's string literals).
+fn readers() -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let (spec, _) = manifests::prometheus_rules(manifests::default_install()?)?;
+    let printf = regex::Regex::new(r#"printf "([^"]*)""#)?;
+    for group in spec["groups"].as_array().into_iter().flatten() {
+        for rule in group["rules"].as_array().into_iter().flatten() {
+            let name = rule["record"]
+                .as_str()
+                .or(rule["alert"].as_str())
+                .unwrap_or("");
+            out.push((
+                name.to_owned(),
+                rule["expr"].as_str().unwrap_or("").to_owned(),
+            ));
+            for text in rule["annotations"]
+                .as_object()
+                .into_iter()
+                .flat_map(|a| a.values())
+            {
+                for query in printf.captures_iter(text.as_str().unwrap_or("")) {
+                    let query = query.get(1).map_or("", |q| q.as_str()).replace("%s", "x");
+                    out.push((format!("{name} (annotation)"), query));
+                }
+            }
+        }
+    }
+    for path in [
+        "manifests/components/monitoring/dashboard.json",
+        "manifests/components/openshift-console-dashboard/console-dashboard.json",
+    ] {
+        let dashboard = e2e::scale::measure::dashboard(&e2e::workspace().join(path))?;
+        for query in dashboard.queries {
+            out.push((format!("{path}: {}", query.panel), query.expr));
+        }
+    }
+    let records = kube_metrics_contract::rules::RECORDINGS
+        .iter()
+        .chain(kube_metrics_contract::rules::TRENDS.iter());
+    for rule in records {
+        let expr = kube_metrics_contract::rules::expand(rule.record).context(rule.record)?;
+        out.push((format!("kubectl kmc: {}", rule.record), expr));
+    }
+    out.extend(kmc_queries()?);
+    Ok(out)
+}
+
+/// The string literals of `kubectl kmc`'s fleet, `top`, `recommend` and `check` that use a
+/// collector family in PromQL: its name followed by a selector, a range, a parenthesis or the
+/// literal's end (its messages name families too, followed by a space).
+fn kmc_queries() -> Result<Vec<(String, String)>> {
+    let src = e2e::workspace().join("kubectl-kmc/src");
+    let mut files = vec![src.join("fleet.rs"), src.join("top.rs")];
+    let mut dirs = vec![src.join("recommend"), src.join("check")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let literal = regex::Regex::new(r##"r#"((?s).*?)"#|"((?:[^"\\]|\\.)*)""##)?;
+    let used = regex::Regex::new(r"(kubevirt_pod_infra|kube_metrics_collector)_[a-z_]+([{\[)]|$)")?;
+    let mut out = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file)?;
+        for found in literal.captures_iter(&text) {
+            let raw = found.get(1).map(|m| m.as_str().to_owned());
+            let quoted = found.get(2).map(|m| m.as_str().replace("\\\"", "\""));
+            let Some(query) = raw.or(quoted) else {
+                continue;
+            };
+            if used.is_match(&query) {
+                let query = query.replace("{{", "{").replace("}}", "}");
+                out.push((format!("kubectl kmc: {}", file.display()), query));
+            }
+        }
+    }
+    ensure!(
+        out.len() >= 3,
+        "only {} kubectl kmc queries found",
+        out.len()
+    );
+    Ok(out)
+}
+
+/// Whether `sample` is selected by `matchers`, judged on the labels its family carries (the
+/// ones the relay and Prometheus add are the same in every profile).
+fn selected(sample: &Sample, matchers: &[Matcher]) -> Result<bool> {
+    let family = metrics::family(&sample.name).context("no family")?;
+    for m in matchers
+        .iter()
+        .filter(|m| family.labels.contains(&m.label.as_str()))
+    {
+        let value = sample.label(&m.label);
+        let matched = match m.op.as_str() {
+            "=" => value == m.value,
+            "!=" => value != m.value,
+            "=~" | "!~" => {
+                let re = regex::Regex::new(&format!("^(?:{})$", m.value))?;
+                re.is_match(value) == (m.op == "=~")
+            }
+            other => anyhow::bail!("matcher {other}"),
+        };
+        if !matched {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// The default profile carries every series that the rules, alerts, dashboards and `kubectl kmc`
+/// select from a real launcher pod's full output (KubeVirt's five processes and virt-tail, the
+/// collector serving as injected); a health gauge the profile writes only when not 0 is read only
+/// as `> 0`, for which absent and 0 are one.
+#[test]
+fn every_series_the_rules_dashboards_and_kmc_read_is_in_the_default_profile() -> Result<()> {
+    let full = e2e::scale::launcher_template(Profile::Full)?;
+    let default = e2e::scale::launcher_template(Profile::Default)?;
+    let key = |s: &Sample| format!("{}{:?}", s.name, s.labels);
+    let in_default: BTreeSet<String> = default.iter().map(key).collect();
+    let vm = full
+        .iter()
+        .find(|s| s.name == metrics::POD_INFO)
+        .map(|s| s.label("name").to_owned())
+        .context("no pod_info")?;
+    let variables = [
+        ("$__rate_interval", "5m".to_owned()),
+        ("$cluster", ".*".to_owned()),
+        ("$namespace", ".*".to_owned()),
+        ("$node", ".*".to_owned()),
+        ("$vm", vm),
+    ];
+    let (mut checked, mut families) = (0, BTreeSet::new());
+    for (reader, expr) in readers()? {
+        let expr = e2e::scale::measure::substitute(&expr, &variables);
+        for selector in selectors(&expr) {
+            if metrics::family(&selector.name).is_none() {
+                continue;
+            }
+            let picked: Vec<&Sample> = full
+                .iter()
+                .filter(|s| s.name == selector.name)
+                .filter(|s| selected(s, &selector.matchers).unwrap_or(true))
+                .collect();
+            for sample in &picked {
+                if in_default.contains(&key(sample)) {
+                    continue;
+                }
+                let keep = Profile::Default.keeps(&sample.name);
+                // A gauge written only when not 0, read as `> 0`: absent is 0.
+                let above_zero =
+                    regex::Regex::new(&format!(r"{}(\{{[^}}]*\}})?\) > 0", sample.name))?;
+                let non_zero = keep == Some(Keep::NonZero) && above_zero.is_match(&expr);
+                // A role that never ran, read beside a role written whether or not it runs.
+                let absent_role = matches!(keep, Some(Keep::RolesSeenAnd(always))
+                    if picked.iter().any(|s| always.contains(&s.label("process"))));
+                ensure!(
+                    sample.value == 0.0 && (non_zero || absent_role),
+                    "{reader} reads {} {:?}, which the default profile does not write:\n{expr}",
+                    sample.name,
+                    sample.labels
+                );
+            }
+            ensure!(
+                !picked.is_empty(),
+                "{reader}: {} selects nothing of a launcher pod:\n{expr}",
+                selector.name
+            );
+            families.insert(selector.name);
+            checked += 1;
+        }
+    }
+    ensure!(checked >= 60, "only {checked} selectors checked");
+    // Everything the default profile writes is read by someone.
+    let read: BTreeSet<&str> = families.iter().map(String::as_str).collect();
+    let written: BTreeSet<&str> = metrics::DEFAULT_PROFILE.iter().map(|(f, _)| *f).collect();
+    ensure!(
+        read == written,
+        "written but not read: {:?}; read but not written: {:?}",
+        written.difference(&read),
+        read.difference(&written)
     );
     Ok(())
 }

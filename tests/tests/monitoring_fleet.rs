@@ -22,14 +22,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Rule evaluation needs a few cycles of one second each once Prometheus is up.
 const EVALUATION_TIMEOUT: Duration = Duration::from_secs(40);
-/// Grafana variables as the dashboards are opened with "All" selected.
+/// Grafana variables as the dashboards are opened with "All" selected, and VM "web" chosen (it
+/// runs in two namespaces): the fleet panels show the top VMs, the per-process panels that VM.
 const VARIABLES: &[(&str, &str)] = &[
     ("$__rate_interval", "5m"),
     ("$cluster", ".*"),
     ("$namespace", ".*"),
     ("$node", ".*"),
-    ("$vm", ".*"),
+    ("$vm", "web"),
 ];
+/// What the fleet panels show at most.
+const TOP: usize = 10;
 
 #[test]
 fn rules_and_dashboards_on_a_generated_fleet() -> Result<()> {
@@ -37,7 +40,7 @@ fn rules_and_dashboards_on_a_generated_fleet() -> Result<()> {
     let end = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
     let fleet = fleet::fleet(i64::try_from(end)?);
     let (rules_spec, rules) = manifests::prometheus_rules(manifests::default_install()?)?;
-    let prometheus = start(&fleet.openmetrics(), &rules_spec)?;
+    let prometheus = start(&fleet.openmetrics(), &fleet, &rules_spec, None)?;
     let result = (|| -> Result<()> {
         wait_for_rules(&prometheus, &fleet)?;
         recording_rules_give_the_fleets_values(&prometheus, &fleet, &rules)?;
@@ -68,7 +71,12 @@ fn openshift_rules_and_console_dashboard_on_a_user_workload_fleet() -> Result<()
     let (rules_spec, rules) = manifests::prometheus_rules(&openshift.docs)?;
     let (history, relayed) = e2e::user_workload::series::reshape_openmetrics(&fleet.openmetrics())?;
     ensure!(relayed > 1000, "only {relayed} samples relayed");
-    let prometheus = start(&history, &rules_spec)?;
+    let prometheus = start(
+        &history,
+        &fleet,
+        &rules_spec,
+        Some(OPENSHIFT_INSTALL_NAMESPACE),
+    )?;
     let result = (|| -> Result<()> {
         wait_for_rules(&prometheus, &fleet)?;
         recording_rules_give_the_fleets_values(&prometheus, &fleet, &rules)?;
@@ -79,9 +87,19 @@ fn openshift_rules_and_console_dashboard_on_a_user_workload_fleet() -> Result<()
     result.with_context(|| format!("prometheus log:\n{}", prometheus.log()))
 }
 
-/// Writes the history (OpenMetrics), makes blocks of it and starts Prometheus on them with the
-/// rules.
-fn start(openmetrics: &str, rules_spec: &Value) -> Result<Prometheus> {
+/// The namespace the OpenShift variant's rules promote relayed series from.
+const OPENSHIFT_INSTALL_NAMESPACE: &str = "kube-metrics-collector";
+
+/// Writes the history (OpenMetrics), makes blocks of it and of the trend records over it, and
+/// starts Prometheus on them with the rules, every group evaluated every second. `relayed_from`:
+/// the series are shaped as user-workload monitoring stores them, relayed ones promoted from that
+/// namespace, so the trends' expressions are rewritten as the OpenShift rules are.
+fn start(
+    openmetrics: &str,
+    fleet: &Fleet,
+    rules_spec: &Value,
+    relayed_from: Option<&str>,
+) -> Result<Prometheus> {
     let dir = tempfile::Builder::new().prefix("e2e-fleet-").tempdir()?;
     let history = dir.path().join("fleet.om");
     std::fs::write(&history, openmetrics)?;
@@ -92,15 +110,64 @@ fn start(openmetrics: &str, rules_spec: &Value) -> Result<Prometheus> {
             .arg(dir.path().join("data")),
     )?;
     std::fs::remove_file(&history)?;
+    backfill_trends(dir.path(), fleet, relayed_from)?;
+    let mut spec = rules_spec.clone();
+    for group in spec["groups"].as_array_mut().into_iter().flatten() {
+        if let Some(group) = group.as_object_mut() {
+            group.remove("interval");
+        }
+    }
     std::fs::write(
         dir.path().join("rules.yaml"),
-        serde_norway::to_string(rules_spec)?,
+        serde_norway::to_string(&spec)?,
     )?;
     std::fs::write(
         dir.path().join("prometheus.yml"),
         "global:\n  evaluation_interval: 1s\nrule_files:\n  - rules.yaml\n",
     )?;
     Prometheus::start_in(dir)
+}
+
+/// The trend records over the whole history, as an installation backfills them after an upgrade
+/// (docs/metrics.md, "What the rules cost"): `promtool tsdb create-blocks-from rules` against a
+/// Prometheus on the raw blocks, each record inlined down to raw series
+/// (`contract::rules::expand`), at the trend group's interval, into the TSDB under `dir/data`.
+fn backfill_trends(dir: &std::path::Path, fleet: &Fleet, relayed_from: Option<&str>) -> Result<()> {
+    use kube_metrics_contract::rules::{TRENDS, TRENDS_INTERVAL, expand};
+    use kube_metrics_contract::user_workload::rewrite;
+    let rules = TRENDS
+        .iter()
+        .map(|r| {
+            let expr = expand(r.record).unwrap_or_default();
+            let expr = match relayed_from {
+                Some(namespace) => rewrite(&expr, namespace)?,
+                None => expr,
+            };
+            Ok(serde_json::json!({"record": r.record, "expr": expr}))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    let file = serde_json::json!({"groups": [{"name": "trends", "rules": rules}]});
+    std::fs::write(dir.join("trends.yaml"), serde_norway::to_string(&file)?)?;
+    std::fs::write(dir.join("prometheus.yml"), "global: {}\n")?;
+    let mut raw = e2e::scale::measure::Server::new(dir)?;
+    raw.start()?;
+    let output = dir.join("trends");
+    process::output(
+        Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "rules"])
+            .arg(format!("--start={}", fleet.end - fleet::HISTORY))
+            .arg(format!("--end={}", fleet.end))
+            .arg(format!("--url=http://{}", raw.addr))
+            .arg(format!("--eval-interval={TRENDS_INTERVAL}"))
+            .arg(format!("--output-dir={}", output.display()))
+            .arg(dir.join("trends.yaml")),
+    )?;
+    raw.stop()?;
+    for block in std::fs::read_dir(&output)? {
+        let block = block?;
+        std::fs::rename(block.path(), dir.join("data").join(block.file_name()))?;
+    }
+    Ok(())
 }
 
 /// Until the last recording rule has a series for every running VM.
@@ -231,6 +298,25 @@ fn vm_recordings_match(prometheus: &Prometheus, vm: &Vm) -> Result<()> {
                 .all(|(g, w)| g.0 == w.0 && close(g.1, w.1, 1e-3));
         ensure!(same, "{vm_name} {record}: {got:?}, want {want:?}");
     }
+    let ratios = by_component(&prometheus.query(&format!(
+        "vmi_component:kubevirt_pod_infra_memory_overhead_budget:ratio{sel}"
+    ))?);
+    let budgets = vm.budgets();
+    let mut want: Vec<(String, f64)> = vm
+        .components()
+        .into_iter()
+        .filter_map(|(c, v)| {
+            let (_, budget) = budgets.iter().find(|(b, _)| *b == c)?;
+            Some((c.to_owned(), v / budget))
+        })
+        .collect();
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    let same = ratios.len() == want.len()
+        && ratios
+            .iter()
+            .zip(&want)
+            .all(|(g, w)| g.0 == w.0 && close(g.1, w.1, 1e-3));
+    ensure!(same, "{vm_name} budget ratios: {ratios:?}, want {want:?}");
     let allowance = [
         (
             "vmi:kubevirt_pod_infra_compute_memory_allowance_bytes:max",
@@ -478,7 +564,11 @@ fn dashboard_queries_return_the_fleet(
             "unknown variable in {expr}"
         );
         let samples = prometheus.query(&query)?;
-        ensure!(!samples.is_empty(), "{query} returned nothing");
+        // A panel of what is above 0 (read errors) is empty on a healthy fleet.
+        ensure!(
+            !samples.is_empty() || query.trim_end().ends_with("> 0)"),
+            "{query} returned nothing"
+        );
         if format.contains("{{") {
             let legends: BTreeSet<String> = samples.iter().map(|s| legend(format, s)).collect();
             ensure!(
@@ -489,7 +579,8 @@ fn dashboard_queries_return_the_fleet(
         }
     }
     ensure!(legends_seen >= 10, "only {legends_seen} legends checked");
-    // The overhead panel: one measured line per running VM, same-named VMs apart.
+    // The overhead panel: the measured overhead of the ten VMs closest to their estimate,
+    // same-named VMs apart.
     let (measured, format) = targets
         .iter()
         .find(|(e, _)| e.starts_with("vmi:kubevirt_pod_infra_memory_overhead_bytes:sum"))
@@ -502,7 +593,11 @@ fn dashboard_queries_return_the_fleet(
         .iter()
         .map(|s| (legend(format, s), s.value))
         .collect();
-    for vm in fleet.running() {
+    let mut closest: Vec<&Vm> = fleet.running().collect();
+    closest.sort_by(|a, b| (b.overhead() / b.estimate).total_cmp(&(a.overhead() / a.estimate)));
+    closest.truncate(TOP);
+    ensure!(got.len() == closest.len(), "{} lines: {got:?}", got.len());
+    for vm in closest {
         let key = format!("measured {}/{}", vm.namespace, vm.name);
         match got.get(&key) {
             Some(v) if close(*v, vm.overhead(), 1e-3) => {}

@@ -1,7 +1,8 @@
 //! A real QEMU (Debian's `qemu-system-x86`, KVM where `/dev/kvm` opens, TCG otherwise) in a fake
 //! launcher pod's PID namespace, next to the other launcher processes, read by `-M`: guest RAM's
 //! size and resident part, QEMU's own memory, page tables and the vCPU class against the host's
-//! `/proc`; boot RAM given as a bare `-m`, and a DIMM hot-plugged over QMP.
+//! `/proc`; boot RAM given as a bare `-m`, and a DIMM hot-plugged over QMP; and the series such a
+//! pod exports in each metrics profile, against docs/metrics.md.
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::collector;
@@ -10,6 +11,7 @@ use e2e::hostproc;
 use e2e::launcher;
 use e2e::pod::{FakePod, PodInfo};
 use e2e::qemu::{BootRam, Guest, Qemu};
+use kube_metrics_contract::metrics::Profile;
 
 const NAMESPACE: &str = "e2e";
 const MIB: f64 = 1024.0 * 1024.0;
@@ -141,7 +143,8 @@ fn preallocated_guest_ram_is_told_apart_from_qemus_own_memory() -> Result<()> {
         &[("type", "guest")],
     )?;
     ensure!(charged == size, "guest RAM charged {charged}, size {size}");
-    // The series of one launcher pod, as docs/metrics.md ("Cardinality") counts them.
+    // The series of one launcher pod in the full profile (`-M` serves nothing, so no connection
+    // counts); docs/metrics.md ("Profiles") counts them as injected.
     println!("series of one launcher pod: {}", samples.len());
     ensure!(samples.len() <= 160, "{} series per pod", samples.len());
     let domain = samples
@@ -293,5 +296,99 @@ fn a_hot_plugged_dimm_is_guest_ram_and_flagged() -> Result<()> {
         "the size is the command line's"
     );
     ensure!(health(&after, "unmatched_backends")? == 0.0, "unmatched");
+    Ok(())
+}
+
+/// The rows of docs/metrics.md's table of series per launcher pod ("Profiles"): the pod, then the
+/// processes besides QEMU that it runs.
+const DOCUMENTED_PODS: [(&str, &[&str]); 2] = [
+    ("KubeVirt's five processes", &[]),
+    ("... and virt-tail", &["virt-tail"]),
+];
+
+/// `(default, full)` of the row of docs/metrics.md that starts with `| {row} |`.
+fn documented_series(row: &str) -> Result<(usize, usize)> {
+    let doc = std::fs::read_to_string(e2e::workspace().join("docs/metrics.md"))?;
+    let prefix = format!("| {row} | ");
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .with_context(|| format!("docs/metrics.md has no row {prefix:?}"))?;
+    let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+    let number = |i: usize| -> Result<usize> {
+        cells
+            .get(i)
+            .and_then(|c| c.parse().ok())
+            .with_context(|| format!("{line:?}: cell {i} is no number"))
+    };
+    Ok((number(2)?, number(3)?))
+}
+
+/// The series of a launcher pod with a real QEMU, the collector serving as the webhook injects it
+/// (TCP and its socket), are the number docs/metrics.md states for each profile, the default one at
+/// most 50; the default profile's are all in the full one.
+#[test]
+fn a_launcher_pods_series_are_the_documented_count_in_each_profile() -> Result<()> {
+    for (row, extra) in DOCUMENTED_PODS {
+        let spec = guest("counted", 128, false, false);
+        e2e::preflight(&["unshare", "nsenter", "qemu-system-x86_64"])?;
+        let mut specs: Vec<_> = launcher::core_processes(NAMESPACE, &spec.vm, None)
+            .into_iter()
+            .filter(|s| s.key != "qemu")
+            .collect();
+        for key in extra {
+            specs.push(e2e::pod::ProcessSpec::new(
+                key,
+                &[&format!("/usr/bin/{key}")],
+            ));
+        }
+        let pod = FakePod::with_processes(&PodInfo::launcher(&spec.vm, 300 << 20), specs)?;
+        let _qemu = spec.start(&pod)?;
+        let mut counts = Vec::new();
+        let mut outputs = Vec::new();
+        for profile in Profile::ALL {
+            let collector =
+                collector::Collector::start(&pod, &["--metrics-profile", profile.as_str()])?;
+            let samples = e2e::wait_for(
+                "the collector's first read of QEMU's smaps",
+                std::time::Duration::from_secs(30),
+                || {
+                    let samples = exposition::parse(&collector.scrape()?.text())?;
+                    let read = samples
+                        .iter()
+                        .any(|s| s.name == "kubevirt_pod_infra_qemu_own_memory_bytes");
+                    Ok(read.then_some(samples))
+                },
+            )
+            .with_context(|| collector.log())?;
+            println!("{row}, profile {profile}: {} series", samples.len());
+            if std::env::var_os("SHOW_SERIES").is_some() {
+                for s in &samples {
+                    println!("  {} {:?} {}", s.name, s.labels, s.value);
+                }
+            }
+            counts.push(samples.len());
+            outputs.push(samples);
+        }
+        let (default, full) = documented_series(row)?;
+        ensure!(
+            counts == [default, full],
+            "{row}: {counts:?} series (default, full); docs/metrics.md says {default} and {full}"
+        );
+        ensure!(
+            default <= 50,
+            "{row}: {default} series in the default profile"
+        );
+        let [lean, all] = [&outputs[0], &outputs[1]];
+        for sample in lean {
+            ensure!(
+                all.iter()
+                    .any(|s| s.name == sample.name && s.labels == sample.labels),
+                "{} {:?} is not in the full profile",
+                sample.name,
+                sample.labels
+            );
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! The node relay in front of several real collectors, each in its own PID namespace with fake
 //! launcher processes, their sockets in a fake kubelet pods directory, and a real Prometheus
-//! scraping the relay. Checked through the Prometheus HTTP API: the expected series per pod, then
+//! scraping the relay; the last collector writes the default metrics profile, the others the full
+//! one, and the relay forwards each as it is. Checked through the Prometheus HTTP API: the expected
+//! series per pod, then
 //! (after one collector is killed and a socket that never answers appears) that the rest are still
 //! scraped within the timeout and that the relay's failure metrics say so.
 
@@ -24,6 +26,8 @@ struct Pod {
     namespace: String,
     name: String,
     vm: String,
+    /// Its collector writes the default metrics profile.
+    lean: bool,
     collector: Option<Guarded>,
     _fake: FakePod,
 }
@@ -99,6 +103,14 @@ fn series_per_pod(prometheus: &Prometheus, pods: &[Pod]) -> Result<()> {
         let cpu =
             format!("sum(kubevirt_pod_infra_cpu_seconds_total{{{selector},process=\"qemu\"}})");
         ensure!(prometheus.value(&cpu)? > 0.0, "{cpu} is not positive");
+        // Threads are in the full profile only.
+        let threads = prometheus.query(&format!("kubevirt_pod_infra_threads{{{selector}}}"))?;
+        ensure!(
+            threads.is_empty() == pod.lean,
+            "{selector}: {} thread series, default profile {}",
+            threads.len(),
+            pod.lean
+        );
     }
     let unlabelled = prometheus.query("{job=\"kmc\",__name__=~\"kubevirt_.*\",namespace=\"\"}")?;
     ensure!(
@@ -216,7 +228,10 @@ fn start_pod(kubelet: &Kubelet, i: usize) -> Result<Pod> {
         .into_iter()
         .filter(|spec| spec.key == "virt-launcher-monitor" || spec.key == "qemu");
     let fake = FakePod::with_processes(&PodInfo::launcher(&vm, 1 << 28), specs)?;
-    let (collector, socket) = collector::start_on_socket(&fake, &namespace, &name)?;
+    let lean = i == PODS;
+    let profile = if lean { "default" } else { "full" };
+    let (collector, socket) =
+        collector::start_on_socket_with(&fake, &namespace, &name, &["--metrics-profile", profile])?;
     let uid = relay::pod_uid(i);
     kubelet.project(&uid, &relay::Podinfo::relay(&uid, &namespace, &name))?;
     kubelet.move_socket(&socket, &uid)?;
@@ -224,6 +239,7 @@ fn start_pod(kubelet: &Kubelet, i: usize) -> Result<Pod> {
         namespace,
         name,
         vm,
+        lean,
         collector: Some(collector),
         _fake: fake,
     })

@@ -16,6 +16,15 @@ const DURATION_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The `annotation` label of `kube_metrics_webhook_ignored_annotations_total`: the per-pod
+/// overrides whose value the webhook may ignore (docs/webhook.md, "Per-pod overrides").
+pub const IGNORABLE_ANNOTATIONS: [&str; 4] = [
+    kube_metrics_contract::pod::MEMORY_LIMIT,
+    kube_metrics_contract::pod::CPU_LIMIT,
+    kube_metrics_contract::pod::LOG_LEVEL,
+    kube_metrics_contract::pod::METRICS_PROFILE,
+];
+
 /// The `result` label of `kube_metrics_webhook_vmi_lookups_total`: a [`crate::vmi::Lookup::as_str`],
 /// or `off` for a lookup not made because `--vmi-lookup off` (or no client could be built).
 pub const VMI_LOOKUP_RESULTS: &[&str] = &[
@@ -53,6 +62,7 @@ pub struct Metrics {
     oversized: IntCounterVec,
     connections: IntCounterVec,
     oversized_vmis: prometheus::IntCounter,
+    ignored: IntCounterVec,
 }
 
 // === impl RequestResult ===
@@ -165,6 +175,17 @@ impl Metrics {
             ])
             .set(1);
         registry.register(Box::new(build_info))?;
+        let ignored = IntCounterVec::new(
+            Opts::new(
+                "kube_metrics_webhook_ignored_annotations_total",
+                "Per-pod overrides whose value was ignored (the pod was injected with the default), by annotation.",
+            ),
+            &["annotation"],
+        )?;
+        registry.register(Box::new(ignored.clone()))?;
+        for annotation in IGNORABLE_ANNOTATIONS {
+            ignored.with_label_values(&[annotation]);
+        }
         registry.register(Box::new(oversized_vmis.clone()))?;
         registry.register(Box::new(oversized.clone()))?;
         registry.register(Box::new(connections.clone()))?;
@@ -203,7 +224,13 @@ impl Metrics {
             oversized,
             connections,
             oversized_vmis,
+            ignored,
         })
+    }
+
+    /// Counts one per-pod override ignored for its value.
+    pub fn ignored(&self, annotation: &str) {
+        self.ignored.with_label_values(&[annotation]).inc();
     }
 
     /// Brings the oversized VMI counter up to what the VMI decoder counted.
@@ -306,6 +333,12 @@ mod tests {
             kube_metrics_contract::build::VERSION
         );
         assert!(out.lines().any(|l| l == build), "{build} missing in\n{out}");
+        for annotation in IGNORABLE_ANNOTATIONS {
+            let line = format!(
+                "kube_metrics_webhook_ignored_annotations_total{{annotation=\"{annotation}\"}} 0"
+            );
+            assert!(out.contains(&line), "{line} missing in\n{out}");
+        }
     }
 
     #[test]

@@ -90,6 +90,8 @@ pub struct Reviewed {
     pub dry_run: bool,
     /// The warnings sent to the client (ignored per-pod overrides, internal errors).
     pub warnings: Vec<String>,
+    /// The annotation of each per-pod override that was ignored: counted and logged.
+    pub ignored: Vec<&'static str>,
     /// The number of patch operations; 0 means no patch.
     pub patch_len: usize,
     /// Who judged the VM, when the pod got that far (every injection, and skips for the VM's type).
@@ -190,6 +192,7 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
         )
     };
     let (mut source, mut scrape, mut warnings) = (None, None, Vec::new());
+    let mut ignored = Vec::new();
     let mut oversized = None;
     let (outcome, ops) = match &parsed.stage {
         Stage::Error { error, strip } => {
@@ -225,6 +228,7 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
                     Decision::Inject(plan) => {
                         scrape = Some(plan.scrape);
                         warnings = plan.warnings;
+                        ignored = plan.ignored;
                         (Outcome::Injected, ops)
                     }
                     Decision::Skip(reason) | Decision::Unsafe { reason, .. } => {
@@ -249,6 +253,7 @@ pub fn answer(parsed: &Parsed, policy: &Policy, lookup: &Lookup) -> Reviewed {
         vm: parsed.vm.clone(),
         dry_run: parsed.dry_run,
         warnings,
+        ignored,
         patch_len,
         source,
         scrape,

@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kube_metrics_contract::estimate::{self, Component, Shape};
+use kube_metrics_contract::metrics::Profile;
 
 pub const MI: f64 = 1024.0 * 1024.0;
 /// Seconds between two scrapes of a target: a rate over 5m sees at least two.
@@ -314,12 +315,23 @@ fn pod_series(vm: &Vm, pod: &Pod, target: usize, end: i64, out: &mut Vec<Series>
         ];
         labels(&[&fixed[..], extra].concat())
     };
+    // Only what the collector's default metrics profile writes: `kubectl kmc` must need nothing
+    // else (the goldens hold it to that), and the full profile only adds series.
     let mut push = |name: &str, labels: BTreeMap<String, String>, f: &dyn Fn(i64) -> f64| {
-        out.push(Series {
-            name: name.to_owned(),
-            labels,
-            points: times.iter().map(|t| (*t, f(*t - start))).collect(),
-        });
+        let own: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let kept = Profile::Default
+            .keeps(name)
+            .is_some_and(|keep| keep.sample(&own, f(0)));
+        if kept {
+            out.push(Series {
+                name: name.to_owned(),
+                labels,
+                points: times.iter().map(|t| (*t, f(*t - start))).collect(),
+            });
+        }
     };
     push(
         "kubevirt_pod_infra_pod_info",

@@ -7,6 +7,7 @@ use crate::classify::ThreadClass;
 use crate::collect::{Collection, ProcessCounters, RoleSample};
 use crate::proc::ErrorKind;
 use kube_metrics_contract::build::{REVISION, VERSION};
+use kube_metrics_contract::metrics::Keep;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
 mod budget;
@@ -56,8 +57,8 @@ pub struct ListenerConnections {
 struct Builder<'o> {
     w: Writer<'o>,
     exclude: &'o Exclusions,
-    /// The current family is excluded: its samples are dropped.
-    skip: bool,
+    /// What the profile and `--exclude` keep of the current family; `None` drops its samples.
+    keep: Option<Keep>,
     family: &'static str,
 }
 
@@ -74,7 +75,7 @@ pub fn encode(m: &Metrics, format: Format, out: &mut Vec<u8>) {
     let mut b = Builder {
         w,
         exclude: &scope.exclude,
-        skip: false,
+        keep: None,
         family: "",
     };
     b.cpu_seconds(c);
@@ -117,9 +118,18 @@ fn seconds(ticks: u64, c: &Collection) -> f64 {
 
 impl Builder<'_> {
     fn family(&mut self, name: &'static str, help: &'static str, kind: Kind) {
-        self.skip = self.exclude.family(name);
+        self.keep = self.exclude.keeps(name);
         self.family = name;
         self.w.family(name, help, kind);
+    }
+
+    /// Whether the current family writes `role`, which had a member (`seen`) or not: the full
+    /// profile writes every role, the default one only the roles it names besides those seen.
+    fn writes_role(&self, role: &str, seen: bool) -> bool {
+        match self.keep {
+            Some(Keep::RolesSeenAnd(always)) => seen || always.contains(&role),
+            _ => true,
+        }
     }
 
     /// Whether `kind` of the current family's `type` label is excluded.
@@ -195,7 +205,9 @@ impl Builder<'_> {
             Kind::Gauge,
         );
         for (role, s) in roles(c) {
-            self.infra(&[("process", role)], s.processes as f64);
+            if self.writes_role(role, s.seen) {
+                self.infra(&[("process", role)], s.processes as f64);
+            }
         }
         self.family(
             "kubevirt_pod_infra_threads",
@@ -335,15 +347,20 @@ impl Builder<'_> {
         }
     }
 
+    /// Whether the current family keeps a sample of `labels` and `value`.
+    fn keeps(&self, labels: &[(&str, &str)], value: f64) -> bool {
+        self.keep.is_some_and(|keep| keep.sample(labels, value))
+    }
+
     /// A sample with `host` and `domain` before `labels`.
     fn infra(&mut self, labels: &[(&str, &str)], value: f64) {
-        if !self.skip {
+        if self.keeps(labels, value) {
             self.w.sample(true, labels, value);
         }
     }
 
     fn plain(&mut self, labels: &[(&str, &str)], value: f64) {
-        if !self.skip {
+        if self.keeps(labels, value) {
             self.w.sample(false, labels, value);
         }
     }

@@ -161,7 +161,13 @@ impl Tree {
         fs::write(self.podinfo().join(name), text).unwrap();
     }
 
+    /// A scraper of the full profile, every series.
     pub fn scraper(&self, env: Env) -> Scraper {
+        self.scraper_with(env, Exclusions::full())
+    }
+
+    /// A scraper that leaves out what `exclude` says (its profile, its `--exclude`).
+    pub fn scraper_with(&self, env: Env, exclude: Exclusions) -> Scraper {
         let config = ScrapeConfig {
             proc_root: ProcRoot::new(self.proc_root()),
             podinfo: self.podinfo(),
@@ -172,7 +178,7 @@ impl Tree {
                 background: false,
             },
             kubevirt_release: None,
-            exclude: Exclusions::default(),
+            exclude,
         };
         Scraper::new(config, env)
     }

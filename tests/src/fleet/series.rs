@@ -4,6 +4,7 @@
 
 use super::{Estimate, Fleet, HISTORY, INFRA_ROLES, SYSTEM_NAMESPACE, Vm};
 use super::{GIB, LAUNCHER_CORES, QEMU_OTHER_CORES, VCPU_CORES};
+use kube_metrics_contract::metrics::Profile;
 use std::fmt::Write as _;
 
 pub(super) fn system_series(fleet: &Fleet) -> Vec<Series> {
@@ -83,6 +84,17 @@ pub(super) struct Series {
     starts_ago: Option<i64>,
 }
 
+impl Shape {
+    /// The value `ago` seconds before the end.
+    fn at(self, ago: i64) -> f64 {
+        match self {
+            Self::Constant(value) => value,
+            Self::Linear { value, slope } => value - slope * ago as f64,
+            Self::StepUp { ago: at } => f64::from(u8::from(ago <= at)),
+        }
+    }
+}
+
 impl Series {
     fn constant(name: &'static str, labels: Vec<(String, String)>, value: f64) -> Self {
         Self {
@@ -95,11 +107,7 @@ impl Series {
     }
 
     fn value(&self, ago: i64) -> f64 {
-        match self.shape {
-            Shape::Constant(value) => value,
-            Shape::Linear { value, slope } => value - slope * ago as f64,
-            Shape::StepUp { ago: at } => f64::from(u8::from(ago <= at)),
-        }
+        self.shape.at(ago)
     }
 
     pub(super) fn write(&self, out: &mut String, times: &[i64], end: i64) {
@@ -196,7 +204,16 @@ impl<'a> Collector<'a> {
         }
     }
 
+    /// Adds series `name` with `extra` labels, if the collector's default metrics profile writes
+    /// it: the rules and dashboards must need nothing else.
     fn push(&mut self, name: &'static str, extra: &[(&str, &str)], shape: Shape) {
+        let value = shape.at(0);
+        let kept = Profile::Default
+            .keeps(name)
+            .is_some_and(|keep| keep.sample(extra, value));
+        if !kept {
+            return;
+        }
         let vm = self.vm;
         let mut labels = vec![
             ("namespace", vm.namespace),
@@ -334,7 +351,7 @@ impl<'a> Collector<'a> {
             value: cores * HISTORY as f64,
             slope: cores,
         };
-        let counters: [Row; 5] = [
+        let counters: [Row; 7] = [
             (
                 "kubevirt_pod_infra_cpu_seconds_total",
                 &[("process", "virt-launcher"), ("type", "user")],
@@ -359,6 +376,16 @@ impl<'a> Collector<'a> {
                 "kube_metrics_collector_read_errors_total",
                 &[("kind", "vanished")],
                 0.01,
+            ),
+            (
+                "kube_metrics_collector_read_errors_total",
+                &[("kind", "parse")],
+                0.0,
+            ),
+            (
+                "kube_metrics_collector_read_errors_total",
+                &[("kind", "io")],
+                0.0,
             ),
         ];
         for (name, labels, per_second) in counters {

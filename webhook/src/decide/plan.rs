@@ -1,6 +1,7 @@
 //! The concrete sidecar for one pod: port, user, resources, per-pod overrides. No I/O.
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
-use kube_metrics_contract::pod::{CPU_LIMIT, LOG_LEVEL, MEMORY_LIMIT};
+use kube_metrics_contract::metrics::Profile;
+use kube_metrics_contract::pod::{CPU_LIMIT, LOG_LEVEL, MEMORY_LIMIT, METRICS_PROFILE};
 use std::collections::BTreeSet;
 
 use super::{COMPUTE, all_containers};
@@ -30,8 +31,12 @@ pub struct Plan {
     pub log_level: Option<String>,
     /// The cluster's KubeVirt release, when the webhook was told it.
     pub kubevirt_release: Option<kube_metrics_contract::estimate::Release>,
+    /// From the metrics-profile annotation when valid, else the webhook's `--metrics-profile`.
+    pub metrics_profile: Option<Profile>,
     /// Overrides that were ignored, one sentence each; returned to the client as warnings.
     pub warnings: Vec<String>,
+    /// The annotation of each ignored override, in the order of `warnings`: counted and logged.
+    pub ignored: Vec<&'static str>,
 }
 
 /// The user the sidecar runs as: compute's, so it may read the /proc entries of the pod's processes.
@@ -60,6 +65,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
     let annotations = pod.metadata.annotations.as_ref();
     let annotation = |key: &str| annotations.and_then(|a| a.get(key)).map(String::as_str);
     let mut warnings = Vec::new();
+    let mut ignored = Vec::new();
 
     let mut cpu = policy.cpu.clone();
     let mut memory = policy.memory.clone();
@@ -69,7 +75,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
             CPU_LIMIT,
             value,
             &policy.max_cpu_limit,
-            &mut warnings,
+            (&mut warnings, &mut ignored),
         );
     }
     if let Some(value) = annotation(MEMORY_LIMIT) {
@@ -78,7 +84,7 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
             MEMORY_LIMIT,
             value,
             &policy.max_memory_limit,
-            &mut warnings,
+            (&mut warnings, &mut ignored),
         );
     }
     // docs/kubevirt.md §3.5: a pod with dedicated CPUs fails unless it stays Guaranteed.
@@ -94,8 +100,23 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
                 "ignored {LOG_LEVEL}={:?}: must be one of {levels}",
                 shown(value)
             ));
+            ignored.push(LOG_LEVEL);
         }
         valid.then(|| value.to_owned())
+    });
+    // A profile the collector does not know would stop it at start: never passed on.
+    let chosen = annotation(METRICS_PROFILE).and_then(|value| match value.parse::<Profile>() {
+        Ok(profile) => Some(profile),
+        Err(_) => {
+            let names: Vec<&str> = Profile::ALL.iter().map(|p| p.as_str()).collect();
+            warnings.push(format!(
+                "ignored {METRICS_PROFILE}={:?}: must be one of {}",
+                shown(value),
+                names.join(", ")
+            ));
+            ignored.push(METRICS_PROFILE);
+            None
+        }
     });
     let scrape = scrape_path(policy, verdict);
     Some(Plan {
@@ -109,7 +130,9 @@ pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> 
         memory,
         log_level,
         kubevirt_release: policy.kubevirt_release,
+        metrics_profile: chosen.or(policy.metrics_profile),
         warnings,
+        ignored,
     })
 }
 
@@ -126,19 +149,22 @@ pub(super) fn scrape_path(policy: &Policy, verdict: &Verdict) -> PathDecision {
 /// Accepts a limit between the policy's request and `max`, so request <= limit still holds.
 fn override_limit(
     bounds: &mut Bounds,
-    key: &str,
+    key: &'static str,
     value: &str,
     max: &Quantity,
-    warnings: &mut Vec<String>,
+    (warnings, ignored): (&mut Vec<String>, &mut Vec<&'static str>),
 ) {
     match quantity::parse(value) {
         Some(q) if q.nano() >= bounds.request.nano() && q.nano() <= max.nano() => bounds.limit = q,
-        _ => warnings.push(format!(
-            "ignored {key}={:?}: must be a quantity from {} to {}",
-            shown(value),
-            bounds.request.as_str(),
-            max.as_str()
-        )),
+        _ => {
+            warnings.push(format!(
+                "ignored {key}={:?}: must be a quantity from {} to {}",
+                shown(value),
+                bounds.request.as_str(),
+                max.as_str()
+            ));
+            ignored.push(key);
+        }
     }
 }
 

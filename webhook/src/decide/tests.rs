@@ -500,7 +500,7 @@ fn valid_overrides_apply() {
         (plan.memory.limit.as_str(), plan.cpu.limit.as_str()),
         ("64Mi", "0.2")
     );
-    assert_eq!(plan.memory.request.as_str(), "16Mi");
+    assert_eq!(plan.memory.request.as_str(), "8Mi");
     assert_eq!(
         (plan.log_level.as_deref(), plan.warnings.len()),
         (Some("debug"), 0)
@@ -530,6 +530,8 @@ fn invalid_overrides_are_ignored_with_a_warning() {
         ("kube-metrics-collector.io~1cpu-limit", "-1"),
         ("kube-metrics-collector.io~1cpu-limit", "4"),
         ("kube-metrics-collector.io~1log-level", "loud"),
+        ("kube-metrics-collector.io~1metrics-profile", "Full"),
+        ("kube-metrics-collector.io~1metrics-profile", "everything"),
     ];
     let policy = Policy::default();
     for (key, value) in table {
@@ -539,13 +541,59 @@ fn invalid_overrides_are_ignored_with_a_warning() {
             json!(value),
         ));
         assert_eq!(
-            (&plan.cpu, &plan.memory, &plan.log_level),
-            (&policy.cpu, &policy.memory, &None),
+            (
+                &plan.cpu,
+                &plan.memory,
+                &plan.log_level,
+                plan.metrics_profile
+            ),
+            (&policy.cpu, &policy.memory, &None, None),
             "{key}"
         );
         assert_eq!(plan.warnings.len(), 1, "{key}={value}");
         assert!(plan.warnings[0].contains(value), "{:?}", plan.warnings);
+        assert_eq!(plan.ignored, [key.replace("~1", "/")], "{key}");
     }
+}
+
+#[test]
+fn the_metrics_profile_comes_from_the_annotation_else_the_flag() {
+    use kube_metrics_contract::metrics::Profile;
+    let annotated = |value: &str| {
+        with(
+            pod_a(),
+            "/metadata/annotations/kube-metrics-collector.io~1metrics-profile",
+            json!(value),
+        )
+    };
+    assert_eq!(plan_of(&pod_a()).metrics_profile, None);
+    let plan = plan_of(&annotated("full"));
+    assert_eq!(
+        (
+            plan.metrics_profile,
+            plan.warnings.len(),
+            plan.ignored.len()
+        ),
+        (Some(Profile::Full), 0, 0)
+    );
+    let policy = Policy {
+        metrics_profile: Some(Profile::Full),
+        ..Policy::default()
+    };
+    let plan_with = |pod: &Value| match decide_with(pod, &policy, &Lookup::NotFound) {
+        Decision::Inject(plan) => *plan,
+        other => panic!("expected injection, got {other:?}"),
+    };
+    assert_eq!(plan_with(&pod_a()).metrics_profile, Some(Profile::Full));
+    assert_eq!(
+        plan_with(&annotated("default")).metrics_profile,
+        Some(Profile::Default)
+    );
+    // An unknown value never reaches the collector, which would refuse to start.
+    assert_eq!(
+        plan_with(&annotated("lean")).metrics_profile,
+        Some(Profile::Full)
+    );
 }
 
 #[test]

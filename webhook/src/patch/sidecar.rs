@@ -1,10 +1,10 @@
 //! The injected container and its two volumes as raw JSON, exactly as docs/design.md fixes them.
 //! No I/O.
 use kube_metrics_contract::sidecar::{
-    CONTAINER_NAME, ENV_KUBEVIRT_RELEASE, ENV_LOG_LEVEL, ENV_NODE_NAME, ENV_POD_NAME,
-    ENV_POD_NAMESPACE, PODINFO_ANNOTATIONS, PODINFO_DIR, PODINFO_LABELS, PODINFO_MEMORY_LIMIT,
-    PODINFO_MEMORY_REQUEST, PODINFO_NAME, PODINFO_NAMESPACE, PODINFO_UID, PODINFO_VOLUME,
-    PORT_NAME, SOCKET_DIR, SOCKET_PATH, SOCKET_VOLUME,
+    CONTAINER_NAME, ENV_KUBEVIRT_RELEASE, ENV_LOG_LEVEL, ENV_METRICS_PROFILE, ENV_NODE_NAME,
+    ENV_POD_NAME, ENV_POD_NAMESPACE, PODINFO_ANNOTATIONS, PODINFO_DIR, PODINFO_LABELS,
+    PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST, PODINFO_NAME, PODINFO_NAMESPACE, PODINFO_UID,
+    PODINFO_VOLUME, PORT_NAME, SOCKET_DIR, SOCKET_PATH, SOCKET_VOLUME,
 };
 use serde_json::{Value, json};
 
@@ -33,6 +33,10 @@ pub fn container(plan: &Plan) -> Value {
     }
     if let Some(release) = plan.kubevirt_release {
         env.push(json!({"name": ENV_KUBEVIRT_RELEASE, "value": release.to_string()}));
+    }
+    if let Some(profile) = plan.metrics_profile {
+        // The collector's `--metrics-profile` env twin: the annotation's, else the webhook's.
+        env.push(json!({"name": ENV_METRICS_PROFILE, "value": profile.as_str()}));
     }
     let mut security = json!({
         "runAsUser": plan.run_as.uid,

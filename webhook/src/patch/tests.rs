@@ -348,29 +348,81 @@ fn a_read_vmi_is_written_on_the_pod() {
     );
 }
 
+/// The values of the injected collector's env `name` for `body` under `policy`.
+fn sidecar_env(body: &[u8], policy: &Policy, name: &str) -> Vec<String> {
+    let reviewed = super::review(body, policy).unwrap_or_else(|e| panic!("{e}"));
+    let answer: Value = serde_json::from_slice(&reviewed.response).unwrap_or_default();
+    let bytes: Vec<u8> =
+        serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
+    let ops: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let sidecar = ops
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|op| op["value"]["name"] == kube_metrics_contract::sidecar::CONTAINER_NAME)
+        .map(|op| op["value"]["env"].clone())
+        .unwrap_or_default();
+    sidecar
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["name"] == name)
+        .map(|e| e["value"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_metrics_profile_reaches_the_collector_from_the_flag_or_the_annotation() {
+    use kube_metrics_contract::metrics::Profile;
+    use kube_metrics_contract::sidecar::ENV_METRICS_PROFILE;
+    let plain = serde_json::to_vec(&review_a()).unwrap_or_default();
+    let mut review = review_a();
+    review["request"]["object"]["metadata"]["annotations"]["kube-metrics-collector.io/metrics-profile"] =
+        json!("full");
+    let annotated = serde_json::to_vec(&review).unwrap_or_default();
+    review["request"]["object"]["metadata"]["annotations"]["kube-metrics-collector.io/metrics-profile"] =
+        json!("maximal");
+    let unknown = serde_json::to_vec(&review).unwrap_or_default();
+    let full = Policy {
+        metrics_profile: Some(Profile::Full),
+        ..Policy::default()
+    };
+    let cases: [(&[u8], &Policy, &[&str]); 5] = [
+        (&plain, &Policy::default(), &[]),
+        (&plain, &full, &["full"]),
+        (&annotated, &Policy::default(), &["full"]),
+        (&unknown, &Policy::default(), &[]),
+        (&unknown, &full, &["full"]),
+    ];
+    for (i, (body, policy, want)) in cases.into_iter().enumerate() {
+        assert_eq!(
+            sidecar_env(body, policy, ENV_METRICS_PROFILE),
+            want,
+            "case {i}"
+        );
+    }
+    let reviewed = super::review(&unknown, &Policy::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(reviewed.outcome, Outcome::Injected);
+    assert_eq!(
+        reviewed.ignored,
+        [kube_metrics_contract::pod::METRICS_PROFILE]
+    );
+    assert!(
+        reviewed.warnings.iter().any(|w| w.contains("maximal")),
+        "{:?}",
+        reviewed.warnings
+    );
+}
+
 #[test]
 fn the_kubevirt_release_reaches_the_collector_as_env_only_when_set() {
     let body = serde_json::to_vec(&review_a()).unwrap_or_default();
     let env_of = |policy: &Policy| {
-        let reviewed = super::review(&body, policy).unwrap_or_else(|e| panic!("{e}"));
-        let answer: Value = serde_json::from_slice(&reviewed.response).unwrap_or_default();
-        let bytes: Vec<u8> =
-            serde_json::from_value(answer["response"]["patch"].clone()).unwrap_or_default();
-        let ops: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        let sidecar = ops
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|op| op["value"]["name"] == kube_metrics_contract::sidecar::CONTAINER_NAME)
-            .map(|op| op["value"]["env"].clone())
-            .unwrap_or_default();
-        sidecar
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|e| e["name"] == kube_metrics_contract::sidecar::ENV_KUBEVIRT_RELEASE)
-            .map(|e| e["value"].as_str().unwrap_or_default().to_owned())
-            .collect::<Vec<_>>()
+        sidecar_env(
+            &body,
+            policy,
+            kube_metrics_contract::sidecar::ENV_KUBEVIRT_RELEASE,
+        )
     };
     assert_eq!(env_of(&Policy::default()), Vec::<String>::new());
     let policy = Policy {

@@ -84,6 +84,9 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
                 if let Some(oversized) = reviewed.oversized {
                     state.metrics.oversized(oversized.part);
                 }
+                for annotation in &reviewed.ignored {
+                    state.metrics.ignored(annotation);
+                }
                 (
                     RequestResult::of(&reviewed.outcome),
                     json(reviewed.response),
@@ -174,6 +177,8 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
         .map_or(("", ""), |s| (s.path.as_str(), s.reason.as_str()));
     let latency_ms = elapsed.as_secs_f64() * 1000.0;
     let dry_run = reviewed.dry_run;
+    let ignored = reviewed.ignored.join(",");
+    let ignored = ignored.as_str();
     let uid = reviewed.uid.as_str();
     if matches!(reviewed.outcome, Outcome::Error(_)) {
         tracing::warn!(
@@ -188,6 +193,7 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
             scrape,
             scrape_reason,
             oversized,
+            ignored,
             dry_run,
             latency_ms,
             "Reviewed pod"
@@ -205,6 +211,7 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
             scrape,
             scrape_reason,
             oversized,
+            ignored,
             dry_run,
             latency_ms,
             "Reviewed pod"
