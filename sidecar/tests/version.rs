@@ -29,7 +29,14 @@ fn version_names_the_release_and_the_revision() {
 
 #[test]
 fn build_info_carries_the_same_revision() {
-    let text = stdout(&["-M", "--podinfo", "/nonexistent/podinfo"]);
+    // build_info is in the full profile only: nothing the default one serves reads it.
+    let text = stdout(&[
+        "-M",
+        "--metrics-profile",
+        "full",
+        "--podinfo",
+        "/nonexistent/podinfo",
+    ]);
     let want = format!(
         "kube_metrics_collector_build_info{{version=\"{VERSION}\",revision=\"{REVISION}\"}} 1"
     );

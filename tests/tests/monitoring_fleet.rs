@@ -170,12 +170,17 @@ fn backfill_trends(dir: &std::path::Path, fleet: &Fleet, relayed_from: Option<&s
     Ok(())
 }
 
-/// Until the last recording rule has a series for every running VM.
+/// Until the last recording rule has a series for every running VM, and the trend group, which
+/// Prometheus evaluates on its own schedule, has recorded.
 fn wait_for_rules(prometheus: &Prometheus, fleet: &Fleet) -> Result<()> {
     let running = fleet.running().count();
     process::wait_for("the recording rules", EVALUATION_TIMEOUT, || {
         let got = prometheus.query("vmi:kubevirt_pod_infra_memory_overhead:ratio")?;
-        Ok((got.len() == running).then_some(()))
+        let trends = kube_metrics_contract::rules::TRENDS
+            .iter()
+            .map(|t| Ok(!prometheus.query(t.record)?.is_empty()))
+            .collect::<Result<Vec<bool>>>()?;
+        Ok((got.len() == running && trends.iter().all(|&t| t)).then_some(()))
     })
 }
 
