@@ -10,7 +10,7 @@
 //! extrapolated to larger fleets, the arithmetic shown.
 //!
 //! `cargo build --release -p e2e --bin bench-fleet && ./target/release/bench-fleet --vms 2000`
-//! (root; about 15 minutes per profile). Not a timed test: it prints numbers. `--quick` runs a
+//! (root; 20 to 25 minutes per profile). Not a timed test: it prints numbers. `--quick` runs a
 //! tiny fleet in seconds, to show that it works.
 
 use anyhow::{Context as _, Result};
