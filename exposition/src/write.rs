@@ -31,6 +31,10 @@ pub struct Writer<'a> {
     format: Format,
     family: Family<'a>,
     header_written: bool,
+    /// No HELP or TYPE at all: sample lines for a caller that writes the headers itself.
+    headless: bool,
+    /// Labels first on every sample (the node collector's `namespace` and `pod`), escaped once.
+    lead: Vec<u8>,
     /// Labels common to many samples (`host`, `domain`), escaped once: `a="x",b="y"`.
     prefix: Vec<u8>,
 }
@@ -91,19 +95,34 @@ impl<'a> Writer<'a> {
                 kind: None,
             },
             header_written: true,
+            headless: false,
+            lead: Vec::new(),
             prefix: Vec::new(),
+        }
+    }
+
+    /// A writer of sample lines only, in text format: families leave no HELP or TYPE, for a
+    /// caller that gathers the lines of many writers under one header per family.
+    pub fn headless(out: &'a mut Vec<u8>) -> Self {
+        Self {
+            headless: true,
+            ..Self::new(out, Format::Text)
         }
     }
 
     /// Sets the labels that `sample(true, ..)` puts first.
     pub fn set_prefix(&mut self, labels: &[(&str, &str)]) {
-        self.prefix.clear();
-        for (i, (name, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                self.prefix.push(b',');
-            }
-            label(name, value, &mut self.prefix);
-        }
+        escaped(labels, &mut self.prefix);
+    }
+
+    /// Sets the labels that every sample puts first, before the prefix.
+    pub fn set_lead(&mut self, labels: &[(&str, &str)]) {
+        escaped(labels, &mut self.lead);
+    }
+
+    /// Bytes written to the buffer so far.
+    pub fn position(&self) -> usize {
+        self.out.len()
     }
 
     /// Starts a family; `name` of a counter ends in `_total`; an empty `help` writes no HELP.
@@ -125,6 +144,7 @@ impl<'a> Writer<'a> {
         }
         self.header();
         let mut line = Line::new(self.out, self.family.name);
+        line.escaped_labels(&self.lead);
         if prefixed {
             line.escaped_labels(&self.prefix);
         }
@@ -161,7 +181,7 @@ impl<'a> Writer<'a> {
 
     /// The current family's HELP and TYPE, once.
     fn header(&mut self) {
-        if self.header_written {
+        if self.header_written || self.headless {
             return;
         }
         self.header_written = true;
@@ -203,6 +223,17 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(keyword);
         self.out.extend_from_slice(name.as_bytes());
         self.out.push(b' ');
+    }
+}
+
+/// `labels` escaped once into `out` (cleared first), as `a="x",b="y"`.
+fn escaped(labels: &[(&str, &str)], out: &mut Vec<u8>) {
+    out.clear();
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        label(name, value, out);
     }
 }
 
@@ -307,5 +338,26 @@ mod tests {
         for (word, want) in cases {
             assert_eq!(Kind::from_text(word), want, "{word:?}");
         }
+    }
+
+    #[test]
+    fn headless_writes_lines_only_with_the_lead_labels_first() {
+        let mut out = Vec::new();
+        let mut w = Writer::headless(&mut out);
+        w.set_lead(&[("namespace", "ns"), ("pod", "p\"q")]);
+        w.set_prefix(&[("host", "h")]);
+        w.family("x_total", "Help.", Kind::Counter);
+        w.sample(true, &[("k", "v")], 2.0);
+        let middle = w.position();
+        w.family("y", "Help.", Kind::Gauge);
+        w.sample(false, &[], 1.0);
+        w.finish();
+        let want = "x_total{namespace=\"ns\",pod=\"p\\\"q\",host=\"h\",k=\"v\"} 2\n\
+                    y{namespace=\"ns\",pod=\"p\\\"q\"} 1\n";
+        assert_eq!(String::from_utf8(out.clone()).unwrap(), want);
+        assert_eq!(
+            out.get(middle..),
+            Some(&b"y{namespace=\"ns\",pod=\"p\\\"q\"} 1\n"[..])
+        );
     }
 }

@@ -7,11 +7,13 @@ use std::time::Duration;
 use kube_metrics_contract::metrics::Profile;
 use kube_metrics_contract::sidecar;
 
-use crate::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
-use crate::collect::GuestMemoryConfig;
-use crate::exposition::{ExcludeError, Exclusions};
+use kube_metrics_collect::classify::{FORBIDDEN_SUBSTRINGS, RoleRule, Roles};
+use kube_metrics_collect::collect::GuestMemoryConfig;
+use kube_metrics_collect::families::{ExcludeError, Exclusions};
+use kube_metrics_collect::proc::ProcRoot;
+use kube_metrics_node::{collector, relay};
+
 use crate::log::LogArgs;
-use crate::proc::ProcRoot;
 use crate::scrape::ScrapeConfig;
 
 /// The TCP listener when neither `--listen` nor `--socket` is given: the default port sits in the
@@ -117,9 +119,9 @@ pub enum Command {
         socket: PathBuf,
     },
     /// Serve every collector on this node from their Unix sockets (node relay).
-    Relay(kube_metrics_relay::RelayArgs),
+    Relay(relay::RelayArgs),
     /// Collect the launcher pods the webhook did not inject, from the host's /proc (hostPID).
-    Node(crate::node::NodeArgs),
+    Node(collector::NodeArgs),
 }
 
 /// What the binary was asked to do.
@@ -128,8 +130,8 @@ pub enum Mode {
     Serve(ServeConfig),
     Dump(ScrapeConfig),
     Probe { socket: PathBuf },
-    Relay(kube_metrics_relay::RelayConfig),
-    Node(crate::node::NodeConfig),
+    Relay(relay::RelayConfig),
+    Node(collector::NodeConfig),
 }
 
 /// Validated settings of the server.
@@ -151,7 +153,7 @@ pub enum ArgsError {
     )]
     Forbidden(&'static str),
     #[error(transparent)]
-    Relay(#[from] kube_metrics_relay::RelayArgsError),
+    Relay(#[from] relay::RelayArgsError),
     #[error(transparent)]
     Exclude(#[from] ExcludeError),
 }
@@ -186,9 +188,8 @@ impl Args {
                 return Err(ArgsError::Forbidden(bad));
             }
         }
-        let mut scrape = ScrapeConfig {
+        let mut collect = kube_metrics_collect::Config {
             proc_root: ProcRoot::new(proc_root),
-            podinfo,
             roles: Roles::new(&roles),
             pss,
             guest_memory: GuestMemoryConfig {
@@ -203,14 +204,14 @@ impl Args {
             (Some(_), true) => return Err(ArgsError::DumpWithSubcommand),
             (Some(Command::Probe { socket }), false) => Mode::Probe { socket },
             (Some(Command::Relay(relay)), false) => Mode::Relay(relay.into_config()?),
-            (Some(Command::Node(node)), false) => Mode::Node(node.into_config(scrape)),
+            (Some(Command::Node(node)), false) => Mode::Node(node.into_config(collect)),
             (None, true) => {
                 // One collection and exit: nothing would wait for a reader thread.
-                scrape.guest_memory.background = false;
-                Mode::Dump(scrape)
+                collect.guest_memory.background = false;
+                Mode::Dump(ScrapeConfig { collect, podinfo })
             }
             (None, false) => Mode::Serve(ServeConfig {
-                scrape,
+                scrape: ScrapeConfig { collect, podinfo },
                 listen: listen.or(socket.is_none().then_some(DEFAULT_LISTEN)),
                 socket,
                 min_interval: Duration::from_millis(min_interval_ms),
@@ -267,7 +268,7 @@ mod tests {
     #[test]
     fn dump_and_probe_modes() {
         assert!(matches!(parse(&["-M"]), Ok(Mode::Dump(_))));
-        assert!(matches!(parse(&["--dump-metrics", "--pss"]), Ok(Mode::Dump(c)) if c.pss));
+        assert!(matches!(parse(&["--dump-metrics", "--pss"]), Ok(Mode::Dump(c)) if c.collect.pss));
         let Ok(Mode::Probe { socket }) = parse(&["probe"]) else {
             panic!("expected probe")
         };
@@ -280,10 +281,10 @@ mod tests {
             panic!("expected node")
         };
         assert_eq!(
-            c.scrape.proc_root.path(),
+            c.collect.proc_root.path(),
             std::path::Path::new("/host/proc")
         );
-        assert_eq!(c.listen, crate::node::DEFAULT_LISTEN);
+        assert_eq!(c.listen, collector::DEFAULT_LISTEN);
         assert!(c.once);
         assert_eq!(
             parse(&["-M", "probe"]).unwrap_err(),
@@ -296,15 +297,15 @@ mod tests {
         let Ok(Mode::Dump(c)) = parse(&["-M"]) else {
             panic!("expected dump")
         };
-        assert_eq!(c.exclude.profile(), Profile::Default);
+        assert_eq!(c.collect.exclude.profile(), Profile::Default);
         let Ok(Mode::Serve(c)) = parse(&["--metrics-profile", "full"]) else {
             panic!("expected serve")
         };
-        assert_eq!(c.scrape.exclude.profile(), Profile::Full);
+        assert_eq!(c.scrape.collect.exclude.profile(), Profile::Full);
         let Ok(Mode::Node(c)) = parse(&["--metrics-profile", "full", "node", "--once"]) else {
             panic!("expected node")
         };
-        assert_eq!(c.scrape.exclude.profile(), Profile::Full);
+        assert_eq!(c.collect.exclude.profile(), Profile::Full);
         let err = parse(&["--metrics-profile", "lean"]).unwrap_err();
         assert!(err.contains("no metrics profile \"lean\""), "{err}");
     }
@@ -323,8 +324,8 @@ mod tests {
             panic!("expected dump")
         };
         assert_eq!(
-            c.roles.names().len(),
-            crate::classify::BUILTIN_ROLES.len() + 2
+            c.collect.roles.names().len(),
+            kube_metrics_collect::classify::BUILTIN_ROLES.len() + 2
         );
     }
 }

@@ -2,33 +2,25 @@
 //! Blocking; `serve` runs it in `spawn_blocking`, `-M` calls it directly.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use crate::classify::Roles;
-use crate::collect::{Collector, GuestMemoryConfig};
-use crate::exposition::{Exclusions, ListenerConnections, Metrics, Scope};
-use crate::identity::{self, Env, PodInfo};
-use crate::proc::ProcRoot;
+use kube_metrics_collect::collect::Collector;
+use kube_metrics_collect::families::{Exclusions, ListenerConnections, Metrics, Scope};
 use kube_metrics_contract::estimate::Release;
 use kube_metrics_runtime::{ConnectionStats, Kind};
+
+use crate::podinfo::{self, Env, PodInfo};
 
 /// How long downward-API files are trusted: the kubelet rewrites them when labels or annotations
 /// change, and re-reading four small files every scrape would cost more than the change is worth.
 const PODINFO_REFRESH: Duration = Duration::from_secs(30);
 
-/// What a scrape needs besides `/proc`.
+/// What a scrape needs: how to collect, and where the downward API describes the pod.
 #[derive(Clone, Debug)]
 pub struct ScrapeConfig {
-    pub proc_root: ProcRoot,
+    pub collect: kube_metrics_collect::Config,
     pub podinfo: PathBuf,
-    pub roles: Roles,
-    pub pss: bool,
-    pub guest_memory: GuestMemoryConfig,
-    /// The KubeVirt release of the budgets; `None`: assumed.
-    pub kubevirt_release: Option<Release>,
-    pub exclude: Exclusions,
 }
 
 /// Owns the collector state and the cached pod identity.
@@ -52,16 +44,13 @@ pub struct Scraper {
 
 impl Scraper {
     pub fn new(config: ScrapeConfig, env: Env) -> Self {
-        let ScrapeConfig {
-            proc_root,
-            podinfo,
-            roles,
+        let mut collector = config.collect.collector();
+        let kube_metrics_collect::Config {
             pss,
-            guest_memory,
             kubevirt_release,
             exclude,
-        } = config;
-        let mut collector = Collector::new(proc_root, roles, pss, guest_memory);
+            ..
+        } = config.collect;
         let host = env
             .node_name
             .clone()
@@ -71,7 +60,7 @@ impl Scraper {
             collector,
             env,
             host,
-            podinfo_dir: podinfo,
+            podinfo_dir: config.podinfo,
             podinfo: PodInfo::default(),
             podinfo_read: None,
             pss,
@@ -99,7 +88,7 @@ impl Scraper {
             self.podinfo_read = Some(Instant::now());
         }
         let collection = self.collector.collect();
-        let domain = identity::domain(&self.podinfo, collection.guest_name.as_deref(), &self.env);
+        let domain = podinfo::domain(&self.podinfo, collection.guest_name.as_deref(), &self.env);
         let scope = Scope {
             host: self.host.clone(),
             domain: domain.to_string(),
@@ -117,7 +106,7 @@ impl Scraper {
             .listeners
             .iter()
             .map(|&listener| ListenerConnections {
-                listener,
+                listener: listener.as_str(),
                 evicted: self.connections.evicted(listener),
                 refused: self.connections.refused(listener),
             })

@@ -17,8 +17,10 @@ use kube_metrics_runtime::response::{method_not_allowed, not_found, text, typed}
 use kube_metrics_runtime::{ConnectionStats, Kind, Options, Shutdown, listen};
 
 use crate::args::ServeConfig;
-use crate::exposition::{self, Format, Metrics};
-use crate::identity::Env;
+use kube_metrics_collect::families::{self, Metrics};
+use kube_metrics_exposition::{Format, negotiate};
+
+use crate::podinfo::Env;
 use crate::scrape::Scraper;
 
 /// A body of our size (~30 KB for a launcher pod) in one allocation.
@@ -104,7 +106,7 @@ pub async fn route(req: &Request<Incoming>, state: &State) -> Response<Full<Byte
                 .headers()
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok());
-            state.metrics(exposition::negotiate(accept)).await
+            state.metrics(negotiate(accept)).await
         }
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if state.is_ready() => text(StatusCode::OK, "ready\n"),
@@ -141,10 +143,8 @@ impl State {
         let body = cell.get_or_init(|| {
             let metrics = snapshot.metrics.as_ref()?;
             let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-            match exposition::encode(metrics, format, &mut out) {
-                Ok(()) => Some(Bytes::from(out)),
-                Err(never) => match never {},
-            }
+            families::encode(metrics, format, &mut out);
+            Some(Bytes::from(out))
         });
         match body {
             Some(body) => typed(format.content_type(), body.clone()),

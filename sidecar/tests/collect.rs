@@ -4,7 +4,7 @@
 mod common;
 
 use common::{Tree, env, mk, role_series, text, value};
-use kube_metrics_collector::identity::Env;
+use kube_metrics_collector::podinfo::Env;
 use kube_metrics_contract::metrics::POD_INFO;
 use kube_metrics_contract::sidecar::{
     PODINFO_ANNOTATIONS, PODINFO_LABELS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,

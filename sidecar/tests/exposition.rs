@@ -5,9 +5,10 @@
 mod common;
 
 use common::{Tree, env, mk, render};
-use kube_metrics_collector::exposition::{Exclusions, Format};
+use kube_metrics_collect::families::Exclusions;
 use kube_metrics_contract::metrics::Profile;
 use kube_metrics_contract::sidecar::{PODINFO_ANNOTATIONS, PODINFO_MEMORY_REQUEST};
+use kube_metrics_exposition::Format;
 
 fn launcher_pod() -> Tree {
     let tree = Tree::new();

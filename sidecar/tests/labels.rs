@@ -13,8 +13,8 @@ use kube_metrics_contract::metrics::FAMILIES;
 use kube_metrics_contract::sidecar::{
     PODINFO_ANNOTATIONS, PODINFO_MEMORY_LIMIT, PODINFO_MEMORY_REQUEST,
 };
-use kube_metrics_relay::merge::{Identity, merge};
-use kube_metrics_relay::parse::Parsed;
+use kube_metrics_node::relay::merge::{Identity, merge};
+use kube_metrics_node::relay::parse::Parsed;
 use kube_metrics_runtime::{ConnectionStats, Kind};
 
 /// Each family of `text` with the label names of its samples, in the order written; fails on a
@@ -100,4 +100,22 @@ fn the_relay_forwards_every_family_and_every_line_the_collector_writes() {
             family.name
         );
     }
+}
+
+/// The relay forwards exactly the contract's families with the contract's types: the list
+/// here and what the collector declares must both agree with it.
+#[test]
+fn families_and_their_types_match_the_contract() {
+    let golden = include_str!("fixtures/golden/launcher-pod.prom");
+    let mut typed = 0;
+    for line in golden.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = line.split_once(' ').unwrap();
+        assert_eq!(
+            kube_metrics_contract::metrics::family_type(name),
+            Some(kind),
+            "{name}"
+        );
+        typed += 1;
+    }
+    assert!(typed >= 15, "{typed} TYPE lines in the golden exposition");
 }

@@ -10,12 +10,11 @@ use std::fs;
 use std::path::PathBuf;
 
 use common::{Tree, mk};
-use kube_metrics_collector::classify::Roles;
-use kube_metrics_collector::collect::GuestMemoryConfig;
-use kube_metrics_collector::exposition::Exclusions;
-use kube_metrics_collector::node::pods::{Layout, NodeScraper, PodCounts};
-use kube_metrics_collector::proc::ProcRoot;
-use kube_metrics_collector::scrape::ScrapeConfig;
+use kube_metrics_collect::classify::Roles;
+use kube_metrics_collect::collect::GuestMemoryConfig;
+use kube_metrics_collect::families::Exclusions;
+use kube_metrics_collect::proc::ProcRoot;
+use kube_metrics_node::collector::pods::{Layout, NodeScraper, PodCounts};
 
 const SKIPPED: &str = "6f1c0e8a-0000-4000-8000-000000000001";
 const INJECTED_BY_VOLUME: &str = "6f1c0e8a-0000-4000-8000-000000000002";
@@ -87,9 +86,8 @@ impl Node {
     }
 
     fn scraper(&self) -> NodeScraper {
-        let config = ScrapeConfig {
+        let config = kube_metrics_collect::Config {
             proc_root: ProcRoot::new(self.tree.proc_root()),
-            podinfo: self.tree.podinfo(),
             roles: Roles::new(&[]),
             pss: false,
             guest_memory: GuestMemoryConfig {
@@ -148,7 +146,7 @@ fn reports_only_the_uninjected_attested_launcher_pod() {
     node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
 
     let mut scraper = node.scraper();
-    let text = scraper.scrape();
+    let text = String::from_utf8(scraper.scrape()).unwrap();
     assert_eq!(
         scraper.last,
         PodCounts {
@@ -193,7 +191,7 @@ fn reports_only_the_uninjected_attested_launcher_pod() {
     for pid in 100..104 {
         node.tree.remove(pid);
     }
-    let text = scraper.scrape();
+    let text = String::from_utf8(scraper.scrape()).unwrap();
     assert_eq!(scraper.last.collected, 0, "{text}");
     assert!(
         series(&text, "kubevirt_pod_infra_processes").is_empty(),
@@ -206,7 +204,7 @@ fn an_unreadable_listing_reports_nothing() {
     let node = Node::new();
     fs::remove_dir_all(node.tree.proc_root()).unwrap();
     let mut scraper = node.scraper();
-    let text = scraper.scrape();
+    let text = String::from_utf8(scraper.scrape()).unwrap();
     assert_eq!(scraper.last, PodCounts::default());
     assert!(
         text.contains("kube_metrics_collector_node_pods{state=\"collected\"} 0"),
@@ -244,7 +242,7 @@ fn a_node_full_of_pods_with_huge_guest_names_stays_small() {
     let before = peak_kib();
     let mut scraper = node.scraper();
     scraper.scrape();
-    let text = scraper.scrape();
+    let text = String::from_utf8(scraper.scrape()).unwrap();
     let grew = peak_kib().saturating_sub(before);
     println!(
         "attack 7: {PODS} pods with 130 KB guest names: body {} KiB, {} series, peak RSS +{:.1} MiB, fallbacks {}",
@@ -266,4 +264,111 @@ fn a_node_full_of_pods_with_huge_guest_names_stays_small() {
     // Each pod's exposition is tens of KiB, not 74 series of 130 KB (9.6 MB per pod).
     assert!(text.len() < PODS * 32 * 1024, "{} bytes", text.len());
     assert!(grew < 64 * 1024, "grew {grew} KiB");
+}
+
+/// What one `node --once` prints for a fixed node: skipped pods with and without a guest name, a
+/// pod recreated under an attested name already served, injected, unattested and other pods, in
+/// both profiles. The two durations are the only values that vary from run to run.
+#[test]
+fn node_once_prints_the_golden_output() {
+    let node = Node::new();
+    node.process(1, "/sbin/init", "systemd", None);
+    node.launcher(100, SKIPPED);
+    node.process(104, "/usr/sbin/virtqemud", "virtqemud", Some(SKIPPED));
+    node.process(105, "/usr/sbin/virtlogd", "virtlogd", Some(SKIPPED));
+    let mut qemu = mk(106, "/usr/libexec/qemu-kvm", "qemu-kvm");
+    qemu.threads = vec![
+        (106, "qemu-kvm".into(), 40, 20),
+        (107, "CPU 0/KVM".into(), 900, 300),
+        (108, "CPU 1/KVM".into(), 800, 200),
+        (109, "IO iothread1".into(), 30, 70),
+        (110, "worker".into(), 5, 5),
+    ];
+    node.tree.put(&qemu);
+    fs::copy(
+        node.tree.pid_dir(100).join("cgroup"),
+        node.tree.pid_dir(106).join("cgroup"),
+    )
+    .unwrap();
+    fs::write(
+        node.tree.pid_dir(106).join("cmdline"),
+        "/usr/libexec/qemu-kvm\0-name\0guest=vms-a_gpu-vm,debug-threads=on\0-m\0size=2097152k\0",
+    )
+    .unwrap();
+    node.tree.remove(103);
+    node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", SKIPPED);
+    node.launcher(200, INJECTED_BY_VOLUME);
+    node.log_dir("vms-b", "virt-launcher-b-abcde", INJECTED_BY_VOLUME);
+    fs::create_dir_all(
+        node.pods()
+            .join(INJECTED_BY_VOLUME)
+            .join("volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket"),
+    )
+    .unwrap();
+    node.launcher(300, INJECTED_BY_PROCESS);
+    node.process(
+        310,
+        "/usr/bin/kube-metrics-collector",
+        "kube-metrics-co",
+        Some(INJECTED_BY_PROCESS),
+    );
+    node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
+    node.launcher(400, UNATTESTED);
+    node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
+    node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
+    // A second skipped VM without a guest name, and a pod recreated under the first one's name.
+    const SECOND: &str = "6f1c0e8a-0000-4000-8000-000000000006";
+    const RECREATED: &str = "6f1c0e8a-0000-4000-8000-000000000007";
+    node.launcher(600, SECOND);
+    node.log_dir("vms-d", "virt-launcher-d-abcde", SECOND);
+    node.launcher(700, RECREATED);
+    node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", RECREATED);
+
+    for (profile, file) in [("full", "node.prom"), ("default", "node.default.prom")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-collector"))
+            .env_clear()
+            .env("NODE_NAME", "node-0")
+            .arg("--proc-root")
+            .arg(node.tree.proc_root())
+            .args(["--metrics-profile", profile, "node", "--once"])
+            .arg("--kubelet-pods-dir")
+            .arg(node.pods())
+            .arg("--pod-logs-dir")
+            .arg(node.logs())
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        let text = without_durations(&String::from_utf8(output.stdout).unwrap());
+        let path = format!(
+            "{}/tests/fixtures/golden/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            fs::write(&path, &text).unwrap();
+        }
+        let golden = fs::read_to_string(&path).unwrap();
+        assert!(
+            text == golden,
+            "{file} differs; rerun with UPDATE_GOLDEN=1 if intended:\n{text}"
+        );
+    }
+}
+
+/// `text` with the values of the two duration gauges replaced by `D`.
+fn without_durations(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let timed = [
+            "kube_metrics_collector_collection_duration_seconds",
+            "kube_metrics_collector_node_scrape_duration_seconds",
+        ]
+        .iter()
+        .any(|name| line.starts_with(name));
+        match line.rsplit_once(' ') {
+            Some((series, _)) if timed => out.push_str(&format!("{series} D")),
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }

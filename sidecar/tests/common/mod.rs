@@ -5,12 +5,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kube_metrics_collector::classify::Roles;
-use kube_metrics_collector::collect::GuestMemoryConfig;
-use kube_metrics_collector::exposition::{self, Exclusions, Format};
-use kube_metrics_collector::identity::Env;
-use kube_metrics_collector::proc::ProcRoot;
+use kube_metrics_collect::classify::Roles;
+use kube_metrics_collect::collect::GuestMemoryConfig;
+use kube_metrics_collect::families::{self, Exclusions};
+use kube_metrics_collect::proc::ProcRoot;
+use kube_metrics_collector::podinfo::Env;
 use kube_metrics_collector::scrape::{ScrapeConfig, Scraper};
+use kube_metrics_exposition::Format;
 
 /// Boot time written to the fake `/proc/stat`.
 pub const BTIME: u64 = 1_700_000_000;
@@ -143,9 +144,12 @@ impl Tree {
     }
 
     /// A QEMU at `pid` with the command line and `smaps` captured from a real one,
-    /// `tests/fixtures/qemu/<capture>.cmdline` and `.smaps`.
+    /// `collector/tests/fixtures/qemu/<capture>.cmdline` and `.smaps`.
     pub fn put_captured_qemu(&self, pid: i32, capture: &str) {
-        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/qemu/");
+        let fixtures = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../collector/tests/fixtures/qemu/"
+        );
         let read = |ext: &str| fs::read(format!("{fixtures}{capture}.{ext}")).unwrap();
         let mut qemu = mk(pid, "", "qemu-kvm");
         qemu.argv = String::from_utf8(read("cmdline"))
@@ -168,9 +172,8 @@ impl Tree {
 
     /// A scraper that leaves out what `exclude` says (its profile, its `--exclude`).
     pub fn scraper_with(&self, env: Env, exclude: Exclusions) -> Scraper {
-        let config = ScrapeConfig {
+        let collect = kube_metrics_collect::Config {
             proc_root: ProcRoot::new(self.proc_root()),
-            podinfo: self.podinfo(),
             roles: Roles::new(&[]),
             pss: false,
             guest_memory: GuestMemoryConfig {
@@ -180,7 +183,13 @@ impl Tree {
             kubevirt_release: None,
             exclude,
         };
-        Scraper::new(config, env)
+        Scraper::new(
+            ScrapeConfig {
+                collect,
+                podinfo: self.podinfo(),
+            },
+            env,
+        )
     }
 }
 
@@ -227,9 +236,9 @@ pub fn text(scraper: &mut Scraper) -> String {
 }
 
 pub fn render(scraper: &mut Scraper, format: Format) -> String {
-    let families = scraper.scrape();
+    let metrics = scraper.scrape();
     let mut out = Vec::new();
-    exposition::encode(&families, format, &mut out).unwrap();
+    families::encode(&metrics, format, &mut out);
     String::from_utf8(out).unwrap()
 }
 
