@@ -1,10 +1,10 @@
-//! The procfs crate's `/proc` parsers against the collector's own (`sidecar/src/proc/parse.rs`),
+//! The procfs crate's `/proc` parsers against the collector's own (`collector/src/proc/parse.rs`),
 //! on the files of one live process: time per call (release build, 10,000 calls on bytes already
 //! read) and allocations per call (counted by dhat). docs/design.md, "Hand-written, and why",
 //! quotes a run; repeat it with
 //!
 //! ```sh
-//! cargo bench -p kube-metrics-collector --bench procfs
+//! cargo bench -p kube-metrics-collect --bench procfs
 //! ```
 //!
 //! The process is a Python interpreter with 300 MiB in 300 anonymous mappings, so that `smaps` has

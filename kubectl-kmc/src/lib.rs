@@ -127,10 +127,10 @@ async fn run_check(cli: &Cli, args: &CheckArgs, out: &mut String) -> Result<Exit
         CheckOutput::Text => check::render::text(&sections),
         CheckOutput::Json => check::render::json(&sections)?,
     });
-    Ok(match check::render::Summary::of(&sections).verdict() {
-        check::render::Verdict::Passed => ExitCode::SUCCESS,
-        check::render::Verdict::Failed => ExitCode::from(EXIT_FAILED),
-        check::render::Verdict::Incomplete => ExitCode::from(EXIT_ERROR),
+    Ok(match check::render::Summary::of(&sections).overall() {
+        check::render::Overall::Passed => ExitCode::SUCCESS,
+        check::render::Overall::Failed => ExitCode::from(EXIT_FAILED),
+        check::render::Overall::Incomplete => ExitCode::from(EXIT_ERROR),
     })
 }
 

@@ -60,12 +60,12 @@ pub struct Options {
 /// What the caps did, per kind of listener.
 #[derive(Debug, Default)]
 pub struct ConnectionStats {
-    evicted: [AtomicU64; 2],
-    refused: [AtomicU64; 2],
+    evicted: enum_map::EnumMap<Kind, AtomicU64>,
+    refused: enum_map::EnumMap<Kind, AtomicU64>,
 }
 
 /// A listener's kind, as a metric label.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, enum_map::Enum)]
 pub enum Kind {
     Tcp,
     Unix,
@@ -119,12 +119,12 @@ impl Default for Options {
 impl ConnectionStats {
     /// Idle connections closed to make room for a new one.
     pub fn evicted(&self, kind: Kind) -> u64 {
-        self.evicted[kind as usize].load(Ordering::Relaxed)
+        self.evicted[kind].load(Ordering::Relaxed)
     }
 
     /// New connections closed at once because every connection was busy.
     pub fn refused(&self, kind: Kind) -> u64 {
-        self.refused[kind as usize].load(Ordering::Relaxed)
+        self.refused[kind].load(Ordering::Relaxed)
     }
 }
 
@@ -239,17 +239,17 @@ impl Slots {
             return Some(permit);
         }
         if !self.table.evict_oldest_idle() {
-            stats.refused[kind as usize].fetch_add(1, Ordering::Relaxed);
+            stats.refused[kind].fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let freed = Arc::clone(&self.permits).acquire_owned();
         match tokio::time::timeout(EVICT_WAIT, freed).await {
             Ok(Ok(permit)) => {
-                stats.evicted[kind as usize].fetch_add(1, Ordering::Relaxed);
+                stats.evicted[kind].fetch_add(1, Ordering::Relaxed);
                 Some(permit)
             }
             _ => {
-                stats.refused[kind as usize].fetch_add(1, Ordering::Relaxed);
+                stats.refused[kind].fetch_add(1, Ordering::Relaxed);
                 None
             }
         }

@@ -1,7 +1,6 @@
 //! Why a read of `/proc` failed, and the kind it is counted as.
 
 use std::io;
-use std::ops::{Index, IndexMut};
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -32,7 +31,7 @@ pub enum ReadError {
 }
 
 /// The label value of `kube_metrics_collector_read_errors_total{kind}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, enum_map::Enum)]
 pub enum ErrorKind {
     Vanished,
     Permission,
@@ -41,13 +40,7 @@ pub enum ErrorKind {
 }
 
 /// Read errors counted by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ErrorCounts {
-    pub vanished: u64,
-    pub permission: u64,
-    pub parse: u64,
-    pub io: u64,
-}
+pub type ErrorCounts = enum_map::EnumMap<ErrorKind, u64>;
 
 // === impl ReadError ===
 
@@ -84,32 +77,6 @@ impl ErrorKind {
             Self::Permission => "permission",
             Self::Parse => "parse",
             Self::Io => "io",
-        }
-    }
-}
-
-// === impl ErrorCounts ===
-
-impl Index<ErrorKind> for ErrorCounts {
-    type Output = u64;
-
-    fn index(&self, kind: ErrorKind) -> &u64 {
-        match kind {
-            ErrorKind::Vanished => &self.vanished,
-            ErrorKind::Permission => &self.permission,
-            ErrorKind::Parse => &self.parse,
-            ErrorKind::Io => &self.io,
-        }
-    }
-}
-
-impl IndexMut<ErrorKind> for ErrorCounts {
-    fn index_mut(&mut self, kind: ErrorKind) -> &mut u64 {
-        match kind {
-            ErrorKind::Vanished => &mut self.vanished,
-            ErrorKind::Permission => &mut self.permission,
-            ErrorKind::Parse => &mut self.parse,
-            ErrorKind::Io => &mut self.io,
         }
     }
 }

@@ -32,7 +32,7 @@ impl Summary {
 
 /// What the checklist as a whole says, for the exit code (docs/kubectl-kmc.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Overall {
     /// Nothing failed and nothing asked for was out of reach (lines not checked by choice allowed).
     Passed,
     /// Some line failed: there is something to fix, whatever else could not be looked at.
@@ -42,13 +42,13 @@ pub enum Verdict {
 }
 
 impl Summary {
-    pub fn verdict(&self) -> Verdict {
+    pub fn overall(&self) -> Overall {
         if self.failed > 0 {
-            Verdict::Failed
+            Overall::Failed
         } else if self.unknown > 0 {
-            Verdict::Incomplete
+            Overall::Incomplete
         } else {
-            Verdict::Passed
+            Overall::Passed
         }
     }
 }
@@ -86,10 +86,10 @@ pub fn text(sections: &[Section]) -> String {
             counts.push(format!("{n} {what}"));
         }
     }
-    let mark = match summary.verdict() {
-        Verdict::Passed => "√",
-        Verdict::Failed => "×",
-        Verdict::Incomplete => "?",
+    let mark = match summary.overall() {
+        Overall::Passed => "√",
+        Overall::Failed => "×",
+        Overall::Incomplete => "?",
     };
     out.push_str(&format!("Status check results are {mark}"));
     if !counts.is_empty() {
@@ -145,15 +145,15 @@ mod tests {
     #[test]
     fn verdicts() {
         let cases = [
-            (vec![Line::pass("a")], Verdict::Passed, "√"),
+            (vec![Line::pass("a")], Overall::Passed, "√"),
             (
                 vec![Line::pass("a"), Line::not_checked("b", "w")],
-                Verdict::Passed,
+                Overall::Passed,
                 "√ (1 not checked)",
             ),
             (
                 vec![Line::new(Outcome::Unknown, "a", vec![])],
-                Verdict::Incomplete,
+                Overall::Incomplete,
                 "? (1 could not be checked)",
             ),
             (
@@ -161,13 +161,13 @@ mod tests {
                     Line::fail("a", vec![]),
                     Line::new(Outcome::Unknown, "b", vec![]),
                 ],
-                Verdict::Failed,
+                Overall::Failed,
                 "× (1 failed, 1 could not be checked)",
             ),
         ];
         for (lines, verdict, last) in cases {
             let sections = section(lines);
-            assert_eq!(Summary::of(&sections).verdict(), verdict, "{last}");
+            assert_eq!(Summary::of(&sections).overall(), verdict, "{last}");
             let rendered = text(&sections);
             assert!(
                 rendered.ends_with(&format!("Status check results are {last}\n")),

@@ -1,7 +1,7 @@
 //! Table tests of the checklist's verdicts.
 
 use super::checklist::*;
-use super::render::{Summary, Verdict};
+use super::render::{Summary, Overall};
 use super::{labels, platform};
 use crate::recommend::target;
 
@@ -156,8 +156,8 @@ fn verdicts() {
         let mut facts = healthy();
         edit(&mut facts);
         assert_eq!(failures(&facts), want, "{name}");
-        let verdict = Summary::of(&checklist(&facts)).verdict();
-        assert_eq!(verdict == Verdict::Passed, want.is_empty(), "{name}");
+        let verdict = Summary::of(&checklist(&facts)).overall();
+        assert_eq!(verdict == Overall::Passed, want.is_empty(), "{name}");
     }
 }
 
@@ -179,8 +179,8 @@ fn passed_lines_of_an_injected_vm() {
     );
     assert_eq!(vm.lines[3].outcome, Outcome::NotChecked);
     assert_eq!(
-        Summary::of(&sections).verdict(),
-        Verdict::Passed,
+        Summary::of(&sections).overall(),
+        Overall::Passed,
         "lines not checked by choice do not fail the checklist"
     );
 }
@@ -192,7 +192,7 @@ fn prometheus_out_of_reach_leaves_the_checklist_incomplete() {
     let sections = checklist(&facts);
     let summary = Summary::of(&sections);
     assert_eq!((summary.unknown, summary.failed), (2, 0));
-    assert_eq!(summary.verdict(), Verdict::Incomplete);
+    assert_eq!(summary.overall(), Overall::Incomplete);
 }
 
 #[test]

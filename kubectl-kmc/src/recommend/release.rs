@@ -19,13 +19,13 @@ pub struct Facts {
 pub struct Judgement {
     pub budgets: Vec<(String, String)>,
     pub cluster: Vec<String>,
-    pub verdict: Verdict,
+    pub verdict: Agreement,
 }
 
 /// Whether the budgets' constants are the cluster's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "kind")]
-pub enum Verdict {
+pub enum Agreement {
     /// No budget series: a collector that exports none.
     NoBudgets,
     /// No `kubevirt_info` to compare with.
@@ -51,15 +51,15 @@ pub fn judge(facts: &Facts) -> Judgement {
         verdict,
     };
     if facts.budgets.is_empty() {
-        return judgement(Verdict::NoBudgets);
+        return judgement(Agreement::NoBudgets);
     }
     if facts.cluster.is_empty() {
-        return judgement(Verdict::Unknown);
+        return judgement(Agreement::Unknown);
     }
     let named = facts.budgets.iter().map(|(r, _)| r).chain(&facts.cluster);
     for value in named {
         if constants(value).is_none() {
-            return judgement(Verdict::Unreadable {
+            return judgement(Agreement::Unreadable {
                 value: value.clone(),
             });
         }
@@ -71,7 +71,7 @@ pub fn judge(facts: &Facts) -> Judgement {
             };
             let differences = differences(theirs, ours);
             if !differences.is_empty() {
-                return judgement(Verdict::Differs {
+                return judgement(Agreement::Differs {
                     cluster: cluster.clone(),
                     budgets: budgets.clone(),
                     differences,
@@ -79,7 +79,7 @@ pub fn judge(facts: &Facts) -> Judgement {
             }
         }
     }
-    judgement(Verdict::Agrees)
+    judgement(Agreement::Agrees)
 }
 
 fn constants(release: &str) -> Option<&'static Constants> {
@@ -110,7 +110,7 @@ fn differences(theirs: &Constants, ours: &Constants) -> Vec<(String, u64, u64)> 
 impl Judgement {
     /// One sentence for the reasoning above the table.
     pub fn describe(&self) -> String {
-        if self.verdict == Verdict::NoBudgets {
+        if self.verdict == Agreement::NoBudgets {
             return "no kubevirt_pod_infra_memory_overhead_budget_bytes in the range (a collector without budgets): OVER-BUDGET stays empty".into();
         }
         let budgets: Vec<String> = self
@@ -124,11 +124,11 @@ impl Judgement {
             .collect();
         let cluster = self.cluster.join(", ");
         let verdict = match &self.verdict {
-            Verdict::NoBudgets | Verdict::Unknown => "no kubevirt_info to compare with".to_owned(),
-            Verdict::Agrees => {
+            Agreement::NoBudgets | Agreement::Unknown => "no kubevirt_info to compare with".to_owned(),
+            Agreement::Agrees => {
                 format!("the cluster runs {cluster} (kubevirt_info): the same constants")
             }
-            Verdict::Differs {
+            Agreement::Differs {
                 cluster,
                 budgets,
                 differences,
@@ -142,7 +142,7 @@ impl Judgement {
                     what.join(", ")
                 )
             }
-            Verdict::Unreadable { value } => {
+            Agreement::Unreadable { value } => {
                 format!("{value:?} names no KubeVirt release with known constants")
             }
         };

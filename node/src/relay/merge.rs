@@ -9,7 +9,7 @@
 //! another; and no target, nor all of a node's, puts more in it than
 //! `kube_metrics_contract::limits` allows.
 
-use std::ops::{Index, IndexMut};
+use enum_map::EnumMap;
 
 pub use crate::kubelet::Identity;
 use answer::Answer;
@@ -50,7 +50,7 @@ pub enum Rejected {
 }
 
 /// Why a line from a target was not copied to the output.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, enum_map::Enum)]
 pub enum Dropped {
     /// Not valid text format 0.0.4 (its whole target is left out).
     Malformed,
@@ -74,7 +74,7 @@ pub enum Dropped {
 
 /// Dropped line counts, one per [`Dropped`] reason.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DropCounts([u64; Dropped::ALL.len()]);
+pub struct DropCounts(EnumMap<Dropped, u64>);
 
 /// What happened to one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -147,34 +147,19 @@ impl Dropped {
 
 impl DropCounts {
     fn add(&mut self, reason: Dropped, n: u64) {
-        let count = &mut self[reason];
+        let count = &mut self.0[reason];
         *count = count.saturating_add(n);
     }
 
     /// Adds every count of `other`.
     pub fn add_all(&mut self, other: &DropCounts) {
-        for reason in Dropped::ALL {
-            self.add(reason, other[reason]);
+        for (reason, n) in other.0 {
+            self.add(reason, n);
         }
     }
 
     pub fn get(&self, reason: Dropped) -> u64 {
-        self[reason]
-    }
-}
-
-impl Index<Dropped> for DropCounts {
-    type Output = u64;
-
-    fn index(&self, reason: Dropped) -> &u64 {
-        // `ALL` lists every variant in declaration order.
-        &self.0[reason as usize]
-    }
-}
-
-impl IndexMut<Dropped> for DropCounts {
-    fn index_mut(&mut self, reason: Dropped) -> &mut u64 {
-        &mut self.0[reason as usize]
+        self.0[reason]
     }
 }
 

@@ -114,7 +114,7 @@ impl Stats {
             Kind::Counter,
         );
         for reason in Dropped::ALL {
-            let n = self.dropped[reason];
+            let n = self.dropped.get(reason);
             w.sample(false, &[("reason", reason.reason())], n as f64);
         }
         w.family(

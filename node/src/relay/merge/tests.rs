@@ -574,7 +574,7 @@ fn drop_counts_add_up_by_reason() {
     total.add_all(&one);
     total.add_all(&one);
     for (n, reason) in Dropped::ALL.into_iter().enumerate() {
-        assert_eq!(total[reason], 2 * (n as u64 + 1), "{}", reason.reason());
+        assert_eq!(total.get(reason), 2 * (n as u64 + 1), "{}", reason.reason());
     }
     assert_eq!(total.get(Dropped::Duplicate), 6);
 }
