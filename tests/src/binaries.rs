@@ -29,7 +29,9 @@ pub fn collector() -> Result<PathBuf> {
     let workspace = crate::workspace();
     let sources = [
         workspace.join("sidecar"),
-        workspace.join("relay"),
+        workspace.join("collector"),
+        workspace.join("node"),
+        workspace.join("runtime"),
         workspace.join("exposition"),
         workspace.join("contract"),
         workspace.join("Cargo.toml"),
