@@ -15,7 +15,7 @@ use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kube_metrics_collector::proc::parse;
+use kube_metrics_collect::proc::parse;
 use procfs::{FromBufRead as _, FromRead as _};
 
 #[global_allocator]

@@ -7,6 +7,7 @@
 //! its cgroup path names (`cgroup`); the pod's namespace and name come from the kubelet's pod log
 //! directory (`crate::kubelet::logs`), never from the process. No API, no CRI socket.
 
+mod answer;
 pub mod pods;
 pub mod serve;
 

@@ -1,7 +1,7 @@
 //! One node scrape: list the host's processes, group them by the pod their cgroup names, keep
 //! the launcher pods the webhook did not inject whose identity the kubelet attests, collect each
 //! with its own `Collector`, and write every pod's families under the relay's rules for what one
-//! node's answer may hold (`admit`). Blocking.
+//! node's answer may hold (`answer`). Blocking.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read as _;
@@ -14,13 +14,11 @@ use kube_metrics_collect::classify::{Class, Roles, SELF_NAME};
 use kube_metrics_collect::collect::Collector;
 use kube_metrics_collect::families::{Metrics, PodLines, Scope, write_pods};
 use kube_metrics_collect::proc::Reader;
-use kube_metrics_contract::limits::{
-    MAX_ANSWER_BYTES, MAX_ANSWER_SERIES, MAX_OUTPUT_BYTES, MAX_SERIES,
-};
 use kube_metrics_contract::relay::{EMPTY_DIR, VOLUMES_DIR};
 
+pub use super::answer::PodCounts;
+use super::answer::{Weight, admit, own_families};
 use crate::kubelet::{Identity, cgroup, logs};
-use crate::relay::merge::Rejected;
 
 /// Where the kubelet's facts about pods are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,22 +41,6 @@ enum Sign {
     Other,
 }
 
-/// What one scrape did with the pods of the node, for the node collector's own families.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PodCounts {
-    pub collected: u64,
-    pub injected: u64,
-    /// Launcher pods whose pods directory could not be read (left out: they may be injected).
-    pub unverified: u64,
-    /// Launcher pods without an attested identity (no single log directory for the uid).
-    pub unattested: u64,
-    /// Processes of unattested pods, left out.
-    pub unattested_processes: u64,
-    /// Collected pods whose QEMU gave no usable guest name (none, or past `MAX_GUEST_NAME`):
-    /// their `domain` is the pod's name.
-    pub domain_fallbacks: u64,
-}
-
 /// One pod's processes at this scrape, and what their command lines say.
 #[derive(Debug, Default)]
 struct Seen {
@@ -74,14 +56,6 @@ struct Pod {
     collector: Collector,
     lines: PodLines,
     generation: u64,
-}
-
-/// What one collected pod weighs in the answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Weight<'a> {
-    identity: &'a Identity,
-    series: usize,
-    bytes: usize,
 }
 
 /// Owns the per-pod collectors between scrapes.
@@ -196,10 +170,10 @@ impl NodeScraper {
             .filter(|(_, admission)| admission.is_ok())
             .filter_map(|((uid, _), _)| self.pods.get(uid))
             .map(|pod| &pod.lines);
-        let own = own_families(&counts, started.elapsed().as_secs_f64());
-        let mut out = Vec::with_capacity(bytes + bytes / 8 + own.len());
+        // Room for the families' headers and the node collector's own.
+        let mut out = Vec::with_capacity(bytes + bytes / 8 + 2048);
         write_pods(admitted, &mut out);
-        out.extend_from_slice(own.as_bytes());
+        own_families(&counts, started.elapsed().as_secs_f64(), &mut out);
         out
     }
 
@@ -337,34 +311,6 @@ enum Decision {
     Collect(Identity),
 }
 
-/// Which collected pods go into the answer, in order: the relay's rules for a node's answer
-/// (`crate::relay::merge`), so that the node collector's costs the same at most. A pod recreated
-/// under a name already served is left out, as is one over a collector's caps
-/// (`kube_metrics_contract::limits`), or one the answer has no room left for.
-fn admit(pods: &[Weight<'_>]) -> Vec<Result<(), Rejected>> {
-    let mut served = HashSet::new();
-    let (mut series, mut bytes) = (0, 0);
-    let mut admissions = Vec::with_capacity(pods.len());
-    for pod in pods {
-        let admission = if served.contains(pod.identity) {
-            Err(Rejected::DuplicateIdentity)
-        } else if pod.series > MAX_SERIES {
-            Err(Rejected::TooManySeries)
-        } else if pod.bytes > MAX_OUTPUT_BYTES {
-            Err(Rejected::OutputTooLarge)
-        } else if series + pod.series > MAX_ANSWER_SERIES || bytes + pod.bytes > MAX_ANSWER_BYTES {
-            Err(Rejected::AnswerFull)
-        } else {
-            served.insert(pod.identity);
-            series += pod.series;
-            bytes += pod.bytes;
-            Ok(())
-        };
-        admissions.push(admission);
-    }
-    admissions
-}
-
 /// Launcher roles: what only a virt-launcher pod runs.
 fn sign_of(roles: &Roles, cmdline: &[u8]) -> Sign {
     let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or_default();
@@ -386,39 +332,9 @@ fn sign_of(roles: &Roles, cmdline: &[u8]) -> Sign {
     }
 }
 
-/// `kube_metrics_collector_node_*`: what the last scrape did.
-fn own_families(counts: &PodCounts, duration: f64) -> String {
-    let PodCounts {
-        collected,
-        injected,
-        unverified,
-        unattested,
-        unattested_processes,
-        domain_fallbacks,
-    } = *counts;
-    format!(
-        "# HELP kube_metrics_collector_node_pods Launcher pods on this node by what the node collector did with them at its last scrape.\n\
-         # TYPE kube_metrics_collector_node_pods gauge\n\
-         kube_metrics_collector_node_pods{{state=\"collected\"}} {collected}\n\
-         kube_metrics_collector_node_pods{{state=\"injected\"}} {injected}\n\
-         kube_metrics_collector_node_pods{{state=\"unverified\"}} {unverified}\n\
-         kube_metrics_collector_node_pods{{state=\"unattested\"}} {unattested}\n\
-         # HELP kube_metrics_collector_node_unattested_processes Processes of launcher pods left out because the kubelet attests no identity for their pod.\n\
-         # TYPE kube_metrics_collector_node_unattested_processes gauge\n\
-         kube_metrics_collector_node_unattested_processes {unattested_processes}\n\
-         # HELP kube_metrics_collector_node_domain_fallbacks Collected pods labelled with their pod name as domain, their QEMU giving no guest name of at most 253 characters.\n\
-         # TYPE kube_metrics_collector_node_domain_fallbacks gauge\n\
-         kube_metrics_collector_node_domain_fallbacks {domain_fallbacks}\n\
-         # HELP kube_metrics_collector_node_scrape_duration_seconds Time the last node scrape took.\n\
-         # TYPE kube_metrics_collector_node_scrape_duration_seconds gauge\n\
-         kube_metrics_collector_node_scrape_duration_seconds {duration}\n"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube_metrics_contract::limits::MAX_TARGETS;
 
     #[test]
     fn launcher_roles_and_the_collector() {
@@ -440,77 +356,6 @@ mod tests {
             (b"", Sign::Other),
         ] {
             assert_eq!(sign_of(&roles, cmdline), want, "{cmdline:?}");
-        }
-    }
-
-    #[test]
-    fn admits_pods_within_the_relays_caps_once_per_identity() {
-        let id = |pod: &str| Identity {
-            namespace: "ns".into(),
-            pod: pod.into(),
-        };
-        let (a, b, c, d) = (id("a"), id("b"), id("c"), id("d"));
-        let weight = |identity, series, bytes| Weight {
-            identity,
-            series,
-            bytes,
-        };
-        let pods = [
-            weight(&a, 40, 8_000),
-            weight(&a, 40, 8_000),
-            weight(&b, MAX_SERIES + 1, 8_000),
-            weight(&c, 40, MAX_OUTPUT_BYTES + 1),
-            weight(&d, MAX_SERIES, MAX_OUTPUT_BYTES),
-        ];
-        assert_eq!(
-            admit(&pods),
-            [
-                Ok(()),
-                Err(Rejected::DuplicateIdentity),
-                Err(Rejected::TooManySeries),
-                Err(Rejected::OutputTooLarge),
-                Ok(()),
-            ]
-        );
-        let names: Vec<Identity> = (0..=MAX_TARGETS).map(|i| id(&i.to_string())).collect();
-        let full: Vec<Weight<'_>> = names
-            .iter()
-            .map(|identity| weight(identity, MAX_SERIES, MAX_OUTPUT_BYTES))
-            .collect();
-        let admitted = admit(&full);
-        assert!(
-            admitted
-                .get(..MAX_TARGETS)
-                .unwrap()
-                .iter()
-                .all(Result::is_ok)
-        );
-        assert_eq!(admitted.last(), Some(&Err(Rejected::AnswerFull)));
-    }
-
-    #[test]
-    fn own_families_state_each_count() {
-        let text = own_families(
-            &PodCounts {
-                collected: 2,
-                injected: 1,
-                unverified: 4,
-                unattested: 3,
-                unattested_processes: 7,
-                domain_fallbacks: 5,
-            },
-            0.5,
-        );
-        for line in [
-            "kube_metrics_collector_node_pods{state=\"collected\"} 2",
-            "kube_metrics_collector_node_pods{state=\"injected\"} 1",
-            "kube_metrics_collector_node_pods{state=\"unverified\"} 4",
-            "kube_metrics_collector_node_pods{state=\"unattested\"} 3",
-            "kube_metrics_collector_node_unattested_processes 7",
-            "kube_metrics_collector_node_domain_fallbacks 5",
-            "kube_metrics_collector_node_scrape_duration_seconds 0.5",
-        ] {
-            assert!(text.lines().any(|l| l == line), "{line}\n{text}");
         }
     }
 }
