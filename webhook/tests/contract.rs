@@ -7,7 +7,7 @@
 use clap::{CommandFactory, Parser};
 use kube_metrics_collector::Args;
 use kube_metrics_collector::args::{DEFAULT_LISTEN, Mode, ServeConfig};
-use kube_metrics_collector::identity::{Env, PodInfo};
+use kube_metrics_collector::podinfo::{Env, PodInfo};
 use kube_metrics_node::relay::{Layout, discover};
 use kube_metrics_webhook::patch::{self, Outcome};
 use kube_metrics_webhook::policy::Policy;
