@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use crate::classify::ThreadClass;
 use crate::collect::{Collection, ProcessCounters, RoleSample};
-use crate::proc::ErrorKind;
-use kube_metrics_contract::build::{REVISION, VERSION};
 use kube_metrics_contract::metrics::Keep;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
 mod budget;
 mod exclude;
 mod guest_memory;
+mod own;
+mod pod;
 mod pod_lines;
 
 pub use exclude::{ExcludeError, Exclusions};
@@ -232,15 +232,6 @@ impl Builder<'_> {
         }
     }
 
-    fn info(&mut self) {
-        self.family(
-            "kube_metrics_collector_build_info",
-            "Build of kube-metrics-collector; always 1.",
-            Kind::Gauge,
-        );
-        self.plain(&[("version", VERSION), ("revision", REVISION)], 1.0);
-    }
-
     /// Processes, threads and open fds per role.
     fn role_gauges(&mut self, c: &Collection) {
         self.family(
@@ -362,35 +353,6 @@ impl Builder<'_> {
         }
     }
 
-    /// The collector's own families.
-    fn collector_families(&mut self, c: &Collection, connections: &[ListenerConnections]) {
-        self.family(
-            "kube_metrics_collector_collection_duration_seconds",
-            "How long the last read of /proc took.",
-            Kind::Gauge,
-        );
-        self.plain(&[], c.duration.as_secs_f64());
-        self.family(
-            "kube_metrics_collector_read_errors_total",
-            "Reads of /proc that failed; the process or field was skipped.",
-            Kind::Counter,
-        );
-        for kind in ErrorKind::ALL {
-            self.plain(&[("kind", kind.as_str())], c.errors[kind] as f64);
-        }
-        self.family(
-            "kube_metrics_collector_connections_total",
-            "Connections closed by a listener's cap: idle ones evicted for a new one, new ones refused while every connection was busy.",
-            Kind::Counter,
-        );
-        for counts in connections {
-            let listener = counts.listener;
-            for (action, total) in [("evicted", counts.evicted), ("refused", counts.refused)] {
-                self.plain(&[("listener", listener), ("action", action)], total as f64);
-            }
-        }
-    }
-
     /// Whether the current family keeps a sample of `labels` and `value`.
     fn keeps(&self, labels: &[(&str, &str)], value: f64) -> bool {
         self.keep.is_some_and(|keep| keep.sample(labels, value))
@@ -406,59 +368,6 @@ impl Builder<'_> {
     fn plain(&mut self, labels: &[(&str, &str)], value: f64) {
         if self.keeps(labels, value) {
             self.w.sample(false, labels, value);
-        }
-    }
-
-    fn pod_families(&mut self, c: &Collection, scope: &Scope) {
-        self.family(
-            kube_metrics_contract::metrics::POD_INFO,
-            "1, with the pod's namespace and name from the downward API, and the VMI's name and node \
-             as KubeVirt's own series label them.",
-            Kind::Gauge,
-        );
-        if scope.namespace.is_some() || scope.pod.is_some() {
-            let ns = scope.namespace.as_deref().unwrap_or_default();
-            let pod = scope.pod.as_deref().unwrap_or_default();
-            let node = scope.node.as_deref();
-            let labels = [
-                ("namespace", ns),
-                ("pod", pod),
-                ("name", scope.domain.as_str()),
-                ("node", node.unwrap_or_default()),
-            ];
-            // Where they lead every line, `namespace` and `pod` are not written twice.
-            let first = if self.sections.is_some() { 2 } else { 0 };
-            let end = if node.is_some() { 4 } else { 3 };
-            let labels = labels.get(first..end).unwrap_or_default();
-            self.infra(labels, 1.0);
-        }
-        self.family(
-            "kubevirt_pod_infra_memory_overhead_estimate_bytes",
-            "KubeVirt's memory overhead estimate (annotation kubevirt.io/memory-overhead-bytes).",
-            Kind::Gauge,
-        );
-        if let Some(bytes) = scope.memory_overhead {
-            self.infra(&[], bytes as f64);
-        }
-        self.overhead_budgets(c, scope);
-        self.family(
-            "kubevirt_pod_infra_compute_memory_bytes",
-            "Memory request and limit of the compute container, from the downward API; guest: the guest RAM its memory cgroup charges.",
-            Kind::Gauge,
-        );
-        // Pages on hugetlbfs are charged to the hugetlb controller, not to the memory limit.
-        let guest = c
-            .guest
-            .as_ref()
-            .and_then(|g| Some(g.memory.size()?.saturating_sub(g.memory.hugetlb())));
-        for (kind, value) in [
-            ("request", scope.memory_request),
-            ("limit", scope.memory_limit),
-            ("guest", guest),
-        ] {
-            if let Some(bytes) = value {
-                self.infra(&[("type", kind)], bytes as f64);
-            }
         }
     }
 }
