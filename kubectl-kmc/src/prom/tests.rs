@@ -42,7 +42,7 @@ fn vector(body: &[u8]) -> Result<Vec<Sample>, PromError> {
 #[test]
 fn responses() {
     let ok = br#"{"status":"success","data":{"resultType":"vector","result":[
-        {"metric":{"pod":"p"},"value":[1,"2.5"]}]}}"#;
+            {"metric":{"pod":"p"},"value":[1,"2.5"]}]}}"#;
     let got = vector(ok).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -62,7 +62,7 @@ fn responses() {
 #[test]
 fn range_vectors() {
     let ok = br#"{"status":"success","data":{"resultType":"matrix","result":[
-        {"metric":{"pod":"p"},"values":[[3600,"1"],[7200.5,"2e3"]]}]}}"#;
+            {"metric":{"pod":"p"},"values":[[3600,"1"],[7200.5,"2e3"]]}]}}"#;
     let data = parse_response("u", "q", StatusCode::OK, ok).unwrap();
     let got = parse_matrix("u", &data).unwrap();
     assert_eq!(got.len(), 1);
@@ -74,7 +74,7 @@ fn range_vectors() {
         "Prometheus at u answered something that is not its API: result type \"matrix\" where a vector was expected"
     );
     let broken = br#"{"status":"success","data":{"resultType":"matrix","result":[
-        {"metric":{},"values":[[1,"x"]]}]}}"#;
+            {"metric":{},"values":[[1,"x"]]}]}}"#;
     let data = parse_response("u", "q", StatusCode::OK, broken).unwrap();
     assert!(matches!(
         parse_matrix("u", &data),

@@ -150,18 +150,18 @@ fn yaml_patches() {
 # kubectl patch kubevirt kubevirt -n kubevirt --type merge -p '{\"spec\":{\"configuration\":{\"additionalGuestMemoryOverheadRatio\":\"1.15\"}}}'
 spec:
   configuration:
-additionalGuestMemoryOverheadRatio: '1.15'
+    additionalGuestMemoryOverheadRatio: '1.15'
 ---
 # vms/oom: peak ≥ 280.0Mi needs ≥ 1.120× its estimate 250.0Mi, over 3d of history; takes effect when the VM restarts
 # OOM-killed at 2026-05-31T18:00Z (pod virt-launcher-oom-1): the overhead then was at least its allowance 280.0Mi, above the 270.0Mi measured; leak in qemu since 2026-05-29T00:00Z: +24.0Mi/day (pod virt-launcher-oom-1); no reservation holds a leak, an addedOverhead only postpones its OOM kill
 # kubectl patch vm oom -n vms --type merge -p '{\"spec\":{\"template\":{\"spec\":{\"domain\":{\"memory\":{\"reservedOverhead\":{\"addedOverhead\":\"21Mi\"}}}}}}}'
 spec:
   template:
-spec:
-  domain:
-    memory:
-      reservedOverhead:
-        addedOverhead: 21Mi
+    spec:
+      domain:
+        memory:
+          reservedOverhead:
+            addedOverhead: 21Mi
 ";
     assert_eq!(yaml, want);
 }
@@ -210,9 +210,9 @@ fn hostile_names_are_escaped_and_never_reach_a_command() {
     );
     let comments: Vec<&str> = yaml.lines().filter(|l| l.starts_with('#')).collect();
     assert!(
-        comments.contains(&"# no command: vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J is not a valid VirtualMachine name: it must consist of lower case letters, digits, '-' and '.', and each part start and end with a letter or digit"),
-        "{yaml}"
-    );
+            comments.contains(&"# no command: vm;touch /tmp/x;#\\nspec: {}\\n\\u{1b}]0;owned\\u{7}\\u{1b}[2J is not a valid VirtualMachine name: it must consist of lower case letters, digits, '-' and '.', and each part start and end with a letter or digit"),
+            "{yaml}"
+        );
     assert!(!yaml.contains("kubectl patch vm"), "{yaml}");
     // The YAML is still two documents of patches, nothing added by the name.
     let documents: Vec<Value> = yaml
