@@ -38,6 +38,44 @@ impl Node {
         node
     }
 
+    /// A node with one pod of each kind: a skipped launcher pod with an attested identity
+    /// (pids 100-103), launcher pods injected by volume (200-) and by process (300-, 310), an
+    /// unattested launcher pod (400-), an nginx pod with a collector of its own (500, 501), and
+    /// systemd on the host.
+    fn mixed() -> Self {
+        let node = Self::new();
+        node.process(1, "/sbin/init", "systemd", None);
+        node.launcher(100, SKIPPED);
+        node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", SKIPPED);
+        node.launcher(200, INJECTED_BY_VOLUME);
+        node.log_dir("vms-b", "virt-launcher-b-abcde", INJECTED_BY_VOLUME);
+        fs::create_dir_all(
+            node.pods()
+                .join(INJECTED_BY_VOLUME)
+                .join("volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket"),
+        )
+        .unwrap();
+        node.launcher(300, INJECTED_BY_PROCESS);
+        node.process(
+            310,
+            "/usr/bin/kube-metrics-collector",
+            "kube-metrics-co",
+            Some(INJECTED_BY_PROCESS),
+        );
+        node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
+        node.launcher(400, UNATTESTED);
+        node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
+        // A collector outside a launcher pod (the node collector's own pod) is not an injected pod.
+        node.process(
+            501,
+            "/usr/bin/kube-metrics-collector",
+            "kube-metrics-co",
+            Some(NOT_A_LAUNCHER),
+        );
+        node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
+        node
+    }
+
     fn pods(&self) -> PathBuf {
         self.kubelet.path().join("pods")
     }
@@ -114,36 +152,7 @@ fn series<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
 
 #[test]
 fn reports_only_the_uninjected_attested_launcher_pod() {
-    let node = Node::new();
-    node.process(1, "/sbin/init", "systemd", None);
-    node.launcher(100, SKIPPED);
-    node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", SKIPPED);
-    node.launcher(200, INJECTED_BY_VOLUME);
-    node.log_dir("vms-b", "virt-launcher-b-abcde", INJECTED_BY_VOLUME);
-    fs::create_dir_all(
-        node.pods()
-            .join(INJECTED_BY_VOLUME)
-            .join("volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket"),
-    )
-    .unwrap();
-    node.launcher(300, INJECTED_BY_PROCESS);
-    node.process(
-        310,
-        "/usr/bin/kube-metrics-collector",
-        "kube-metrics-co",
-        Some(INJECTED_BY_PROCESS),
-    );
-    node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
-    node.launcher(400, UNATTESTED);
-    node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
-    // A collector outside a launcher pod (the node collector's own pod) is not an injected pod.
-    node.process(
-        501,
-        "/usr/bin/kube-metrics-collector",
-        "kube-metrics-co",
-        Some(NOT_A_LAUNCHER),
-    );
-    node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
+    let node = Node::mixed();
 
     let mut scraper = node.scraper();
     let text = String::from_utf8(scraper.scrape()).unwrap();
@@ -268,12 +277,12 @@ fn a_node_full_of_pods_with_huge_guest_names_stays_small() {
 
 /// What one `node --once` prints for a fixed node: skipped pods with and without a guest name, a
 /// pod recreated under an attested name already served, injected, unattested and other pods, in
-/// both profiles. The two durations are the only values that vary from run to run.
+/// both profiles. The two durations are the only values that vary from run to run. With
+/// `KMC_COLLECTOR_BINARY` naming another build (the previous code's), the same test holds that
+/// build's output to the same golden files.
 #[test]
 fn node_once_prints_the_golden_output() {
-    let node = Node::new();
-    node.process(1, "/sbin/init", "systemd", None);
-    node.launcher(100, SKIPPED);
+    let node = Node::mixed();
     node.process(104, "/usr/sbin/virtqemud", "virtqemud", Some(SKIPPED));
     node.process(105, "/usr/sbin/virtlogd", "virtlogd", Some(SKIPPED));
     let mut qemu = mk(106, "/usr/libexec/qemu-kvm", "qemu-kvm");
@@ -296,26 +305,6 @@ fn node_once_prints_the_golden_output() {
     )
     .unwrap();
     node.tree.remove(103);
-    node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", SKIPPED);
-    node.launcher(200, INJECTED_BY_VOLUME);
-    node.log_dir("vms-b", "virt-launcher-b-abcde", INJECTED_BY_VOLUME);
-    fs::create_dir_all(
-        node.pods()
-            .join(INJECTED_BY_VOLUME)
-            .join("volumes/kubernetes.io~empty-dir/kube-metrics-collector-socket"),
-    )
-    .unwrap();
-    node.launcher(300, INJECTED_BY_PROCESS);
-    node.process(
-        310,
-        "/usr/bin/kube-metrics-collector",
-        "kube-metrics-co",
-        Some(INJECTED_BY_PROCESS),
-    );
-    node.log_dir("vms-c", "virt-launcher-c-abcde", INJECTED_BY_PROCESS);
-    node.launcher(400, UNATTESTED);
-    node.process(500, "/usr/sbin/nginx", "nginx", Some(NOT_A_LAUNCHER));
-    node.log_dir("web", "nginx-abcde", NOT_A_LAUNCHER);
     // A second skipped VM without a guest name, and a pod recreated under the first one's name.
     const SECOND: &str = "6f1c0e8a-0000-4000-8000-000000000006";
     const RECREATED: &str = "6f1c0e8a-0000-4000-8000-000000000007";
@@ -325,7 +314,9 @@ fn node_once_prints_the_golden_output() {
     node.log_dir("vms-a", "virt-launcher-gpu-vm-abcde", RECREATED);
 
     for (profile, file) in [("full", "node.prom"), ("default", "node.default.prom")] {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-collector"))
+        let binary = std::env::var_os("KMC_COLLECTOR_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_kube-metrics-collector").into());
+        let output = std::process::Command::new(binary)
             .env_clear()
             .env("NODE_NAME", "node-0")
             .arg("--proc-root")
