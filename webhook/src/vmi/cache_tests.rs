@@ -1,6 +1,7 @@
 //! The subset reads the same facts as the whole object, keeps none of the rest, and the cache follows
 //! the watcher's events (a re-list swapped in whole).
 use super::*;
+use serde_json::json;
 use std::path::Path;
 
 fn subset(object: &Value) -> VmiSubset {
