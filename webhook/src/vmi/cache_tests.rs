@@ -32,7 +32,7 @@ fn fixtures() -> Vec<(String, Value)> {
 fn the_subset_reads_the_same_facts_as_the_whole_object() {
     for (name, object) in fixtures() {
         let whole = CachedVmi::from_json(&object);
-        assert_eq!(CachedVmi::from_subset(&subset(&object)), whole, "{name}");
+        assert_eq!(subset(&object).cached(), whole, "{name}");
         assert!(whole.facts.is_ok(), "{name}");
     }
 }
@@ -148,7 +148,7 @@ fn a_vmi_past_the_read_bounds_is_cached_as_too_large_and_counted() {
         let vmi = subset(&json!({"kind": "VirtualMachineInstance",
                                  "metadata": {"namespace": "ns", "name": "big", "uid": "u"},
                                  "spec": spec}));
-        let cached = CachedVmi::from_subset(&vmi);
+        let cached = vmi.cached();
         assert_eq!(cached.uid.as_deref(), Some("u"));
         assert!(
             matches!(cached.facts, Err(FactsError::TooLarge(_))),
