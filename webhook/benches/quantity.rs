@@ -106,6 +106,9 @@ const PAIRS: [(&str, &str); 20] = [
     ("100E", "1n"),
 ];
 
+/// One parser, over a list of texts.
+type Parse<'a> = &'a dyn Fn(&[&str]);
+
 /// What one parser made of a text.
 #[derive(Debug, PartialEq)]
 enum Read {
@@ -127,7 +130,7 @@ fn main() {
             black_box(ParsedQuantity::try_from(black_box(*text)).ok());
         }
     };
-    let rows: [(&str, &dyn Fn(&[&str])); 2] = [
+    let rows: [(&str, Parse<'_>); 2] = [
         ("`quantity::parse`", &ours),
         ("`kube_quantity` 0.9", &theirs),
     ];
