@@ -17,7 +17,7 @@
 //!   and a process that exited must not leave its series behind); built once and the series
 //!   kept (the cheapest, and what it would cost if no series ever went away); a new registry for
 //!   each scrape.
-//! - ours: `Writer` into a reused buffer, as `sidecar/src/exposition/families.rs` does.
+//! - ours: `Writer` into a reused buffer, as the collector writes its families.
 //!
 //! Before anything is timed, both outputs are parsed into their sample lines (labels put in name
 //! order, as the crate writes them) and HELP/TYPE lines and compared, so the rows measure the
