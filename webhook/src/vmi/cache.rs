@@ -1,13 +1,15 @@
 //! The VMI cache: for each VMI in the cluster, only the facts the webhook decides on. No I/O: the
 //! watch (`lookup::KubeVmiSource`) feeds it [`watcher::Event`]s.
 //!
-//! Why not a `reflector` store: it keeps every object whole, and a VMI is tens of KiB (its spec,
-//! status, managedFields and cloud-init userData; ~650 MB for 3,000 VMIs, against the Deployment's
-//! 128 MiB limit). Here the watch decodes each VMI into [`VmiSubset`], which skips everything the
-//! facts do not read while it is decoded (no `status`, no `spec.volumes`, no `managedFields` ever
-//! become values), and the cache keeps the [`VmiFacts`] read from it: some hundreds of bytes per
-//! VMI. A re-list is collected aside and swapped in whole when it is done, as a reflector does, so
-//! a VMI deleted while the watch was down does not linger.
+//! Why not a `reflector` store: it keeps every object whole, and a VMI is tens of KiB of JSON (its
+//! spec, status, managedFields and cloud-init userData), ~186 KB once decoded: 930 MB for 5,000
+//! VMIs, against the Deployment's 128 MiB limit (`benches/vmi_cache.rs`). Here the watch decodes
+//! each VMI into [`VmiSubset`], which skips everything the facts do not read while it is decoded
+//! (no `status`, no `spec.volumes`, no `managedFields` ever become values), reads the
+//! [`VmiFacts`] from what it kept ([`VmiFacts::read`] on its parts), and the cache keeps only
+//! those: under 520 bytes per VMI, which a lookup clones. A re-list is collected aside and swapped
+//! in whole when it is done, as a reflector does, so a VMI deleted while the watch was down does
+//! not linger.
 use std::{
     borrow::Cow,
     collections::{BTreeMap, HashMap},
@@ -21,9 +23,10 @@ use std::{
 use k8s_openapi::{NamespaceResourceScope, apimachinery::pkg::apis::meta::v1::ObjectMeta};
 use kube::runtime::watcher;
 use serde::{Deserialize, Deserializer, de};
-use serde_json::{Map, Value, json, value::RawValue};
+use serde_json::{Value, value::RawValue};
 
-use super::facts::{FactsError, VmiFacts};
+use super::facts::{FactsError, SpecParts, VmiFacts, VmiParts};
+use super::network::{ISTIO_EXCLUDE_INBOUND, ISTIO_INJECT, IstioMarks};
 use crate::patch::complexity::{self, Complexity};
 
 /// The most of `spec.domain` and `spec.networks` together that a VMI's facts are read from. A
@@ -37,10 +40,7 @@ pub const MAX_READ_TOKENS: usize = 20_000;
 
 /// Annotation and label keys the facts read (`vmi::network`); every other one is skipped while
 /// it is decoded.
-const KEPT_KEYS: &[&str] = &[
-    "sidecar.istio.io/inject",
-    "traffic.sidecar.istio.io/excludeInboundPorts",
-];
+const KEPT_KEYS: &[&str] = &[ISTIO_INJECT, ISTIO_EXCLUDE_INBOUND];
 
 /// VMIs decoded past [`MAX_READ_BYTES`] or [`MAX_READ_TOKENS`], since start: exported as
 /// `kube_metrics_webhook_oversized_vmis_total`. A process-wide count because decoding happens
@@ -201,37 +201,30 @@ impl Fields {
                 facts: Err(error),
             };
         }
-        CachedVmi::from_json(&self.to_json(domain, networks))
-    }
-
-    /// The object [`VmiFacts::from_json`] reads, built from what was decoded.
-    fn to_json(&self, domain: &str, networks: &str) -> Value {
-        let mut object = Map::new();
-        if let Some(api_version) = &self.api_version {
-            object.insert("apiVersion".into(), json!(api_version));
-        }
-        if let Some(kind) = &self.kind {
-            object.insert("kind".into(), json!(kind));
-        }
+        // Bounded by `within_bounds`; a part that is not JSON was refused by the decoder.
+        let value = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+        let (domain, networks) = (value(domain), value(networks));
         let meta = &self.metadata;
-        let metadata = json!({"namespace": meta.namespace, "name": meta.name, "uid": meta.uid,
-                              "labels": meta.labels.0, "annotations": meta.annotations.0});
-        object.insert("metadata".into(), metadata);
-        if self.spec.is_some() {
-            let value = |text: &str| match text {
-                "" => None,
-                // Bounded by `within_bounds`; a part that is not JSON was refused by the decoder.
-                text => serde_json::from_str::<Value>(text).ok(),
-            };
-            let mut spec = Map::new();
-            for (key, text) in [("domain", domain), ("networks", networks)] {
-                if let Some(part) = value(text).filter(|v| !v.is_null()) {
-                    spec.insert(key.into(), part);
-                }
-            }
-            object.insert("spec".into(), Value::Object(spec));
+        let parts = VmiParts {
+            kind: self.kind.as_deref(),
+            api_version: self.api_version.as_deref(),
+            namespace: meta.namespace.as_deref(),
+            name: meta.name.as_deref(),
+            uid: meta.uid.as_deref(),
+            istio: IstioMarks {
+                inject_label: meta.labels.get(ISTIO_INJECT),
+                inject_annotation: meta.annotations.get(ISTIO_INJECT),
+                exclude_inbound: meta.annotations.get(ISTIO_EXCLUDE_INBOUND),
+            },
+            spec: self.spec.as_ref().map(|_| SpecParts {
+                domain: &domain,
+                networks: &networks,
+            }),
+        };
+        CachedVmi {
+            uid,
+            facts: VmiFacts::read(&parts).map(Arc::new),
         }
-        Value::Object(object)
     }
 }
 
@@ -266,6 +259,12 @@ fn within_bounds(domain: &str, networks: &str) -> Result<(), FactsError> {
 }
 
 // === impl Kept ===
+
+impl Kept {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
 
 impl<'de> Deserialize<'de> for Kept {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -341,10 +340,6 @@ impl CachedVmi {
             facts: VmiFacts::from_json(object).map(Arc::new),
         }
     }
-
-    fn from_subset(vmi: &VmiSubset) -> CachedVmi {
-        vmi.cached()
-    }
 }
 
 // === impl VmiCache ===
@@ -381,7 +376,7 @@ impl VmiCache {
             watcher::Event::Init => state.relist = Some(HashMap::new()),
             watcher::Event::InitApply(vmi) => {
                 if let (Some(key), Some(relist)) = (vmi.key(), state.relist.as_mut()) {
-                    relist.insert(key, CachedVmi::from_subset(&vmi));
+                    relist.insert(key, vmi.cached());
                 }
             }
             watcher::Event::InitDone => {
@@ -392,7 +387,7 @@ impl VmiCache {
             }
             watcher::Event::Apply(vmi) => {
                 if let Some(key) = vmi.key() {
-                    state.by_name.insert(key, CachedVmi::from_subset(&vmi));
+                    state.by_name.insert(key, vmi.cached());
                 }
             }
             watcher::Event::Delete(vmi) => {

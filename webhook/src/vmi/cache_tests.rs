@@ -1,6 +1,7 @@
 //! The subset reads the same facts as the whole object, keeps none of the rest, and the cache follows
 //! the watcher's events (a re-list swapped in whole).
 use super::*;
+use serde_json::json;
 use std::path::Path;
 
 fn subset(object: &Value) -> VmiSubset {
@@ -31,7 +32,7 @@ fn fixtures() -> Vec<(String, Value)> {
 fn the_subset_reads_the_same_facts_as_the_whole_object() {
     for (name, object) in fixtures() {
         let whole = CachedVmi::from_json(&object);
-        assert_eq!(CachedVmi::from_subset(&subset(&object)), whole, "{name}");
+        assert_eq!(subset(&object).cached(), whole, "{name}");
         assert!(whole.facts.is_ok(), "{name}");
     }
 }
@@ -147,7 +148,7 @@ fn a_vmi_past_the_read_bounds_is_cached_as_too_large_and_counted() {
         let vmi = subset(&json!({"kind": "VirtualMachineInstance",
                                  "metadata": {"namespace": "ns", "name": "big", "uid": "u"},
                                  "spec": spec}));
-        let cached = CachedVmi::from_subset(&vmi);
+        let cached = vmi.cached();
         assert_eq!(cached.uid.as_deref(), Some("u"));
         assert!(
             matches!(cached.facts, Err(FactsError::TooLarge(_))),

@@ -1,15 +1,17 @@
-//! Raw VMI JSON -> [`VmiFacts`]. No I/O.
+//! A VMI's parts -> [`VmiFacts`]: [`VmiFacts::read`], a pure function over [`VmiParts`], which the
+//! cache fills from what the watch decodes and [`VmiFacts::from_json`] from a whole object. No I/O.
 //!
-//! Parsed leniently from `serde_json::Value`, never through typed KubeVirt structs: the webhook must
-//! keep working when KubeVirt adds fields, and must not fail on the whole object because one field it
-//! does not care about has a surprising type (KubeVirt's round-trip test object has u64 boot orders
-//! and negative ports). Each question reads only the few fields it needs. When a field we do need has
-//! an unexpected type, the answer leans to the safe side: "unsafe" for §3.2, "relay" for §4.
+//! `spec.domain` and `spec.networks` are read leniently from `serde_json::Value`, never through
+//! typed KubeVirt structs: the webhook must keep working when KubeVirt adds fields, and must not
+//! fail on the whole object because one field it does not care about has a surprising type
+//! (KubeVirt's round-trip test object has u64 boot orders and negative ports). Each question reads
+//! only the few fields it needs. When a field we do need has an unexpected type, the answer leans
+//! to the safe side: "unsafe" for §3.2, "relay" for §4.
 use std::collections::BTreeSet;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::network::{NetworkFacts, PathDecision};
+use super::network::{IstioMarks, NetworkFacts, PathDecision};
 use super::presence::{is_set, truthy};
 use crate::reason::UnsafeReason;
 
@@ -43,36 +45,84 @@ pub struct VmiFacts {
     pub network: NetworkFacts,
 }
 
+/// Everything of a VMI that its facts are read from; a string that is absent, or not a string in
+/// the object, is `None`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct VmiParts<'a> {
+    pub kind: Option<&'a str>,
+    pub api_version: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub uid: Option<&'a str>,
+    pub istio: IstioMarks<'a>,
+    /// `None` when the VMI has no `spec` object.
+    pub spec: Option<SpecParts<'a>>,
+}
+
+/// `spec.domain` and `spec.networks`, `null` when absent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SpecParts<'a> {
+    pub domain: &'a Value,
+    pub networks: &'a Value,
+}
+
+/// What an absent part reads as.
+static NULL: Value = Value::Null;
+
+// === impl VmiParts ===
+
+impl<'a> VmiParts<'a> {
+    /// The parts of a VMI object as the API server returns it.
+    pub fn of_object(object: &'a Map<String, Value>) -> Self {
+        let text = |value: &'a Value, key: &str| value.get(key).and_then(Value::as_str);
+        let metadata = object.get("metadata").unwrap_or(&NULL);
+        let spec = object.get("spec").filter(|spec| spec.is_object());
+        VmiParts {
+            kind: object.get("kind").and_then(Value::as_str),
+            api_version: object.get("apiVersion").and_then(Value::as_str),
+            namespace: text(metadata, "namespace"),
+            name: text(metadata, "name"),
+            uid: text(metadata, "uid"),
+            istio: IstioMarks::of_metadata(metadata),
+            spec: spec.map(|spec| SpecParts {
+                domain: spec.get("domain").unwrap_or(&NULL),
+                networks: spec.get("networks").unwrap_or(&NULL),
+            }),
+        }
+    }
+}
+
+// === impl VmiFacts ===
+
 impl VmiFacts {
-    /// Reads the facts from a VMI as the API server returns it (or as `cache` rebuilds it from the
-    /// subset the watch decodes).
-    pub fn from_json(vmi: &Value) -> Result<VmiFacts, FactsError> {
-        let object = vmi.as_object().ok_or(FactsError::NotAnObject)?;
+    /// Reads the facts from a VMI's parts.
+    pub fn read(parts: &VmiParts<'_>) -> Result<VmiFacts, FactsError> {
         // `kind`/`apiVersion` are absent on objects some clients hand over; only a wrong value is an
         // error.
-        if let Some(kind) = object.get("kind").and_then(Value::as_str)
+        if let Some(kind) = parts.kind
             && kind != "VirtualMachineInstance"
         {
             return Err(FactsError::WrongKind(kind.to_owned()));
         }
-        if let Some(api_version) = object.get("apiVersion").and_then(Value::as_str)
+        if let Some(api_version) = parts.api_version
             && !api_version.starts_with("kubevirt.io/")
         {
             return Err(FactsError::WrongApiVersion(api_version.to_owned()));
         }
-        let spec = object
-            .get("spec")
-            .filter(|spec| spec.is_object())
-            .ok_or(FactsError::MissingSpec)?;
-        let metadata = object.get("metadata").unwrap_or(&Value::Null);
-        let text = |key: &str| metadata.get(key).and_then(Value::as_str).map(str::to_owned);
+        let spec = parts.spec.ok_or(FactsError::MissingSpec)?;
         Ok(VmiFacts {
-            namespace: text("namespace"),
-            name: text("name"),
-            uid: text("uid"),
-            unsafe_reasons: unsafe_reasons(spec).into_iter().collect(),
-            network: NetworkFacts::from_vmi(spec, metadata),
+            namespace: parts.namespace.map(str::to_owned),
+            name: parts.name.map(str::to_owned),
+            uid: parts.uid.map(str::to_owned),
+            unsafe_reasons: unsafe_reasons(spec.domain).into_iter().collect(),
+            network: NetworkFacts::read(spec.domain, spec.networks, parts.istio),
         })
+    }
+
+    /// Reads the facts from a VMI as the API server returns it.
+    pub fn from_json(vmi: &Value) -> Result<VmiFacts, FactsError> {
+        let object = vmi.as_object().ok_or(FactsError::NotAnObject)?;
+        VmiFacts::read(&VmiParts::of_object(object))
     }
 
     /// Whether Prometheus can scrape the sidecar on `port` at `podIP:port` (docs/kubevirt.md §4).
@@ -89,9 +139,9 @@ impl VmiFacts {
 }
 
 /// docs/kubevirt.md §3.2, mirroring KubeVirt's own predicates (`IsCPUDedicated`,
-/// `IsRealtimeEnabled`, `IsVFIOVMI`, `UseLaunchSecurity`, `RequiresLockingMemory`).
-fn unsafe_reasons(spec: &Value) -> BTreeSet<UnsafeReason> {
-    let domain = spec.get("domain").unwrap_or(&Value::Null);
+/// `IsRealtimeEnabled`, `IsVFIOVMI`, `UseLaunchSecurity`, `RequiresLockingMemory`), on
+/// `spec.domain`.
+fn unsafe_reasons(domain: &Value) -> BTreeSet<UnsafeReason> {
     let cpu = domain.get("cpu").unwrap_or(&Value::Null);
     let devices = domain.get("devices").unwrap_or(&Value::Null);
     let mut reasons = BTreeSet::new();
@@ -144,189 +194,5 @@ fn mem_lock_required(domain: &Value) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use UnsafeReason::*;
-    use serde_json::json;
-
-    fn reasons(spec: Value) -> Vec<UnsafeReason> {
-        match VmiFacts::from_json(&json!({"kind": "VirtualMachineInstance", "spec": spec})) {
-            Ok(facts) => facts.unsafe_reasons,
-            Err(error) => panic!("spec should parse: {error}"),
-        }
-    }
-
-    fn assert_reasons(cases: &[(&str, Value, &[UnsafeReason])]) {
-        for (name, spec, expected) in cases {
-            assert_eq!(reasons(spec.clone()), *expected, "{name}");
-        }
-    }
-
-    /// CPU placement and devices handed to the guest.
-    #[test]
-    fn cpu_and_device_reasons() {
-        assert_reasons(&[
-            (
-                "dedicated",
-                json!({"domain": {"cpu": {"dedicatedCpuPlacement": true}}}),
-                &[DedicatedCpus],
-            ),
-            (
-                "dedicated false",
-                json!({"domain": {"cpu": {"dedicatedCpuPlacement": false}}}),
-                &[],
-            ),
-            (
-                "dedicated as text",
-                json!({"domain": {"cpu": {"dedicatedCpuPlacement": "true"}}}),
-                &[DedicatedCpus],
-            ),
-            (
-                "realtime empty",
-                json!({"domain": {"cpu": {"realtime": {}}}}),
-                &[Realtime],
-            ),
-            (
-                "realtime null",
-                json!({"domain": {"cpu": {"realtime": null}}}),
-                &[],
-            ),
-            (
-                "gpu",
-                json!({"domain": {"devices": {"gpus": [{"name": "g", "deviceName": "nvidia.com/A10"}]}}}),
-                &[VfioDevice],
-            ),
-            ("no gpus", json!({"domain": {"devices": {"gpus": []}}}), &[]),
-            (
-                "host device",
-                json!({"domain": {"devices": {"hostDevices": [{"name": "h"}]}}}),
-                &[VfioDevice],
-            ),
-            (
-                "sriov iface",
-                json!({"domain": {"devices": {"interfaces": [{"name": "a", "masquerade": {}}, {"name": "b", "sriov": {}}]}}}),
-                &[VfioDevice],
-            ),
-            (
-                "interfaces garbage",
-                json!({"domain": {"devices": {"interfaces": "x"}}}),
-                &[VfioDevice],
-            ),
-        ]);
-    }
-
-    /// Confidential VMs and memory locking.
-    #[test]
-    fn launch_security_and_memory_lock_reasons() {
-        assert_reasons(&[
-            (
-                "sev",
-                json!({"domain": {"launchSecurity": {"sev": {}}}}),
-                &[ConfidentialVm],
-            ),
-            (
-                "snp",
-                json!({"domain": {"launchSecurity": {"snp": {}}}}),
-                &[ConfidentialVm],
-            ),
-            (
-                "tdx",
-                json!({"domain": {"launchSecurity": {"tdx": {}}}}),
-                &[ConfidentialVm],
-            ),
-            (
-                "secure execution",
-                json!({"architecture": "s390x", "domain": {"launchSecurity": {}}}),
-                &[ConfidentialVm],
-            ),
-            (
-                "memlock required",
-                json!({"domain": {"memory": {"reservedOverhead": {"memLock": "Required"}}}}),
-                &[MemoryLock],
-            ),
-            (
-                "memlock not required",
-                json!({"domain": {"memory": {"reservedOverhead": {"memLock": "NotRequired"}}}}),
-                &[],
-            ),
-            (
-                "memlock other",
-                json!({"domain": {"memory": {"reservedOverhead": {"memLock": "memLockValue"}}}}),
-                &[],
-            ),
-            (
-                "added overhead only",
-                json!({"domain": {"memory": {"reservedOverhead": {"addedOverhead": "1Gi"}}}}),
-                &[],
-            ),
-        ]);
-    }
-
-    /// Specs that are safe, unreadable ones, and every reason at once (sorted).
-    #[test]
-    fn safe_specs_and_every_reason_at_once() {
-        assert_reasons(&[
-            (
-                "plain VM",
-                json!({"domain": {"cpu": {"cores": 2}, "devices": {}}}),
-                &[],
-            ),
-            ("empty spec", json!({}), &[]),
-            (
-                "everything",
-                json!({"domain": {
-                    "cpu": {"dedicatedCpuPlacement": true, "realtime": {"mask": "0"}},
-                    "devices": {"gpus": [{"name": "g"}]},
-                    "launchSecurity": {"tdx": {}},
-                    "memory": {"reservedOverhead": {"memLock": "required"}},
-                }}),
-                &[
-                    DedicatedCpus,
-                    Realtime,
-                    VfioDevice,
-                    ConfidentialVm,
-                    MemoryLock,
-                ],
-            ),
-            ("domain garbage", json!({"domain": 7}), &[]),
-        ]);
-    }
-
-    #[test]
-    fn rejects_what_is_not_a_vmi() {
-        assert_eq!(
-            VmiFacts::from_json(&json!([])),
-            Err(FactsError::NotAnObject)
-        );
-        assert_eq!(
-            VmiFacts::from_json(&json!({"kind": "Pod", "spec": {}})),
-            Err(FactsError::WrongKind("Pod".into()))
-        );
-        assert_eq!(
-            VmiFacts::from_json(&json!({"apiVersion": "v1", "spec": {}})),
-            Err(FactsError::WrongApiVersion("v1".into()))
-        );
-        assert_eq!(
-            VmiFacts::from_json(&json!({"kind": "VirtualMachineInstance"})),
-            Err(FactsError::MissingSpec)
-        );
-        assert_eq!(
-            VmiFacts::from_json(&json!({"spec": []})),
-            Err(FactsError::MissingSpec)
-        );
-    }
-
-    #[test]
-    fn reads_identity() {
-        let vmi = json!({"metadata": {"namespace": "ns", "name": "vm", "uid": "u-1"}, "spec": {}});
-        let facts = VmiFacts::from_json(&vmi).unwrap_or_else(|error| panic!("{error}"));
-        assert_eq!(
-            (
-                facts.namespace.as_deref(),
-                facts.name.as_deref(),
-                facts.uid.as_deref()
-            ),
-            (Some("ns"), Some("vm"), Some("u-1"))
-        );
-    }
-}
+#[path = "facts_tests.rs"]
+mod tests;

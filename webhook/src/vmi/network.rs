@@ -17,8 +17,10 @@ pub use binding::Binding;
 pub use path::{PathDecision, PathReason, ScrapePath};
 pub use ports::{PortRule, Ports};
 
-const ISTIO_INJECT: &str = "sidecar.istio.io/inject";
-const ISTIO_EXCLUDE_INBOUND: &str = "traffic.sidecar.istio.io/excludeInboundPorts";
+/// The label and annotation keys Istio's marks are read from: all that the facts read of a VMI's
+/// labels and annotations.
+pub const ISTIO_INJECT: &str = "sidecar.istio.io/inject";
+pub const ISTIO_EXCLUDE_INBOUND: &str = "traffic.sidecar.istio.io/excludeInboundPorts";
 
 /// The VMI's pod network, as far as the scrape path is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +48,15 @@ pub struct Istio {
     pub excluded_inbound: BTreeSet<u16>,
 }
 
+/// Istio's marks as the VMI carries them, before they are read: the values of [`ISTIO_INJECT`] as
+/// a label and as an annotation, and of the annotation [`ISTIO_EXCLUDE_INBOUND`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IstioMarks<'a> {
+    pub inject_label: Option<&'a str>,
+    pub inject_annotation: Option<&'a str>,
+    pub exclude_inbound: Option<&'a str>,
+}
+
 /// Everything on the VMI that decides the scrape path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetworkFacts {
@@ -53,12 +64,34 @@ pub struct NetworkFacts {
     pub istio: Istio,
 }
 
+// === impl IstioMarks ===
+
+impl<'a> IstioMarks<'a> {
+    /// The marks in a VMI's `metadata` object; a value that is not a string is no mark.
+    pub fn of_metadata(metadata: &'a Value) -> Self {
+        let lookup = |map: &str, key: &str| {
+            metadata
+                .get(map)
+                .and_then(|map| map.get(key))
+                .and_then(Value::as_str)
+        };
+        IstioMarks {
+            inject_label: lookup("labels", ISTIO_INJECT),
+            inject_annotation: lookup("annotations", ISTIO_INJECT),
+            exclude_inbound: lookup("annotations", ISTIO_EXCLUDE_INBOUND),
+        }
+    }
+}
+
+// === impl NetworkFacts ===
+
 impl NetworkFacts {
-    /// Reads the pod-network interface from `spec` and the Istio keys from `metadata`.
-    pub fn from_vmi(spec: &Value, metadata: &Value) -> NetworkFacts {
+    /// Reads the pod-network interface from `spec.domain` and `spec.networks` (`null` when
+    /// absent) and Istio's view from its marks.
+    pub fn read(domain: &Value, networks: &Value, marks: IstioMarks<'_>) -> NetworkFacts {
         NetworkFacts {
-            pod: pod_network(spec),
-            istio: istio(metadata),
+            pod: pod_network(domain, networks),
+            istio: istio(marks),
         }
     }
 
@@ -111,12 +144,9 @@ impl NetworkFacts {
 }
 
 /// Finds the interface bound to the `pod: {}` network.
-fn pod_network(spec: &Value) -> PodNetwork {
-    let devices = spec
-        .get("domain")
-        .and_then(|domain| domain.get("devices"))
-        .unwrap_or(&Value::Null);
-    let networks = list(spec.get("networks"));
+fn pod_network(domain: &Value, networks: &Value) -> PodNetwork {
+    let devices = domain.get("devices").unwrap_or(&Value::Null);
+    let networks = list(Some(networks));
     let interfaces = list(devices.get("interfaces"));
     let (Some(networks), Some(interfaces)) = (networks, interfaces) else {
         return PodNetwork::Unclear; // present but not lists
@@ -161,17 +191,13 @@ fn list(value: Option<&Value>) -> Option<&[Value]> {
     }
 }
 
-fn istio(metadata: &Value) -> Istio {
-    let lookup = |map: &str, key: &str| {
-        metadata
-            .get(map)
-            .and_then(|map| map.get(key))
-            .and_then(Value::as_str)
-    };
-    let injected = ["labels", "annotations"].iter().any(|map| {
-        lookup(map, ISTIO_INJECT).is_some_and(|value| value.trim().eq_ignore_ascii_case("true"))
-    });
-    let excluded_inbound = lookup("annotations", ISTIO_EXCLUDE_INBOUND)
+fn istio(marks: IstioMarks<'_>) -> Istio {
+    let injected = [marks.inject_label, marks.inject_annotation]
+        .into_iter()
+        .flatten()
+        .any(|value| value.trim().eq_ignore_ascii_case("true"));
+    let excluded_inbound = marks
+        .exclude_inbound
         .map(|list| {
             list.split(',')
                 .filter_map(|port| port.trim().parse::<u16>().ok())

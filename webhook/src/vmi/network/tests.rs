@@ -18,8 +18,18 @@ fn spec_with(iface: Value) -> Value {
     })
 }
 
+/// The facts of a VMI with `spec` and `metadata`.
+fn facts(spec: &Value, metadata: &Value) -> NetworkFacts {
+    let part = |key: &str| spec.get(key).unwrap_or(&Value::Null);
+    NetworkFacts::read(
+        part("domain"),
+        part("networks"),
+        IstioMarks::of_metadata(metadata),
+    )
+}
+
 fn decide(spec: &Value, metadata: &Value, port: u16) -> PathDecision {
-    NetworkFacts::from_vmi(spec, metadata).scrape_path(port)
+    facts(spec, metadata).scrape_path(port)
 }
 
 /// One row: the pod interface, the VMI's metadata, our port, and the expected path and reason.
@@ -449,9 +459,8 @@ fn pod_network_table() {
 
 #[test]
 fn passt_conflict_only_when_passt_lists_our_tcp_port() {
-    let conflict = |iface: Value, port| {
-        NetworkFacts::from_vmi(&spec_with(iface), &json!({})).passt_port_conflict(port)
-    };
+    let conflict =
+        |iface: Value, port| facts(&spec_with(iface), &json!({})).passt_port_conflict(port);
     assert!(conflict(
         json!({"passt": {}, "ports": [{"port": 48080}]}),
         PORT
