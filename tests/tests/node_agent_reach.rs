@@ -54,6 +54,19 @@ struct Row {
     want: [bool; 3],
 }
 
+/// One file of a projected volume (a Secret, a service-account token) in one of the fake node's
+/// pods, as the atomic writer leaves it, and whether each agent may reach it.
+struct ProjectedFile {
+    what: &'static str,
+    /// The pod, by the number its uid is made from ([`pod_uid`]).
+    pod: usize,
+    /// The volume plugin's directory, the volume, the file.
+    at: (&'static str, &'static str, &'static str),
+    /// The file's mode, owner and group.
+    mode: (u32, u32, u32),
+    want: [bool; 3],
+}
+
 // === impl Agent ===
 
 impl Agent {
@@ -210,7 +223,6 @@ fn node(kubelet: &Kubelet) -> Result<Node> {
     std::fs::set_permissions(kubelet.root(), std::fs::Permissions::from_mode(0o755))?;
     own(&kubelet.root().join(relay::PODS_DIR), 0o750, 0, 0)?;
     own(&kubelet.pod_logs(), 0o755, 0, 0)?;
-    let (webhook_uid, webhook_group) = webhook_ids()?;
     let (y, n) = (true, false);
     let mut rows = vec![Row {
         what: "the pods directory, listed",
@@ -251,8 +263,6 @@ fn node(kubelet: &Kubelet) -> Result<Node> {
     dir(&private, VOLUME_DIR, 0, QEMU)?;
     std::fs::write(private.join("state"), "launcher")?;
     own(&private.join("state"), 0o600, QEMU, QEMU)?;
-    let secret = "kubernetes.io~secret";
-    let token = "kubernetes.io~projected";
     rows.extend([
         Row {
             what: "launcher: the collector's socket, 0660 107:107",
@@ -265,118 +275,22 @@ fn node(kubelet: &Kubelet) -> Result<Node> {
             want: [y, y, y],
         },
         Row {
-            what: "launcher: a Secret of default mode, 0644 root:107",
-            path: projected(&volumes, secret, "cloudinit", "userdata", (0o644, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: a Secret of mode 0400, 0440 root:107",
-            path: projected(&volumes, secret, "sysprep", "unattend", (0o440, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: its token (runs as 107), 0600 107:107",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o600, QEMU, QEMU),
-            )?,
-            want: [n, y, n],
-        },
-        Row {
             what: "launcher: a file of its own in an emptyDir, 0600 107:107",
             path: private.join("state"),
             want: [n, y, n],
         },
     ]);
 
-    // A tenant's pod with fsGroup 1000 and no runAsUser, and one that runs as 1000 without one.
-    let volumes = pod_volumes(kubelet, &pod_uid(2))?;
-    rows.extend([
-        Row {
-            what: "tenant: a Secret of default mode, 0644 root:1000",
-            path: projected(&volumes, secret, "db", "password", (0o644, 0, TENANT))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "tenant: a Secret of mode 0400, 0440 root:1000",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, TENANT))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "tenant: its token (no runAsUser), 0644 root:1000",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o644, 0, TENANT),
-            )?,
-            want: [y, y, y],
-        },
-    ]);
-    let volumes = pod_volumes(kubelet, &pod_uid(3))?;
-    rows.extend([
-        Row {
-            what: "tenant: a Secret of mode 0400, no fsGroup, 0400 root:root",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o400, 0, 0))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "tenant: its token (runs as 1000), 0600 1000:1000",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o600, TENANT, TENANT),
-            )?,
-            want: [n, n, n],
-        },
-    ]);
-
-    // The webhook's pod as the manifests run it now, and as they did (fsGroup 107, no runAsUser).
-    let volumes = pod_volumes(kubelet, &pod_uid(4))?;
-    let ours = (webhook_uid, webhook_group);
-    rows.extend([
-        Row {
-            what: "webhook: its TLS key, 0440 root:fsGroup",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, ours.1))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "webhook: its token (runAsUser set), 0640 user:fsGroup",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o640, ours.0, ours.1),
-            )?,
-            want: [n, n, n],
-        },
-    ]);
-    let volumes = pod_volumes(kubelet, &pod_uid(5))?;
-    rows.extend([
-        Row {
-            what: "webhook as it was: its TLS key, 0440 root:107",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "webhook as it was: its token (no runAsUser), 0644 root:107",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o644, 0, QEMU),
-            )?,
-            want: [y, y, y],
-        },
-    ]);
+    // The Secrets and tokens of the launcher pod, the tenants' and the webhook's.
+    for file in projected_files(webhook_ids()?) {
+        let volumes = pod_volumes(kubelet, &pod_uid(file.pod))?;
+        let (plugin, volume, name) = file.at;
+        rows.push(Row {
+            what: file.what,
+            path: projected(&volumes, plugin, volume, name, file.mode)?,
+            want: file.want,
+        });
+    }
 
     // A root daemon's socket in its pod's emptyDir (umask 022), and two container logs.
     let volumes = pod_volumes(kubelet, &pod_uid(6))?;
@@ -410,6 +324,102 @@ fn node(kubelet: &Kubelet) -> Result<Node> {
         rows,
         _daemon: listener,
     })
+}
+
+/// The Secrets and tokens on the fake node: the launcher pod's (it runs as 107, fsGroup 107); a
+/// tenant's pod with fsGroup 1000 and no runAsUser, and one that runs as 1000 without one; the
+/// webhook's pod as the manifests run it now (`webhook`: its user and fsGroup), and as they did
+/// (fsGroup 107, no runAsUser).
+fn projected_files((webhook_uid, webhook_group): (u32, u32)) -> [ProjectedFile; 12] {
+    let (y, n) = (true, false);
+    let (secret, token) = ("kubernetes.io~secret", "kubernetes.io~projected");
+    let api = (token, "kube-api-access", "token");
+    [
+        ProjectedFile {
+            what: "launcher: a Secret of default mode, 0644 root:107",
+            pod: 1,
+            at: (secret, "cloudinit", "userdata"),
+            mode: (0o644, 0, QEMU),
+            want: [y, y, y],
+        },
+        ProjectedFile {
+            what: "launcher: a Secret of mode 0400, 0440 root:107",
+            pod: 1,
+            at: (secret, "sysprep", "unattend"),
+            mode: (0o440, 0, QEMU),
+            want: [y, y, y],
+        },
+        ProjectedFile {
+            what: "launcher: its token (runs as 107), 0600 107:107",
+            pod: 1,
+            at: api,
+            mode: (0o600, QEMU, QEMU),
+            want: [n, y, n],
+        },
+        ProjectedFile {
+            what: "tenant: a Secret of default mode, 0644 root:1000",
+            pod: 2,
+            at: (secret, "db", "password"),
+            mode: (0o644, 0, TENANT),
+            want: [y, y, y],
+        },
+        ProjectedFile {
+            what: "tenant: a Secret of mode 0400, 0440 root:1000",
+            pod: 2,
+            at: (secret, "tls", "tls.key"),
+            mode: (0o440, 0, TENANT),
+            want: [n, n, y],
+        },
+        ProjectedFile {
+            what: "tenant: its token (no runAsUser), 0644 root:1000",
+            pod: 2,
+            at: api,
+            mode: (0o644, 0, TENANT),
+            want: [y, y, y],
+        },
+        ProjectedFile {
+            what: "tenant: a Secret of mode 0400, no fsGroup, 0400 root:root",
+            pod: 3,
+            at: (secret, "tls", "tls.key"),
+            mode: (0o400, 0, 0),
+            want: [n, n, y],
+        },
+        ProjectedFile {
+            what: "tenant: its token (runs as 1000), 0600 1000:1000",
+            pod: 3,
+            at: api,
+            mode: (0o600, TENANT, TENANT),
+            want: [n, n, n],
+        },
+        ProjectedFile {
+            what: "webhook: its TLS key, 0440 root:fsGroup",
+            pod: 4,
+            at: (secret, "tls", "tls.key"),
+            mode: (0o440, 0, webhook_group),
+            want: [n, n, y],
+        },
+        ProjectedFile {
+            what: "webhook: its token (runAsUser set), 0640 user:fsGroup",
+            pod: 4,
+            at: api,
+            mode: (0o640, webhook_uid, webhook_group),
+            want: [n, n, n],
+        },
+        ProjectedFile {
+            what: "webhook as it was: its TLS key, 0440 root:107",
+            pod: 5,
+            at: (secret, "tls", "tls.key"),
+            mode: (0o440, 0, QEMU),
+            want: [y, y, y],
+        },
+        ProjectedFile {
+            what: "webhook as it was: its token (no runAsUser), 0644 root:107",
+            pod: 5,
+            at: api,
+            mode: (0o644, 0, QEMU),
+            want: [y, y, y],
+        },
+    ]
 }
 
 fn volume_parent(path: &Path) -> Result<PathBuf> {
