@@ -23,7 +23,6 @@ mod store;
 pub use answer::{Answer, Reply};
 pub use prometheus::Prometheus;
 pub use request::Request;
-pub use store::Validator;
 
 use std::{
     io,

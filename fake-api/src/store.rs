@@ -4,7 +4,7 @@
 //! JSON Patch or a merge patch; failures as `Status` objects with kube-apiserver's codes and
 //! wording. What it does not model: authentication, admission, field managers, strategic-merge
 //! patches (answered 415, so a client that relies on them shows up), DELETE, and most validation,
-//! which a test adds per collection where it matters ([`Validator`]).
+//! which a test adds per collection where it matters (`FakeApi::validate`).
 use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use http::{Method, StatusCode};
@@ -14,7 +14,7 @@ use crate::{Answer, Reply, Request};
 
 /// A collection's own validation of an object written to it (the new object, and the one it
 /// replaces): an `Err` is answered 422 `Invalid` with that message.
-pub type Validator = Arc<dyn Fn(&Value, Option<&Value>) -> Result<(), String> + Send + Sync>;
+pub(crate) type Validator = Arc<dyn Fn(&Value, Option<&Value>) -> Result<(), String> + Send + Sync>;
 
 /// The objects of every collection the fake serves.
 #[derive(Default)]
@@ -310,4 +310,35 @@ fn not_allowed() -> Answer {
 
 fn invalid(message: &str) -> Answer {
     Answer::status(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_named_as_kube_apiserver_names_them() {
+        assert_eq!(resource("/api/v1/namespaces/ns-0/secrets"), "secrets");
+        let configs = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
+        let named = "mutatingwebhookconfigurations.admissionregistration.k8s.io";
+        assert_eq!(resource(configs), named);
+        assert_eq!(namespace("/api/v1/namespaces/ns-0/secrets"), Some("ns-0"));
+        assert_eq!(namespace(configs), None);
+    }
+
+    #[test]
+    fn label_selectors_select_by_equality_inequality_and_presence() {
+        let pod = serde_json::json!({"metadata": {"labels": {"app": "web", "tier": "1"}}});
+        for (selector, selected) in [
+            ("", true),
+            ("app=web", true),
+            ("app==web,tier=1", true),
+            ("app!=web", false),
+            ("tier", true),
+            ("zone", false),
+            ("app=db", false),
+        ] {
+            assert_eq!(selects(selector, &pod), selected, "{selector}");
+        }
+    }
 }
