@@ -90,7 +90,8 @@ fn pod(name: &str, created: &str, phase: &str, annotations: Value, scrape: Optio
     })
 }
 
-/// The fake API server with no objects, serving Prometheus' query API too (no answers yet).
+/// The fake API server (standing in for kube-apiserver, which cannot run here) with no objects,
+/// serving Prometheus' query API too (no answers yet).
 fn start() -> FakeApi {
     let api = FakeApi::start().expect("fake API server");
     api.prometheus();

@@ -28,8 +28,9 @@ pub const INJECTED: &str = "injected by the test";
 pub const DAY: Duration = Duration::from_secs(86_400);
 pub const VALIDITY: Duration = Duration::from_secs(365 * 86_400);
 
-/// The fake API server, serving the Secrets of [`NS`] and the webhook configurations, both empty,
-/// with the validation kube-apiserver gives them that certgen could trip on.
+/// The fake API server (standing in for kube-apiserver, which cannot run here), serving the
+/// Secrets of [`NS`] and the webhook configurations, both empty, with the validation
+/// kube-apiserver gives them that certgen could trip on.
 pub fn start() -> FakeApi {
     let api = FakeApi::start().unwrap();
     api.set(SECRETS, Vec::new());
