@@ -104,7 +104,7 @@ async fn binary_exits_non_zero_until_the_configuration_exists() {
     let kubeconfig = api.write_kubeconfig(dir.path(), None).unwrap();
     let run = || {
         let kubeconfig = kubeconfig.clone();
-        // Blocking: the fake needs this runtime to keep answering meanwhile.
+        // Waiting on a process blocks: off the test's async runtime.
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
                 .args(["certgen", "--service", SERVICE, "--namespace", NS])
