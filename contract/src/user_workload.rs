@@ -20,10 +20,10 @@
 //! with `namespace!="<install namespace>"`, is already one of the two parts and is left alone.
 //! Selectors by `{__name__=…}` are not recognised. No I/O, no dependencies.
 
-mod lex;
+pub mod lex;
 
 use crate::metrics;
-use lex::{Kind, Token};
+use lex::{GROUPING, Kind, Token, next_solid};
 
 /// Functions of a range vector that return one series per input series, with its labels: a call
 /// of one splits into a direct and a relayed call. `absent_over_time` is not one (it answers for
@@ -52,16 +52,6 @@ const PER_SERIES: &[&str] = &[
     "first_over_time",
     "present_over_time",
     "mad_over_time",
-];
-
-/// Clauses whose parenthesised list holds label names.
-const GROUPING: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
 ];
 
 /// Why an expression was not rewritten.
@@ -216,11 +206,6 @@ fn union(direct: &str, relayed: &str) -> String {
     format!(
         r#"({direct} or label_replace(label_replace({relayed}, "namespace", "$1", "exported_namespace", "(.+)"), "pod", "$1", "exported_pod", "(.+)"))"#
     )
-}
-
-/// The first token at or after `from` that is not space.
-fn next_solid(tokens: &[Token], from: usize) -> Option<usize> {
-    (from..tokens.len()).find(|&i| tokens[i].kind != Kind::Space)
 }
 
 /// The `)` that closes the parenthesis open around token `inside`.

@@ -1,12 +1,11 @@
-//! `kubectl kmc check` against a fake API server: one golden output per case, and the exit code;
-//! and the one-line errors of bad input.
-
-mod fake_api;
+//! `kubectl kmc check` against a fake API server (it stands in for kube-apiserver, which cannot
+//! run here): one golden output per case, and the exit code; and the one-line errors of bad input.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use fake_api::{FakeApi, State};
+use http::{Method, StatusCode};
+use kube_metrics_fake_api::{Answer, FakeApi};
 use serde_json::{Value, json};
 
 const MWCS: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
@@ -91,12 +90,20 @@ fn pod(name: &str, created: &str, phase: &str, annotations: Value, scrape: Optio
     })
 }
 
+/// The fake API server (standing in for kube-apiserver, which cannot run here) with no objects,
+/// serving Prometheus' query API too (no answers yet).
+fn start() -> FakeApi {
+    let api = FakeApi::start().expect("fake API server");
+    api.prometheus();
+    api
+}
+
 /// A cluster where everything is right: vm1 injected, its series in Prometheus, and an old,
 /// finished launcher pod of the same VM that must not be taken for the current one.
-fn healthy() -> State {
+fn healthy() -> FakeApi {
     let injected = json!({"kube-metrics-collector.io/status": "injected",
                           "kube-metrics-collector.io/reason-source": "vmi"});
-    let mut state = State::default();
+    let api = start();
     let collections = [
         (MWCS, vec![webhook_config("Y2E=")]),
         (SLICES, vec![endpoint_slice(true)]),
@@ -128,31 +135,26 @@ fn healthy() -> State {
         ),
     ];
     for (path, objects) in collections {
-        state.collections.insert(path.into(), objects);
+        api.set(path, objects);
     }
-    set(&mut state, DAEMON_SETS, vec![relay_daemon_set(2, 2)]);
-    set(
-        &mut state,
+    api.set(DAEMON_SETS, vec![relay_daemon_set(2, 2)]);
+    api.set(
         KUBEVIRTS,
         vec![json!({"apiVersion": "kubevirt.io/v1", "kind": "KubeVirt",
                      "metadata": {"name": "kubevirt", "namespace": "kubevirt"}})],
     );
-    state.prometheus.push((
-        "kubevirt_pod_infra_pod_info".into(),
+    api.prometheus().answer(
+        "kubevirt_pod_infra_pod_info",
         vec![
             json!({"metric": {"__name__": "kubevirt_pod_infra_pod_info", "namespace": "vms",
                                "pod": "virt-launcher-vm1-abcde"}, "value": [1, "1"]}),
         ],
-    ));
-    state
-}
-
-fn set(state: &mut State, path: &str, objects: Vec<Value>) {
-    state.collections.insert(path.into(), objects);
+    );
+    api
 }
 
 /// vm1's one running launcher pod, with `annotations` and no scrape label.
-fn set_vm1_pod(state: &mut State, annotations: Value) {
+fn set_vm1_pod(api: &FakeApi, annotations: Value) {
     let vm1 = pod(
         "virt-launcher-vm1-abcde",
         "2026-12-01T09:00:00Z",
@@ -160,13 +162,15 @@ fn set_vm1_pod(state: &mut State, annotations: Value) {
         annotations,
         None,
     );
-    set(state, PODS, vec![vm1]);
+    api.set(PODS, vec![vm1]);
 }
 
 /// Runs the binary with a kubeconfig naming `api`, in a clean environment.
 fn kmc(api: &FakeApi, args: &[&str]) -> Output {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = api.write_kubeconfig(dir.path());
+    let kubeconfig = api
+        .write_kubeconfig(dir.path(), Some("vms"))
+        .expect("kubeconfig");
     let mut command = Command::new(env!("CARGO_BIN_EXE_kubectl-kmc"));
     command.arg("--kubeconfig").arg(kubeconfig).args(args);
     run(command)
@@ -199,7 +203,7 @@ fn golden(case: &str, output: &Output) {
 
 #[test]
 fn injected_vm_passes_every_check() {
-    let api = FakeApi::start(healthy());
+    let api = healthy();
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
     golden("check-injected", &output);
     assert_eq!(output.status.code(), Some(0));
@@ -212,12 +216,11 @@ fn injected_vm_passes_every_check() {
 
 #[test]
 fn vm_skipped_for_a_gpu_fails_with_the_reason() {
-    let mut state = healthy();
+    let api = healthy();
     let skipped = json!({"kube-metrics-collector.io/status": "skipped",
                          "kube-metrics-collector.io/reason": "vfio-device",
                          "kube-metrics-collector.io/reason-source": "vmi"});
-    set_vm1_pod(&mut state, skipped);
-    let api = FakeApi::start(state);
+    set_vm1_pod(&api, skipped);
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
     golden("check-skipped-gpu", &output);
     assert_eq!(output.status.code(), Some(1));
@@ -225,10 +228,9 @@ fn vm_skipped_for_a_gpu_fails_with_the_reason() {
 
 #[test]
 fn namespace_not_opted_in_fails_and_the_pod_was_never_seen() {
-    let mut state = healthy();
-    set(&mut state, NAMESPACES, vec![namespace(false)]);
-    set_vm1_pod(&mut state, json!({}));
-    let api = FakeApi::start(state);
+    let api = healthy();
+    api.set(NAMESPACES, vec![namespace(false)]);
+    set_vm1_pod(&api, json!({}));
     let output = kmc(&api, &["check", "-n", "vms", "vm1"]);
     golden("check-namespace-not-opted-in", &output);
     assert_eq!(output.status.code(), Some(1));
@@ -236,9 +238,8 @@ fn namespace_not_opted_in_fails_and_the_pod_was_never_seen() {
 
 #[test]
 fn webhook_without_ready_endpoints_fails() {
-    let mut state = healthy();
-    set(&mut state, SLICES, vec![endpoint_slice(false)]);
-    let api = FakeApi::start(state);
+    let api = healthy();
+    api.set(SLICES, vec![endpoint_slice(false)]);
     // Without a VM: only the webhook and the context's namespace are checked.
     let output = kmc(&api, &["check"]);
     golden("check-webhook-without-endpoints", &output);
@@ -247,9 +248,8 @@ fn webhook_without_ready_endpoints_fails() {
 
 #[test]
 fn empty_ca_bundle_fails() {
-    let mut state = healthy();
-    set(&mut state, MWCS, vec![webhook_config("")]);
-    let api = FakeApi::start(state);
+    let api = healthy();
+    api.set(MWCS, vec![webhook_config("")]);
     let output = kmc(&api, &["check", "vm1"]);
     golden("check-cabundle-empty", &output);
     assert_eq!(output.status.code(), Some(1));
@@ -257,7 +257,7 @@ fn empty_ca_bundle_fails() {
 
 #[test]
 fn without_prometheus_the_series_are_said_to_be_unchecked() {
-    let api = FakeApi::start(healthy());
+    let api = healthy();
     let output = kmc(&api, &["check", "vm1"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -276,7 +276,7 @@ fn prometheus_out_of_reach_exits_2_with_the_checklist() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("port");
-    let api = FakeApi::start(healthy());
+    let api = healthy();
     let output = kmc(
         &api,
         &["check", "vm1", "--prometheus", &format!("http://{addr}")],
@@ -295,9 +295,8 @@ fn prometheus_out_of_reach_exits_2_with_the_checklist() {
 
 #[test]
 fn json_output_carries_every_line_and_the_counts() {
-    let mut state = healthy();
-    set(&mut state, SLICES, vec![endpoint_slice(false)]);
-    let api = FakeApi::start(state);
+    let api = healthy();
+    api.set(SLICES, vec![endpoint_slice(false)]);
     let output = kmc(
         &api,
         &["check", "vm1", "-o", "json", "--prometheus", &api.url()],
@@ -325,18 +324,16 @@ fn json_output_carries_every_line_and_the_counts() {
 /// here user-workload monitoring is off and one relay pod runs under `privileged`.
 #[test]
 fn openshift_specifics_are_checked() {
-    let mut state = healthy();
-    state.api_groups = vec!["apps".into(), "security.openshift.io".into()];
-    set(
-        &mut state,
+    let api = healthy();
+    // Serving SCCs puts security.openshift.io in the fake's discovery (`/apis`): OpenShift.
+    api.set(
         SCCS,
         vec![
             json!({"apiVersion": "security.openshift.io/v1", "kind": "SecurityContextConstraints",
                      "metadata": {"name": "kube-metrics-collector-relay"}}),
         ],
     );
-    set(
-        &mut state,
+    api.set(
         AGENT_PODS,
         vec![
             relay_pod(
@@ -346,9 +343,7 @@ fn openshift_specifics_are_checked() {
             relay_pod("kube-metrics-collector-relay-b", "privileged"),
         ],
     );
-    set(
-        &mut state,
-        MONITORING_CONFIGMAPS,
+    api.set(MONITORING_CONFIGMAPS,
         vec![json!({"apiVersion": "v1", "kind": "ConfigMap",
                      "metadata": {"name": "cluster-monitoring-config", "namespace": "openshift-monitoring"},
                      "data": {"config.yaml": "enableUserWorkload: false\n"}})],
@@ -356,8 +351,7 @@ fn openshift_specifics_are_checked() {
     let mut namespaces = vec![namespace(true)];
     namespaces.push(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "kube-metrics-collector", "labels": {"openshift.io/user-monitoring": "false"}}}));
-    set(&mut state, NAMESPACES, namespaces);
-    let api = FakeApi::start(state);
+    api.set(NAMESPACES, namespaces);
     let output = kmc(&api, &["check", "vm1", "--prometheus", &api.url()]);
     golden("check-openshift", &output);
     assert_eq!(output.status.code(), Some(1));
@@ -367,16 +361,14 @@ fn openshift_specifics_are_checked() {
 /// API server's service proxy.
 #[test]
 fn prometheus_is_found_through_the_api_server() {
-    let mut state = healthy();
-    set(
-        &mut state,
+    let api = healthy();
+    api.set(
         "/apis/monitoring.coreos.com/v1/prometheuses",
         vec![
             json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
                      "metadata": {"name": "k8s", "namespace": "monitoring"}, "spec": {}}),
         ],
     );
-    let api = FakeApi::start(state);
     let output = kmc(&api, &["check", "vm1"]);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
@@ -385,10 +377,10 @@ fn prometheus_is_found_through_the_api_server() {
     );
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(
-        api.requests().iter().any(|p| p
+        api.requests().iter().any(|r| r.path
             == "/api/v1/namespaces/monitoring/services/prometheus-operated:web/proxy/api/v1/query"),
         "{:?}",
-        api.requests()
+        api.calls()
     );
 }
 
@@ -398,7 +390,7 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn unknown_vm_is_a_one_line_error() {
-    let api = FakeApi::start(healthy());
+    let api = healthy();
     let output = kmc(&api, &["check", "nosuch"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -410,10 +402,13 @@ fn unknown_vm_is_a_one_line_error() {
 
 #[test]
 fn forbidden_names_the_verb_and_resource() {
-    let mut state = healthy();
+    let api = healthy();
     let message = r#"pods is forbidden: User "alice" cannot list resource "pods" in API group "" in the namespace "vms""#;
-    state.forbidden.insert(PODS.into(), message.into());
-    let api = FakeApi::start(state);
+    api.answer(
+        Method::GET,
+        PODS,
+        Answer::status(StatusCode::FORBIDDEN, message),
+    );
     let output = kmc(&api, &["check", "vm1"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -485,19 +480,18 @@ fn prometheus_unreachable_is_a_one_line_error() {
 }
 
 /// KubeVirt's word that VMI vms/vm1 runs in pod virt-launcher-vm1-abcde.
-fn vouching(state: &mut State) {
-    state.prometheus.push((
-        "kubevirt_vmi_info{job=\"kubevirt-prometheus-metrics\"}".into(),
+fn vouching(api: &FakeApi) {
+    api.prometheus().answer(
+        "kubevirt_vmi_info{job=\"kubevirt-prometheus-metrics\"}",
         vec![json!({"metric": {"namespace": "vms", "name": "vm1", "vmi_pod": "virt-launcher-vm1-abcde"},
                     "value": [1, "1"]})],
-    ));
+    );
 }
 
 #[test]
 fn prometheus_without_the_series_is_an_error() {
-    let mut state = State::default();
-    vouching(&mut state);
-    let api = FakeApi::start(state);
+    let api = start();
+    vouching(&api);
     let output = kmc(
         &api,
         &["top", "vm1", "-n", "vms", "--prometheus", &api.url()],
@@ -513,12 +507,11 @@ fn prometheus_without_the_series_is_an_error() {
 /// a newline and escape sequences stays on its line, as text.
 #[test]
 fn a_hostile_reason_is_printed_escaped() {
-    let mut state = healthy();
+    let api = healthy();
     let skipped = json!({"kube-metrics-collector.io/status": "skipped",
                          "kube-metrics-collector.io/reason": HOSTILE,
                          "kube-metrics-collector.io/reason-source": "vmi\u{1b}[8m"});
-    set_vm1_pod(&mut state, skipped);
-    let api = FakeApi::start(state);
+    set_vm1_pod(&api, skipped);
     let output = kmc(&api, &["check", "vm1"]);
     assert_no_control_characters(&output.stdout);
     golden("check-hostile-reason", &output);
@@ -540,11 +533,9 @@ fn assert_no_control_characters(bytes: &[u8]) {
 /// Prometheus' error text (which can quote a label value) is escaped on the one error line.
 #[test]
 fn prometheus_error_texts_are_escaped() {
-    let state = State {
-        prometheus_error: Some(format!("parse error: unexpected {HOSTILE}")),
-        ..State::default()
-    };
-    let api = FakeApi::start(state);
+    let api = start();
+    api.prometheus()
+        .fail(format!("parse error: unexpected {HOSTILE}"));
     let output = kmc(&api, &["top", "--prometheus", &api.url()]);
     assert_eq!(output.status.code(), Some(2));
     assert_no_control_characters(&output.stderr);
@@ -562,11 +553,8 @@ fn prometheus_error_texts_are_escaped() {
 /// `NO_PROXY` names its host: here the fake is the proxy, and the host does not resolve.
 #[test]
 fn prometheus_is_reached_through_the_environments_proxy() {
-    let state = State {
-        prometheus_error: Some("answered through the proxy".into()),
-        ..State::default()
-    };
-    let api = FakeApi::start(state);
+    let api = start();
+    api.prometheus().fail("answered through the proxy");
     let top = |no_proxy: &str| {
         let output = Command::new(env!("CARGO_BIN_EXE_kubectl-kmc"))
             .args(["top", "--prometheus", "http://prometheus.invalid:9090"])
@@ -593,7 +581,7 @@ fn prometheus_is_reached_through_the_environments_proxy() {
 /// Credentials in the URL reach neither an error nor the output.
 #[test]
 fn credentials_in_the_url_are_never_echoed() {
-    let api = FakeApi::start(State::default());
+    let api = start();
     let url = format!("http://alice:s3cret@{}", api.addr);
     let output = kmc(&api, &["top", "--prometheus", &url]);
     assert_eq!(output.status.code(), Some(2));
@@ -624,21 +612,20 @@ fn credentials_in_the_url_are_never_echoed() {
 /// Without KubeVirt's series nothing vouches for a VM: a loud error, and a flag to proceed.
 #[test]
 fn top_without_kubevirts_series_refuses_unless_told() {
-    let mut state = State::default();
+    let api = start();
     let resident = "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})";
     let sample = |ns: &str, name: &str, pod: &str| {
         json!({"metric": {"namespace": ns, "name": name, "pod": pod, "process": "qemu"},
                "value": [1, "1048576000"]})
     };
-    state.prometheus.push((
-        resident.into(),
+    api.prometheus().answer(
+        resident,
         vec![
             sample("vms", "vm1", "virt-launcher-vm1-abcde"),
             sample("tenant", HOSTILE, "fake"),
             sample("vms", "vm1", "fake"),
         ],
-    ));
-    let api = FakeApi::start(state);
+    );
     let output = kmc(&api, &["top", "--prometheus", &api.url()]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -662,9 +649,8 @@ fn top_without_kubevirts_series_refuses_unless_told() {
     golden("top-unvouched", &output);
 
     // With KubeVirt's word, only its VM's pod counts, and what was left out is said.
-    let mut state = api_state_with(&api);
-    vouching(&mut state);
-    let api = FakeApi::start(state);
+    let api = same_answers(&api);
+    vouching(&api);
     let output = kmc(&api, &["top", "--prometheus", &api.url()]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     golden("top-vouched", &output);
@@ -676,16 +662,17 @@ fn top_without_kubevirts_series_refuses_unless_told() {
 }
 
 /// The same canned answers, in a fake of their own.
-fn api_state_with(api: &FakeApi) -> State {
-    State {
-        prometheus: api.prometheus(),
-        ..State::default()
+fn same_answers(api: &FakeApi) -> FakeApi {
+    let copy = start();
+    for (key, samples) in api.prometheus().answers() {
+        copy.prometheus().answer(key, samples);
     }
+    copy
 }
 
 #[test]
 fn names_on_the_command_line_must_be_kubernetes_names() {
-    let api = FakeApi::start(healthy());
+    let api = healthy();
     let output = kmc(&api, &["check", "-n", "vms;id", "vm1"]);
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -705,15 +692,14 @@ fn names_on_the_command_line_must_be_kubernetes_names() {
 /// An answer past `--prometheus-max-mib` stops the command, saying the cap and why.
 #[test]
 fn answers_past_the_cap_are_refused() {
-    let mut state = State::default();
+    let api = start();
     let big: Vec<Value> = (0..20_000)
         .map(|i| {
             json!({"metric": {"namespace": "vms", "name": format!("vm-{i:05}"), "vmi_pod": "p"},
                    "value": [1, "1"]})
         })
         .collect();
-    state.prometheus.push(("kubevirt_vmi_info".into(), big));
-    let api = FakeApi::start(state);
+    api.prometheus().answer("kubevirt_vmi_info", big);
     let output = kmc(
         &api,
         &[
@@ -737,22 +723,21 @@ fn answers_past_the_cap_are_refused() {
 /// A value that is no finite, non-negative number is left out per series, and counted.
 #[test]
 fn values_that_are_not_numbers_are_left_out_and_counted() {
-    let mut state = State::default();
-    vouching(&mut state);
+    let api = start();
+    vouching(&api);
     let sample = |process: &str, value: &str| {
         json!({"metric": {"namespace": "vms", "name": "vm1", "pod": "virt-launcher-vm1-abcde", "process": process},
                "value": [1, value]})
     };
-    state.prometheus.push((
-        "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})".into(),
+    api.prometheus().answer(
+        "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})",
         vec![
             sample("qemu", "1048576000"),
             sample("virtqemud", "NaN"),
             sample("virtlogd", "+Inf"),
             sample("virt-launcher", "-5"),
         ],
-    ));
-    let api = FakeApi::start(state);
+    );
     let output = kmc(&api, &["top", "--prometheus", &api.url(), "-o", "json"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let json: Value = serde_json::from_slice(&output.stdout).expect("json");

@@ -1,22 +1,12 @@
 //! `--prometheus https://…` with `--prometheus-ca` and `--prometheus-token`, against a loopback
 //! TLS server that answers the query API only to the right token.
 
-use std::net::SocketAddr;
 use std::process::{Command, Output};
-use std::sync::Arc;
 
-use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use http::StatusCode;
+use kube_metrics_fake_api::{Answer, FakeApi, Request};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::json;
-
-mod fake_api;
 
 const TOKEN: &str = "s3cret";
 
@@ -33,60 +23,33 @@ fn certificates() -> (String, String, String) {
     (ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem())
 }
 
-async fn answer(
-    request: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let authorized = request
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .is_some_and(|v| v == format!("Bearer {TOKEN}").as_str());
-    if !authorized {
-        let mut response = Response::new(Full::new(Bytes::from_static(b"Unauthorized\n")));
-        *response.status_mut() = StatusCode::UNAUTHORIZED;
-        return Ok(response);
-    }
-    let query = request.uri().query().unwrap_or_default();
-    // Only the rule of resident memory per process reads `{type="resident"}` whole.
-    let resident = "%28kubevirt_pod_infra_memory_amount_bytes%7Btype%3D%22resident%22%7D%29";
-    let result = if query.contains(resident) {
-        json!([{"metric": {"namespace": "vms", "pod": "virt-launcher-vm1-x", "name": "vm1", "process": "qemu"},
-                "value": [1, "1048576000"]}])
-    } else if query.contains("kubevirt_vmi_info") {
-        json!([{"metric": {"namespace": "vms", "name": "vm1", "vmi_pod": "virt-launcher-vm1-x"},
-                "value": [1, "1"]}])
-    } else {
-        json!([])
+/// Prometheus' query API over TLS on loopback, from the fake API server (which serves it as a
+/// kube-apiserver would through its service proxy; none can run here), answering only the right
+/// token.
+fn serve(cert_pem: &str, key_pem: &str) -> FakeApi {
+    let api = FakeApi::start_tls(cert_pem, key_pem).expect("fake over TLS");
+    let unauthorized = |request: &Request| {
+        let token = request.headers.get(http::header::AUTHORIZATION);
+        token.is_none_or(|v| v != format!("Bearer {TOKEN}").as_str())
     };
-    let body = json!({"status": "success", "data": {"resultType": "vector", "result": result}});
-    Ok(Response::new(Full::new(Bytes::from(body.to_string()))))
-}
-
-/// Serves TLS on loopback from a thread of its own, until the process ends.
-fn serve(cert_pem: &str, key_pem: &str) -> SocketAddr {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .expect("cert");
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_no_client_auth()
-    .with_single_cert(certs, key)
-    .expect("server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    fake_api::serve_loopback(move |stream| {
-        let acceptor = acceptor.clone();
-        async move {
-            // A client that rejects the certificate ends the handshake; nothing to serve.
-            if let Ok(stream) = acceptor.accept(stream).await {
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service_fn(answer))
-                    .await;
-            }
-        }
-    })
+    api.route_when(unauthorized, |_| {
+        Answer::text(StatusCode::UNAUTHORIZED, "Unauthorized\n")
+    });
+    // Only the rule of resident memory per process reads `{type="resident"}` whole.
+    let resident = "(kubevirt_pod_infra_memory_amount_bytes{type=\"resident\"})";
+    api.prometheus().answer(
+        resident,
+        vec![json!({"metric": {"namespace": "vms", "pod": "virt-launcher-vm1-x", "name": "vm1", "process": "qemu"},
+                    "value": [1, "1048576000"]})],
+    );
+    api.prometheus().answer(
+        "kubevirt_vmi_info",
+        vec![
+            json!({"metric": {"namespace": "vms", "name": "vm1", "vmi_pod": "virt-launcher-vm1-x"},
+                    "value": [1, "1"]}),
+        ],
+    );
+    api
 }
 
 fn kmc(args: &[&str]) -> Output {
@@ -101,11 +64,11 @@ fn kmc(args: &[&str]) -> Output {
 #[test]
 fn https_with_a_ca_file_and_a_token() {
     let (ca_pem, cert_pem, key_pem) = certificates();
-    let addr = serve(&cert_pem, &key_pem);
+    let api = serve(&cert_pem, &key_pem);
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).expect("ca file");
-    let url = format!("https://localhost:{}", addr.port());
+    let url = format!("https://localhost:{}", api.addr.port());
     let ca = ca.to_str().expect("path");
 
     let output = kmc(&[

@@ -4,11 +4,12 @@
 //! reading to Prometheus' on the 12-VM fleet. The YAML's commands, pasted into a shell, give a
 //! fake `kubectl` exactly the argv meant.
 
-mod fake_api;
 mod fleet;
 mod paste;
 
 use fleet::{DAY, END, HOUR, Vm, expect, golden, golden_file};
+use http::{Method, StatusCode};
+use kube_metrics_fake_api::{Answer, FakeApi};
 use kubectl_kmc::cli::RecommendOutput;
 use kubectl_kmc::recommend::target::{self, Manager, Target};
 use kubectl_kmc::recommend::{math, render};
@@ -56,9 +57,13 @@ fn pasted_commands_pass_exactly_the_meant_argv() {
     }
 }
 
+/// The fake API server (it stands in for kube-apiserver, which cannot run here), with no objects.
+fn start() -> FakeApi {
+    FakeApi::start().expect("fake API server")
+}
+
 /// The cluster as `recommend` reads it from the fake API server, and the advice rendered for it.
-fn target_from(state: fake_api::State) -> Target {
-    let api = fake_api::FakeApi::start(state);
+fn target_from(api: &FakeApi) -> Target {
     let config = kube::Config::new(api.url().parse().expect("url"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -96,12 +101,12 @@ fn twelve() -> (kubectl_kmc::recommend::math::Advice, Vec<Vm>) {
 /// and the current ratio is the one it sets.
 #[test]
 fn without_hyperconverged_the_kubevirt_cr_is_patched() {
-    let mut state = fake_api::State::default();
-    state.collections.insert(
-        KUBEVIRTS.into(),
+    let api = start();
+    api.set(
+        KUBEVIRTS,
         vec![kubevirt("kubevirt", "kubevirt", Some("1.0"))],
     );
-    let target = target_from(state);
+    let target = target_from(&api);
     assert_eq!(
         target.current_from, "the KubeVirt CR kubevirt/kubevirt",
         "{target:?}"
@@ -130,24 +135,24 @@ fn without_hyperconverged_the_kubevirt_cr_is_patched() {
 fn with_hyperconverged_added_overhead_first_then_the_annotation() {
     let existing =
         r#"[{"op":"add","path":"/spec/configuration/migrations","value":{"allowPostCopy":true}}]"#;
-    let mut state = fake_api::State::default();
-    state.collections.insert(
-        KUBEVIRTS.into(),
+    let api = start();
+    api.set(
+        KUBEVIRTS,
         vec![kubevirt(
             "openshift-cnv",
             "kubevirt-kubevirt-hyperconverged",
             None,
         )],
     );
-    state.collections.insert(
-        HYPERCONVERGEDS.into(),
+    api.set(
+        HYPERCONVERGEDS,
         vec![serde_json::json!({
             "apiVersion": "hco.kubevirt.io/v1", "kind": "HyperConverged",
             "metadata": {"namespace": "openshift-cnv", "name": "kubevirt-hyperconverged",
                          "annotations": {target::HCO_JSONPATCH: existing}},
         })],
     );
-    let target = target_from(state);
+    let target = target_from(&api);
     let (advice, _) = twelve();
     let settings = expect::settings();
     let table =
@@ -193,16 +198,18 @@ fn with_hyperconverged_added_overhead_first_then_the_annotation() {
 /// Not allowed to list HyperConverged CRs (403): taken as none, and said.
 #[test]
 fn a_forbidden_hyperconverged_is_taken_as_none_and_said() {
-    let mut state = fake_api::State::default();
-    state.collections.insert(
-        KUBEVIRTS.into(),
+    let api = start();
+    api.set(
+        KUBEVIRTS,
         vec![kubevirt("kubevirt", "kubevirt", Some("1.25"))],
     );
-    state.forbidden.insert(
-        HYPERCONVERGEDS.into(),
-        r#"hyperconvergeds.hco.kubevirt.io is forbidden: User "alice" cannot list resource "hyperconvergeds""#.into(),
+    let forbidden = r#"hyperconvergeds.hco.kubevirt.io is forbidden: User "alice" cannot list resource "hyperconvergeds""#;
+    api.answer(
+        Method::GET,
+        HYPERCONVERGEDS,
+        Answer::status(StatusCode::FORBIDDEN, forbidden),
     );
-    let target = target_from(state);
+    let target = target_from(&api);
     assert_eq!(target.current_ratio, 1.25);
     let Manager::KubeVirt { no_hco, .. } = &target.manager else {
         panic!("{target:?}");
@@ -216,15 +223,15 @@ fn a_forbidden_hyperconverged_is_taken_as_none_and_said() {
 /// An HCO older than its v1 API serves v1beta1 only: still found.
 #[test]
 fn a_hyperconverged_of_v1beta1_only_is_found() {
-    let mut state = fake_api::State::default();
-    state.collections.insert(
-        "/apis/hco.kubevirt.io/v1beta1/hyperconvergeds".into(),
+    let api = start();
+    api.set(
+        "/apis/hco.kubevirt.io/v1beta1/hyperconvergeds",
         vec![serde_json::json!({
             "apiVersion": "hco.kubevirt.io/v1beta1", "kind": "HyperConverged",
             "metadata": {"namespace": "kubevirt-hyperconverged", "name": "kubevirt-hyperconverged"},
         })],
     );
-    let target = target_from(state);
+    let target = target_from(&api);
     let Manager::HyperConverged { object, existing } = &target.manager else {
         panic!("{target:?}");
     };

@@ -1,9 +1,12 @@
-//! Measures what one scrape costs an exporter: CPU seconds, latency, peak RSS.
+//! What the benchmarks share: what one scrape costs an exporter (CPU seconds, latency, peak RSS),
+//! the directory a benchmark's Prometheus runs in, the table they print and their exit code.
 
 use crate::hostproc;
 use crate::http::{self, Connection};
 use anyhow::{Context as _, Result, bail};
+use serde_json::Value;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -127,6 +130,19 @@ pub fn print_table(what: &str, rows: &[(usize, &Measurement)]) {
             m.peak_rss_bytes as f64 / (1024.0 * 1024.0),
         );
     }
+}
+
+/// Lays out `dir` for a Prometheus started there: `rules` (a PrometheusRule's spec) as
+/// `rules.yaml`, and `config` as `prometheus.yml`, which names `rules.yaml`.
+pub fn prometheus_dir(dir: &Path, rules: &Value, config: &str) -> Result<()> {
+    std::fs::write(dir.join("rules.yaml"), serde_norway::to_string(rules)?)?;
+    std::fs::write(dir.join("prometheus.yml"), config)?;
+    Ok(())
+}
+
+/// A `prometheus.yml` that scrapes nothing and evaluates `rules.yaml` every `interval` seconds.
+pub fn rules_only_config(interval: u64) -> String {
+    format!("global:\n  evaluation_interval: {interval}s\nrule_files: [rules.yaml]\n")
 }
 
 /// The exit code of benchmark `name` that ran with `result`; prints the error chain on failure.

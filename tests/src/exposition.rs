@@ -25,6 +25,18 @@ impl Sample {
     }
 }
 
+/// `name{k="v",...}`, the values escaped as the text formats want them.
+pub fn series_text<'a>(
+    name: &str,
+    labels: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> String {
+    let labels: Vec<String> = labels
+        .into_iter()
+        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
 /// Parses the text format (0.0.4 or OpenMetrics): comments are skipped, timestamps ignored.
 pub fn parse(text: &str) -> Result<Vec<Sample>> {
     text.lines()
@@ -101,6 +113,19 @@ fn parse_labels<'a>(mut rest: &'a str, labels: &mut BTreeMap<String, String>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn recorded_labels_are_written_as_openmetrics() {
+        let sample = Sample {
+            name: "vmi:x:max".into(),
+            labels: [("a".to_owned(), "q\"".to_owned())].into(),
+            value: 1.0,
+        };
+        assert_eq!(
+            series_text(&sample.name, &sample.labels),
+            "vmi:x:max{a=\"q\\\"\"}"
+        );
+    }
 
     #[test]
     fn parses_labels_escapes_and_special_values() {

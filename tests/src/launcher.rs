@@ -138,15 +138,7 @@ pub fn bench_processes(namespace: &str, vm: &str) -> Vec<ProcessSpec> {
             ],
         )
         .threads(&["virtiofsd"; 7]),
-        ProcessSpec::new(
-            "virt-tail",
-            &[
-                "/usr/bin/virt-tail",
-                "--logfile",
-                "/var/run/kubevirt-private/console.log",
-            ],
-        )
-        .threads(&["virt-tail"; 7]),
+        virt_tail(),
         ProcessSpec::new(
             "container-disk",
             &[
@@ -157,6 +149,20 @@ pub fn bench_processes(namespace: &str, vm: &str) -> Vec<ProcessSpec> {
         ),
     ]);
     specs
+}
+
+/// virt-tail, which copies the serial console's log to the compute container's output, with its
+/// seven threads.
+pub fn virt_tail() -> ProcessSpec {
+    ProcessSpec::new(
+        "virt-tail",
+        &[
+            "/usr/bin/virt-tail",
+            "--logfile",
+            "/var/run/kubevirt-private/console.log",
+        ],
+    )
+    .threads(&["virt-tail"; 7])
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping loopback targets, its HTTP API, and
-//! `promtool check metrics`, the exposition-format linter that ships with it.
+//! what the `promtool` that ships with it does for the tests: `check metrics`, the exposition-format
+//! linter, and `tsdb create-blocks-from openmetrics`.
 
 use crate::exposition::Sample;
 use crate::http::{self, Endpoint};
@@ -9,6 +10,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -92,7 +94,7 @@ impl Prometheus {
         if data["resultType"] != "vector" {
             bail!("{expr} gave {}, not a vector", data["resultType"]);
         }
-        results(&data)?.iter().map(sample).collect()
+        samples(&data)
     }
 
     /// Every alert that is pending or firing now: its labels, with `alertstate`.
@@ -235,6 +237,24 @@ fn config_yaml(targets: &[SocketAddr]) -> String {
         targets.join(", "),
         interval = SCRAPE_INTERVAL.as_secs(),
     )
+}
+
+/// The samples of an instant vector: the `data` of `/api/v1/query`.
+pub fn samples(data: &Value) -> Result<Vec<Sample>> {
+    results(data)?.iter().map(sample).collect()
+}
+
+/// Turns the OpenMetrics file `openmetrics` into TSDB blocks under `data`, a data directory whose
+/// Prometheus is stopped (or not started yet).
+pub fn create_blocks(openmetrics: &Path, data: &Path) -> Result<()> {
+    crate::process::output(
+        Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(openmetrics)
+            .arg(data),
+    )
+    .context("promtool tsdb create-blocks-from openmetrics")?;
+    Ok(())
 }
 
 fn results(data: &Value) -> Result<&Vec<Value>> {

@@ -1,7 +1,10 @@
-//! Which metric names a PromQL expression reads, and with which label matchers: enough of the
-//! lexer to tell a metric from a function, keyword, label, string or duration. No I/O.
+//! Which metric names a PromQL expression reads, and with which label matchers, from the tokens
+//! of the contract's PromQL lexer (the one the OpenShift rewrite reads expressions with): a metric
+//! is told from a function, keyword, label, string or duration by its token and the next. No I/O.
 
 use std::collections::BTreeSet;
+
+use kube_metrics_contract::user_workload::lex::{self, GROUPING, Kind, Token};
 
 /// Binary operators and literals that look like identifiers.
 const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset", "inf", "nan"];
@@ -22,56 +25,6 @@ const AGGREGATIONS: &[&str] = &[
     "limitk",
     "limit_ratio",
 ];
-/// Clauses whose parenthesised list holds label names, not expressions.
-const GROUPING: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
-
-/// Metric names referenced by `expr`: identifiers that are not functions, keywords, label names in
-/// grouping clauses, label matchers, strings, numbers, durations or Grafana variables.
-pub fn metric_names(expr: &str) -> BTreeSet<String> {
-    let chars: Vec<char> = expr.chars().collect();
-    let mut names = BTreeSet::new();
-    let mut i = 0;
-    while let Some(&c) = chars.get(i) {
-        i = match c {
-            '"' | '\'' | '`' => skip_past(&chars, i + 1, c),
-            '{' => skip_past(&chars, i + 1, '}'),
-            '[' => skip_past(&chars, i + 1, ']'),
-            // Numbers (`1e3`), durations (`5m`) and Grafana variables (`$__rate_interval`).
-            '$' | '0'..='9' => skip_while(&chars, i + 1, |c| {
-                c.is_alphanumeric() || c == '_' || c == '.'
-            }),
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let end = skip_while(&chars, i, |c| {
-                    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-                });
-                let word: String = chars.get(i..end).unwrap_or_default().iter().collect();
-                let next = skip_while(&chars, end, char::is_whitespace);
-                let call = chars.get(next) == Some(&'(');
-                if GROUPING.contains(&word.as_str()) {
-                    if call {
-                        skip_past(&chars, next + 1, ')')
-                    } else {
-                        end
-                    }
-                } else {
-                    if !call && !is_operator(&word) {
-                        names.insert(word);
-                    }
-                    end
-                }
-            }
-            _ => i + 1,
-        };
-    }
-    names
-}
 
 /// One vector selector: a metric name and its label matchers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,120 +41,93 @@ pub struct Matcher {
     pub value: String,
 }
 
+/// Metric names referenced by `expr`: identifiers that are not functions, keywords, label names in
+/// grouping clauses, label matchers, strings, numbers, durations or Grafana variables.
+pub fn metric_names(expr: &str) -> BTreeSet<String> {
+    selectors(expr).into_iter().map(|s| s.name).collect()
+}
+
 /// Every selector of `expr` that names a metric, in order, with its matchers (values unescaped).
+/// A string or block that never closes runs to the end of `expr`.
 pub fn selectors(expr: &str) -> Vec<Selector> {
-    let chars: Vec<char> = expr.chars().collect();
+    let tokens = lex::tokens(expr);
+    let kind_at = |i: Option<usize>| i.and_then(|i| tokens.get(i)).map(|t| t.kind);
     let mut out = Vec::new();
     let mut i = 0;
-    while let Some(&c) = chars.get(i) {
-        i = match c {
-            '"' | '\'' | '`' => skip_past(&chars, i + 1, c),
-            '{' => skip_past(&chars, i + 1, '}'),
-            '[' => skip_past(&chars, i + 1, ']'),
-            '$' | '0'..='9' => skip_while(&chars, i + 1, |c| {
-                c.is_alphanumeric() || c == '_' || c == '.'
-            }),
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let end = skip_while(&chars, i, |c| {
-                    c.is_ascii_alphanumeric() || c == '_' || c == ':'
-                });
-                let word: String = chars.get(i..end).unwrap_or_default().iter().collect();
-                let next = skip_while(&chars, end, char::is_whitespace);
-                let call = chars.get(next) == Some(&'(');
-                if GROUPING.contains(&word.as_str()) {
-                    if call {
-                        skip_past(&chars, next + 1, ')')
-                    } else {
-                        end
-                    }
-                } else if !call && !is_operator(&word) {
-                    let (matchers, after) = if chars.get(end) == Some(&'{') {
-                        matchers(&chars, end + 1)
-                    } else {
-                        (Vec::new(), end)
-                    };
-                    out.push(Selector {
-                        name: word,
-                        matchers,
-                    });
-                    after
-                } else {
-                    end
-                }
+    while let Some(token) = tokens.get(i) {
+        i += 1;
+        if token.kind != Kind::Ident {
+            continue;
+        }
+        let word = token.text(expr);
+        let next = lex::next_solid(&tokens, i);
+        let call = kind_at(next) == Some(Kind::Open);
+        if GROUPING.contains(&word) {
+            // Label names up to the `)`, not metrics.
+            if let Some(open) = next.filter(|_| call) {
+                i = past_close(&tokens, open + 1);
             }
-            _ => i + 1,
-        };
+        } else if !call && !is_operator(word) {
+            let braces = next.filter(|_| kind_at(next) == Some(Kind::Braces));
+            let matchers = braces.map_or_else(Vec::new, |b| {
+                i = b + 1;
+                matchers(tokens[b].text(expr))
+            });
+            out.push(Selector {
+                name: word.to_owned(),
+                matchers,
+            });
+        }
     }
     out
 }
 
-/// The matchers from just after a `{` to its `}`; returns them and the index past the `}`.
-fn matchers(chars: &[char], from: usize) -> (Vec<Matcher>, usize) {
-    let mut out = Vec::new();
-    let mut i = from;
-    loop {
-        i = skip_while(chars, i, |c| c.is_whitespace() || c == ',');
-        match chars.get(i) {
-            None => return (out, i),
-            Some('}') => return (out, i + 1),
-            _ => {}
+/// The matchers of a `{…}` block (one that never closes: up to the end).
+fn matchers(block: &str) -> Vec<Matcher> {
+    let inside = block.strip_prefix('{').unwrap_or(block);
+    let inside = inside.strip_suffix('}').unwrap_or(inside);
+    lex::matchers(inside)
+        .into_iter()
+        .filter_map(|matcher| {
+            let (label, rest) = lex::split_matcher(matcher);
+            let op_end = rest
+                .find(|c| !matches!(c, '=' | '!' | '~'))
+                .unwrap_or(rest.len());
+            let (op, value) = rest.split_at(op_end);
+            (!label.is_empty() && !op.is_empty()).then(|| Matcher {
+                label: label.to_owned(),
+                op: op.to_owned(),
+                value: unquote(value.trim_start()),
+            })
+        })
+        .collect()
+}
+
+/// A PromQL string's value: backslash escapes in `"` and `'` strings, none in raw `` ` `` ones.
+fn unquote(quoted: &str) -> String {
+    let mut chars = quoted.chars();
+    let quote = chars.next();
+    let mut value = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quote != Some('`') => value.extend(chars.next()),
+            c if Some(c) == quote => break,
+            c => value.push(c),
         }
-        let end = skip_while(chars, i, |c| c.is_ascii_alphanumeric() || c == '_');
-        let label: String = chars.get(i..end).unwrap_or_default().iter().collect();
-        let op_start = skip_while(chars, end, char::is_whitespace);
-        let op_end = skip_while(chars, op_start, |c| matches!(c, '=' | '!' | '~'));
-        let op: String = chars
-            .get(op_start..op_end)
-            .unwrap_or_default()
-            .iter()
-            .collect();
-        let quote_at = skip_while(chars, op_end, char::is_whitespace);
-        let Some(&quote) = chars.get(quote_at) else {
-            return (out, quote_at);
-        };
-        let mut value = String::new();
-        let mut j = quote_at + 1;
-        while let Some(&c) = chars.get(j) {
-            j += 1;
-            match c {
-                '\\' if quote != '`' => {
-                    if let Some(&escaped) = chars.get(j) {
-                        value.push(escaped);
-                        j += 1;
-                    }
-                }
-                c if c == quote => break,
-                c => value.push(c),
-            }
-        }
-        if label.is_empty() || op.is_empty() {
-            return (out, j);
-        }
-        out.push(Matcher { label, op, value });
-        i = j;
     }
+    value
+}
+
+/// The token after the first `)` at or after `from`; the end when there is none.
+fn past_close(tokens: &[Token], from: usize) -> usize {
+    (from..tokens.len())
+        .find(|&i| tokens[i].kind == Kind::Close)
+        .map_or(tokens.len(), |close| close + 1)
 }
 
 /// True for an aggregation written without parentheses right after it, or a keyword.
 fn is_operator(word: &str) -> bool {
     AGGREGATIONS.contains(&word) || KEYWORDS.contains(&word.to_lowercase().as_str())
-}
-
-/// The index just past the first `close` at or after `from`; the end when there is none.
-fn skip_past(chars: &[char], from: usize, close: char) -> usize {
-    chars
-        .get(from..)
-        .and_then(|rest| rest.iter().position(|&c| c == close))
-        .map_or(chars.len(), |p| from + p + 1)
-}
-
-/// The first index at or after `from` whose char does not satisfy `keep`.
-fn skip_while(chars: &[char], from: usize, keep: impl Fn(char) -> bool) -> usize {
-    let mut i = from;
-    while chars.get(i).is_some_and(|&c| keep(c)) {
-        i += 1;
-    }
-    i
 }
 
 #[cfg(test)]

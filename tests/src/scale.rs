@@ -14,7 +14,7 @@ mod serve;
 use crate::collector::Collector;
 use crate::exposition::Sample;
 use crate::launcher;
-use crate::pod::{FakePod, PodInfo, ProcessSpec};
+use crate::pod::{FakePod, PodInfo};
 use crate::process;
 use anyhow::{Context as _, Result, ensure};
 use kube_metrics_contract::metrics::{self, Profile};
@@ -82,17 +82,7 @@ pub struct Fleet {
 pub fn launcher_template(profile: Profile) -> Result<Vec<Sample>> {
     process::preflight(&["unshare", "nsenter"])?;
     let mut specs = launcher::core_processes("bench", "bench-vm", None);
-    specs.push(
-        ProcessSpec::new(
-            "virt-tail",
-            &[
-                "/usr/bin/virt-tail",
-                "--logfile",
-                "/var/run/kubevirt-private/console.log",
-            ],
-        )
-        .threads(&["virt-tail"; 7]),
-    );
+    specs.push(launcher::virt_tail());
     let pod = FakePod::with_processes(&PodInfo::launcher("bench-vm", 300 << 20), specs)?;
     let collector = Collector::start(&pod, &["--metrics-profile", profile.as_str()])?;
     let samples = process::wait_for(

@@ -14,7 +14,7 @@ use e2e::exposition::Sample;
 use e2e::fleet::{self, Fleet, MIB, Vm};
 use e2e::manifests;
 use e2e::process;
-use e2e::prometheus::Prometheus;
+use e2e::prometheus::{self, Prometheus};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -103,12 +103,7 @@ fn start(
     let dir = tempfile::Builder::new().prefix("e2e-fleet-").tempdir()?;
     let history = dir.path().join("fleet.om");
     std::fs::write(&history, openmetrics)?;
-    process::output(
-        Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&history)
-            .arg(dir.path().join("data")),
-    )?;
+    prometheus::create_blocks(&history, &dir.path().join("data"))?;
     std::fs::remove_file(&history)?;
     backfill_trends(dir.path(), fleet, relayed_from)?;
     let mut spec = rules_spec.clone();

@@ -13,29 +13,17 @@
 //! writes them `0600`). Mount propagation is not measured here (it needs mount namespaces): with
 //! `None`, tmpfs volumes mounted after the agent started would not be visible to it at all.
 
+#[path = "node_agent_reach/fake_node.rs"]
+mod fake_node;
+
 use anyhow::{Context as _, Result, ensure};
 use e2e::manifests::{self, of_kind};
-use e2e::relay::{Kubelet, Podinfo, Relay, pod_uid, serve_body};
+use e2e::relay::{Kubelet, Relay};
+use fake_node::{QEMU, node};
 use kube_metrics_contract::metrics::POD_INFO;
-use kube_metrics_contract::{relay, sidecar};
 use serde_json::Value;
-use std::os::unix::fs::{PermissionsExt, chown};
-use std::os::unix::net::UnixListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-/// KubeVirt's launcher user and group, the launcher pod's fsGroup (docs/kubevirt.md §1).
-const QEMU: u32 = 107;
-/// A tenant's pod with `fsGroup: 1000`, and another that runs as user 1000.
-const TENANT: u32 = 1000;
-/// The emptyDir and tmpfs volume directories: `0777`, sticky; setgid with an fsGroup.
-const VOLUME_DIR: u32 = 0o3777;
-
-/// The fake node's rows, and the root daemon's listener, kept open while the probes run.
-struct Node {
-    rows: Vec<Row>,
-    _daemon: UnixListener,
-}
 
 /// One agent as its DaemonSet runs it: user, group, supplementary groups, no capability.
 #[derive(Debug)]
@@ -46,29 +34,12 @@ struct Agent {
     groups: Vec<u32>,
 }
 
-/// One thing on the node, and whether each agent may reach it: the relay, the node collector, and
-/// the relay as it ran before (uid 0, group 0 and 107).
-struct Row {
-    what: &'static str,
-    path: PathBuf,
-    want: [bool; 3],
-}
-
 // === impl Agent ===
 
 impl Agent {
     /// The DaemonSet `name` of `variant`, as rendered; it must drop every capability.
     fn of(variant: &str, name: &'static str) -> Result<Agent> {
-        let docs = &manifests::rendered()?
-            .iter()
-            .find(|r| r.variant == variant)
-            .with_context(|| format!("{variant} not rendered"))?
-            .docs;
-        let ds = of_kind(docs, "DaemonSet")
-            .into_iter()
-            .find(|d| d["metadata"]["name"] == name)
-            .with_context(|| format!("no DaemonSet {name}"))?;
-        let pod = &ds["spec"]["template"]["spec"];
+        let pod = pod_spec(variant, "DaemonSet", name)?;
         for container in pod["containers"].as_array().into_iter().flatten() {
             let caps = &container["securityContext"]["capabilities"];
             ensure!(
@@ -77,7 +48,6 @@ impl Agent {
             );
         }
         let context = &pod["securityContext"];
-        let id = |v: &Value| v.as_u64().and_then(|n| u32::try_from(n).ok());
         Ok(Agent {
             name,
             uid: id(&context["runAsUser"]).context("runAsUser")?,
@@ -123,299 +93,31 @@ impl Agent {
     }
 }
 
-/// `path` as a directory of `mode`, owned `uid:gid`.
-fn dir(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
-    std::fs::create_dir_all(path)?;
-    own(path, mode, uid, gid)
-}
-
-fn own(path: &Path, mode: u32, uid: u32, gid: u32) -> Result<()> {
-    chown(path, Some(uid), Some(gid))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", path.display()))
-}
-
-/// A pod's directory, `pods/<uid>/volumes/`, as the kubelet makes it.
-fn pod_volumes(kubelet: &Kubelet, uid: &str) -> Result<PathBuf> {
-    let pod = kubelet.root().join(relay::PODS_DIR).join(uid);
-    dir(&pod, 0o750, 0, 0)?;
-    let volumes = pod.join(relay::VOLUMES_DIR);
-    dir(&volumes, 0o750, 0, 0)?;
-    Ok(volumes)
-}
-
-/// One file of a volume the atomic writer fills (Secret, projected, downward API): the
-/// plugin's directory, the volume's, `..data` to a timestamped directory, and `file ->
-/// ..data/file`. Returns the path a container reads.
-fn projected(
-    volumes: &Path,
-    plugin: &str,
-    volume: &str,
-    file: &str,
-    (mode, uid, gid): (u32, u32, u32),
-) -> Result<PathBuf> {
-    let plugin = volumes.join(plugin);
-    dir(&plugin, 0o750, 0, 0)?;
-    let volume = plugin.join(volume);
-    let data = volume.join("..2026_01_01_00_00_00.000000001");
-    dir(&volume, VOLUME_DIR, 0, gid)?;
-    dir(&data, 0o755, 0, gid)?;
-    std::fs::write(data.join(file), "s3cr3t")?;
-    own(&data.join(file), mode, uid, gid)?;
-    let link = volume.join(relay::DOWNWARD_API_DATA);
-    if !link.exists() {
-        std::os::unix::fs::symlink(data.file_name().context("name")?, &link)?;
-    }
-    std::os::unix::fs::symlink(
-        format!("{}/{file}", relay::DOWNWARD_API_DATA),
-        volume.join(file),
-    )?;
-    Ok(volume.join(file))
-}
-
-/// A container's log file under `logs/<namespace>_<pod>_<uid>/<container>/0.log`.
-fn log(kubelet: &Kubelet, pod: &str, mode: u32) -> Result<PathBuf> {
-    let container = kubelet.pod_logs().join(pod).join("compute");
-    dir(&container, 0o755, 0, 0)?;
-    let file = container.join("0.log");
-    std::fs::write(&file, "a line a program logged\n")?;
-    own(&file, mode, 0, 0)?;
-    Ok(file)
-}
-
 /// The webhook's pod security context in the default install: its user and fsGroup.
 fn webhook_ids() -> Result<(u32, u32)> {
-    let docs = &manifests::rendered()?
-        .iter()
-        .find(|r| r.variant == ".")
-        .context("default install not rendered")?
-        .docs;
-    let webhook = of_kind(docs, "Deployment")
-        .into_iter()
-        .find(|d| d["metadata"]["name"] == "kube-metrics-webhook")
-        .context("no webhook")?;
-    let context = &webhook["spec"]["template"]["spec"]["securityContext"];
-    let id = |key: &str| {
-        context[key]
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .with_context(|| format!("webhook {key}"))
-    };
+    let pod = pod_spec(".", "Deployment", "kube-metrics-webhook")?;
+    let context = &pod["securityContext"];
+    let id = |key: &str| id(&context[key]).with_context(|| format!("webhook {key}"));
     Ok((id("runAsUser")?, id("fsGroup")?))
 }
 
-/// The fake node: a launcher pod with its collector, a tenant's pods, the webhook's pod (as the
-/// manifests run it, and as they ran it before), a root daemon's socket, two container logs.
-fn node(kubelet: &Kubelet) -> Result<Node> {
-    std::fs::set_permissions(kubelet.root(), std::fs::Permissions::from_mode(0o755))?;
-    own(&kubelet.root().join(relay::PODS_DIR), 0o750, 0, 0)?;
-    own(&kubelet.pod_logs(), 0o755, 0, 0)?;
-    let (webhook_uid, webhook_group) = webhook_ids()?;
-    let (y, n) = (true, false);
-    let mut rows = vec![Row {
-        what: "the pods directory, listed",
-        path: kubelet.root().join(relay::PODS_DIR),
-        want: [y, y, y],
-    }];
-
-    // The launcher pod: the relay's socket and the webhook's downward-API volume.
-    let launcher = pod_uid(1);
-    let podinfo = kubelet.project(
-        &launcher,
-        &Podinfo::relay(&launcher, "vms", "virt-launcher-a"),
-    )?;
-    serve_body(
-        kubelet.bind(&launcher)?,
-        format!(
-            "# TYPE {POD_INFO} gauge\n{POD_INFO}{{namespace=\"vms\",pod=\"virt-launcher-a\"}} 1\n"
-        )
-        .into_bytes(),
-    );
-    let volumes = pod_volumes(kubelet, &launcher)?;
-    own(&podinfo, VOLUME_DIR, 0, QEMU)?;
-    own(&volumes.join(relay::DOWNWARD_API_DIR), 0o750, 0, 0)?;
-    let data = podinfo.join(relay::DOWNWARD_API_DATA).canonicalize()?;
-    own(&data, 0o755, 0, QEMU)?;
-    for entry in std::fs::read_dir(&data)? {
-        own(&entry?.path(), 0o644, 0, QEMU)?;
-    }
-    let socket = kubelet.root().join(relay::socket_path(
-        &launcher,
-        sidecar::SOCKET_VOLUME,
-        sidecar::SOCKET_NAME,
-    ));
-    own(&volumes.join(relay::EMPTY_DIR), 0o750, 0, 0)?;
-    own(socket.parent().context("socket dir")?, VOLUME_DIR, 0, QEMU)?;
-    own(&socket, 0o660, QEMU, QEMU)?;
-    let private = volumes.join(relay::EMPTY_DIR).join("private");
-    dir(&private, VOLUME_DIR, 0, QEMU)?;
-    std::fs::write(private.join("state"), "launcher")?;
-    own(&private.join("state"), 0o600, QEMU, QEMU)?;
-    let secret = "kubernetes.io~secret";
-    let token = "kubernetes.io~projected";
-    rows.extend([
-        Row {
-            what: "launcher: the collector's socket, 0660 107:107",
-            path: socket,
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: the webhook's downward-API labels, 0644 root:107",
-            path: podinfo.join(sidecar::PODINFO_LABELS),
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: a Secret of default mode, 0644 root:107",
-            path: projected(&volumes, secret, "cloudinit", "userdata", (0o644, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: a Secret of mode 0400, 0440 root:107",
-            path: projected(&volumes, secret, "sysprep", "unattend", (0o440, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "launcher: its token (runs as 107), 0600 107:107",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o600, QEMU, QEMU),
-            )?,
-            want: [n, y, n],
-        },
-        Row {
-            what: "launcher: a file of its own in an emptyDir, 0600 107:107",
-            path: private.join("state"),
-            want: [n, y, n],
-        },
-    ]);
-
-    // A tenant's pod with fsGroup 1000 and no runAsUser, and one that runs as 1000 without one.
-    let volumes = pod_volumes(kubelet, &pod_uid(2))?;
-    rows.extend([
-        Row {
-            what: "tenant: a Secret of default mode, 0644 root:1000",
-            path: projected(&volumes, secret, "db", "password", (0o644, 0, TENANT))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "tenant: a Secret of mode 0400, 0440 root:1000",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, TENANT))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "tenant: its token (no runAsUser), 0644 root:1000",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o644, 0, TENANT),
-            )?,
-            want: [y, y, y],
-        },
-    ]);
-    let volumes = pod_volumes(kubelet, &pod_uid(3))?;
-    rows.extend([
-        Row {
-            what: "tenant: a Secret of mode 0400, no fsGroup, 0400 root:root",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o400, 0, 0))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "tenant: its token (runs as 1000), 0600 1000:1000",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o600, TENANT, TENANT),
-            )?,
-            want: [n, n, n],
-        },
-    ]);
-
-    // The webhook's pod as the manifests run it now, and as they did (fsGroup 107, no runAsUser).
-    let volumes = pod_volumes(kubelet, &pod_uid(4))?;
-    let ours = (webhook_uid, webhook_group);
-    rows.extend([
-        Row {
-            what: "webhook: its TLS key, 0440 root:fsGroup",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, ours.1))?,
-            want: [n, n, y],
-        },
-        Row {
-            what: "webhook: its token (runAsUser set), 0640 user:fsGroup",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o640, ours.0, ours.1),
-            )?,
-            want: [n, n, n],
-        },
-    ]);
-    let volumes = pod_volumes(kubelet, &pod_uid(5))?;
-    rows.extend([
-        Row {
-            what: "webhook as it was: its TLS key, 0440 root:107",
-            path: projected(&volumes, secret, "tls", "tls.key", (0o440, 0, QEMU))?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "webhook as it was: its token (no runAsUser), 0644 root:107",
-            path: projected(
-                &volumes,
-                token,
-                "kube-api-access",
-                "token",
-                (0o644, 0, QEMU),
-            )?,
-            want: [y, y, y],
-        },
-    ]);
-
-    // A root daemon's socket in its pod's emptyDir (umask 022), and two container logs.
-    let volumes = pod_volumes(kubelet, &pod_uid(6))?;
-    let run = volumes.join(relay::EMPTY_DIR).join("run");
-    dir(&volume_parent(&run)?, 0o750, 0, 0)?;
-    dir(&run, 0o1777, 0, 0)?;
-    // Bound at a short path and moved: the kubelet's is longer than `sun_path` allows.
-    let short = kubelet.root().join("d.sock");
-    let listener = UnixListener::bind(&short)?;
-    let daemon = run.join("d.sock");
-    std::fs::rename(&short, &daemon)?;
-    own(&daemon, 0o755, 0, 0)?;
-    rows.extend([
-        Row {
-            what: "a root daemon's socket in an emptyDir, 0755 root:root",
-            path: daemon,
-            want: [n, n, y],
-        },
-        Row {
-            what: "a container log as containerd writes it, 0640 root:root",
-            path: log(kubelet, "apps_web-0_1", 0o640)?,
-            want: [y, y, y],
-        },
-        Row {
-            what: "a container log as CRI-O's conmon writes it, 0600 root:root",
-            path: log(kubelet, "apps_web-1_2", 0o600)?,
-            want: [n, n, y],
-        },
-    ]);
-    Ok(Node {
-        rows,
-        _daemon: listener,
-    })
+/// The pod spec of the `kind` named `name` in `variant`'s rendered manifests.
+fn pod_spec(variant: &str, kind: &str, name: &str) -> Result<Value> {
+    let docs = &manifests::rendered()?
+        .iter()
+        .find(|r| r.variant == variant)
+        .with_context(|| format!("{variant} not rendered"))?
+        .docs;
+    let object = of_kind(docs, kind)
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == name)
+        .with_context(|| format!("no {kind} {name}"))?;
+    Ok(object["spec"]["template"]["spec"].clone())
 }
 
-fn volume_parent(path: &Path) -> Result<PathBuf> {
-    path.parent()
-        .map(Path::to_path_buf)
-        .context("a volume has a parent")
+/// A user or group id in a manifest.
+fn id(value: &Value) -> Option<u32> {
+    value.as_u64().and_then(|n| u32::try_from(n).ok())
 }
 
 #[test]
@@ -430,7 +132,7 @@ fn node_agents_reach_only_what_their_users_and_groups_may() {
         groups: vec![QEMU],
     };
     let kubelet = Kubelet::new("kmc-reach-").unwrap();
-    let node = node(&kubelet).unwrap();
+    let node = node(&kubelet, webhook_ids().unwrap()).unwrap();
     let rows = &node.rows;
     let paths: Vec<&Path> = rows.iter().map(|r| r.path.as_path()).collect();
     let agents = [&relay, &collector, &before];

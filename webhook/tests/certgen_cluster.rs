@@ -1,14 +1,14 @@
 //! `certgen` cluster mode (`certgen::cluster::apply`) against a fake Kubernetes API server on
-//! 127.0.0.1 (`certgen_fake/`): creating, keeping and replacing the Secret, and the caBundle
+//! 127.0.0.1 (`certgen_scenario/`): creating, keeping and replacing the Secret, and the caBundle
 //! patch. The fake stands in for a real API server because none can run here: this machine has
 //! no cluster and no kube-apiserver. It keeps the objects in memory, answers with the real wire
 //! shapes and status codes, records every request, and applies JSON Patches with the RFC 6902
 //! semantics kube-apiserver uses; the request lists asserted below are what certgen sends.
 //! Failures and the binary's exit status: `certgen_cluster_errors.rs`.
-mod certgen_fake;
+mod certgen_scenario;
 mod common;
 
-use certgen_fake::{FakeApi, scenario::*};
+use certgen_scenario::*;
 use http::{Method, StatusCode};
 use kube_metrics_webhook::certgen::{self, Bundle, cluster};
 use rustls_pki_types::{CertificateDer, pem::PemObject};
@@ -16,8 +16,8 @@ use serde_json::json;
 
 #[tokio::test]
 async fn empty_cluster_gets_a_secret_and_every_ca_bundle() {
-    let api = FakeApi::start().await;
-    api.seed_config(webhook_config([None, None]));
+    let api = start();
+    api.seed(CONFIGS, webhook_config([None, None]));
     let (before, _) = split_bundles(&api);
 
     apply(&api).await.unwrap();
@@ -39,7 +39,7 @@ async fn empty_cluster_gets_a_secret_and_every_ca_bundle() {
         [Some(b64(&bundle.ca_pem)), Some(b64(&bundle.ca_pem))]
     );
     assert_patches_touch_only_ca_bundles(&api);
-    let labels = api.state().configs["kmw"]["metadata"]["labels"].clone();
+    let labels = api.object(CONFIG).unwrap()["metadata"]["labels"].clone();
     assert_eq!(
         labels,
         json!({"app.kubernetes.io/name": "kube-metrics-webhook"})
@@ -74,12 +74,12 @@ async fn empty_cluster_gets_a_secret_and_every_ca_bundle() {
 
 #[tokio::test]
 async fn second_run_writes_nothing() {
-    let api = FakeApi::start().await;
-    api.seed_config(webhook_config([None, None]));
+    let api = start();
+    api.seed(CONFIGS, webhook_config([None, None]));
     apply(&api).await.unwrap();
     let first = api.calls().len();
-    let secret = api.state().secrets.clone();
-    let config = api.state().configs.clone();
+    let secret = api.objects(SECRETS);
+    let config = api.objects(CONFIGS);
 
     apply(&api).await.unwrap();
 
@@ -87,9 +87,9 @@ async fn second_run_writes_nothing() {
         api.calls()[first..],
         calls(&[(&Method::GET, SECRET), (&Method::GET, CONFIG)])
     );
-    assert_eq!(api.state().secrets, secret, "the Secret was rewritten");
+    assert_eq!(api.objects(SECRETS), secret, "the Secret was rewritten");
     assert_eq!(
-        api.state().configs,
+        api.objects(CONFIGS),
         config,
         "the configuration was rewritten"
     );
@@ -97,10 +97,10 @@ async fn second_run_writes_nothing() {
 
 #[tokio::test]
 async fn recreated_configuration_gets_the_existing_ca() {
-    let api = FakeApi::start().await;
+    let api = start();
     let kept = certgen::generate(&dns(), VALIDITY).unwrap();
-    api.seed_secret(&cluster::secret(&names(), &kept));
-    api.seed_config(webhook_config([Some("b2xk"), None]));
+    seed_secret(&api, &cluster::secret(&names(), &kept));
+    api.seed(CONFIGS, webhook_config([Some("b2xk"), None]));
 
     apply(&api).await.unwrap();
 
@@ -112,7 +112,7 @@ async fn recreated_configuration_gets_the_existing_ca() {
             (&Method::PATCH, CONFIG)
         ])
     );
-    assert_eq!(bundle_of(&api.secret(NS, "kmw-tls").unwrap()), kept);
+    assert_eq!(bundle_of(&stored_secret(&api).unwrap()), kept);
     assert_eq!(
         split_bundles(&api).1,
         [Some(b64(&kept.ca_pem)), Some(b64(&kept.ca_pem))]
@@ -134,12 +134,12 @@ async fn unusable_secret_is_replaced_and_the_ca_bundle_follows() {
         ("wrong DNS names", wrong_names),
         ("key of another pair", wrong_key),
     ] {
-        let api = FakeApi::start().await;
-        api.seed_secret(&cluster::secret(&names(), &old));
+        let api = start();
+        seed_secret(&api, &cluster::secret(&names(), &old));
         let old_b64 = b64(&old.ca_pem);
         let old_b64 = old_b64.as_str();
-        api.seed_config(webhook_config([old_b64, old_b64]));
-        let old_version = api.state().secrets.values().next().unwrap()["metadata"].clone();
+        api.seed(CONFIGS, webhook_config([old_b64, old_b64]));
+        let old_version = api.objects(SECRETS)[0]["metadata"].clone();
 
         apply(&api)
             .await
@@ -152,14 +152,14 @@ async fn unusable_secret_is_replaced_and_the_ca_bundle_follows() {
             (&Method::PATCH, CONFIG),
         ]);
         assert_eq!(api.calls(), want, "{case}");
-        let put = api.state().requests[1].body.clone().unwrap();
+        let put = api.requests()[1].json().unwrap();
         assert_eq!(
             put["metadata"]["resourceVersion"], old_version["resourceVersion"],
             "{case}: conditional update"
         );
         let new = assert_usable_secret(&api);
         assert_ne!(new.ca_pem, old.ca_pem, "{case}");
-        let stored = api.secret(NS, "kmw-tls").unwrap();
+        let stored = stored_secret(&api).unwrap();
         assert_eq!(
             stored.metadata.uid.as_deref(),
             old_version["uid"].as_str(),
@@ -176,13 +176,17 @@ async fn unusable_secret_is_replaced_and_the_ca_bundle_follows() {
 
 #[tokio::test]
 async fn concurrent_changes_are_read_again_once() {
-    let api = FakeApi::start().await;
+    let api = start();
     let old = certgen::generate(&dns(), 10 * DAY).unwrap();
-    api.seed_secret(&cluster::secret(&names(), &old));
-    api.seed_config(webhook_config([None, None]));
+    seed_secret(&api, &cluster::secret(&names(), &old));
+    api.seed(CONFIGS, webhook_config([None, None]));
     // Someone else updated the Secret, and reordered the webhooks, between our GET and write.
-    api.fail_once(Method::PUT, SECRET, StatusCode::CONFLICT);
-    api.fail_once(Method::PATCH, CONFIG, StatusCode::UNPROCESSABLE_ENTITY);
+    api.answer_once(Method::PUT, SECRET, injected(StatusCode::CONFLICT, None));
+    api.answer_once(
+        Method::PATCH,
+        CONFIG,
+        injected(StatusCode::UNPROCESSABLE_ENTITY, None),
+    );
 
     apply(&api).await.unwrap();
 
@@ -205,10 +209,14 @@ async fn concurrent_changes_are_read_again_once() {
 
 #[tokio::test]
 async fn transient_unavailability_is_retried() {
-    let api = FakeApi::start().await;
-    api.seed_config(webhook_config([None, None]));
+    let api = start();
+    api.seed(CONFIGS, webhook_config([None, None]));
     // kube's default client retries 429/503/504 with backoff; 500 and 403 are final.
-    api.fail_once(Method::GET, SECRET, StatusCode::SERVICE_UNAVAILABLE);
+    api.answer_once(
+        Method::GET,
+        SECRET,
+        injected(StatusCode::SERVICE_UNAVAILABLE, None),
+    );
     apply(&api).await.unwrap();
     assert_eq!(
         api.calls()[..2],

@@ -1,16 +1,16 @@
 //! `certgen` cluster mode when things go wrong, against the fake Kubernetes API server on
-//! 127.0.0.1 (`certgen_fake/`), which stands in for a real API server because none can run here
+//! 127.0.0.1 (`certgen_scenario/`), which stands in for a real API server because none can run here
 //! (no cluster, no kube-apiserver on this machine): a missing or empty webhook configuration,
 //! 403 and 500 answers, and the binary's exit status as the certgen Job would see it.
-mod certgen_fake;
+mod certgen_scenario;
 
-use certgen_fake::{FakeApi, scenario::*};
+use certgen_scenario::*;
 use http::{Method, StatusCode};
 use serde_json::json;
 
 #[tokio::test]
 async fn missing_or_empty_configuration_is_a_clear_error() {
-    let api = FakeApi::start().await;
+    let api = start();
     let error = format!("{:#}", apply(&api).await.unwrap_err());
     assert!(
         error.starts_with("failed to get MutatingWebhookConfiguration kmw: "),
@@ -36,14 +36,13 @@ async fn missing_or_empty_configuration_is_a_clear_error() {
 
     let mut empty = webhook_config([None, None]);
     empty["webhooks"] = json!([]);
-    api.seed_config(empty);
+    api.seed(CONFIGS, empty);
     let error = format!("{:#}", apply(&api).await.unwrap_err());
     assert_eq!(error, "MutatingWebhookConfiguration kmw has no webhooks");
 }
 
 #[tokio::test]
 async fn api_errors_fail_with_what_was_being_done() {
-    const INJECTED: &str = "injected by the test";
     let cases = [
         (
             (Method::GET, SECRET, StatusCode::FORBIDDEN, None),
@@ -78,9 +77,9 @@ async fn api_errors_fail_with_what_was_being_done() {
         ),
     ];
     for ((method, path, code, text), want, requests) in cases {
-        let api = FakeApi::start().await;
-        api.seed_config(webhook_config([None, None]));
-        api.fail(method.clone(), path, code, text);
+        let api = start();
+        api.seed(CONFIGS, webhook_config([None, None]));
+        api.answer(method.clone(), path, injected(code, text));
         let error = format!("{:#}", apply(&api).await.unwrap_err());
         let case = format!("{method} {path} -> {code}");
         assert_eq!(
@@ -100,12 +99,12 @@ async fn api_errors_fail_with_what_was_being_done() {
 /// exits non-zero with the reason on stderr; once it exists, a re-run succeeds.
 #[tokio::test]
 async fn binary_exits_non_zero_until_the_configuration_exists() {
-    let api = FakeApi::start().await;
+    let api = start();
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.write_kubeconfig(dir.path());
+    let kubeconfig = api.write_kubeconfig(dir.path(), None).unwrap();
     let run = || {
         let kubeconfig = kubeconfig.clone();
-        // Blocking: the fake needs this runtime to keep answering meanwhile.
+        // Waiting on a process blocks: off the test's async runtime.
         tokio::task::spawn_blocking(move || {
             std::process::Command::new(env!("CARGO_BIN_EXE_kube-metrics-webhook"))
                 .args(["certgen", "--service", SERVICE, "--namespace", NS])
@@ -130,7 +129,7 @@ async fn binary_exits_non_zero_until_the_configuration_exists() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 
-    api.seed_config(webhook_config([None, None]));
+    api.seed(CONFIGS, webhook_config([None, None]));
     let done = run().await.unwrap();
     assert!(
         done.status.success(),

@@ -1,14 +1,15 @@
 //! `certgen` cluster mode touches only what is its own, against the fake Kubernetes API server on
-//! 127.0.0.1 (`certgen_fake/`; no kube-apiserver can run here): a Secret of its name that it did
+//! 127.0.0.1 (`certgen_scenario/`; it stands in for kube-apiserver, which cannot run here): a Secret of its name that it did
 //! not create (unlabelled, someone else's, a service-account token) or a webhook configuration of
 //! its name that calls another Service is refused with a clear error and left as it was; its own
 //! Secret whose CA expired is renewed, keeping what others added to it; and whatever it writes is
 //! a `kubernetes.io/tls` Secret.
-mod certgen_fake;
+mod certgen_scenario;
 
-use certgen_fake::{FakeApi, scenario::*};
+use certgen_scenario::*;
 use http::Method;
 use k8s_openapi::ByteString;
+use kube_metrics_fake_api::FakeApi;
 use kube_metrics_webhook::certgen::{self, Bundle, cluster};
 use serde_json::{Value, json};
 
@@ -21,13 +22,12 @@ fn our_secret() -> (Bundle, k8s_openapi::api::core::v1::Secret) {
 
 /// Every Secret certgen sent is of type kubernetes.io/tls and carries its label.
 fn assert_writes_only_tls_secrets(api: &FakeApi) {
-    let state = api.state();
-    for request in state
-        .requests
+    for request in api
+        .requests()
         .iter()
         .filter(|r| matches!(r.method, Method::POST | Method::PUT))
     {
-        let body = request.body.as_ref().expect("a JSON body");
+        let body = request.json().expect("a JSON body");
         assert_eq!(body["type"], "kubernetes.io/tls", "{body}");
         assert_eq!(
             body["metadata"]["labels"]["app.kubernetes.io/managed-by"],
@@ -64,11 +64,11 @@ async fn foreign_secrets_are_refused_and_left_alone() {
         ),
     ];
     for (secret, why) in cases {
-        let api = FakeApi::start().await;
-        api.seed_secret(&secret);
-        api.seed_config(webhook_config([None, None]));
-        let before = api.state().secrets.clone();
-        let config_before = api.state().configs.clone();
+        let api = start();
+        seed_secret(&api, &secret);
+        api.seed(CONFIGS, webhook_config([None, None]));
+        let before = api.objects(SECRETS);
+        let config_before = api.objects(CONFIGS);
 
         let error = format!("{:#}", apply(&api).await.unwrap_err());
 
@@ -79,9 +79,13 @@ async fn foreign_secrets_are_refused_and_left_alone() {
             )
         );
         assert_eq!(api.calls(), calls(&[(&Method::GET, SECRET)]), "{why}");
-        assert_eq!(api.state().secrets, before, "{why}: the Secret was changed");
         assert_eq!(
-            api.state().configs,
+            api.objects(SECRETS),
+            before,
+            "{why}: the Secret was changed"
+        );
+        assert_eq!(
+            api.objects(CONFIGS),
             config_before,
             "{why}: its CA was published"
         );
@@ -115,9 +119,9 @@ async fn a_foreign_webhook_configuration_is_refused_and_left_alone() {
         ),
     ];
     for (edit, why) in cases {
-        let api = FakeApi::start().await;
-        api.seed_config(edit(webhook_config([None, None])));
-        let before = api.state().configs.clone();
+        let api = start();
+        api.seed(CONFIGS, edit(webhook_config([None, None])));
+        let before = api.objects(CONFIGS);
 
         let error = format!("{:#}", apply(&api).await.unwrap_err());
 
@@ -132,7 +136,7 @@ async fn a_foreign_webhook_configuration_is_refused_and_left_alone() {
             "{why}: {:?}",
             api.calls()
         );
-        assert_eq!(api.state().configs, before, "{why}");
+        assert_eq!(api.objects(CONFIGS), before, "{why}");
         assert_writes_only_tls_secrets(&api);
     }
 }
@@ -141,7 +145,7 @@ async fn a_foreign_webhook_configuration_is_refused_and_left_alone() {
 /// caBundle follows; labels and annotations others added to it stay.
 #[tokio::test]
 async fn an_expired_ca_is_renewed() {
-    let api = FakeApi::start().await;
+    let api = start();
     let old = expired_ca_bundle();
     let mut secret = cluster::secret(&names(), &old);
     secret
@@ -155,9 +159,12 @@ async fn an_expired_ca_is_renewed() {
             .into_iter()
             .collect(),
     );
-    api.seed_secret(&secret);
+    seed_secret(&api, &secret);
     let old_b64 = b64(&old.ca_pem);
-    api.seed_config(webhook_config([old_b64.as_str(), old_b64.as_str()]));
+    api.seed(
+        CONFIGS,
+        webhook_config([old_b64.as_str(), old_b64.as_str()]),
+    );
 
     apply(&api).await.unwrap();
 
@@ -176,7 +183,7 @@ async fn an_expired_ca_is_renewed() {
         split_bundles(&api).1,
         [Some(b64(&new.ca_pem)), Some(b64(&new.ca_pem))]
     );
-    let stored = api.secret(NS, "kmw-tls").unwrap();
+    let stored = stored_secret(&api).unwrap();
     assert_eq!(stored.metadata.labels.unwrap()["team"], "platform");
     assert_eq!(stored.metadata.annotations.unwrap()["note"], "kept");
     assert_writes_only_tls_secrets(&api);
@@ -185,8 +192,8 @@ async fn an_expired_ca_is_renewed() {
 /// Whatever certgen creates is a kubernetes.io/tls Secret with its label.
 #[tokio::test]
 async fn it_creates_only_tls_secrets() {
-    let api = FakeApi::start().await;
-    api.seed_config(webhook_config([None, None]));
+    let api = start();
+    api.seed(CONFIGS, webhook_config([None, None]));
     apply(&api).await.unwrap();
     assert_writes_only_tls_secrets(&api);
     assert_usable_secret(&api);

@@ -15,16 +15,12 @@
 //! the same way.
 mod common;
 
-use bytes::Bytes;
-use common::{fake_api, *};
-use http::StatusCode;
+use common::*;
+use http::{Method, StatusCode};
+use kube_metrics_fake_api::{FakeApi, Reply};
 use serde_json::{Value, json};
 use std::{
     path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
     time::{Duration, Instant},
 };
 
@@ -34,15 +30,6 @@ const NAMESPACE: &str = "vm-demo";
 const FIXTURE_VMI: (&str, &str) = ("fedora-a", "6f1c2b7e-3d4a-4c59-8e21-9a0b5c7d3e41");
 /// Just under the webhook's 6 MiB body cap.
 const BODY: usize = 6 * 1024 * 1024 - 64;
-
-/// What the fake served.
-#[derive(Default)]
-struct Served {
-    pages: AtomicUsize,
-    items: AtomicUsize,
-    watches: AtomicUsize,
-    gets: AtomicUsize,
-}
 
 /// KubeVirt's round-trip VMI with ~4 KiB of cloud-init userData, as one JSON text with `@NAME@`
 /// and `@UID@` to fill in.
@@ -72,44 +59,23 @@ fn vmi_identity(index: usize) -> (String, String) {
     }
 }
 
-/// One page of the list, as the client asks for it.
-fn list_page(template: &str, parts: &http::request::Parts) -> String {
-    let (range, next) = fake_api::page(parts, VMIS);
-    let items: Vec<String> = range
-        .map(|i| {
-            let (name, uid) = vmi_identity(i);
-            template.replace("@NAME@", &name).replace("@UID@", &uid)
-        })
-        .collect();
-    fake_api::list("VirtualMachineInstanceList", &items, &next)
+/// The list's VMI `index`, from the template.
+fn vmi_item(template: &str, index: usize) -> String {
+    let (name, uid) = vmi_identity(index);
+    template.replace("@NAME@", &name).replace("@UID@", &uid)
 }
 
-async fn answer(
-    parts: http::request::Parts,
-    template: Arc<String>,
-    served: Arc<Served>,
-) -> (StatusCode, Bytes) {
-    let watch = fake_api::query(&parts, "watch") == Some("true");
-    match parts.uri.path() {
-        "/apis/kubevirt.io/v1/virtualmachineinstances" if watch => {
-            served.watches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_secs(600)).await;
-            (StatusCode::OK, Bytes::new())
+/// A fake API server (no kube-apiserver can run here) listing [`VMIS`] VMIs made from `template`,
+/// then holding the watch open without events; any other request is answered 404.
+fn api_server(template: String) -> FakeApi {
+    let api = FakeApi::start().unwrap();
+    api.route(Method::GET, vmi_api::VMIS_PATH, move |request| {
+        if request.is_watch() {
+            return Reply::held();
         }
-        "/apis/kubevirt.io/v1/virtualmachineinstances" => {
-            let page = list_page(&template, &parts);
-            served.pages.fetch_add(1, Ordering::SeqCst);
-            let items = fake_api::query(&parts, "limit")
-                .and_then(|l| l.parse().ok())
-                .unwrap_or(VMIS);
-            served.items.fetch_add(items, Ordering::SeqCst);
-            (StatusCode::OK, Bytes::from(page))
-        }
-        _ => {
-            served.gets.fetch_add(1, Ordering::SeqCst);
-            fake_api::not_found()
-        }
-    }
+        vmi_api::vmi_page(request, VMIS, |i| vmi_item(&template, i)).into()
+    });
+    api
 }
 
 /// The worst-case bodies, each just under the byte cap.
@@ -195,18 +161,11 @@ async fn two_at_once(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: run with -- --ignored --nocapture"]
 async fn bench_memory_with_a_full_vmi_cache_and_worst_case_bodies() {
-    let template = Arc::new(full_vmi_template());
-    let served = Arc::new(Served::default());
-    let address = {
-        let (template, served) = (template.clone(), served.clone());
-        fake_api::serve(Arc::new(move |parts| {
-            Box::pin(answer(parts, template.clone(), served.clone()))
-        }))
-        .await
-    };
+    let template = full_vmi_template();
+    let vmi_bytes = template.len();
+    let api = api_server(template);
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fake_api::kubeconfig(address)).unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), None).unwrap();
 
     let bundle = bundle();
     let mut secret = SecretDir::new();
@@ -232,7 +191,7 @@ async fn bench_memory_with_a_full_vmi_cache_and_worst_case_bodies() {
 
     // The watch starts once the whole list is in.
     let deadline = Instant::now() + Duration::from_secs(600);
-    while served.watches.load(Ordering::SeqCst) == 0 {
+    while vmi_api::received(&api, vmi_api::is_watch) == 0 {
         assert!(
             Instant::now() < deadline,
             "the webhook never finished the list"
@@ -241,7 +200,7 @@ async fn bench_memory_with_a_full_vmi_cache_and_worst_case_bodies() {
     }
     let synced_after = started.elapsed();
     let (rss, hwm) = memory_kib(pid);
-    let pages = served.pages.load(Ordering::SeqCst);
+    let pages = vmi_api::received(&api, vmi_api::is_list);
 
     // The fixture pod's VMI is answered from the cache: no GET.
     let connector = tls_connector(&[&bundle]);
@@ -259,9 +218,8 @@ async fn bench_memory_with_a_full_vmi_cache_and_worst_case_bodies() {
         Some(1.0),
         "the fixture's VMI was not found in the cache"
     );
-    assert_eq!(served.gets.load(Ordering::SeqCst), 0);
+    assert_eq!(vmi_api::received(&api, vmi_api::is_get), 0);
 
-    let vmi_bytes = template.len();
     println!("memory bench: {}", program.display());
     println!(
         "memory bench: {VMIS} VMIs of {vmi_bytes} bytes ({:.0} MiB of JSON) in {pages} list pages, synced in {:.1} s",

@@ -1,24 +1,21 @@
-//! The real `KubeVmiSource` (kube client, watcher-fed cache, GET) against a fake Kubernetes API server on
-//! loopback. There is no cluster here: the fake answers the three requests the lookup makes (list,
-//! watch, get) with real API shapes; the watch is held open without events, as an idle API server does.
-mod common;
+//! The real `KubeVmiSource` (kube client, watcher-fed cache, GET) against a fake Kubernetes API
+//! server on loopback, standing in for kube-apiserver because none can run here: it answers the
+//! three requests the lookup makes (list, watch, get) with real API shapes; the watch is held open
+//! without events, as an idle API server does.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use common::fake_api;
-use http::StatusCode;
+use http::Method;
+use kube_metrics_fake_api::{Answer, FakeApi};
 use kube_metrics_webhook::vmi::{
     Lookup, Unavailable, UnsafeReason, VmiLookup, VmiRef, lookup::KubeVmiSource,
 };
 use serde_json::{Value, json};
 
-/// Requests seen, by "METHOD path?watch" key.
-type Seen = Arc<Mutex<HashMap<String, usize>>>;
+/// The list (and watch) of every namespace's VMIs.
+const VMIS: &str = "/apis/kubevirt.io/v1/virtualmachineinstances";
+/// Namespace `ns`'s VMIs, which the lookup GETs one by one.
+const NS_VMIS: &str = "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances";
 
 fn vmi(name: &str, uid: &str, dedicated: bool) -> Value {
     json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance",
@@ -26,49 +23,18 @@ fn vmi(name: &str, uid: &str, dedicated: bool) -> Value {
            "spec": {"domain": {"cpu": {"dedicatedCpuPlacement": dedicated}, "devices": {}}}})
 }
 
-async fn answer(request: http::request::Parts, seen: Seen) -> (StatusCode, Bytes) {
-    let path = request.uri.path().to_owned();
-    let watch = request
-        .uri
-        .query()
-        .is_some_and(|query| query.contains("watch=true"));
-    let key = format!(
-        "{} {path}{}",
-        request.method,
-        if watch { " watch" } else { "" }
-    );
-    if let Ok(mut seen) = seen.lock() {
-        *seen.entry(key).or_default() += 1;
-    }
-    let (status, body) = match path.as_str() {
-        "/apis/kubevirt.io/v1/virtualmachineinstances" if watch => {
-            // An idle watch: no events; the test is over long before this returns.
-            tokio::time::sleep(Duration::from_secs(60)).await;
-            (StatusCode::OK, String::new())
-        }
-        "/apis/kubevirt.io/v1/virtualmachineinstances" => (
-            StatusCode::OK,
-            json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceList",
-                   "metadata": {"resourceVersion": "10"}, "items": [vmi("cached", "u-cached", true)]})
-            .to_string(),
-        ),
-        "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/fresh" => {
-            (StatusCode::OK, vmi("fresh", "u-fresh", false).to_string())
-        }
-        "/apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/slow" => {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            (StatusCode::OK, vmi("slow", "u-slow", false).to_string())
-        }
-        _ => return fake_api::not_found(),
-    };
-    (status, Bytes::from(body))
-}
-
-async fn fake_api_server(seen: Seen) -> std::net::SocketAddr {
-    fake_api::serve(Arc::new(move |request| {
-        Box::pin(answer(request, seen.clone()))
-    }))
-    .await
+/// The fake API server (no kube-apiserver can run here) and its cluster: `cached` in the list the
+/// reflector reads; `fresh` only by GET, as if created after it; `slow`, whose GET hangs.
+fn fake_api_server() -> FakeApi {
+    let api = FakeApi::start().unwrap();
+    api.set(VMIS, vec![vmi("cached", "u-cached", true)]);
+    api.set(NS_VMIS, vec![vmi("fresh", "u-fresh", false)]);
+    let slow = Answer::ok(&vmi("slow", "u-slow", false));
+    api.route(Method::GET, &format!("{NS_VMIS}/slow"), move |_| {
+        // The test is over long before this answers.
+        slow.clone().after(Duration::from_secs(30))
+    });
+    api
 }
 
 /// The fake's VMI `name`, by the uid it has there (`u-<name>`).
@@ -80,17 +46,19 @@ fn vm_ref(name: &str) -> VmiRef {
     }
 }
 
-fn count(seen: &Seen, key: &str) -> usize {
-    seen.lock()
-        .map(|seen| seen.get(key).copied().unwrap_or(0))
-        .unwrap_or(0)
+/// Requests the fake received, by "METHOD path" with " watch" after a watch's.
+fn count(api: &FakeApi, key: &str) -> usize {
+    let keyed = |request: &kube_metrics_fake_api::Request| {
+        let watch = if request.is_watch() { " watch" } else { "" };
+        format!("{}{watch}", request.call())
+    };
+    api.requests().iter().filter(|r| keyed(r) == key).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
-    let seen = Seen::default();
-    let address = fake_api_server(seen.clone()).await;
-    let (source, task) = KubeVmiSource::spawn(fake_api::client(address));
+    let api = fake_api_server();
+    let (source, task) = KubeVmiSource::spawn(api.client().unwrap());
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while !source.is_synced() {
@@ -107,7 +75,7 @@ async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
     }
     assert_eq!(
         count(
-            &seen,
+            &api,
             "GET /apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/cached"
         ),
         0
@@ -120,7 +88,7 @@ async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
     }
     assert_eq!(
         count(
-            &seen,
+            &api,
             "GET /apis/kubevirt.io/v1/namespaces/ns/virtualmachineinstances/fresh"
         ),
         1
@@ -164,12 +132,12 @@ async fn reflector_cache_get_fallback_and_budget_against_a_fake_api_server() {
 
     // One list, all namespaces; the watch follows it.
     assert_eq!(
-        count(&seen, "GET /apis/kubevirt.io/v1/virtualmachineinstances"),
+        count(&api, "GET /apis/kubevirt.io/v1/virtualmachineinstances"),
         1
     );
     assert!(
         count(
-            &seen,
+            &api,
             "GET /apis/kubevirt.io/v1/virtualmachineinstances watch"
         ) >= 1
     );

@@ -14,6 +14,7 @@ use std::{
 use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
+use kube_metrics_fake_api::FakeApi;
 use kube_metrics_webhook::certgen::Bundle;
 use kube_metrics_webhook::vmi::lookup::VmiLookups;
 use kube_metrics_webhook::vmi::{VmiLookup, lookup::KubeVmiSource};
@@ -35,42 +36,20 @@ fn victim() -> Value {
     vmi
 }
 
-/// A fake API server whose cluster holds `vmis`: the list, an idle watch, GETs by path.
-async fn api_server(vmis: Vec<Value>) -> std::net::SocketAddr {
-    let vmis = Arc::new(vmis);
-    fake_api::serve(Arc::new(move |request: http::request::Parts| {
-        let vmis = vmis.clone();
-        Box::pin(async move {
-            let path = request.uri.path();
-            if path == "/apis/kubevirt.io/v1/virtualmachineinstances" {
-                if fake_api::query(&request, "watch") == Some("true") {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    return (StatusCode::OK, Bytes::new());
-                }
-                let list = json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstanceList",
-                                  "metadata": {"resourceVersion": "10"}, "items": *vmis});
-                return (StatusCode::OK, Bytes::from(list.to_string()));
-            }
-            let found = vmis.iter().find(|vmi| {
-                let meta = &vmi["metadata"];
-                path == format!(
-                    "/apis/kubevirt.io/v1/namespaces/{}/virtualmachineinstances/{}",
-                    meta["namespace"].as_str().unwrap_or_default(),
-                    meta["name"].as_str().unwrap_or_default()
-                )
-            });
-            match found {
-                Some(vmi) => (StatusCode::OK, Bytes::from(vmi.to_string())),
-                None => fake_api::not_found(),
-            }
-        })
-    }))
-    .await
+/// A fake API server (standing in for kube-apiserver, which cannot run here) whose cluster holds
+/// `vmis`, all in the victim's namespace.
+fn api_server(vmis: Vec<Value>) -> FakeApi {
+    let api = FakeApi::start().unwrap();
+    api.set("/apis/kubevirt.io/v1/virtualmachineinstances", vmis.clone());
+    let namespace =
+        format!("/apis/kubevirt.io/v1/namespaces/{VICTIM_NAMESPACE}/virtualmachineinstances");
+    api.set(&namespace, vmis);
+    api
 }
 
 /// A webhook whose lookups read the fake API server at `api`, its VMI cache synced.
-async fn webhook(api: std::net::SocketAddr, secret: &SecretDir) -> Server {
-    let (source, _task) = KubeVmiSource::spawn(fake_api::client(api));
+async fn webhook(api: &FakeApi, secret: &SecretDir) -> Server {
+    let (source, _task) = KubeVmiSource::spawn(api.client().unwrap());
     let deadline = Instant::now() + Duration::from_secs(10);
     while !source.is_synced() {
         assert!(Instant::now() < deadline, "the VMI cache never synced");
@@ -145,8 +124,9 @@ async fn a_forged_review_cannot_tell_whether_a_vmi_exists_elsewhere() {
     let bundle = bundle();
     let mut secret = SecretDir::new();
     secret.publish_bundle(&bundle);
-    let with_victim = webhook(api_server(vec![victim()]).await, &secret).await;
-    let without = webhook(api_server(Vec::new()).await, &secret).await;
+    let apis = (api_server(vec![victim()]), api_server(Vec::new()));
+    let with_victim = webhook(&apis.0, &secret).await;
+    let without = webhook(&apis.1, &secret).await;
 
     let guessed = "6f1c2b7e-3d4a-4c59-8e21-9a0b5c7d3e41";
     for (case, uid) in [("no uid", None), ("a guessed uid", Some(guessed))] {

@@ -16,7 +16,7 @@
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use e2e::bench;
-use e2e::exposition::Sample;
+use e2e::exposition::{Sample, series_text};
 use e2e::manifests;
 use e2e::scale::history::{self, Plan, TargetLabels};
 use e2e::scale::measure::{self, Dashboard, GroupTimes, QueryKind, Server, Timing};
@@ -158,12 +158,7 @@ fn run(args: Args) -> Result<()> {
             let samples = scale::launcher_template(*profile)?;
             println!("# profile {profile}: {} series", samples.len());
             for s in samples {
-                let labels: Vec<String> = s
-                    .labels
-                    .iter()
-                    .map(|(k, v)| format!("{k}=\"{v}\""))
-                    .collect();
-                println!("{}{{{}}} {}", s.name, labels.join(","), s.value);
+                println!("{} {}", series_text(&s.name, &s.labels), s.value);
             }
         }
         return Ok(());
@@ -257,14 +252,7 @@ fn seconds(duration: &str) -> Option<i64> {
 /// `VmRSS` of Prometheus with the rules and no targets, `settle` seconds after its start.
 fn empty_prometheus_rss(rules: &Value, settle: u64) -> Result<u64> {
     let dir = tempfile::Builder::new().prefix("bench-fleet-").tempdir()?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(rules)?,
-    )?;
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        "global:\n  evaluation_interval: 30s\nrule_files: [rules.yaml]\n",
-    )?;
+    bench::prometheus_dir(dir.path(), rules, &bench::rules_only_config(30))?;
     let mut server = Server::new(dir.path())?;
     server.start()?;
     std::thread::sleep(Duration::from_secs(settle));
@@ -285,15 +273,9 @@ fn run_profile(
     let fleet = Arc::new(Fleet::new(profile, template, args.vms, args.per_node));
     let generator = Generator::start(Arc::clone(&fleet))?;
     let dir = tempfile::Builder::new().prefix("bench-fleet-").tempdir()?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(rules)?,
-    )?;
     let mut server = Server::new(dir.path())?;
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        config(&generator, server.addr, args.interval),
-    )?;
+    let config = config(&generator, server.addr, args.interval);
+    bench::prometheus_dir(dir.path(), rules, &config)?;
     let step = |what: &str| {
         println!(
             "  [{profile} {:>5.0} s] {what}",

@@ -168,17 +168,7 @@ fn launcher_pod(big_qemu: bool) -> Vec<ProcessSpec> {
             spec.threads = threads;
         }
     }
-    specs.push(
-        ProcessSpec::new(
-            "virt-tail",
-            &[
-                "/usr/bin/virt-tail",
-                "--logfile",
-                "/var/run/kubevirt-private/console.log",
-            ],
-        )
-        .threads(&["virt-tail"; 7]),
-    );
+    specs.push(launcher::virt_tail());
     specs
 }
 

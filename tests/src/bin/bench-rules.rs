@@ -14,7 +14,7 @@
 //! `cargo run --release -p e2e --bin bench-rules -- --copies 1,10` (prometheus, promtool, kubectl).
 //! Not a timed test: it prints numbers.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
@@ -22,7 +22,7 @@ use clap::Parser;
 use e2e::bench;
 use e2e::fleet::{self, SYSTEM_NAMESPACE};
 use e2e::manifests;
-use e2e::prometheus::{Prometheus, RuleGroup};
+use e2e::prometheus::{self, Prometheus, RuleGroup};
 use serde_json::Value;
 
 #[derive(Debug, Parser)]
@@ -126,24 +126,9 @@ fn measure(args: &Args, rules: &Value, history: &str) -> Result<Vec<(String, f64
     let dir = tempfile::Builder::new().prefix("bench-rules-").tempdir()?;
     let input = dir.path().join("fleet.om");
     std::fs::write(&input, history)?;
-    e2e::process::output(
-        Command::new("promtool")
-            .args(["tsdb", "create-blocks-from", "openmetrics"])
-            .arg(&input)
-            .arg(dir.path().join("data")),
-    )?;
+    prometheus::create_blocks(&input, &dir.path().join("data"))?;
     std::fs::remove_file(&input)?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(rules)?,
-    )?;
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
-            "global:\n  evaluation_interval: {}s\nrule_files:\n  - rules.yaml\n",
-            args.interval
-        ),
-    )?;
+    bench::prometheus_dir(dir.path(), rules, &bench::rules_only_config(args.interval))?;
     let prometheus = Prometheus::start_in(dir)?;
     let mut seen: Vec<RuleGroup> = Vec::new();
     let deadline =

@@ -4,6 +4,7 @@
 
 use super::{Estimate, Fleet, HISTORY, INFRA_ROLES, SYSTEM_NAMESPACE, Vm};
 use super::{GIB, LAUNCHER_CORES, QEMU_OTHER_CORES, VCPU_CORES};
+use crate::exposition::series_text;
 use kube_metrics_contract::metrics::Profile;
 use std::fmt::Write as _;
 
@@ -111,12 +112,7 @@ impl Series {
     }
 
     pub(super) fn write(&self, out: &mut String, times: &[i64], end: i64) {
-        let labels: Vec<String> = self
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}=\"{v}\""))
-            .collect();
-        let labels = labels.join(",");
+        let series = series_text(self.name, self.labels.iter().map(|(k, v)| (k, v)));
         for &time in times {
             let ago = end - time;
             if self.stops_ago.is_some_and(|stop| ago < stop) {
@@ -126,7 +122,7 @@ impl Series {
                 continue;
             }
             // Writing to a String cannot fail.
-            let _ = writeln!(out, "{}{{{labels}}} {} {time}", self.name, self.value(ago));
+            let _ = writeln!(out, "{series} {} {time}", self.value(ago));
         }
     }
 }

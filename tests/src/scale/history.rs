@@ -5,13 +5,12 @@
 //! promtool reads each line once and the disk holds one block's text at a time.
 
 use super::{Fleet, unix_now};
-use crate::exposition::Sample;
-use crate::process;
-use anyhow::{Context as _, Result};
+use crate::exposition::{Sample, series_text};
+use crate::prometheus;
+use anyhow::Result;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
 use std::time::Instant;
 
 /// promtool's block length: it cuts blocks at multiples of it.
@@ -79,13 +78,7 @@ pub fn backfill(
         if samples > 0 {
             written.samples += samples;
             written.bytes += std::fs::metadata(&path)?.len();
-            process::output(
-                Command::new("promtool")
-                    .args(["tsdb", "create-blocks-from", "openmetrics"])
-                    .arg(&path)
-                    .arg(data),
-            )
-            .context("promtool tsdb create-blocks-from openmetrics")?;
+            prometheus::create_blocks(&path, data)?;
             written.blocks += 1;
         }
         std::fs::remove_file(&path)?;
@@ -149,7 +142,7 @@ fn write_window(
             None => (plan.step, raw_from),
         };
         buffer.clear();
-        let labels = series_labels(sample);
+        let labels = series_text(&sample.name, &sample.labels);
         for time in steps(first, to, step) {
             let _ = writeln!(buffer, "{labels} {} {time}", sample.value);
             samples += 1;
@@ -167,16 +160,6 @@ fn steps(from: i64, to: i64, step: i64) -> impl Iterator<Item = i64> {
     (first..to).step_by(step.max(1) as usize)
 }
 
-/// `name{k="v",...}` of a sample as Prometheus returned it.
-fn series_labels(sample: &Sample) -> String {
-    let labels: Vec<String> = sample
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    format!("{}{{{}}}", sample.name, labels.join(","))
-}
-
 /// Now, rounded down to a whole second.
 pub fn now() -> i64 {
     unix_now() as i64
@@ -191,15 +174,5 @@ mod tests {
         assert_eq!(steps(95, 400, 100).collect::<Vec<_>>(), [100, 200, 300]);
         assert_eq!(steps(100, 300, 100).collect::<Vec<_>>(), [100, 200]);
         assert_eq!(steps(100, 100, 100).count(), 0);
-    }
-
-    #[test]
-    fn recorded_labels_are_written_as_openmetrics() {
-        let sample = Sample {
-            name: "vmi:x:max".into(),
-            labels: [("a".to_owned(), "q\"".to_owned())].into(),
-            value: 1.0,
-        };
-        assert_eq!(series_labels(&sample), "vmi:x:max{a=\"q\\\"\"}");
     }
 }

@@ -159,30 +159,7 @@ impl Server {
     /// The instant vector of `expr` now.
     pub fn instant(&self, expr: &str) -> Result<Vec<crate::exposition::Sample>> {
         let data = self.api(&format!("query?query={}", http::encode_query(expr)))?;
-        let results = data["result"].as_array().context("no result")?;
-        results
-            .iter()
-            .map(|r| {
-                let labels: BTreeMap<String, String> = r["metric"]
-                    .as_object()
-                    .context("no metric")?
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-                    .collect();
-                let value = r["value"][1]
-                    .as_str()
-                    .unwrap_or("NaN")
-                    .parse()
-                    .unwrap_or(f64::NAN);
-                let mut labels = labels;
-                let name = labels.remove("__name__").unwrap_or_default();
-                Ok(crate::exposition::Sample {
-                    name,
-                    labels,
-                    value,
-                })
-            })
-            .collect()
+        crate::prometheus::samples(&data)
     }
 
     /// The single value of `expr` now.

@@ -10,15 +10,15 @@ use std::sync::{
 };
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http::StatusCode;
+use http::{Method, StatusCode};
+use kube_metrics_fake_api::{FakeApi, Reply};
 use kube_metrics_webhook::patch::complexity;
 use kube_metrics_webhook::vmi::cache::{MAX_READ_BYTES, MAX_READ_TOKENS};
 use serde_json::{Map, Value, json};
 use tokio::sync::watch;
 
 use super::{bundle_of_test, program, spawn};
-use crate::common::{fake_api, *};
+use crate::common::*;
 
 /// The attack's VMIs; the fixture pod's own VMI comes after them, on the last page.
 const ATTACK_VMIS: usize = 200;
@@ -40,7 +40,6 @@ const LIST_PAGE_MIB: f64 = 20.0;
 /// What that table leaves of the limit with every part at its worst: 94 of 128 MiB.
 const MARGIN_MIB: f64 = 34.0;
 
-const LIST_PATH: &str = "/apis/kubevirt.io/v1/virtualmachineinstances";
 const SOURCE: &str = "/metadata/annotations/kube-metrics-collector.io~1reason-source";
 
 /// The list's VMIs as JSON texts with `@NAME@` and `@UID@` to fill in.
@@ -48,17 +47,6 @@ struct Templates {
     bulky: String,
     oversized: String,
     fixture: String,
-}
-
-/// What the fake served.
-#[derive(Default)]
-struct Served {
-    /// List requests that arrived, answered or still held.
-    asked: AtomicUsize,
-    pages: AtomicUsize,
-    largest_page: AtomicUsize,
-    watches: AtomicUsize,
-    gets: AtomicUsize,
 }
 
 // === impl Templates ===
@@ -179,34 +167,28 @@ fn read_size(vmi: &str) -> (usize, usize) {
     size
 }
 
-async fn answer(
-    parts: http::request::Parts,
-    templates: Arc<Templates>,
-    served: Arc<Served>,
-    mut gate: watch::Receiver<bool>,
-) -> (StatusCode, Bytes) {
-    let watching = fake_api::query(&parts, "watch") == Some("true");
-    match parts.uri.path() {
-        LIST_PATH if watching => {
-            served.watches.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_secs(600)).await;
-            (StatusCode::OK, Bytes::new())
+/// A fake API server (no kube-apiserver can run here) listing the attack's VMIs, each page held
+/// until `gate` opens, then holding the watch open without events; any other request is answered
+/// 404. `largest` keeps the largest page's size in bytes.
+fn api_server(
+    templates: Templates,
+    gate: watch::Receiver<bool>,
+    largest: Arc<AtomicUsize>,
+) -> FakeApi {
+    let api = FakeApi::start().unwrap();
+    api.route(Method::GET, vmi_api::VMIS_PATH, move |request| {
+        if request.is_watch() {
+            return Reply::held();
         }
-        LIST_PATH => {
-            served.asked.fetch_add(1, Ordering::SeqCst);
+        let page = vmi_api::vmi_page(request, ATTACK_VMIS + 1, |i| templates.item(i));
+        largest.fetch_max(page.body.len(), Ordering::SeqCst);
+        let mut gate = gate.clone();
+        Reply::later(async move {
             let _ = gate.wait_for(|open| *open).await;
-            let (range, next) = fake_api::page(&parts, ATTACK_VMIS + 1);
-            let items: Vec<String> = range.map(|i| templates.item(i)).collect();
-            let page = fake_api::list("VirtualMachineInstanceList", &items, &next);
-            served.pages.fetch_add(1, Ordering::SeqCst);
-            served.largest_page.fetch_max(page.len(), Ordering::SeqCst);
-            (StatusCode::OK, Bytes::from(page))
-        }
-        _ => {
-            served.gets.fetch_add(1, Ordering::SeqCst);
-            fake_api::not_found()
-        }
-    }
+            page
+        })
+    });
+    api
 }
 
 /// Waits for `done`, failing at `limit` or when the webhook exited.
@@ -256,7 +238,7 @@ async fn reason_sources(server: &Binary, indexes: &[usize]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_within_its_limit() {
-    let templates = Arc::new(Templates::new());
+    let templates = Templates::new();
     let (bulky, oversized) = (templates.item(0), templates.item(OVERSIZED_EVERY - 1));
     for vmi in [&bulky, &oversized] {
         assert!(vmi.len().abs_diff(VMI_BYTES) < 4_096 && vmi.len() < 1536 * 1024);
@@ -266,23 +248,11 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
     assert!(bulky_read.0 <= MAX_READ_TOKENS && bulky_read.1 <= MAX_READ_BYTES);
     assert!(oversized_read.0 > MAX_READ_TOKENS, "{oversized_read:?}");
 
-    let served = Arc::new(Served::default());
+    let largest_page = Arc::new(AtomicUsize::new(0));
     let (open, gate) = watch::channel(false);
-    let address = {
-        let (templates, served) = (templates.clone(), served.clone());
-        fake_api::serve(Arc::new(move |parts| {
-            Box::pin(answer(
-                parts,
-                templates.clone(),
-                served.clone(),
-                gate.clone(),
-            ))
-        }))
-        .await
-    };
+    let api = api_server(templates, gate, largest_page.clone());
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, fake_api::kubeconfig(address)).unwrap();
+    let kubeconfig = api.write_kubeconfig(dir.path(), None).unwrap();
     let mut secret = SecretDir::new();
     secret.publish_bundle(&bundle_of_test());
     let mut server = spawn(
@@ -293,7 +263,7 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
     let pid = server.child.id();
 
     // Idle: started, its first list request held.
-    let asked = || served.asked.load(Ordering::SeqCst) > 0;
+    let asked = || vmi_api::received(&api, vmi_api::is_list) > 0;
     wait_for(
         &mut server,
         "the first list request",
@@ -305,7 +275,7 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
     reset_peak(pid);
     let started = Instant::now();
     open.send_replace(true);
-    let watching = || served.watches.load(Ordering::SeqCst) > 0;
+    let watching = || vmi_api::received(&api, vmi_api::is_watch) > 0;
     wait_for(&mut server, "the list", Duration::from_secs(120), watching).await;
     let listed_in = started.elapsed();
     let (rss, peak) = memory_kib(pid);
@@ -339,8 +309,8 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
         oversized_read.1,
         bulky_read.0,
         bulky_read.1,
-        served.pages.load(Ordering::SeqCst),
-        served.largest_page.load(Ordering::SeqCst) as f64 / 1048576.0,
+        vmi_api::received(&api, vmi_api::is_list),
+        largest_page.load(Ordering::SeqCst) as f64 / 1048576.0,
         listed_in.as_secs_f64(),
     );
     println!(
@@ -351,7 +321,7 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
         mib(rss),
         mib(peak),
         limit - MARGIN_MIB,
-        served.gets.load(Ordering::SeqCst),
+        vmi_api::received(&api, vmi_api::is_get),
     );
 
     assert!(ready, "the webhook never became ready");
@@ -377,7 +347,7 @@ async fn vmis_as_large_as_the_api_server_stores_leave_the_webhook_ready_and_with
     );
     assert_eq!((found, unreadable), (2.0, 1.0));
     assert_eq!(
-        served.gets.load(Ordering::SeqCst),
+        vmi_api::received(&api, vmi_api::is_get),
         0,
         "every VMI was cached"
     );

@@ -4,8 +4,8 @@
 #![allow(dead_code)] // Each test binary uses a different subset.
 
 pub mod deployment;
-pub mod fake_api;
 pub mod fixtures;
+pub mod vmi_api;
 
 use bytes::Bytes;
 use clap::Parser;

@@ -1,9 +1,13 @@
-//! What the certgen scenarios share: the names, a webhook configuration shaped like the shipped
-//! one, and the assertions every run must pass.
+//! What the certgen scenarios share: the fake Kubernetes API server they run against (it stands in
+//! for kube-apiserver, because none can run here), the names, a webhook configuration shaped like
+//! the shipped one, and the assertions every run must pass.
+#![allow(dead_code)] // Not every scenario uses every helper.
+
 use std::time::Duration;
 
-use http::Method;
-use k8s_openapi::api::core::v1::Secret;
+use http::{Method, StatusCode};
+use k8s_openapi::api::{admissionregistration::v1::MutatingWebhookConfiguration, core::v1::Secret};
+use kube_metrics_fake_api::{Answer, FakeApi};
 use kube_metrics_webhook::{
     certgen::{
         self, Bundle, CA_CRT, TLS_CRT, TLS_KEY,
@@ -13,15 +17,73 @@ use kube_metrics_webhook::{
 };
 use serde_json::{Value, json};
 
-use super::FakeApi;
-
 pub const NS: &str = "ns-0";
 pub const SERVICE: &str = "kmw";
 pub const SECRET: &str = "/api/v1/namespaces/ns-0/secrets/kmw-tls";
 pub const SECRETS: &str = "/api/v1/namespaces/ns-0/secrets";
+pub const CONFIGS: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations";
 pub const CONFIG: &str = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/kmw";
+/// The message of a failure the test injects.
+pub const INJECTED: &str = "injected by the test";
 pub const DAY: Duration = Duration::from_secs(86_400);
 pub const VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+
+/// The fake API server (standing in for kube-apiserver, which cannot run here), serving the
+/// Secrets of [`NS`] and the webhook configurations, both empty, with the validation
+/// kube-apiserver gives them that certgen could trip on.
+pub fn start() -> FakeApi {
+    let api = FakeApi::start().unwrap();
+    api.set(SECRETS, Vec::new());
+    api.set(CONFIGS, Vec::new());
+    api.validate(SECRETS, |new, old| {
+        if !is_valid_secret(new) {
+            return Err("not a valid kubernetes.io/tls Secret".into());
+        }
+        match old {
+            Some(old) if old.get("type") != new.get("type") => {
+                Err("type: field is immutable".into())
+            }
+            _ => Ok(()),
+        }
+    });
+    api.validate(CONFIGS, |new, _| {
+        serde_json::from_value::<MutatingWebhookConfiguration>(new.clone())
+            .map(drop)
+            .map_err(|error| format!("not a MutatingWebhookConfiguration: {error}"))
+    });
+    api
+}
+
+/// A Secret as kube-apiserver accepts it: a `kubernetes.io/tls` one carries `tls.crt` and
+/// `tls.key`.
+fn is_valid_secret(value: &Value) -> bool {
+    let Ok(secret) = serde_json::from_value::<Secret>(value.clone()) else {
+        return false;
+    };
+    let data = secret.data.unwrap_or_default();
+    let tls = data.contains_key(TLS_CRT) && data.contains_key(TLS_KEY);
+    secret.type_.as_deref() != Some("kubernetes.io/tls") || tls
+}
+
+/// A failure answered to a request the test picks: a `Status`, or with `text`, that as plain text
+/// (a proxy in the way).
+pub fn injected(code: StatusCode, text: Option<&str>) -> Answer {
+    match text {
+        Some(text) => Answer::text(code, text.to_owned()),
+        None => Answer::status(code, INJECTED),
+    }
+}
+
+/// Stores `secret` as if it had been created earlier.
+pub fn seed_secret(api: &FakeApi, secret: &Secret) {
+    api.seed(SECRETS, serde_json::to_value(secret).unwrap());
+}
+
+/// The stored Secret, if any.
+pub fn stored_secret(api: &FakeApi) -> Option<Secret> {
+    let value = api.object(SECRET)?;
+    Some(serde_json::from_value(value).unwrap())
+}
 
 pub fn names() -> Names {
     Names {
@@ -68,7 +130,7 @@ pub fn webhook_config(ca: [Option<&str>; 2]) -> Value {
 
 /// The stored configuration's webhooks with caBundle taken out, and the caBundles.
 pub fn split_bundles(api: &FakeApi) -> (Value, Vec<Option<Value>>) {
-    let mut webhooks = api.state().configs["kmw"]["webhooks"].clone();
+    let mut webhooks = api.object(CONFIG).unwrap()["webhooks"].clone();
     let bundles = webhooks
         .as_array_mut()
         .unwrap()
@@ -98,12 +160,12 @@ pub fn bundle_of(secret: &Secret) -> Bundle {
 }
 
 pub async fn apply(api: &FakeApi) -> anyhow::Result<()> {
-    cluster::apply(api.client(), &names(), &dns(), VALIDITY).await
+    cluster::apply(api.client().unwrap(), &names(), &dns(), VALIDITY).await
 }
 
 /// Asserts the Secret holds a pair certgen would reuse, and returns it.
 pub fn assert_usable_secret(api: &FakeApi) -> Bundle {
-    let secret = api.secret(NS, "kmw-tls").expect("the Secret exists");
+    let secret = stored_secret(api).expect("the Secret exists");
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
     let keys: Vec<_> = secret.data.clone().unwrap().into_keys().collect();
     assert_eq!(keys, [CA_CRT, TLS_CRT, TLS_KEY]);
@@ -127,18 +189,17 @@ pub fn assert_usable_secret(api: &FakeApi) -> Bundle {
 
 /// Asserts every PATCH was a JSON Patch of `test` name / `add` caBundle pairs and nothing else.
 pub fn assert_patches_touch_only_ca_bundles(api: &FakeApi) {
-    let state = api.state();
-    let patches: Vec<_> = state
-        .requests
+    let requests = api.requests();
+    let patches: Vec<_> = requests
         .iter()
         .filter(|r| r.method == Method::PATCH)
         .collect();
     assert!(!patches.is_empty());
     for patch in patches {
-        assert_eq!(patch.content_type, "application/json-patch+json");
+        assert_eq!(patch.content_type(), "application/json-patch+json");
         assert_eq!(patch.query, "&fieldManager=kube-metrics-webhook-certgen");
-        let ops = patch
-            .body
+        let body = patch.json();
+        let ops = body
             .as_ref()
             .and_then(Value::as_array)
             .expect("a JSON Patch array");
