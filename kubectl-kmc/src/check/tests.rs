@@ -1,7 +1,7 @@
 //! Table tests of the checklist's verdicts.
 
 use super::checklist::*;
-use super::render::{Summary, Overall};
+use super::render::{Overall, Summary};
 use super::{labels, platform};
 use crate::recommend::target;
 

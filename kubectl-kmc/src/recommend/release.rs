@@ -124,7 +124,9 @@ impl Judgement {
             .collect();
         let cluster = self.cluster.join(", ");
         let verdict = match &self.verdict {
-            Agreement::NoBudgets | Agreement::Unknown => "no kubevirt_info to compare with".to_owned(),
+            Agreement::NoBudgets | Agreement::Unknown => {
+                "no kubevirt_info to compare with".to_owned()
+            }
             Agreement::Agrees => {
                 format!("the cluster runs {cluster} (kubevirt_info): the same constants")
             }
