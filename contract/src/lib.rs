@@ -18,6 +18,19 @@ pub mod rules;
 pub mod skip;
 pub mod user_workload;
 
+/// What KubeVirt names in a launcher pod, read by more than one binary of ours.
+pub mod kubevirt {
+    /// Annotation on the launcher pod: the VMI's name (`<namespace>_<name>` in older releases);
+    /// read by the webhook to find the VMI and by the collector for `domain`.
+    pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
+    /// Annotation on the launcher pod: KubeVirt's memory overhead estimate for it, in bytes; read
+    /// by the collector from the downward API.
+    pub const MEMORY_OVERHEAD_ANNOTATION: &str = "kubevirt.io/memory-overhead-bytes";
+    /// The launcher pod's container that runs virt-launcher and QEMU, whose memory request and
+    /// limit the webhook projects for the collector.
+    pub const COMPUTE_CONTAINER: &str = "compute";
+}
+
 /// Labels and annotations on namespaces and launcher pods.
 pub mod pod {
     /// Label or annotation. Set by the admin (namespace label [`INJECT_ENABLED`], the webhook

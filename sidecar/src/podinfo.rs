@@ -3,14 +3,10 @@
 //! Parsing takes `&str` and does no I/O; `PodInfo::read` is the one function that touches files.
 //! Every file may be missing or malformed: we degrade, log, and never fail.
 
+use kube_metrics_contract::kubevirt::{DOMAIN_ANNOTATION, MEMORY_OVERHEAD_ANNOTATION};
 use kube_metrics_contract::{downward_api, sidecar};
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// Annotation with the VMI name (docs/kubevirt.md §2).
-pub const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
-/// KubeVirt's memory overhead estimate for the pod (docs/kubevirt.md §2, §5).
-pub const OVERHEAD_ANNOTATION: &str = "kubevirt.io/memory-overhead-bytes";
 
 /// The pod's identity from the environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,7 +97,7 @@ impl PodInfo {
     /// `kubevirt.io/memory-overhead-bytes`, when present and a plain integer.
     pub fn memory_overhead(&self) -> Option<u64> {
         self.annotations
-            .get(OVERHEAD_ANNOTATION)
+            .get(MEMORY_OVERHEAD_ANNOTATION)
             .and_then(|v| parse_quantity(v))
     }
 }
@@ -190,7 +186,7 @@ mod tests {
         assert_eq!(parse_quantity(""), None);
         let mut info = PodInfo::default();
         info.annotations
-            .insert(OVERHEAD_ANNOTATION.into(), "231735296".into());
+            .insert(MEMORY_OVERHEAD_ANNOTATION.into(), "231735296".into());
         assert_eq!(info.memory_overhead(), Some(231_735_296));
     }
 

@@ -10,15 +10,13 @@ mod plan;
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube_metrics_contract as contract;
+use kube_metrics_contract::kubevirt::COMPUTE_CONTAINER;
 
 use crate::policy::Policy;
 use crate::vmi::{self, Lookup, PathDecision, PathReason, Source, Verdict};
 
 pub use crate::reason::{SkipReason, UnsafeReason};
 pub use plan::{LOG_LEVELS, Plan, RunAs};
-
-/// KubeVirt's VM container; always `spec.containers[0]` (docs/kubevirt.md §3.1).
-pub const COMPUTE: &str = "compute";
 
 /// KubeVirt's marks on a launcher pod (docs/kubevirt.md §2).
 const LAUNCHER_LABEL: (&str, &str) = ("kubevirt.io", "virt-launcher");
@@ -217,7 +215,10 @@ fn skip_reason(pod: &Pod) -> Option<SkipReason> {
 /// What the patch relies on: `compute` first, our volume names free, and no pod-level resources
 /// (they change the QoS rules we follow).
 fn has_the_expected_shape(spec: &PodSpec) -> bool {
-    let compute_first = spec.containers.first().is_some_and(|c| c.name == COMPUTE);
+    let compute_first = spec
+        .containers
+        .first()
+        .is_some_and(|c| c.name == COMPUTE_CONTAINER);
     let names_free = spec.volumes.iter().flatten().all(|v| {
         v.name != contract::sidecar::PODINFO_VOLUME && v.name != contract::sidecar::SOCKET_VOLUME
     });

@@ -4,10 +4,11 @@ use kube_metrics_contract::metrics::Profile;
 use kube_metrics_contract::pod::{CPU_LIMIT, LOG_LEVEL, MEMORY_LIMIT, METRICS_PROFILE};
 use std::collections::BTreeSet;
 
-use super::{COMPUTE, all_containers};
+use super::all_containers;
 use crate::policy::{Bounds, EPHEMERAL_PORTS, Mode, Policy, Scrape};
 use crate::quantity::{self, Quantity};
 use crate::vmi::{PathDecision, PathReason, ScrapePath, Source, Verdict};
+use kube_metrics_contract::kubevirt::COMPUTE_CONTAINER;
 
 /// The collector's log levels that an annotation may select (passed as `KMC_LOG_LEVEL`).
 pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
@@ -59,7 +60,10 @@ impl RunAs {
 /// read with confidence (no user id, a quantity we cannot parse).
 pub(super) fn plan(pod: &Pod, policy: &Policy, port: u16, verdict: &Verdict) -> Option<Plan> {
     let spec = pod.spec.as_ref()?;
-    let compute = spec.containers.first().filter(|c| c.name == COMPUTE)?;
+    let compute = spec
+        .containers
+        .first()
+        .filter(|c| c.name == COMPUTE_CONTAINER)?;
     let run_as = run_as(spec, compute)?;
     let guaranteed = is_guaranteed(spec)?;
     let annotations = pod.metadata.annotations.as_ref();

@@ -8,8 +8,9 @@ use kube_metrics_contract::sidecar::{
 };
 use serde_json::{Value, json};
 
-use crate::decide::{COMPUTE, Plan};
+use crate::decide::Plan;
 use crate::policy::Mode;
+use kube_metrics_contract::kubevirt::COMPUTE_CONTAINER;
 
 /// The collector binary in the image (the image holds both binaries under /usr/local/bin, like the
 /// webhook's own Deployment). An absolute path: the image's entry point is the webhook's, and the
@@ -92,7 +93,7 @@ pub fn container(plan: &Plan) -> Value {
 
 /// The downward-API volume the collector reads its identity from, and the socket's `emptyDir`.
 pub fn volumes() -> [Value; 2] {
-    let memory = |path: &str, resource: &str| json!({"path": path, "resourceFieldRef": {"containerName": COMPUTE, "resource": resource, "divisor": "1"}});
+    let memory = |path: &str, resource: &str| json!({"path": path, "resourceFieldRef": {"containerName": COMPUTE_CONTAINER, "resource": resource, "divisor": "1"}});
     let podinfo = json!({
         "name": PODINFO_VOLUME,
         "downwardAPI": {"items": [

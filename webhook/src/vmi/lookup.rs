@@ -13,6 +13,7 @@ use kube::{
     api::{ApiResource, GroupVersionKind},
     runtime::{WatchStreamExt, watcher},
 };
+use kube_metrics_contract::kubevirt::DOMAIN_ANNOTATION;
 use serde_json::Value;
 
 use super::cache::{CachedVmi, VmiCache, VmiSubset};
@@ -49,7 +50,6 @@ pub struct VmiRef {
 }
 
 /// KubeVirt's marks that name a launcher pod's VMI (docs/kubevirt.md §2).
-const DOMAIN_ANNOTATION: &str = "kubevirt.io/domain";
 const CREATED_BY_LABEL: &str = "kubevirt.io/created-by";
 
 impl VmiRef {
