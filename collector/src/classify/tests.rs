@@ -1,3 +1,5 @@
+//! Table and property tests of the roles and QEMU's thread classes.
+
 use super::*;
 use proptest::prelude::*;
 

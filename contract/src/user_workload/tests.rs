@@ -1,3 +1,5 @@
+//! Table tests of the PromQL rewrite for user-workload monitoring, and bad input refused.
+
 use super::*;
 use crate::rules::RECORDINGS;
 

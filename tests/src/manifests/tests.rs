@@ -1,3 +1,5 @@
+//! The rendered manifests' readers on small objects: documents, kinds, images.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! The NetworkPolicy model: label selectors, declared ports, rule ports.
+
 use super::*;
 use serde_json::json;
 

@@ -1,3 +1,5 @@
+//! The release checks on small objects: identities, Jobs, webhook configurations.
+
 use super::*;
 use serde_json::json;
 

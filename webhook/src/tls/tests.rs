@@ -1,3 +1,5 @@
+//! Certificate pairs loaded and refused, with certificates made by `certgen`.
+
 use super::*;
 use crate::certgen;
 

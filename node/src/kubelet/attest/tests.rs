@@ -1,3 +1,5 @@
+//! The downward-API volume read through the kubelet's own symlinks only, and the route it decides.
+
 use super::*;
 
 fn projected(uid: &str, ns: &str, name: &str, labels: &str) -> Projected {

@@ -1,3 +1,5 @@
+//! Sockets found under a fake kubelet root, and every way a pod's directory can be skipped.
+
 use super::*;
 use std::fs;
 use std::os::unix::fs::symlink;

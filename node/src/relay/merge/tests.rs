@@ -1,3 +1,5 @@
+//! The merge's guarantees, target by target: identity, families, types, labels, duplicates, caps.
+
 use super::*;
 use crate::relay::parse::{Parsed, Sample};
 use kube_metrics_contract::limits::{

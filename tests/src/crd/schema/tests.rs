@@ -1,3 +1,5 @@
+//! The schema check: values checked as the API server checks them, and a version's schema found.
+
 use super::*;
 use serde_json::json;
 

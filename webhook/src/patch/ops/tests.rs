@@ -1,3 +1,5 @@
+//! The JSON patch operations on the keys the webhook owns.
+
 use super::*;
 
 fn paths(ops: &[PatchOperation]) -> Vec<String> {
