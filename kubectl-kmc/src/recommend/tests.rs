@@ -1,6 +1,10 @@
 //! Table tests of the recommendation's queries and how it reads their answers.
 
+use super::queries::Queries;
 use super::*;
+use crate::prom::Sample;
+use crate::vouch::{self, Ignored};
+use math::{OomKill, OverBudget};
 
 fn sample(pairs: &[(&str, &str)], value: f64) -> Sample {
     Sample::new(pairs, value)
