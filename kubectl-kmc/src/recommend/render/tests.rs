@@ -1,10 +1,19 @@
 //! Table tests of the recommendation's text and JSON.
 
-use super::super::math::{Cost, Fence, Group, Leak, LeftOut, OomKill, OverBudget, Screened};
-use super::super::release;
-use super::*;
-use crate::vouch::{Ignored, Tally};
 use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::super::math::{
+    Cost, Fence, Group, Leak, LeftOut, Method, OomKill, OverBudget, Screened, SetAside, VmAdvice,
+};
+use super::super::release;
+use super::super::target::{Manager, Object};
+use super::patches::patch_command;
+use super::reasoning::*;
+use super::*;
+use crate::units::MI;
+use crate::vouch::{Ignored, Tally};
 
 const DAY: f64 = 86_400.0;
 
