@@ -1,14 +1,20 @@
 //! The recommendation as a table with its reasoning, as merge patches an admin can apply, or as
-//! JSON; no I/O. Every line is escaped ([`escape`]), and a printed command names a VM only when
+//! JSON; no I/O. Every line is escaped ([`crate::text::escape`]), and a printed command names a VM only when
 //! its name and namespace are Kubernetes names, shell-quoted besides: the names come from label
 //! values, which whoever wrote the series chose.
 
+mod patches;
+mod reasoning;
+mod report;
+#[cfg(test)]
+mod tests;
+
 use anyhow::Result;
+
+pub use reasoning::ratio_text;
 
 use super::math::{Advice, Settings};
 use super::target::Target;
-pub use reasoning::ratio_text;
-
 use crate::cli::RecommendOutput;
 use crate::text::to_json;
 
@@ -31,9 +37,3 @@ pub fn render_for(
         RecommendOutput::Json => Ok(to_json(advice)?),
     }
 }
-
-mod patches;
-mod reasoning;
-mod report;
-#[cfg(test)]
-mod tests;
