@@ -1,7 +1,7 @@
 //! The recommendation as a table with its reasoning, as merge patches an admin can apply, or as
-//! JSON; no I/O. Every line is escaped ([`crate::text::escape`]), and a printed command names a VM only when
-//! its name and namespace are Kubernetes names, shell-quoted besides: the names come from label
-//! values, which whoever wrote the series chose.
+//! JSON; no I/O. Every line is escaped ([`crate::text::escape`]), and a printed command names a VM
+//! only when its name and namespace are Kubernetes names, shell-quoted besides: the names come from
+//! label values, which whoever wrote the series chose.
 
 mod patches;
 mod reasoning;
