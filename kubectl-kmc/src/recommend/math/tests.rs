@@ -1,6 +1,8 @@
 //! Table tests of the method: leaks, the OOM bound, the outlier fence, the small-fleet median,
 //! the quantile, the ratio, addedOverhead and the costs.
 
+use std::time::Duration;
+
 use super::*;
 
 const HOUR: f64 = 3600.0;
