@@ -104,6 +104,20 @@ impl NodeScraper {
     /// The whole `/metrics` body: every reported pod's families, then the node collector's own.
     pub fn scrape(&mut self) -> Vec<u8> {
         let started = Instant::now();
+        let (counts, collected) = self.collect_pods();
+        let generation = self.generation;
+        self.pods.retain(|_, pod| pod.generation == generation);
+        self.signs.retain(|_, (_, g)| *g == generation);
+        self.generation += 1;
+        self.last = counts;
+        let mut out = self.answer(&collected);
+        own_families(&counts, started.elapsed().as_secs_f64(), &mut out);
+        out
+    }
+
+    /// Decides what to do with each pod on the node and collects the launcher pods to report, in
+    /// uid order, with their attested identities.
+    fn collect_pods(&mut self) -> (PodCounts, Vec<(Arc<str>, Identity)>) {
         let by_pod = self.group_by_pod();
         let identities = match logs::read(&self.layout.pod_logs) {
             Ok(ids) => ids,
@@ -113,7 +127,7 @@ impl NodeScraper {
             }
         };
         let mut counts = PodCounts::default();
-        let mut collected: Vec<(Arc<str>, Identity)> = Vec::new();
+        let mut collected = Vec::new();
         let mut uids: Vec<&Arc<str>> = by_pod.keys().collect();
         uids.sort();
         for uid in uids {
@@ -137,11 +151,12 @@ impl NodeScraper {
                 }
             }
         }
-        let generation = self.generation;
-        self.pods.retain(|_, pod| pod.generation == generation);
-        self.signs.retain(|_, (_, g)| *g == generation);
-        self.generation += 1;
-        self.last = counts;
+        (counts, collected)
+    }
+
+    /// The collected pods' lines that the answer admits, family by family; each pod left out is
+    /// logged with why.
+    fn answer(&self, collected: &[(Arc<str>, Identity)]) -> Vec<u8> {
         let weights: Vec<Weight<'_>> = collected
             .iter()
             .map(|(uid, identity)| {
@@ -173,7 +188,6 @@ impl NodeScraper {
         // Room for the families' headers and the node collector's own.
         let mut out = Vec::with_capacity(bytes + bytes / 8 + 2048);
         write_pods(admitted, &mut out);
-        own_families(&counts, started.elapsed().as_secs_f64(), &mut out);
         out
     }
 
