@@ -346,12 +346,8 @@ fn own(
     samples: Vec<(Vec<String>, f64)>,
 ) -> Family {
     Family {
-        name,
-        help,
-        kind,
         prefixed: false,
-        labels,
-        samples,
+        ..infra(name, help, kind, labels, samples)
     }
 }
 
