@@ -104,10 +104,8 @@ impl<'o> Builder<'o> {
             sections,
         }
     }
-}
 
-impl Builder<'_> {
-    /// Every family of `m`, in the contract's order.
+    /// Every family of `m`, in the order the golden expositions hold.
     fn families(&mut self, m: &Metrics) {
         let (c, scope) = (&m.collection, &m.scope);
         self.cpu_seconds(c);
