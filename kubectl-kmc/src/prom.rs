@@ -7,6 +7,7 @@
 //! and credentials never reach an error: the URL's userinfo becomes a Basic `Authorization`
 //! header and is cut from every URL this module prints ([`redact`]), as is its query.
 
+mod answer;
 pub mod discover;
 mod tls;
 mod transport;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use http::{StatusCode, Uri};
 use serde_json::Value;
 
+use answer::{parse_matrix, parse_response, parse_vector};
 use transport::Transport;
 
 /// How long one query may take, connection included.
@@ -305,102 +307,6 @@ fn percent_decode(text: &str) -> Vec<u8> {
     }
     out
 }
-
-fn not_prometheus(url: &str, reason: String) -> PromError {
-    PromError::NotPrometheus {
-        url: url.to_owned(),
-        reason,
-    }
-}
-
-/// The API's JSON envelope to its `data`, or the error it carries.
-fn parse_response(
-    url: &str,
-    query: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> Result<Value, PromError> {
-    if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-        return Err(PromError::Denied {
-            url: url.to_owned(),
-            status,
-        });
-    }
-    let mut json: Value = serde_json::from_slice(body)
-        .map_err(|_| not_prometheus(url, format!("HTTP {status}, not JSON")))?;
-    if json["status"] != "success" {
-        return Err(PromError::Rejected {
-            query: query.to_owned(),
-            status,
-            message: json["error"].as_str().unwrap_or("no error text").to_owned(),
-        });
-    }
-    Ok(json["data"].take())
-}
-
-/// The results of `data`, when they are of `kind`.
-fn results<'a>(url: &str, data: &'a Value, kind: &str) -> Result<&'a Vec<Value>, PromError> {
-    if data["resultType"] != kind {
-        return Err(not_prometheus(
-            url,
-            format!(
-                "result type {} where a {kind} was expected",
-                data["resultType"]
-            ),
-        ));
-    }
-    data["result"]
-        .as_array()
-        .ok_or_else(|| not_prometheus(url, "no result array".into()))
-}
-
-fn parse_vector(url: &str, data: &Value) -> Result<Vec<Sample>, PromError> {
-    results(url, data, "vector")?
-        .iter()
-        .map(|r| sample(r).ok_or_else(|| not_prometheus(url, format!("malformed sample {r}"))))
-        .collect()
-}
-
-fn parse_matrix(url: &str, data: &Value) -> Result<Vec<Series>, PromError> {
-    results(url, data, "matrix")?
-        .iter()
-        .map(|r| series(r).ok_or_else(|| not_prometheus(url, format!("malformed series {r}"))))
-        .collect()
-}
-
-fn labels(result: &Value) -> Option<BTreeMap<String, String>> {
-    result["metric"]
-        .as_object()?
-        .iter()
-        .map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
-        .collect()
-}
-
-/// `[1712345678.123, "2.5"]` to its time and value.
-fn point(pair: &Value) -> Option<(f64, f64)> {
-    Some((pair.get(0)?.as_f64()?, pair.get(1)?.as_str()?.parse().ok()?))
-}
-
-fn sample(result: &Value) -> Option<Sample> {
-    let (_, value) = point(&result["value"])?;
-    Some(Sample {
-        labels: labels(result)?,
-        value,
-    })
-}
-
-fn series(result: &Value) -> Option<Series> {
-    let points = result["values"]
-        .as_array()?
-        .iter()
-        .map(point)
-        .collect::<Option<_>>()?;
-    Some(Series {
-        labels: labels(result)?,
-        points,
-    })
-}
-
 /// Percent-encoding of a query parameter (RFC 3986 unreserved characters pass).
 fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 3);
