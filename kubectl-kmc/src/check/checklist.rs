@@ -2,8 +2,8 @@
 //! (annotations a tenant wrote, names): [`super::render`] escapes every line, and a name in a printed
 //! command is shell-quoted.
 
-use std::collections::{BTreeMap, BTreeSet};
-
+use super::facts::{Endpoints, Namespace, Pod, Probe, Vm, Webhook};
+use super::line::{Line, Outcome, Section};
 use super::{advice, platform};
 use crate::text::shell_quote;
 
@@ -30,119 +30,6 @@ pub struct Facts {
     pub platform: platform::Facts,
     /// Relayed series are read as user-workload monitoring stores them (`--user-workload-monitoring`).
     pub relayed_exported: bool,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Webhook {
-    /// Every webhook entry has a non-empty `clientConfig.caBundle`.
-    pub ca_bundle_set: bool,
-    /// `clientConfig.service` of the first entry: namespace, name.
-    pub service: Option<(String, String)>,
-    /// `clientConfig.url` of the first entry, when it names no Service.
-    pub url: Option<String>,
-    /// Namespaces the `namespaceSelector` keeps out whatever their labels (`NotIn` values).
-    pub excluded_namespaces: Vec<String>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Endpoints {
-    pub slices: usize,
-    pub ready: usize,
-    pub not_ready: usize,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Namespace {
-    pub name: String,
-    /// `None`: it does not exist.
-    pub labels: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Vm {
-    pub name: String,
-    /// The current launcher pod; `None` when the VM runs none.
-    pub pod: Option<Pod>,
-}
-
-#[derive(Clone, Debug, Default)]
-pub struct Pod {
-    pub name: String,
-    pub node: String,
-    pub annotations: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// Which launcher pods Prometheus has `kubevirt_pod_infra_pod_info` of, as the recording rules
-/// read it.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Probe {
-    /// No Prometheus to ask: why.
-    NotAsked(String),
-    /// Namespace and name of each pod.
-    Answered(BTreeSet<(String, String)>),
-    /// Prometheus could not be asked; the error's text.
-    Failed(String),
-}
-
-/// What became of one check.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Looked at, and right.
-    Passed,
-    /// Looked at, and wrong: the detail says what to do.
-    Failed,
-    /// Not looked at, by choice or for want of access (no `--prometheus`, a webhook reached by
-    /// URL, an object this user may not read): said, so that a checklist without failures is not
-    /// read as covering it.
-    NotChecked,
-    /// Could not be looked at although asked for (Prometheus unreachable): the checklist is
-    /// incomplete, and the command exits as one that could not run.
-    Unknown,
-}
-
-/// One line of the checklist.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Line {
-    pub outcome: Outcome,
-    pub text: String,
-    /// What is wrong and what to do, for a failed line; notes for the others.
-    pub detail: Vec<String>,
-}
-
-impl Line {
-    pub(super) fn new(outcome: Outcome, text: impl Into<String>, detail: Vec<String>) -> Self {
-        Self {
-            outcome,
-            text: text.into(),
-            detail,
-        }
-    }
-
-    pub(super) fn pass(text: impl Into<String>) -> Self {
-        Self::new(Outcome::Passed, text, Vec::new())
-    }
-
-    pub(super) fn fail(text: impl Into<String>, detail: Vec<String>) -> Self {
-        Self::new(Outcome::Failed, text, detail)
-    }
-
-    pub(super) fn not_checked(text: impl Into<String>, why: impl Into<String>) -> Self {
-        Self::new(Outcome::NotChecked, text, vec![why.into()])
-    }
-
-    pub(super) fn with(mut self, note: impl Into<String>) -> Self {
-        self.detail.push(note.into());
-        self
-    }
-}
-
-/// A titled group of lines.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct Section {
-    pub title: String,
-    pub lines: Vec<Line>,
 }
 
 /// The whole checklist, in order.

@@ -3,6 +3,8 @@
 
 pub mod advice;
 pub mod checklist;
+pub mod facts;
+pub mod line;
 pub mod platform;
 pub mod render;
 
@@ -18,7 +20,8 @@ use kube_metrics_contract::rules;
 use crate::cluster::{Call, Cluster, ClusterError};
 use crate::fleet::{Relayed, rule};
 use crate::prom::Prometheus;
-use checklist::{Endpoints, Facts, Probe, Webhook};
+use checklist::Facts;
+use facts::{Endpoints, Probe, Webhook};
 
 /// What `check` was asked about.
 #[derive(Clone, Debug)]
@@ -163,10 +166,7 @@ async fn read_endpoints(
     Ok(endpoints)
 }
 
-async fn read_namespace(
-    cluster: &Cluster,
-    name: &str,
-) -> Result<checklist::Namespace, ClusterError> {
+async fn read_namespace(cluster: &Cluster, name: &str) -> Result<facts::Namespace, ClusterError> {
     let call = Call {
         verb: "get",
         resource: "namespaces",
@@ -178,7 +178,7 @@ async fn read_namespace(
         .get_opt(name)
         .await
         .map_err(|e| call.error(&cluster.url, e))?;
-    Ok(checklist::Namespace {
+    Ok(facts::Namespace {
         name: name.to_owned(),
         labels: namespace.map(|n| n.metadata.labels.unwrap_or_default()),
     })
@@ -188,7 +188,7 @@ async fn read_vm(
     cluster: &Cluster,
     request: &Request,
     name: &str,
-) -> Result<checklist::Vm, CheckError> {
+) -> Result<facts::Vm, CheckError> {
     let ns = request.namespace.as_str();
     let Some(pod) = current_launcher(cluster, ns, name).await? else {
         if !vm_exists(cluster, ns, name).await? {
@@ -197,18 +197,18 @@ async fn read_vm(
                 name: name.to_owned(),
             });
         }
-        return Ok(checklist::Vm {
+        return Ok(facts::Vm {
             name: name.to_owned(),
             pod: None,
         });
     };
-    let facts = checklist::Pod {
+    let facts = facts::Pod {
         name: pod.metadata.name.clone().unwrap_or_default(),
         node: pod.spec.and_then(|s| s.node_name).unwrap_or_default(),
         annotations: pod.metadata.annotations.unwrap_or_default(),
         labels: pod.metadata.labels.unwrap_or_default(),
     };
-    Ok(checklist::Vm {
+    Ok(facts::Vm {
         name: name.to_owned(),
         pod: Some(facts),
     })

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::checklist::{Outcome, Section};
+use super::line::{Outcome, Section};
 use crate::text::escape;
 
 /// How many lines ended each way.
@@ -118,7 +118,7 @@ pub fn json(sections: &[Section]) -> Result<String, serde_json::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::checklist::Line;
+    use crate::check::line::Line;
 
     fn section(lines: Vec<Line>) -> Vec<Section> {
         vec![Section {

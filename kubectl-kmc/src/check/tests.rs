@@ -1,6 +1,8 @@
 //! Table tests of the checklist's outcomes and its overall result.
 
 use super::checklist::*;
+use super::facts::*;
+use super::line::*;
 use super::render::{Overall, Summary};
 use super::{labels, platform};
 use crate::recommend::target;

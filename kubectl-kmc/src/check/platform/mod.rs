@@ -6,7 +6,8 @@ pub mod read;
 
 use std::collections::BTreeMap;
 
-use super::checklist::{Line, Namespace, Section};
+use super::facts::Namespace;
+use super::line::{Line, Section};
 use crate::recommend::target;
 use crate::text::shell_quote;
 

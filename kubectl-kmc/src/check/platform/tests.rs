@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::check::checklist::Outcome;
+use crate::check::line::Outcome;
 
 fn relay(desired: i32, ready: i32, sccs: &[(&str, usize)]) -> Read<Option<DaemonSet>> {
     Ok(Some(DaemonSet {
