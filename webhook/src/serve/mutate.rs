@@ -180,42 +180,33 @@ fn log_review(reviewed: &Reviewed, lookup: &str, elapsed: Duration) {
     let ignored = reviewed.ignored.join(",");
     let ignored = ignored.as_str();
     let uid = reviewed.uid.as_str();
+    // A tracing event's level is part of its static callsite, so the two levels are two events.
+    macro_rules! reviewed {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                uid,
+                namespace,
+                generate_name,
+                vm,
+                outcome,
+                reason,
+                source,
+                lookup,
+                scrape,
+                scrape_reason,
+                oversized,
+                ignored,
+                dry_run,
+                latency_ms,
+                "Reviewed pod"
+            )
+        };
+    }
     if matches!(reviewed.outcome, Outcome::Error(_)) {
-        tracing::warn!(
-            uid,
-            namespace,
-            generate_name,
-            vm,
-            outcome,
-            reason,
-            source,
-            lookup,
-            scrape,
-            scrape_reason,
-            oversized,
-            ignored,
-            dry_run,
-            latency_ms,
-            "Reviewed pod"
-        );
+        reviewed!(tracing::Level::WARN);
     } else {
-        tracing::info!(
-            uid,
-            namespace,
-            generate_name,
-            vm,
-            outcome,
-            reason,
-            source,
-            lookup,
-            scrape,
-            scrape_reason,
-            oversized,
-            ignored,
-            dry_run,
-            latency_ms,
-            "Reviewed pod"
-        );
+        reviewed!(tracing::Level::INFO);
     }
 }
 
