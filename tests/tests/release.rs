@@ -6,6 +6,7 @@
 
 use anyhow::{Context as _, Result, ensure};
 use e2e::manifests::{self, NAMESPACE, kind, of_kind};
+use e2e::process;
 use e2e::release::{self, REPOSITORY, VARIANTS};
 use kube_metrics_contract::{build::VERSION, pod};
 use serde_json::Value;
@@ -293,5 +294,59 @@ fn scripts_release_refuses_a_version_the_binaries_would_not_report() -> Result<(
         changelog.lines().any(|l| l == format!("## {VERSION}")),
         "CHANGELOG.md has no '## {VERSION}'"
     );
+    Ok(())
+}
+
+/// 0.1.0's alerts as clusters run them: every variant's PrometheusRule passes 0.1.0's own promtool
+/// tests, and each alert is there firing and silent (two cases at least).
+#[test]
+fn the_0_1_0_alerts_pass_their_own_unit_tests() -> Result<()> {
+    let fixtures = e2e::workspace().join(format!("tests/fixtures/release-{FIRST}"));
+    let tests = std::fs::read_to_string(fixtures.join("rules.test.yaml"))?;
+    let mut variants = 0;
+    let mut rule_files = BTreeSet::new();
+    let mut paths: Vec<_> = std::fs::read_dir(&fixtures)?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    paths.sort();
+    for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let name = name.unwrap_or_default();
+        if !name.ends_with(".yaml") || name == "rules.test.yaml" {
+            continue;
+        }
+        let docs = manifests::parse_documents(&std::fs::read_to_string(&path)?)?;
+        if of_kind(&docs, "PrometheusRule").is_empty() {
+            continue;
+        }
+        let (spec, _) = manifests::prometheus_rules(&docs)?;
+        let alerts: Vec<&str> = spec["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+            .filter_map(|r| r["alert"].as_str())
+            .collect();
+        ensure!(alerts.len() == 14, "{name}: {} alerts", alerts.len());
+        for alert in &alerts {
+            let cases = tests.matches(&format!("alertname: {alert}\n")).count();
+            ensure!(cases >= 2, "{name}: {alert} has {cases} test cases");
+        }
+        rule_files.insert(serde_norway::to_string(&spec)?);
+        variants += 1;
+    }
+    ensure!(variants == 5, "{variants} variants with alerts");
+    // promtool takes seconds a run: each distinct rule file once (0.1.0 shipped one).
+    for rules in &rule_files {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("rules.yaml"), rules)?;
+        std::fs::write(dir.path().join("rules.test.yaml"), &tests)?;
+        let tested = process::stdout(
+            Command::new("promtool")
+                .args(["test", "rules", "rules.test.yaml"])
+                .current_dir(dir.path()),
+        )?;
+        ensure!(tested.contains("SUCCESS"), "{tested}");
+    }
     Ok(())
 }
