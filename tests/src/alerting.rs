@@ -15,6 +15,22 @@ pub const RUNBOOK_SECTIONS: &[&str] = &["Meaning", "Impact", "Diagnosis", "Mitig
 /// Labels an alert of ours never carries: HCO folds `operator_health_impact` into KubeVirt's health.
 const HEALTH_LABELS: &[&str] = &["operator_health_impact"];
 
+/// The alert rules of a PrometheusRule's `spec`, group by group.
+pub fn alerts(spec: &Value) -> impl Iterator<Item = &Value> {
+    spec["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter(|r| r["alert"].is_string())
+}
+
+/// How many of a promtool test file's expected alerts name `alert`: a test of it firing and one of
+/// it silent (`exp_alerts: []`) each name it once.
+pub fn test_cases(test_text: &str, alert: &str) -> usize {
+    test_text.matches(&format!("alertname: {alert}\n")).count()
+}
+
 /// The runbook base of the (first) PrometheusRule in `docs`.
 pub fn runbook_base(docs: &[Value]) -> Result<String> {
     let rule = docs

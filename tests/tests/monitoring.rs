@@ -156,15 +156,10 @@ fn every_alert_is_tested_and_has_a_runbook(spec: &Value, test_text: &str) -> Res
     ensure!(base == release_runbook_base(), "runbook base {base}");
     // runbook-url.yaml splits each link on "/Kube" to swap the base.
     ensure!(!base.contains("/Kube"), "runbook base {base}");
-    let alerts = spec["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|g| g["rules"].as_array().into_iter().flatten());
     let mut names = BTreeSet::new();
-    for alert in alerts.filter(|r| r["alert"].is_string()) {
+    for alert in e2e::alerting::alerts(spec) {
         let name = alert["alert"].as_str().unwrap_or("");
-        let cases = test_text.matches(&format!("alertname: {name}\n")).count();
+        let cases = e2e::alerting::test_cases(test_text, name);
         ensure!(cases >= 2, "{name}: {cases} test cases");
         let url = alert["annotations"]["runbook_url"].as_str().unwrap_or("");
         ensure!(
@@ -215,13 +210,7 @@ fn no_alert_counts_towards_kubevirts_health() -> Result<()> {
             continue;
         }
         let (spec, _) = manifests::prometheus_rules(docs)?;
-        let alerts = spec["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
-            .filter(|r| r["alert"].is_string());
-        for alert in alerts {
+        for alert in e2e::alerting::alerts(&spec) {
             for selector in HCO_HEALTH_SELECTORS {
                 ensure!(
                     !e2e::alerting::selects(selector, alert)?,

@@ -115,7 +115,7 @@ fn runbook_base_is_replaceable_from_an_overlay() -> Result<()> {
     ensure!(alerting::runbook_base(&docs)? == base);
     let (spec, _) = manifests::prometheus_rules(&docs)?;
     let mut count = 0;
-    for alert in alerts(&spec) {
+    for alert in e2e::alerting::alerts(&spec) {
         let name = alert["alert"].as_str().unwrap_or("");
         let url = alert["annotations"]["runbook_url"].as_str().unwrap_or("");
         ensure!(url == format!("{base}/{name}.md"), "{name}: {url}");
@@ -123,15 +123,6 @@ fn runbook_base_is_replaceable_from_an_overlay() -> Result<()> {
     }
     ensure!(count == 14, "{count} alerts");
     Ok(())
-}
-
-fn alerts(spec: &Value) -> impl Iterator<Item = &Value> {
-    spec["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
-        .filter(|r| r["alert"].is_string())
 }
 
 fn dashboard_file(path: &str) -> Result<Value> {

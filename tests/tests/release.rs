@@ -320,16 +320,12 @@ fn the_0_1_0_alerts_pass_their_own_unit_tests() -> Result<()> {
             continue;
         }
         let (spec, _) = manifests::prometheus_rules(&docs)?;
-        let alerts: Vec<&str> = spec["groups"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        let alerts: Vec<&str> = e2e::alerting::alerts(&spec)
             .filter_map(|r| r["alert"].as_str())
             .collect();
         ensure!(alerts.len() == 14, "{name}: {} alerts", alerts.len());
         for alert in &alerts {
-            let cases = tests.matches(&format!("alertname: {alert}\n")).count();
+            let cases = e2e::alerting::test_cases(&tests, alert);
             ensure!(cases >= 2, "{name}: {alert} has {cases} test cases");
         }
         rule_files.insert(serde_norway::to_string(&spec)?);
