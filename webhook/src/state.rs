@@ -15,6 +15,10 @@ use crate::{
 /// The default body cap ([`Limits::body_cap`]): the API server's own request limit.
 pub const BODY_CAP: usize = 3 * 1024 * 1024;
 
+/// The default size under which a body is read before its review takes a slot
+/// ([`Limits::small_body`]): a launcher pod's AdmissionReview is ~15 KiB.
+pub const SMALL_BODY: usize = 64 * 1024;
+
 /// The default number of review slots ([`Limits::reviews`]); the arithmetic that fits them in the
 /// Deployment's 128 MiB is in docs/threat-model.md.
 pub const REVIEW_SLOTS: usize = 4;
@@ -27,11 +31,17 @@ pub struct Limits {
     /// API server takes request bodies of at most 3 MiB, so no pod the cluster can create has a
     /// larger review; every byte allowed here is memory each of `reviews` may hold.
     pub body_cap: usize,
+    /// A body declared at most this long is read before its review takes a slot, within
+    /// `small_read`: a slow client then holds a connection, never a slot. Every connection may
+    /// hold this much at once (docs/threat-model.md).
+    pub small_body: usize,
+    /// Time for a small body, after the head. The API server sends a review's body at once.
+    pub small_read: Duration,
     /// Time for the TLS handshake.
     pub handshake: Duration,
     /// Time for the request head. hyper also applies it to an idle keep-alive connection.
     pub header_read: Duration,
-    /// Time for the whole body, after the head. The API server gives up after `timeoutSeconds`
+    /// Time for a larger body, after the head. The API server gives up after `timeoutSeconds`
     /// (at most 30 s) anyway.
     pub request: Duration,
     /// How long in-flight requests may take after SIGTERM; below the 30 s default grace period.
@@ -69,6 +79,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             body_cap: BODY_CAP,
+            small_body: SMALL_BODY,
+            small_read: slots::READ_GRACE,
             handshake: kube_metrics_runtime::HANDSHAKE_TIMEOUT,
             header_read: kube_metrics_runtime::HEADER_READ_TIMEOUT,
             request: Duration::from_secs(15),

@@ -12,7 +12,7 @@ use common::*;
 use http::StatusCode;
 use kube_metrics_webhook::certgen::Bundle;
 use kube_metrics_webhook::patch::complexity;
-use kube_metrics_webhook::state::{BODY_CAP, REVIEW_SLOTS};
+use kube_metrics_webhook::state::{BODY_CAP, REVIEW_SLOTS, SMALL_BODY};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -185,13 +185,12 @@ async fn slowloris(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Completes TLS and a head declaring a full body, then sends it one byte at a time.
-async fn slow_body(addr: SocketAddr) -> tokio::task::JoinHandle<()> {
+/// Completes TLS and a head declaring a body of `length`, then sends it one byte at a time.
+async fn slow_body(addr: SocketAddr, length: usize) -> tokio::task::JoinHandle<()> {
     let connector = tls_connector(&[&bundle_of_test()]);
     let mut stream = tls_stream(&connector, addr).await.unwrap();
     let head = format!(
-        "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{",
-        BODY_CAP - 1
+        "POST /mutate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{",
     );
     tokio::spawn(async move {
         if stream.write_all(head.as_bytes()).await.is_err() {
@@ -220,8 +219,10 @@ async fn idle_slow_and_trickling_connections_do_not_keep_reviews_out() {
     for _ in 0..20 {
         tasks.push(slowloris(addr).await);
     }
+    // Large ones take readers' slots; small ones are read before any slot is taken.
     for _ in 0..2 * REVIEW_SLOTS {
-        tasks.push(slow_body(addr).await);
+        tasks.push(slow_body(addr, BODY_CAP - 1).await);
+        tasks.push(slow_body(addr, SMALL_BODY).await);
     }
     // The attackers keep coming back while the API server sends its reviews.
     let attacker = tokio::spawn(async move {
@@ -265,7 +266,7 @@ async fn idle_slow_and_trickling_connections_do_not_keep_reviews_out() {
     .unwrap_or_default();
     let (rss, _) = memory_kib(server.child.id());
     println!(
-        "attack 5: 300+ idle TCP, 20 slowloris, {} slow bodies: {answered} of 15 reviews answered, \
+        "attack 5: 300+ idle TCP, 20 slowloris, {} large and {0} small slow bodies: {answered} of 15 reviews answered, \
          slowest {:.0} ms; connections evicted {evicted}, refused {refused}; 503 busy {busy}; VmRSS {:.1} MiB",
         2 * REVIEW_SLOTS,
         slowest.as_secs_f64() * 1000.0,

@@ -1,6 +1,6 @@
-//! `POST /mutate`: take a review slot (`slots`), read the body under limits, `patch::parse` it, look
-//! the pod's VMI up (when `parse` asks for one and lookups are on), `patch::answer`, then log and
-//! count the review.
+//! `POST /mutate`: read a small body then take a review slot, or take a reader's slot then read a
+//! larger body (`slots`), under limits; `patch::parse` it, look the pod's VMI up (when `parse`
+//! asks for one and lookups are on), `patch::answer`, then log and count the review.
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -9,7 +9,7 @@ use kube_metrics_runtime::Activity;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::text;
+use super::{slots::Slot, text};
 use crate::{
     metrics::RequestResult,
     patch::{self, Outcome, Reviewed},
@@ -35,26 +35,22 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
     // Waiting for a slot and reading the body are up to the client: its connection may be evicted
     // meanwhile (`slots`, and the runtime's cap).
     let idle = activity.as_ref().map(Activity::idle);
-    let Some(slot) = state.reviews.acquire(activity.as_ref()).await else {
-        drop(idle);
-        tracing::warn!(
-            slots = state.limits.reviews,
-            "No review slot came free; answering 503"
-        );
-        state
-            .metrics
-            .observe(RequestResult::Busy, started.elapsed());
-        return Reject::Busy.response();
-    };
-    let body = read_body(req, &state.limits).await;
-    slot.read();
+    let read = read_in_slot(req, state, activity.as_ref()).await;
     drop(idle);
-    let (result, response) = match body {
+    let (result, response) = match read {
+        Err(Reject::Busy) => {
+            tracing::warn!(
+                slots = state.limits.reviews,
+                "No review slot came free; answering 503"
+            );
+            (RequestResult::Busy, Reject::Busy.response())
+        }
         Err(reject) => {
             tracing::info!(?reject, "Rejected admission request");
             (RequestResult::BadRequest, reject.response())
         }
-        Ok(body) => match patch::parse(&body) {
+        // The slot is held until the review is answered.
+        Ok((_slot, body)) => match patch::parse(&body) {
             Err(error) => {
                 let error = kube_metrics_runtime::log::error_chain(&error);
                 tracing::info!(%error, "Rejected malformed AdmissionReview");
@@ -98,35 +94,66 @@ pub(super) async fn mutate(req: Request<Incoming>, state: &State) -> Response<Fu
     response
 }
 
-/// Reads the body under the Content-Type, size and time limits.
-async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Reject> {
-    if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-        return Err(Reject::ContentType);
+/// How a request's head says its body must be read: a small body before the review takes a slot,
+/// so a slow client never holds one; a larger one in a reader's slot. With the length to reserve.
+#[derive(Debug, PartialEq, Eq)]
+enum Declared {
+    Small(usize),
+    Large(usize),
+}
+
+impl Declared {
+    /// Refuses a body that is not JSON or is declared past the cap before reading a byte of it;
+    /// `collect` catches the rest. A body of no declared length is read as a large one.
+    fn of(headers: &http::HeaderMap, limits: &Limits) -> Result<Self, Reject> {
+        if !is_json(headers.get(header::CONTENT_TYPE)) {
+            return Err(Reject::ContentType);
+        }
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        match declared {
+            Some(len) if len > limits.body_cap as u64 => Err(Reject::TooLarge),
+            Some(len) if len <= limits.small_body as u64 => Ok(Self::Small(len as usize)),
+            Some(len) => Ok(Self::Large(len as usize)),
+            None => Ok(Self::Large(0)),
+        }
     }
-    // Refuse a declared oversize body before reading a byte of it; `Limited` catches the rest.
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok());
-    if declared
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > limits.body_cap as u64)
-    {
-        return Err(Reject::TooLarge);
+}
+
+/// The body, in the review slot it is decided in (`slots`).
+async fn read_in_slot(
+    req: Request<Incoming>,
+    state: &State,
+    activity: Option<&Arc<Activity>>,
+) -> Result<(Slot, Bytes), Reject> {
+    let limits = &state.limits;
+    match Declared::of(req.headers(), limits)? {
+        Declared::Small(len) => {
+            let body = read(req.into_body(), len, limits.small_body, limits.small_read).await?;
+            let slot = state.reviews.deciding().await.ok_or(Reject::Busy)?;
+            Ok((slot, body))
+        }
+        Declared::Large(len) => {
+            let mut slot = state.reviews.reading(activity).await.ok_or(Reject::Busy)?;
+            let body = read(req.into_body(), len, limits.body_cap, limits.request).await;
+            slot.read();
+            Ok((slot, body?))
+        }
     }
-    let capacity = declared
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0)
-        .min(limits.body_cap);
-    match tokio::time::timeout(
-        limits.request,
-        collect(req.into_body(), capacity, limits.body_cap),
-    )
-    .await
-    {
-        Err(_) => Err(Reject::Timeout),
-        Ok(result) => result,
-    }
+}
+
+/// Reads a body of `capacity` declared bytes, at most `cap`, within `deadline`.
+async fn read(
+    body: Incoming,
+    capacity: usize,
+    cap: usize,
+    deadline: Duration,
+) -> Result<Bytes, Reject> {
+    tokio::time::timeout(deadline, collect(body, capacity, cap))
+        .await
+        .unwrap_or(Err(Reject::Timeout))
 }
 
 /// The body in one buffer of its declared size: hyper's own collection keeps the chunks and then
@@ -264,6 +291,43 @@ mod tests {
             );
         }
         assert!(!is_json(None));
+    }
+
+    #[test]
+    fn the_declared_length_says_whether_the_body_is_read_before_a_slot() {
+        let limits = Limits::default();
+        let (small, cap) = (limits.small_body, limits.body_cap);
+        let (json, text) = ("application/json", "text/plain");
+        let (at_small, past_small, at_cap, past_cap) = (
+            small.to_string(),
+            (small + 1).to_string(),
+            cap.to_string(),
+            (cap + 1).to_string(),
+        );
+        /// Content-Type, Content-Length; what the head declares.
+        type Row<'a> = (&'a str, Option<&'a str>, Result<Declared, Reject>);
+        let table: [Row<'_>; 8] = [
+            (json, Some("15010"), Ok(Declared::Small(15010))),
+            (json, Some("0"), Ok(Declared::Small(0))),
+            (json, Some(&at_small), Ok(Declared::Small(small))),
+            (json, Some(&past_small), Ok(Declared::Large(small + 1))),
+            (json, Some(&at_cap), Ok(Declared::Large(cap))),
+            (json, Some(&past_cap), Err(Reject::TooLarge)),
+            (json, None, Ok(Declared::Large(0))),
+            (text, Some("15010"), Err(Reject::ContentType)),
+        ];
+        for (content_type, length, want) in table {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            if let Some(length) = length {
+                headers.insert(header::CONTENT_LENGTH, length.parse().unwrap());
+            }
+            assert_eq!(
+                Declared::of(&headers, &limits),
+                want,
+                "{content_type} {length:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Review slots: at most [`super::Limits::reviews`] requests read a body and decide at once, so
+//! Review slots: at most [`super::Limits::reviews`] requests hold a body and decide at once, so
 //! the webhook's memory is that many reviews at their worst, whatever the number of connections.
 //!
-//! A slot is taken before the body is read, so a client that trickles its body holds one. Such a
-//! client is evictable: a request that finds every slot taken closes the connection of the oldest
-//! holder that has been reading its body for over [`READ_GRACE`] (through the runtime's
-//! [`Activity`]) and takes its slot. The API server sends a review's body at once, so only slow
-//! clients are ever still reading by then. Holders that
+//! A review small enough to read first (`mutate`, [`super::Limits::small_body`]) takes a slot with
+//! its body in hand ([`Reviews::deciding`]). A larger one takes its slot before the body is read
+//! ([`Reviews::reading`]), so a client that trickles a large body holds one; readers may hold every
+//! slot but one, so a review whose body is in never waits behind them. A reader is evictable: a
+//! request that finds no slot it may take closes the connection of the oldest holder that has been
+//! reading its body for over [`READ_GRACE`] (through the runtime's [`Activity`]). The API server
+//! sends a review's body at once, so only slow clients are ever still reading by then. Holders that
 //! are deciding (parse, VMI lookup, answer: at most the lookup budget) are never evicted; past
 //! [`super::Limits::slot_wait`] a request gives up and is answered 503, which the API server's
 //! `failurePolicy: Ignore` turns into an admission without the sidecar, counted as `busy`.
@@ -30,6 +32,8 @@ const EVICT_TICK: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct Reviews {
     permits: Arc<Semaphore>,
+    /// One fewer than `permits`: taken with a slot by a review whose body is still to be read.
+    readers: Arc<Semaphore>,
     /// Holders still reading their body, oldest first, with their connections and when they
     /// started.
     reading: Mutex<BTreeMap<u64, (Instant, Arc<Activity>)>>,
@@ -37,11 +41,12 @@ pub struct Reviews {
     wait: Duration,
 }
 
-/// One review's slot; its body is being read until [`Slot::read`].
+/// One review's slot; while it holds a reader's place its body is being read, until [`Slot::read`].
 #[derive(Debug)]
 pub struct Slot {
     reviews: Arc<Reviews>,
     seq: u64,
+    reader: Option<OwnedSemaphorePermit>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -49,42 +54,67 @@ pub struct Slot {
 
 impl Reviews {
     pub fn new(slots: usize, wait: Duration) -> Arc<Self> {
+        let slots = slots.max(1);
         Arc::new(Self {
-            permits: Arc::new(Semaphore::new(slots.max(1))),
+            permits: Arc::new(Semaphore::new(slots)),
+            readers: Arc::new(Semaphore::new((slots - 1).max(1))),
             reading: Mutex::default(),
             next: AtomicU64::new(0),
             wait,
         })
     }
 
-    /// A slot for a review whose connection is `activity` (none when the request did not come
-    /// through the runtime's accept loop): a free one, else the one the oldest slow reader gives
+    /// A slot for a review whose body is in: a free one, else the one the oldest slow reader gives
     /// up, else the first to come free within the wait. `None` past the wait.
-    pub async fn acquire(self: &Arc<Self>, activity: Option<&Arc<Activity>>) -> Option<Slot> {
-        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => self.wait_evicting().await?,
-        };
-        let seq = self.next.fetch_add(1, Ordering::Relaxed);
-        if let Some(activity) = activity {
-            self.lock()
-                .insert(seq, (Instant::now(), Arc::clone(activity)));
-        }
-        Some(Slot {
-            reviews: Arc::clone(self),
-            seq,
-            _permit: permit,
-        })
+    pub async fn deciding(self: &Arc<Self>) -> Option<Slot> {
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let permit = self.take(&self.permits, deadline).await?;
+        Some(self.slot(None, permit))
     }
 
-    /// Waits for a slot, evicting a slow reader whenever one is past [`READ_GRACE`]: readers that
-    /// were fresh when the wait began become evictable during it.
-    async fn wait_evicting(&self) -> Option<OwnedSemaphorePermit> {
+    /// A slot for a review whose body is still to be read on connection `activity` (none when
+    /// the request did not come through the runtime's accept loop): a reader's place, then a
+    /// slot, each as [`Reviews::deciding`] takes one, within one wait.
+    pub async fn reading(self: &Arc<Self>, activity: Option<&Arc<Activity>>) -> Option<Slot> {
         let deadline = tokio::time::Instant::now() + self.wait;
+        let reader = self.take(&self.readers, deadline).await?;
+        let permit = self.take(&self.permits, deadline).await?;
+        let slot = self.slot(Some(reader), permit);
+        if let Some(activity) = activity {
+            self.lock()
+                .insert(slot.seq, (Instant::now(), Arc::clone(activity)));
+        }
+        Some(slot)
+    }
+
+    fn slot(
+        self: &Arc<Self>,
+        reader: Option<OwnedSemaphorePermit>,
+        permit: OwnedSemaphorePermit,
+    ) -> Slot {
+        Slot {
+            reviews: Arc::clone(self),
+            seq: self.next.fetch_add(1, Ordering::Relaxed),
+            reader,
+            _permit: permit,
+        }
+    }
+
+    /// A permit of `semaphore`: a free one, else waits for one until `deadline`, evicting a slow
+    /// reader whenever one is past [`READ_GRACE`]: readers that were fresh when the wait began
+    /// become evictable during it.
+    async fn take(
+        &self,
+        semaphore: &Arc<Semaphore>,
+        deadline: tokio::time::Instant,
+    ) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = Arc::clone(semaphore).try_acquire_owned() {
+            return Some(permit);
+        }
         loop {
             self.evict_oldest_reader();
             let tick = (tokio::time::Instant::now() + EVICT_TICK).min(deadline);
-            let freed = Arc::clone(&self.permits).acquire_owned();
+            let freed = Arc::clone(semaphore).acquire_owned();
             match tokio::time::timeout_at(tick, freed).await {
                 Ok(permit) => return permit.ok(),
                 Err(_) if tick >= deadline => return None,
@@ -124,9 +154,11 @@ impl Reviews {
 // === impl Slot ===
 
 impl Slot {
-    /// The body is in: from now on the review is deciding and is not evicted.
-    pub fn read(&self) {
+    /// The body is in: from now on the review is deciding, is not evicted and leaves its reader's
+    /// place to the next.
+    pub fn read(&mut self) {
         self.reviews.lock().remove(&self.seq);
+        self.reader = None;
     }
 }
 
@@ -173,10 +205,32 @@ mod tests {
     #[tokio::test]
     async fn a_full_set_of_deciding_reviews_makes_the_next_one_wait_then_give_up() {
         let reviews = Reviews::new(1, Duration::from_millis(50));
-        let first = reviews.acquire(None).await.unwrap();
-        first.read();
-        assert!(reviews.acquire(None).await.is_none());
+        let first = reviews.deciding().await.unwrap();
+        assert!(reviews.deciding().await.is_none());
         drop(first);
-        assert!(reviews.acquire(None).await.is_some());
+        assert!(reviews.deciding().await.is_some());
+    }
+
+    #[tokio::test]
+    async fn readers_leave_the_last_slot_to_a_review_whose_body_is_in() {
+        let reviews = Reviews::new(3, Duration::from_millis(50));
+        let mut first = reviews.reading(None).await.unwrap();
+        let _second = reviews.reading(None).await.unwrap();
+        assert!(
+            reviews.reading(None).await.is_none(),
+            "two of three readers"
+        );
+        let last = reviews.deciding().await.unwrap();
+        assert_eq!(reviews.in_use(3), 3);
+        // A reader whose body is in gives its reader's place up, not its slot.
+        first.read();
+        drop(last);
+        let third = reviews.reading(None).await;
+        assert!(third.is_some());
+        assert!(
+            reviews.deciding().await.is_none(),
+            "{} in use",
+            reviews.in_use(3)
+        );
     }
 }
