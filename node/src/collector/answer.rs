@@ -1,15 +1,11 @@
 //! What the node collector's answer holds besides its pods' lines: which pods it admits, under the
 //! relay's rules for a node's answer, and its own families. No I/O.
 
-use std::collections::HashSet;
-
-use kube_metrics_contract::limits::{
-    MAX_ANSWER_BYTES, MAX_ANSWER_SERIES, MAX_OUTPUT_BYTES, MAX_SERIES,
-};
+use kube_metrics_contract::limits::{MAX_OUTPUT_BYTES, MAX_SERIES};
 use kube_metrics_exposition::{Format, Kind, Writer};
 
 use crate::kubelet::Identity;
-use crate::relay::merge::Rejected;
+use crate::relay::merge::{Rejected, Room};
 
 /// What one scrape did with the pods of the node, for the node collector's own families.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -39,28 +35,19 @@ pub(super) struct Weight<'a> {
 /// (`crate::relay::merge`), so that the node collector's costs the same at most. A pod recreated
 /// under a name already served is left out, as is one over a collector's caps
 /// (`kube_metrics_contract::limits`), or one the answer has no room left for.
-pub(super) fn admit(pods: &[Weight<'_>]) -> Vec<Result<(), Rejected>> {
-    let mut served = HashSet::new();
-    let (mut series, mut bytes) = (0, 0);
-    let mut admissions = Vec::with_capacity(pods.len());
-    for pod in pods {
-        let admission = if served.contains(pod.identity) {
-            Err(Rejected::DuplicateIdentity)
-        } else if pod.series > MAX_SERIES {
-            Err(Rejected::TooManySeries)
-        } else if pod.bytes > MAX_OUTPUT_BYTES {
-            Err(Rejected::OutputTooLarge)
-        } else if series + pod.series > MAX_ANSWER_SERIES || bytes + pod.bytes > MAX_ANSWER_BYTES {
-            Err(Rejected::AnswerFull)
-        } else {
-            served.insert(pod.identity);
-            series += pod.series;
-            bytes += pod.bytes;
-            Ok(())
-        };
-        admissions.push(admission);
-    }
-    admissions
+pub(super) fn admit<'a>(pods: &[Weight<'a>]) -> Vec<Result<(), Rejected>> {
+    let mut room = Room::default();
+    let admit = |pod: &Weight<'a>| {
+        room.unserved(pod.identity)?;
+        if pod.series > MAX_SERIES {
+            return Err(Rejected::TooManySeries);
+        }
+        if pod.bytes > MAX_OUTPUT_BYTES {
+            return Err(Rejected::OutputTooLarge);
+        }
+        room.take(pod.identity, pod.series, pod.bytes)
+    };
+    pods.iter().map(admit).collect()
 }
 
 /// `kube_metrics_collector_node_*`: what the last scrape did, appended to `out`.

@@ -16,6 +16,7 @@ use answer::Answer;
 pub use identity::identity;
 use plan::{Scratch, plan};
 pub use plan::{labels_allowed, reserved_label};
+pub use room::Room;
 
 /// Families under this prefix are the relay's own; a target may not send them.
 pub const RESERVED_PREFIX: &str = "kube_metrics_collector_relay_";
@@ -184,7 +185,7 @@ pub fn merge<S: AsRef<str>>(targets: &[(Identity, S)]) -> Merged {
         let identity = plan(
             attested,
             body.as_ref(),
-            &answer.served,
+            &answer.room,
             &mut scratch,
             &mut dropped,
         )
@@ -201,6 +202,7 @@ pub fn merge<S: AsRef<str>>(targets: &[(Identity, S)]) -> Merged {
 mod answer;
 mod identity;
 mod plan;
+mod room;
 mod seen;
 mod vet;
 

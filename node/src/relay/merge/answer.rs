@@ -3,26 +3,22 @@
 //! is read again from its target and relabelled there, so that nothing of the
 //! answer exists twice (docs/threat-model.md, "The relay's bounds").
 
-use std::collections::HashSet;
-
-use kube_metrics_contract::limits::{MAX_ANSWER_BYTES, MAX_ANSWER_SERIES, RELAY_OWN_BYTES};
+use kube_metrics_contract::limits::RELAY_OWN_BYTES;
 use kube_metrics_contract::metrics::FAMILIES;
 use kube_metrics_exposition::{Format, Kind, Writer};
 
 use super::plan::{Help, N, Planned, help_line_bytes, write_line};
-use super::{Identity, Rejected};
+use super::{Rejected, Room};
 use crate::relay::parse::parse_sample;
 
 /// The accepted targets, in order, and what they add up to.
 #[derive(Debug, Default)]
 pub(super) struct Answer<'a> {
     targets: Vec<Planned<'a>>,
-    series: usize,
-    bytes: usize,
     /// Each family's HELP while every target that declared it agrees on it.
     help: [Help<'a>; N],
-    /// The identities served so far.
-    pub served: HashSet<&'a Identity>,
+    /// The identities served so far, and what their lines weigh.
+    pub room: Room<'a>,
 }
 
 // === impl Answer ===
@@ -31,11 +27,9 @@ impl<'a> Answer<'a> {
     /// Takes a planned target in, unless the answer would then hold more
     /// series or bytes than a node's worth of collectors at their caps.
     pub fn add(&mut self, planned: Planned<'a>) -> Result<(), Rejected> {
-        let series = self.series + planned.lines.len();
-        let bytes = self.bytes + planned.line_bytes + planned.help_bytes;
-        if series > MAX_ANSWER_SERIES || bytes > MAX_ANSWER_BYTES {
-            return Err(Rejected::AnswerFull);
-        }
+        let bytes = planned.line_bytes + planned.help_bytes;
+        self.room
+            .take(planned.identity, planned.lines.len(), bytes)?;
         for (agreed, declared) in self.help.iter_mut().zip(&planned.help) {
             *agreed = match (agreed.take(), declared) {
                 (agreed, None) => agreed,
@@ -44,9 +38,6 @@ impl<'a> Answer<'a> {
                 (Some(_), Some(_)) => Some(None),
             };
         }
-        self.series = series;
-        self.bytes = bytes;
-        self.served.insert(planned.identity);
         self.targets.push(planned);
         Ok(())
     }

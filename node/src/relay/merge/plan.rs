@@ -3,7 +3,6 @@
 //! bytes they take once relabelled. No I/O.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
 
 use kube_metrics_contract::limits::{MAX_OUTPUT_BYTES, MAX_SERIES};
 use kube_metrics_contract::metrics::{self, FAMILIES, RELAY_LABELS};
@@ -11,7 +10,7 @@ use kube_metrics_exposition::Line;
 
 use super::seen::Seen;
 use super::vet::{check_identity, vet};
-use super::{DropCounts, Dropped, Identity, RESERVED_PREFIX, Rejected};
+use super::{DropCounts, Dropped, Identity, RESERVED_PREFIX, Rejected, Room};
 use crate::relay::parse::{Family, Parsed, Sample};
 
 /// How many families the collector writes.
@@ -50,11 +49,11 @@ pub(super) struct Scratch {
 pub(super) fn plan<'a>(
     attested: &'a Identity,
     text: &'a str,
-    served: &HashSet<&Identity>,
+    room: &Room<'_>,
     scratch: &mut Scratch,
     dropped: &mut DropCounts,
 ) -> Result<Planned<'a>, Rejected> {
-    check_identity(attested, text, served)?;
+    check_identity(attested, text, room)?;
     let target = Parsed::read(text, MAX_SERIES);
     if target.too_many_samples {
         return Err(Rejected::TooManySeries);

@@ -1,12 +1,10 @@
 //! Whether a target may be merged at all: its identity, its lines, its types. A target either
 //! passes whole or is left out whole.
 
-use std::collections::HashSet;
-
 use kube_metrics_contract::metrics;
 use kube_metrics_exposition::Kind;
 
-use super::{DropCounts, Dropped, Identity, Rejected, identity};
+use super::{DropCounts, Dropped, Identity, Rejected, Room, identity};
 use crate::relay::parse::Parsed;
 
 /// The target must state exactly the identity the kubelet attests, and be
@@ -14,15 +12,12 @@ use crate::relay::parse::Parsed;
 pub(super) fn check_identity(
     attested: &Identity,
     text: &str,
-    served: &HashSet<&Identity>,
+    room: &Room<'_>,
 ) -> Result<(), Rejected> {
     if identity(text)? != *attested {
         return Err(Rejected::IdentityMismatch);
     }
-    if served.contains(attested) {
-        return Err(Rejected::DuplicateIdentity);
-    }
-    Ok(())
+    room.unserved(attested)
 }
 
 /// Rejects a target with a malformed line, or with one of the collector's
