@@ -1,12 +1,14 @@
 //! Pure decisions only; `webhook/tests/certgen_cluster.rs` runs `apply` against a fake API server
 //! on loopback (no cluster exists where these tests run).
 use super::*;
+use crate::certgen::{dns_names, generate};
 use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, WebhookClientConfig};
+use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
 fn names() -> Vec<String> {
-    super::super::dns_names("kmw", "ns-0")
+    dns_names("kmw", "ns-0")
 }
 
 fn mk_names() -> Names {
@@ -54,7 +56,7 @@ fn reuses_a_valid_secret() {
 fn replaces_unusable_secrets() {
     let good = generate(&names(), 365 * DAY).unwrap();
     let other = generate(&names(), 365 * DAY).unwrap();
-    let foreign = generate(&super::super::dns_names("other", "ns-0"), 365 * DAY).unwrap();
+    let foreign = generate(&dns_names("other", "ns-0"), 365 * DAY).unwrap();
     let short = generate(&names(), 10 * DAY).unwrap();
 
     let mut empty = data_of(&good);
