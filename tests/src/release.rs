@@ -7,6 +7,7 @@ use crate::{manifests, process};
 use anyhow::{Context as _, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The variants a release ships, relative to `manifests/`, and the stem of each one's file in a
@@ -47,12 +48,18 @@ pub fn render(variant: &str, version: &str, digest: &str) -> Result<Vec<Value>> 
     manifests::kustomize(&release).with_context(|| format!("release {version} of {variant}"))
 }
 
-/// The objects of one variant as release `version` shipped it (`tests/fixtures/`).
-pub fn fixture(version: &str, stem: &str) -> Result<Vec<Value>> {
-    let path = crate::workspace()
+/// Where release `version`'s variant `stem` is kept (`tests/fixtures/release-<version>/<stem>/`):
+/// its manifests, and beside them the tests of its alerts.
+pub fn fixture_dir(version: &str, stem: &str) -> PathBuf {
+    crate::workspace()
         .join("tests/fixtures")
         .join(format!("release-{version}"))
-        .join(format!("{stem}.yaml"));
+        .join(stem)
+}
+
+/// The objects of one variant as release `version` shipped it.
+pub fn fixture(version: &str, stem: &str) -> Result<Vec<Value>> {
+    let path = fixture_dir(version, stem).join("manifests.yaml");
     let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
     manifests::parse_documents(&text)
 }
