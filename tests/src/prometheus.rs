@@ -1,6 +1,7 @@
 //! A real Prometheus (Debian's `/usr/bin/prometheus`) scraping loopback targets, its HTTP API, and
 //! what the `promtool` that ships with it does for the tests: `check metrics`, the exposition-format
-//! linter, and `tsdb create-blocks-from openmetrics`.
+//! linter, `check rules` and `test rules` (`promtool_test_rules`), and `tsdb create-blocks-from
+//! openmetrics`.
 
 use crate::exposition::Sample;
 use crate::http::{self, Endpoint};
@@ -227,6 +228,47 @@ pub fn promtool_check_metrics(exposition: &[u8]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What promtool said of a PrometheusRule's rules and of a rule test file.
+#[derive(Debug)]
+pub struct RuleTests {
+    /// `promtool check rules`' output; the rules passed it.
+    pub checked: String,
+    /// Whether `promtool test rules` passed, and what it printed.
+    pub passed: bool,
+    pub output: String,
+}
+
+/// `promtool check rules` of `spec` (a PrometheusRule's), which must pass, then `promtool test rules`
+/// of `tests` (a rule test file's YAML, reading `rules.yaml`) over it, in a directory of their own.
+pub fn promtool_test_rules(spec: &Value, tests: &str) -> Result<RuleTests> {
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        serde_norway::to_string(spec)?,
+    )?;
+    std::fs::write(dir.path().join("rules.test.yaml"), tests)?;
+    let checked = crate::process::stdout(
+        Command::new("promtool")
+            .args(["check", "rules", "rules.yaml"])
+            .current_dir(dir.path()),
+    )?;
+    let output = Command::new("promtool")
+        .args(["test", "rules", "rules.test.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .context("cannot start promtool: run scripts/setup")?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(RuleTests {
+        checked,
+        passed: output.status.success() && text.contains("SUCCESS"),
+        output: text,
+    })
 }
 
 fn config_yaml(targets: &[SocketAddr]) -> String {

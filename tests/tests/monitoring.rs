@@ -9,6 +9,7 @@ use anyhow::{Context as _, Result, ensure};
 use e2e::exposition::Sample;
 use e2e::manifests;
 use e2e::process;
+use e2e::prometheus::promtool_test_rules;
 use e2e::promql::{Matcher, metric_names, selectors};
 use kube_metrics_contract::metrics::{self, Keep, Profile};
 use serde_json::Value;
@@ -111,29 +112,17 @@ fn rules_and_dashboard_use_only_documented_metrics() -> Result<()> {
 #[test]
 fn rules_pass_promtool_check_and_unit_tests() -> Result<()> {
     let (spec, rules) = manifests::prometheus_rules(manifests::default_install()?)?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(&spec)?,
-    )?;
     let tests = e2e::workspace().join("manifests/components/monitoring/rules.test.yaml");
     let test_text = std::fs::read_to_string(&tests)?;
-    std::fs::write(dir.path().join("rules.test.yaml"), &test_text)?;
-    let checked = process::stdout(
-        Command::new("promtool")
-            .args(["check", "rules", "rules.yaml"])
-            .current_dir(dir.path()),
-    )?;
+    let tested = promtool_test_rules(&spec, &test_text)?;
     ensure!(
-        checked.contains(&format!("SUCCESS: {} rules found", rules.len())),
-        "{checked}"
+        tested
+            .checked
+            .contains(&format!("SUCCESS: {} rules found", rules.len())),
+        "{}",
+        tested.checked
     );
-    let tested = process::stdout(
-        Command::new("promtool")
-            .args(["test", "rules", "rules.test.yaml"])
-            .current_dir(dir.path()),
-    )?;
-    ensure!(tested.contains("SUCCESS"), "{tested}");
+    ensure!(tested.passed, "{}", tested.output);
     every_alert_is_tested_and_has_a_runbook(&spec, &test_text)
 }
 

@@ -94,31 +94,10 @@ fn only_the_openshift_variant_reads_exported_labels() -> Result<()> {
     Ok(())
 }
 
-/// `promtool test rules` of `tests` (YAML text) over `spec` (a PrometheusRule's), in a directory
-/// of their own; promtool's output, and whether it passed.
+/// `promtool test rules` of `tests` over `spec`: whether it passed, and promtool's output.
 fn promtool_test(spec: &serde_json::Value, tests: &str) -> Result<(bool, String)> {
-    let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(spec)?,
-    )?;
-    std::fs::write(dir.path().join("rules.test.yaml"), tests)?;
-    let checked = e2e::process::stdout(
-        std::process::Command::new("promtool")
-            .args(["check", "rules", "rules.yaml"])
-            .current_dir(dir.path()),
-    )?;
-    ensure!(checked.contains("SUCCESS"), "{checked}");
-    let output = std::process::Command::new("promtool")
-        .args(["test", "rules", "rules.test.yaml"])
-        .current_dir(dir.path())
-        .output()?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok((output.status.success() && text.contains("SUCCESS"), text))
+    let tested = e2e::prometheus::promtool_test_rules(spec, tests)?;
+    Ok((tested.passed, tested.output))
 }
 
 /// The OpenShift rules' tests: its own cases (a relayed VM, a directly scraped one, and a tenant's

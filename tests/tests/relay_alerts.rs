@@ -4,8 +4,7 @@
 //! rather than those it takes). Evaluated by `promtool test rules`. Needs `kubectl` and `promtool`.
 
 use anyhow::{Context as _, Result, ensure};
-use e2e::{manifests, process};
-use std::process::Command;
+use e2e::manifests;
 
 /// The reasons the relay counts a collector under when it goes over a cap.
 const CAP_REASONS: [&str; 3] = ["too_many_series", "output_too_large", "answer_full"];
@@ -21,18 +20,8 @@ fn the_dropped_targets_alert_selects_the_relays_cap_reasons() -> Result<()> {
         .iter()
         .find(|(name, _)| name == ALERT)
         .with_context(|| format!("no {ALERT}"))?;
-    let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("rules.yaml"),
-        serde_norway::to_string(&spec)?,
-    )?;
-    std::fs::write(dir.path().join("test.yaml"), unit_test(expr))?;
-    let tested = process::stdout(
-        Command::new("promtool")
-            .args(["test", "rules", "test.yaml"])
-            .current_dir(dir.path()),
-    )?;
-    ensure!(tested.contains("SUCCESS"), "{tested}");
+    let tested = e2e::prometheus::promtool_test_rules(&spec, &unit_test(expr))?;
+    ensure!(tested.passed, "{}", tested.output);
     Ok(())
 }
 
