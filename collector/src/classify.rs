@@ -4,20 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Built-in roles in exposition order; `other` is last.
-pub const BUILTIN_ROLES: [&str; 12] = [
-    "virt-launcher-monitor",
-    "virt-launcher",
-    "virtqemud",
-    "libvirtd",
-    "virtlogd",
-    "qemu",
-    "swtpm",
-    "passt",
-    "virtiofsd",
-    "virt-tail",
-    "container-disk",
-    "other",
-];
+pub use kube_metrics_contract::metrics::BUILTIN_ROLES;
 
 /// Our own argv[0] basename; processes with it (the exec probe, `-M`) are never counted.
 pub const SELF_NAME: &str = "kube-metrics-collector";

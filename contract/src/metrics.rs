@@ -145,6 +145,23 @@ pub enum Keep {
     NonZero,
 }
 
+/// The collector's built-in roles, the `process` label's values (docs/metrics.md), in exposition
+/// order; `other` is last.
+pub const BUILTIN_ROLES: [&str; 12] = [
+    "virt-launcher-monitor",
+    "virt-launcher",
+    "virtqemud",
+    "libvirtd",
+    "virtlogd",
+    "qemu",
+    "swtpm",
+    "passt",
+    "virtiofsd",
+    "virt-tail",
+    "container-disk",
+    "other",
+];
+
 /// The roles whose absence `KubevirtInfraProcessMissing` alerts on (libvirtd counts for
 /// virtqemud, and is written once it ran): their `kubevirt_pod_infra_processes` is written at 0
 /// in every profile. Absent roles are otherwise not written in the default profile.

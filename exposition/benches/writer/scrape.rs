@@ -8,21 +8,8 @@ use kube_metrics_exposition::Kind;
 /// The labels every `kubevirt_pod_infra_*` sample starts with.
 pub const PREFIX: [(&str, &str); 2] = [("host", "worker-0.example.com"), ("domain", "vm-fedora-0")];
 
-/// The roles the collector knows, in its order; all but `libvirtd` have live processes.
-const ROLES: [&str; 12] = [
-    "virt-launcher-monitor",
-    "virt-launcher",
-    "virtqemud",
-    "libvirtd",
-    "virtlogd",
-    "qemu",
-    "swtpm",
-    "passt",
-    "virtiofsd",
-    "virt-tail",
-    "container-disk",
-    "other",
-];
+// The roles the collector knows, in its order; all but `libvirtd` have live processes.
+use kube_metrics_contract::metrics::BUILTIN_ROLES as ROLES;
 
 /// One family and its samples: label values in the order of `labels`, which follow the prefix
 /// when `prefixed`.
