@@ -8,6 +8,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
+use std::ops::Range;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -123,7 +124,6 @@ pub fn dns_names(service: &str, namespace: &str) -> Vec<String> {
 /// Generates a fresh CA and a serving certificate for `names` (the first one is the CN),
 /// both valid from now (minus an hour) for `validity`.
 pub fn generate(names: &[String], validity: Duration) -> Result<Bundle, CertgenError> {
-    let common_name = names.first().ok_or(CertgenError::NoNames)?;
     let now = OffsetDateTime::now_utc();
     let not_before = now
         .checked_sub(time_duration(BACKDATE)?)
@@ -131,14 +131,25 @@ pub fn generate(names: &[String], validity: Duration) -> Result<Bundle, CertgenE
     let not_after = now
         .checked_add(time_duration(validity)?)
         .ok_or(CertgenError::Validity)?;
+    issue(names, not_before..not_after, not_before..not_after)
+}
 
+/// A fresh CA valid over `ca` and a serving certificate for `names` (the first one is the CN)
+/// valid over `leaf`, signed by it: what [`generate`] makes, and what the tests make of a CA
+/// that expires before its leaf.
+pub fn issue(
+    names: &[String],
+    ca_valid: Range<OffsetDateTime>,
+    leaf_valid: Range<OffsetDateTime>,
+) -> Result<Bundle, CertgenError> {
+    let common_name = names.first().ok_or(CertgenError::NoNames)?;
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.distinguished_name
         .push(DnType::CommonName, format!("{common_name} CA"));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.not_before = not_before;
-    ca.not_after = not_after;
+    ca.not_before = ca_valid.start;
+    ca.not_after = ca_valid.end;
     let ca_key = KeyPair::generate()?;
     let ca_cert = ca.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca, ca_key);
@@ -149,8 +160,8 @@ pub fn generate(names: &[String], validity: Duration) -> Result<Bundle, CertgenE
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     leaf.use_authority_key_identifier_extension = true;
-    leaf.not_before = not_before;
-    leaf.not_after = not_after;
+    leaf.not_before = leaf_valid.start;
+    leaf.not_after = leaf_valid.end;
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
 

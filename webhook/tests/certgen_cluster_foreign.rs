@@ -201,24 +201,12 @@ async fn it_creates_only_tls_secrets() {
 
 /// A year's leaf under a CA that expired yesterday.
 fn expired_ca_bundle() -> Bundle {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let now = time::OffsetDateTime::now_utc();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.not_before = now - time::Duration::days(400);
-    ca.not_after = now - time::Duration::days(1);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(dns()).unwrap();
-    leaf.use_authority_key_identifier_extension = true;
-    leaf.not_before = now - time::Duration::days(1);
-    leaf.not_after = now + time::Duration::days(365);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-    Bundle {
-        ca_pem: ca_cert.pem(),
-        cert_pem: leaf_cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
-    }
+    let day = time::Duration::days(1);
+    certgen::issue(
+        &dns(),
+        now - day * 400..now - day,
+        now - day..now + day * 365,
+    )
+    .unwrap()
 }

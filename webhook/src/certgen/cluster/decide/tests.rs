@@ -170,29 +170,17 @@ fn secret_is_a_tls_secret_with_the_three_keys() {
     assert_eq!(keys, [CA_CRT, TLS_CRT, TLS_KEY]);
 }
 
-/// A leaf valid for a year, signed by a CA valid for `days` more (negative: expired), whose
+/// A leaf valid for a year, signed by a CA valid for `valid` days more (negative: expired), whose
 /// validity began 30 days ago.
-fn ca_valid_for(days: i64) -> Bundle {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+fn ca_valid_for(valid: i64) -> Bundle {
     let now = time::OffsetDateTime::now_utc();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.not_before = now - time::Duration::days(30);
-    ca.not_after = now + time::Duration::days(days);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(names()).unwrap();
-    leaf.use_authority_key_identifier_extension = true;
-    leaf.not_before = now - time::Duration::days(1);
-    leaf.not_after = now + time::Duration::days(365);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
-    Bundle {
-        ca_pem: ca_cert.pem(),
-        cert_pem: leaf_cert.pem(),
-        key_pem: leaf_key.serialize_pem(),
-    }
+    let days = time::Duration::days;
+    crate::certgen::issue(
+        &names(),
+        now - days(30)..now + days(valid),
+        now - days(1)..now + days(365),
+    )
+    .unwrap()
 }
 
 #[test]
