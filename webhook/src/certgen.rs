@@ -134,8 +134,8 @@ pub fn generate(names: &[String], validity: Duration) -> Result<Bundle, CertgenE
     issue(names, not_before..not_after, not_before..not_after)
 }
 
-/// A fresh CA valid over `ca` and a serving certificate for `names` (the first one is the CN)
-/// valid over `leaf`, signed by it: what [`generate`] makes, and what the tests make of a CA
+/// A fresh CA valid over `ca_valid` and a serving certificate for `names` (the first one is the
+/// CN) valid over `leaf_valid`, signed by it: what [`generate`] makes, and what the tests make of a CA
 /// that expires before its leaf.
 pub fn issue(
     names: &[String],
